@@ -1,0 +1,131 @@
+# bedrock-cost-exporter - hand-written GNU Makefile.
+#
+#   make            build ./bedrock-cost-exporter (run `make deps` first on a new machine)
+#   make deps       install the missing Debian packages (build and test), apt-get update only if needed
+#   make check      deps + build + unit tests (ASan/UBSan) + integration tests
+#   make demo       deps + build + fake AWS account + exporter; prints the /metrics URL
+#   make install    PREFIX, DESTDIR, BINDIR, SYSCONFDIR honoured
+#   make SANITIZE=address,undefined   sanitizer build of everything
+
+VERSION    := 0.1.0
+REVISION   := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+DESTDIR    ?=
+
+CC         ?= cc
+PYTHON     ?= /usr/bin/python3
+PKG_CONFIG ?= pkg-config
+PKGS       := libmicrohttpd libcurl libcjson libconfig zlib
+
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+
+WARNINGS   := -Wall -Wextra -Werror -Wshadow -Wconversion -Wstrict-prototypes \
+              -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral
+BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -O2 -g $(WARNINGS) -MMD -MP \
+              -DBCE_VERSION='"$(VERSION)"' -DBCE_REVISION='"$(REVISION)"' \
+              -DBCE_SYSCONFDIR='"$(SYSCONFDIR)"' $(PKG_CFLAGS)
+ifneq ($(SANITIZE),)
+SAN_FLAGS  := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+# user CFLAGS/LDFLAGS come last and are never overwritten
+ALL_CFLAGS  = $(BASE_CFLAGS) $(SAN_FLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
+LIBS        = $(PKG_LIBS) -lpthread -lm
+
+SRCS    := $(wildcard src/*.c)
+LIBSRCS := $(filter-out src/main.c,$(SRCS))
+OBJS    := $(SRCS:src/%.c=build/obj/%.o)
+
+# Unit tests always build with ASan+UBSan, in their own object directory.
+TEST_SAN    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+TEST_CFLAGS  = $(BASE_CFLAGS) $(TEST_SAN) $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null) \
+               -Wno-missing-prototypes $(CFLAGS)
+SAN_OBJS    := $(LIBSRCS:src/%.c=build/san/%.o)
+UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
+UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
+
+# Debian packages for building and testing. libcurl: any of its -dev flavours will do.
+DEB_PKGS := gcc make pkg-config libc6-dev libmicrohttpd-dev libcjson-dev libconfig-dev \
+            zlib1g-dev libcmocka-dev prometheus python3 python3-botocore git ca-certificates
+
+.PHONY: all deps check unit integration demo install uninstall clean pkgcheck
+
+all: bedrock-cost-exporter
+
+pkgcheck:
+	@$(PKG_CONFIG) --exists $(PKGS) || { \
+	  echo "missing build dependencies ($(PKGS)); run: make deps" >&2; exit 1; }
+
+bedrock-cost-exporter: $(OBJS) | pkgcheck
+	$(CC) $(ALL_LDFLAGS) -o $@ $(OBJS) $(LIBS)
+
+build/obj/%.o: src/%.c | pkgcheck
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# The sanitizer build of the daemon, used by the integration tests.
+build/san/%.o: src/%.c | pkgcheck
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(TEST_SAN) $(CFLAGS) -c -o $@ $<
+
+build/san/libbce.a: $(SAN_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+build/san/bedrock-cost-exporter: build/san/main.o build/san/libbce.a
+	$(CC) $(TEST_SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# A unit test may #include the module it tests to reach its statics; the
+# archive then supplies only the other modules.
+build/unit/%: tests/unit/%.c build/san/libbce.a
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -Isrc -o $@ $< build/san/libbce.a $(LIBS) \
+	  $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+
+deps:
+	@missing=""; \
+	for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if ! dpkg-query -W -f='$${Status}\n' libcurl4-openssl-dev libcurl4-gnutls-dev libcurl4-nss-dev 2>/dev/null \
+	     | grep -q '^install ok installed'; then missing="$$missing libcurl4-openssl-dev"; fi; \
+	if [ -z "$$missing" ]; then echo "make deps: all build and test dependencies are installed"; exit 0; fi; \
+	echo "make deps: installing$$missing"; \
+	sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	$$sudo apt-get update -q && \
+	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends $$missing
+
+check: deps
+	@$(MAKE) --no-print-directory unit integration
+
+unit: $(UNIT_BINS)
+	@failed=0; for t in $(UNIT_BINS); do \
+	  echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $$t || failed=1; \
+	done; exit $$failed
+
+integration: bedrock-cost-exporter build/san/bedrock-cost-exporter
+	$(PYTHON) tests/integration/run.py --binary build/san/bedrock-cost-exporter
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@$(PYTHON) tests/demo/demo.py --binary ./bedrock-cost-exporter
+
+install: bedrock-cost-exporter
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/bedrock-cost-exporter
+	install -m 0755 bedrock-cost-exporter $(DESTDIR)$(BINDIR)/bedrock-cost-exporter
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/bedrock-cost-exporter/bedrock-cost-exporter.conf ]; then \
+	  echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/bedrock-cost-exporter/bedrock-cost-exporter.conf"; \
+	else \
+	  install -m 0644 etc/bedrock-cost-exporter.conf $(DESTDIR)$(SYSCONFDIR)/bedrock-cost-exporter/; \
+	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/bedrock-cost-exporter
+
+clean:
+	rm -rf build bedrock-cost-exporter
+
+-include $(OBJS:.o=.d) $(SAN_OBJS:.o=.d) build/san/main.d $(UNIT_BINS:=.d)

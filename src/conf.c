@@ -1,0 +1,451 @@
+/*
+ * conf.c - see conf.h.
+ *
+ * Loading is two passes over libconfig's tree: the first checks every
+ * setting against the schema table (unknown key, type, range) and copies
+ * values out; the second checks what no single key can (derived label-name
+ * collisions). libconfig memory never leaves conf_load().
+ */
+#include "conf.h"
+
+#include <errno.h>
+#include <libconfig.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "expfmt.h"
+#include "util.h"
+
+enum key_type { T_BOOL, T_INT, T_STRING, T_ENUM, T_STRLIST };
+
+static const char *const type_names[] = { "boolean", "integer", "string", "string", "list of strings" };
+
+struct key {
+	const char *path;  /* "group.name" */
+	enum key_type type;
+	size_t offset;     /* into struct conf */
+	long def_int;      /* T_BOOL, T_INT */
+	const char *def_str; /* T_STRING, T_ENUM; T_STRLIST: comma-separated */
+	long min, max;     /* T_INT: value range; T_STRING/T_STRLIST: length/count range */
+	const char *const *choices; /* T_ENUM */
+	const char *help;
+};
+
+static const char *const auth_choices[] = { "api_key", "sigv4", NULL };
+
+#define OFF(f) offsetof(struct conf, f)
+
+static const struct key keys[] = {
+	{ "projects.enabled", T_BOOL, OFF(projects_enabled), 1, NULL, 0, 1, NULL,
+	  "Poll the Bedrock Projects API (source \"projects\")." },
+	{ "projects.regions", T_STRLIST, OFF(projects_regions), 0, "us-east-1", 1, 32, NULL,
+	  "AWS regions whose projects are listed, one listing per region." },
+	{ "projects.endpoint", T_STRING, OFF(projects_endpoint), 0,
+	  "https://bedrock-mantle.{region}.api.aws/v1", 8, 1024, NULL,
+	  "Base URL of the Projects API; {region} is replaced by each region." },
+	{ "projects.auth", T_ENUM, OFF(projects_auth_name), 0, "api_key", 0, 0, auth_choices,
+	  "api_key (Authorization: Bearer) or sigv4 (signing name bedrock-mantle)." },
+	{ "projects.api_key_env", T_STRING, OFF(projects_api_key_env), 0, "BEDROCK_API_KEY", 0, 256,
+	  NULL, "Environment variable holding the Bedrock API key (auth = api_key)." },
+	{ "projects.api_key_file", T_STRING, OFF(projects_api_key_file), 0, "", 0, 4096, NULL,
+	  "File holding the API key; read at every refresh; wins over api_key_env." },
+	{ "projects.refresh_interval", T_INT, OFF(projects_refresh_interval), 300, NULL, 10, 86400,
+	  NULL, "Seconds between two listings (10% jitter is added)." },
+	{ "projects.tag_labels", T_STRLIST, OFF(projects_tag_labels), 0,
+	  "Application,Environment,Team,CostCenter", 0, 32, NULL,
+	  "Tag keys exposed as tag_<key> labels on bedrock_cost_project_info." },
+	{ "projects.page_size", T_INT, OFF(projects_page_size), 100, NULL, 1, 100, NULL,
+	  "Projects per page requested (the API's limit parameter)." },
+	{ "projects.max_projects", T_INT, OFF(projects_max_projects), 1000, NULL, 1, 100000, NULL,
+	  "A region listing more projects than this fails (AWS quota: 1,000)." },
+	{ "http.connect_timeout", T_INT, OFF(http_connect_timeout), 5, NULL, 1, 120, NULL,
+	  "Seconds to establish a connection to an AWS endpoint." },
+	{ "http.request_timeout", T_INT, OFF(http_request_timeout), 30, NULL, 1, 600, NULL,
+	  "Seconds one HTTP request may take in total, body included." },
+	{ "http.max_retries", T_INT, OFF(http_max_retries), 3, NULL, 0, 10, NULL,
+	  "Retries after a throttled, 5xx, timed-out or network-failed request." },
+	{ "http.retry_max_delay", T_INT, OFF(http_retry_max_delay), 30, NULL, 1, 600, NULL,
+	  "Longest wait before a retry; a longer Retry-After gives up the refresh." },
+	{ "http.max_response_mib", T_INT, OFF(http_max_response_mib), 16, NULL, 1, 1024, NULL,
+	  "Largest response body accepted, in MiB; a larger one is an error." },
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+void strlist_push(struct strlist *l, char *s)
+{
+	l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+	l->v[l->n++] = s;
+}
+
+void strlist_free(struct strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+bool strlist_equal(const struct strlist *a, const struct strlist *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->v[i], b->v[i]) != 0)
+			return false;
+	return true;
+}
+
+static void split_default(struct strlist *l, const char *csv)
+{
+	const char *p = csv;
+	while (*p) {
+		const char *e = strchr(p, ',');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		strlist_push(l, xstrndup(p, n));
+		p += n + (e ? 1 : 0);
+	}
+}
+
+static void set_default(struct conf *c, const struct key *k)
+{
+	char *base = (char *)c + k->offset;
+	switch (k->type) {
+	case T_BOOL:
+		*(bool *)(void *)base = k->def_int != 0;
+		break;
+	case T_INT:
+		*(long *)(void *)base = k->def_int;
+		break;
+	case T_STRING:
+	case T_ENUM:
+		*(char **)(void *)base = xstrdup(k->def_str);
+		break;
+	case T_STRLIST:
+		split_default((struct strlist *)(void *)base, k->def_str);
+		break;
+	}
+}
+
+static void free_value(struct conf *c, const struct key *k)
+{
+	char *base = (char *)c + k->offset;
+	if (k->type == T_STRING || k->type == T_ENUM) {
+		free(*(char **)(void *)base);
+		*(char **)(void *)base = NULL;
+	} else if (k->type == T_STRLIST) {
+		strlist_free((struct strlist *)(void *)base);
+	}
+}
+
+void conf_free(struct conf *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < NKEYS; i++)
+		free_value(c, &keys[i]);
+	strlist_free(&c->projects_tag_label_names);
+	free(c->path);
+	free(c);
+}
+
+/* Fills everything derived from keys; returns 0 or -EINVAL with @errors filled. */
+static int derive(struct conf *c, struct strlist *errors, const char *file, const int *lines);
+
+struct conf *conf_defaults(void)
+{
+	struct conf *c = xcalloc(1, sizeof(*c));
+	c->path = xstrdup("");
+	for (size_t i = 0; i < NKEYS; i++)
+		set_default(c, &keys[i]);
+	struct strlist errs = { 0 };
+	int lines[NKEYS] = { 0 };
+	derive(c, &errs, "", lines); /* the defaults are valid by construction */
+	strlist_free(&errs);
+	return c;
+}
+
+static const struct key *find_key(const char *path)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].path, path) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+static bool is_group(const char *name)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strncmp(keys[i].path, name, n) == 0 && keys[i].path[n] == '.')
+			return true;
+	return false;
+}
+
+static void add_error(struct strlist *errors, const char *file, int line, const char *fmt,
+		      const char *a, const char *b)
+{
+	char *msg = xasprintf(fmt, a, b ? b : "");
+	strlist_push(errors, line > 0 ? xasprintf("%s:%d: %s", file, line, msg)
+				      : xasprintf("%s: %s", file, msg));
+	free(msg);
+}
+
+static bool region_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 1 || n > 32)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
+			return false;
+	return true;
+}
+
+/* Reads one setting into @c per @k. Returns 0 or -EINVAL (error recorded). */
+static int read_value(struct conf *c, const struct key *k, const config_setting_t *s,
+		      const char *file, struct strlist *errors)
+{
+	int line = (int)config_setting_source_line(s);
+	int type = config_setting_type(s);
+	char *base = (char *)c + k->offset;
+	char range[64];
+
+	switch (k->type) {
+	case T_BOOL:
+		if (type != CONFIG_TYPE_BOOL)
+			goto wrong_type;
+		*(bool *)(void *)base = config_setting_get_bool(s) != 0;
+		return 0;
+	case T_INT: {
+		if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
+			goto wrong_type;
+		long long v = config_setting_get_int64(s);
+		if (v < k->min || v > k->max) {
+			snprintf(range, sizeof(range), "%ld..%ld", k->min, k->max);
+			add_error(errors, file, line, "%s: value out of range (allowed %s)", k->path, range);
+			return -EINVAL;
+		}
+		*(long *)(void *)base = (long)v;
+		return 0;
+	}
+	case T_STRING:
+	case T_ENUM: {
+		if (type != CONFIG_TYPE_STRING)
+			goto wrong_type;
+		const char *v = config_setting_get_string(s);
+		size_t n = strlen(v);
+		if (k->type == T_ENUM) {
+			bool ok = false;
+			for (const char *const *ch = k->choices; *ch; ch++)
+				ok = ok || strcmp(*ch, v) == 0;
+			if (!ok) {
+				add_error(errors, file, line, "%s: unknown value \"%s\"", k->path, v);
+				return -EINVAL;
+			}
+		} else if ((long)n < k->min || (long)n > k->max) {
+			snprintf(range, sizeof(range), "%ld..%ld characters", k->min, k->max);
+			add_error(errors, file, line, "%s: length out of range (allowed %s)", k->path, range);
+			return -EINVAL;
+		}
+		free(*(char **)(void *)base);
+		*(char **)(void *)base = xstrdup(v);
+		return 0;
+	}
+	case T_STRLIST: {
+		if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST)
+			goto wrong_type;
+		int n = config_setting_length(s);
+		if (n < k->min || n > k->max) {
+			snprintf(range, sizeof(range), "%ld..%ld entries", k->min, k->max);
+			add_error(errors, file, line, "%s: list length out of range (allowed %s)", k->path, range);
+			return -EINVAL;
+		}
+		struct strlist l = { 0 };
+		for (int i = 0; i < n; i++) {
+			const config_setting_t *e = config_setting_get_elem(s, (unsigned int)i);
+			if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+				add_error(errors, file, line, "%s: every entry must be a string%s", k->path, NULL);
+				strlist_free(&l);
+				return -EINVAL;
+			}
+			const char *v = config_setting_get_string(e);
+			if (!*v || strlen(v) > 256) {
+				add_error(errors, file, line, "%s: entries must be 1..256 characters%s", k->path, NULL);
+				strlist_free(&l);
+				return -EINVAL;
+			}
+			for (size_t j = 0; j < l.n; j++) {
+				if (strcmp(l.v[j], v) == 0) {
+					add_error(errors, file, line, "%s: \"%s\" is listed twice", k->path, v);
+					strlist_free(&l);
+					return -EINVAL;
+				}
+			}
+			strlist_push(&l, xstrdup(v));
+		}
+		strlist_free((struct strlist *)(void *)base);
+		*(struct strlist *)(void *)base = l;
+		return 0;
+	}
+	}
+	return 0;
+wrong_type:
+	add_error(errors, file, line, "%s: wrong type (expected %s)", k->path, type_names[k->type]);
+	return -EINVAL;
+}
+
+static int line_of(const struct key *k, const int *lines)
+{
+	return lines[k - keys];
+}
+
+static int derive(struct conf *c, struct strlist *errors, const char *file, const int *lines)
+{
+	int rc = 0;
+	c->projects_auth = strcmp(c->projects_auth_name, "sigv4") == 0 ? AUTH_SIGV4 : AUTH_API_KEY;
+
+	for (size_t i = 0; i < c->projects_regions.n; i++) {
+		if (!region_ok(c->projects_regions.v[i])) {
+			add_error(errors, file, line_of(find_key("projects.regions"), lines),
+				  "projects.regions: \"%s\" is not a region name%s", c->projects_regions.v[i], NULL);
+			rc = -EINVAL;
+		}
+	}
+	const char *ep = c->projects_endpoint;
+	if ((strncmp(ep, "http://", 7) != 0 && strncmp(ep, "https://", 8) != 0) ||
+	    strpbrk(ep, " \t\r\n?#")) {
+		add_error(errors, file, line_of(find_key("projects.endpoint"), lines),
+			  "projects.endpoint: \"%s\" is not an http(s) base URL%s", ep, NULL);
+		rc = -EINVAL;
+	}
+
+	strlist_free(&c->projects_tag_label_names);
+	for (size_t i = 0; i < c->projects_tag_labels.n; i++) {
+		char *name = expfmt_tag_label_name(c->projects_tag_labels.v[i]);
+		for (size_t j = 0; j < c->projects_tag_label_names.n; j++) {
+			if (strcmp(c->projects_tag_label_names.v[j], name) == 0) {
+				add_error(errors, file, line_of(find_key("projects.tag_labels"), lines),
+					  "projects.tag_labels: \"%s\" and \"%s\" map to the same label name",
+					  c->projects_tag_labels.v[j], c->projects_tag_labels.v[i]);
+				rc = -EINVAL;
+			}
+		}
+		strlist_push(&c->projects_tag_label_names, name);
+	}
+	return rc;
+}
+
+struct conf *conf_load(const char *path, struct strlist *errors)
+{
+	config_t cfg;
+	struct conf *c = conf_defaults();
+	int lines[NKEYS] = { 0 };
+	int rc = 0;
+
+	config_init(&cfg);
+	free(c->path);
+	c->path = xstrdup(path);
+	if (config_read_file(&cfg, path) != CONFIG_TRUE) {
+		if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO) {
+			FILE *f = fopen(path, "r");
+			const char *why = f ? "cannot parse" : strerror(errno);
+			if (f)
+				fclose(f);
+			add_error(errors, path, 0, "cannot read configuration: %s%s", why, NULL);
+		} else {
+			const char *file = config_error_file(&cfg);
+			add_error(errors, file ? file : path, config_error_line(&cfg), "%s%s",
+				  config_error_text(&cfg), NULL);
+		}
+		rc = -EINVAL;
+		goto out;
+	}
+
+	config_setting_t *root = config_root_setting(&cfg);
+	for (int i = 0; i < config_setting_length(root); i++) {
+		config_setting_t *g = config_setting_get_elem(root, (unsigned int)i);
+		const char *gname = config_setting_name(g);
+		const char *file = config_setting_source_file(g) ? config_setting_source_file(g) : path;
+		int gline = (int)config_setting_source_line(g);
+		if (!is_group(gname)) {
+			add_error(errors, file, gline, "unknown key \"%s\"%s", gname, NULL);
+			rc = -EINVAL;
+			continue;
+		}
+		if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+			add_error(errors, file, gline, "%s: wrong type (expected a group { ... })%s", gname, NULL);
+			rc = -EINVAL;
+			continue;
+		}
+		for (int j = 0; j < config_setting_length(g); j++) {
+			config_setting_t *s = config_setting_get_elem(g, (unsigned int)j);
+			char *kpath = xasprintf("%s.%s", gname, config_setting_name(s));
+			const struct key *k = find_key(kpath);
+			if (!k) {
+				add_error(errors, file, (int)config_setting_source_line(s),
+					  "unknown key \"%s\"%s", kpath, NULL);
+				rc = -EINVAL;
+			} else {
+				lines[k - keys] = (int)config_setting_source_line(s);
+				if (read_value(c, k, s, file, errors))
+					rc = -EINVAL;
+			}
+			free(kpath);
+		}
+	}
+	if (derive(c, errors, path, lines))
+		rc = -EINVAL;
+out:
+	config_destroy(&cfg);
+	if (rc) {
+		conf_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void conf_print_keys(FILE *f)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct key *k = &keys[i];
+		char def[160], range[64] = "";
+		switch (k->type) {
+		case T_BOOL:
+			snprintf(def, sizeof(def), "%s", k->def_int ? "true" : "false");
+			break;
+		case T_INT:
+			snprintf(def, sizeof(def), "%ld", k->def_int);
+			snprintf(range, sizeof(range), "%ld..%ld", k->min, k->max);
+			break;
+		case T_STRING:
+			snprintf(def, sizeof(def), "\"%s\"", k->def_str);
+			break;
+		case T_ENUM: {
+			snprintf(def, sizeof(def), "\"%s\"", k->def_str);
+			size_t n = 0;
+			for (const char *const *ch = k->choices; *ch && n < sizeof(range); ch++)
+				n += (size_t)snprintf(range + n, sizeof(range) - n, "%s%s",
+						      n ? "|" : "", *ch);
+			break;
+		}
+		case T_STRLIST: {
+			struct strlist l = { 0 };
+			split_default(&l, k->def_str);
+			size_t n = (size_t)snprintf(def, sizeof(def), "[");
+			for (size_t j = 0; j < l.n && n < sizeof(def); j++)
+				n += (size_t)snprintf(def + n, sizeof(def) - n, "%s\"%s\"", j ? ", " : "", l.v[j]);
+			if (n < sizeof(def))
+				snprintf(def + n, sizeof(def) - n, "]");
+			strlist_free(&l);
+			snprintf(range, sizeof(range), "%ld..%ld entries", k->min, k->max);
+			break;
+		}
+		}
+		fprintf(f, "  %-27s %-8s default %s%s%s\n      %s\n", k->path,
+			k->type == T_STRLIST ? "list" : type_names[k->type], def,
+			*range ? ", allowed " : "", range, k->help);
+	}
+}

@@ -1,0 +1,73 @@
+/*
+ * conf.h - the configuration file: schema, loading, validation.
+ *
+ * The schema is one table (conf.c: keys[]): every key has a type, a
+ * default, an allowed range and one line of help. The same table drives
+ * validation, defaults, `--help` and the README's key list, so they cannot
+ * drift apart. Unknown keys, wrong types and out-of-range values are errors,
+ * reported as "file:line: message".
+ *
+ * A struct conf is immutable once loaded; reload builds a new one and swaps
+ * it in on success (poller.c). Not thread-safe to build; safe to read from
+ * any thread once published.
+ */
+#ifndef BCE_CONF_H
+#define BCE_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+struct strlist {
+	char **v;
+	size_t n;
+};
+
+enum projects_auth { AUTH_API_KEY, AUTH_SIGV4 };
+
+struct conf {
+	char *path; /* file it came from; "" for built-in defaults */
+
+	/* projects: the bedrock-mantle Projects API */
+	bool projects_enabled;
+	struct strlist projects_regions;
+	char *projects_endpoint; /* may contain {region} */
+	char *projects_auth_name;
+	enum projects_auth projects_auth;
+	char *projects_api_key_env;
+	char *projects_api_key_file;
+	long projects_refresh_interval;
+	struct strlist projects_tag_labels;
+	struct strlist projects_tag_label_names; /* derived: tag_<key> */
+	long projects_page_size;
+	long projects_max_projects;
+
+	/* http: the client side, shared by every AWS source */
+	long http_connect_timeout;
+	long http_request_timeout;
+	long http_max_retries;
+	long http_retry_max_delay;
+	long http_max_response_mib;
+};
+
+/* Returns a configuration holding every default. Caller frees. */
+struct conf *conf_defaults(void);
+
+/*
+ * Loads and validates @path. On success returns a new configuration (caller
+ * frees with conf_free) and leaves @errors empty. On failure returns NULL and
+ * fills @errors with "file:line: message" strings (caller frees with
+ * strlist_free). Never logs.
+ */
+struct conf *conf_load(const char *path, struct strlist *errors);
+
+void conf_free(struct conf *c);
+
+/* Writes one line per key: "  group.key  type  default  range  help". */
+void conf_print_keys(FILE *f);
+
+void strlist_push(struct strlist *l, char *s); /* takes ownership of @s */
+void strlist_free(struct strlist *l);
+bool strlist_equal(const struct strlist *a, const struct strlist *b);
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * gz.c - see gz.h.
+ */
+#include "gz.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <zlib.h>
+
+#include "util.h"
+
+int gz_compress(const char *in, size_t len, char **out, size_t *outlen)
+{
+	z_stream zs = { 0 };
+	if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return -EIO;
+	uLong bound = deflateBound(&zs, (uLong)len) + 32;
+	char *dst = xmalloc(bound);
+	zs.next_in = (Bytef *)(uintptr_t)in;
+	zs.avail_in = (uInt)len;
+	zs.next_out = (Bytef *)dst;
+	zs.avail_out = (uInt)bound;
+	int rc = deflate(&zs, Z_FINISH);
+	size_t n = zs.total_out;
+	deflateEnd(&zs);
+	if (rc != Z_STREAM_END || len > UINT32_MAX) {
+		free(dst);
+		return -EIO;
+	}
+	*out = dst;
+	*outlen = n;
+	return 0;
+}

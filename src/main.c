@@ -1,0 +1,145 @@
+/*
+ * main.c - start-up, signals and shutdown.
+ *
+ * Threads: main blocks every signal before any other thread exists, then
+ * waits for them in sigwait(); the poller thread does all AWS work; the HTTP
+ * server's threads only serve snapshots. No work happens in a signal handler.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "conf.h"
+#include "log.h"
+#include "poller.h"
+#include "server.h"
+#include "util.h"
+#include "version.h"
+
+#define MAX_CONNECTIONS 64
+#define CONNECTION_TIMEOUT 10 /* seconds */
+#define SERVER_THREADS 2
+
+static int check_config(const char *path)
+{
+	struct strlist errors = { 0 };
+	struct conf *c = conf_load(path, &errors);
+	for (size_t i = 0; i < errors.n; i++)
+		fprintf(stderr, "%s\n", errors.v[i]);
+	strlist_free(&errors);
+	if (!c)
+		return 1;
+	printf("%s: configuration OK\n", path);
+	conf_free(c);
+	return 0;
+}
+
+static struct conf *load_or_log(const char *path)
+{
+	struct strlist errors = { 0 };
+	struct conf *c = conf_load(path, &errors);
+	for (size_t i = 0; i < errors.n; i++)
+		log_error("invalid configuration", "error", errors.v[i]);
+	strlist_free(&errors);
+	return c;
+}
+
+static int run_once(struct conf *c, const struct cli *cli)
+{
+	struct poller *p = poller_new(c, cli->config_file, cli->telemetry_path);
+	if (!p)
+		return 1;
+	struct buf out;
+	buf_init(&out, (size_t)1 << 30);
+	int rc = poller_run_once(p, &out);
+	if (out.data)
+		fwrite(out.data, 1, out.len, stdout);
+	buf_free(&out);
+	poller_free(p);
+	return rc ? 1 : 0;
+}
+
+static int run_daemon(struct conf *c, const struct cli *cli)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct poller *p = poller_new(c, cli->config_file, cli->telemetry_path);
+	if (!p)
+		return 1;
+	if (poller_start(p)) {
+		poller_free(p);
+		return 1;
+	}
+	struct server_opts so = {
+		.listen_address = cli->listen_address,
+		.telemetry_path = cli->telemetry_path,
+		.max_connections = MAX_CONNECTIONS,
+		.connection_timeout = CONNECTION_TIMEOUT,
+		.threads = SERVER_THREADS,
+	};
+	struct server *s = server_start(&so);
+	if (!s) {
+		poller_stop(p);
+		poller_free(p);
+		return 1;
+	}
+	log_info("started", "version", BCE_VERSION, "config", cli->config_file);
+
+	for (;;) {
+		int sig = 0;
+		if (sigwait(&set, &sig))
+			continue;
+		if (sig == SIGHUP) {
+			log_info("SIGHUP received, reloading configuration");
+			poller_reload(p);
+			continue;
+		}
+		log_info("shutting down", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		break;
+	}
+	server_stop(s);
+	poller_stop(p);
+	poller_free(p);
+	log_info("stopped");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli;
+	if (cli_parse(argc, argv, &cli, stderr))
+		return 2;
+	if (cli.help) {
+		cli_usage(stdout);
+		return 0;
+	}
+	if (cli.version) {
+		printf("bedrock-cost-exporter %s (revision %s, libcurl %s)\n", BCE_VERSION,
+		       BCE_REVISION, curl_version_info(CURLVERSION_NOW)->version);
+		return 0;
+	}
+	if (cli.check_config)
+		return check_config(cli.config_file);
+
+	log_setup(cli.log_level, cli.log_format);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+		log_error("cannot initialise libcurl");
+		return 1;
+	}
+	int rc = 1;
+	struct conf *c = load_or_log(cli.config_file);
+	if (c)
+		rc = cli.once ? run_once(c, &cli) : run_daemon(c, &cli);
+	curl_global_cleanup();
+	return rc;
+}

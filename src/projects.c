@@ -1,0 +1,412 @@
+/*
+ * projects.c - see projects.h.
+ */
+#include "projects.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "awscreds.h"
+#include "log.h"
+#include "strmap.h"
+#include "util.h"
+
+static void project_free(struct project *p)
+{
+	free(p->id);
+	free(p->name);
+	free(p->arn);
+	free(p->status);
+	for (size_t i = 0; i < p->ntags; i++) {
+		free(p->tags[i].key);
+		free(p->tags[i].value);
+	}
+	free(p->tags);
+}
+
+void project_list_free(struct project_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		project_free(&l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+void project_list_move(struct project_list *to, struct project_list *from)
+{
+	project_list_free(to);
+	*to = *from;
+	from->v = NULL;
+	from->n = 0;
+}
+
+const char *project_tag(const struct project *p, const char *key)
+{
+	size_t lo = 0, hi = p->ntags;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(p->tags[mid].key, key);
+		if (c == 0)
+			return p->tags[mid].value;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static int cmp_tag(const void *a, const void *b)
+{
+	return strcmp(((const struct project_tag *)a)->key, ((const struct project_tag *)b)->key);
+}
+
+/* Copies the string member @name of @obj into *out. @optional allows missing/null. */
+static int get_string(const cJSON *obj, const char *name, bool optional, char **out, size_t idx,
+		      char *err, size_t errlen)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+	if (optional && (!v || cJSON_IsNull(v))) {
+		*out = xstrdup("");
+		return 0;
+	}
+	if (!v) {
+		snprintf(err, errlen, "data[%zu].%s: missing", idx, name);
+		return -EPROTO;
+	}
+	if (!cJSON_IsString(v) || !v->valuestring) {
+		snprintf(err, errlen, "data[%zu].%s: expected a string", idx, name);
+		return -EPROTO;
+	}
+	if (strlen(v->valuestring) > PROJECTS_MAX_STRING) {
+		snprintf(err, errlen, "data[%zu].%s: longer than %d bytes", idx, name, PROJECTS_MAX_STRING);
+		return -EPROTO;
+	}
+	*out = xstrdup(v->valuestring);
+	return 0;
+}
+
+static int parse_project(const cJSON *item, size_t idx, struct project *p, char *err, size_t errlen)
+{
+	memset(p, 0, sizeof(*p));
+	if (!cJSON_IsObject(item)) {
+		snprintf(err, errlen, "data[%zu]: expected an object", idx);
+		return -EPROTO;
+	}
+	int rc = get_string(item, "id", false, &p->id, idx, err, errlen);
+	if (!rc && !*p->id) {
+		snprintf(err, errlen, "data[%zu].id: empty", idx);
+		rc = -EPROTO;
+	}
+	if (!rc)
+		rc = get_string(item, "name", false, &p->name, idx, err, errlen);
+	if (!rc)
+		rc = get_string(item, "arn", true, &p->arn, idx, err, errlen);
+	if (!rc)
+		rc = get_string(item, "status", false, &p->status, idx, err, errlen);
+	if (!rc) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(item, "created_at");
+		if (!v) {
+			snprintf(err, errlen, "data[%zu].created_at: missing", idx);
+			rc = -EPROTO;
+		} else if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0) {
+			snprintf(err, errlen, "data[%zu].created_at: expected a number of seconds", idx);
+			rc = -EPROTO;
+		} else {
+			p->created_at = v->valuedouble;
+		}
+	}
+	if (!rc) {
+		const cJSON *tags = cJSON_GetObjectItemCaseSensitive(item, "tags");
+		if (tags && !cJSON_IsNull(tags)) {
+			if (!cJSON_IsObject(tags)) {
+				snprintf(err, errlen, "data[%zu].tags: expected an object", idx);
+				rc = -EPROTO;
+			} else if (cJSON_GetArraySize(tags) > PROJECTS_MAX_TAGS) {
+				snprintf(err, errlen, "data[%zu].tags: more than %d tags", idx, PROJECTS_MAX_TAGS);
+				rc = -EPROTO;
+			} else {
+				p->tags = xcalloc((size_t)cJSON_GetArraySize(tags), sizeof(*p->tags));
+				const cJSON *t;
+				cJSON_ArrayForEach(t, tags) {
+					if (!cJSON_IsString(t) || !t->valuestring || !t->string) {
+						snprintf(err, errlen, "data[%zu].tags: values must be strings", idx);
+						rc = -EPROTO;
+						break;
+					}
+					if (strlen(t->string) > PROJECTS_MAX_STRING ||
+					    strlen(t->valuestring) > PROJECTS_MAX_STRING) {
+						snprintf(err, errlen, "data[%zu].tags: tag longer than %d bytes",
+							 idx, PROJECTS_MAX_STRING);
+						rc = -EPROTO;
+						break;
+					}
+					p->tags[p->ntags].key = xstrdup(t->string);
+					p->tags[p->ntags].value = xstrdup(t->valuestring);
+					p->ntags++;
+				}
+				if (!rc && p->ntags > 1) {
+					qsort(p->tags, p->ntags, sizeof(*p->tags), cmp_tag);
+					for (size_t i = 1; i < p->ntags; i++) {
+						if (strcmp(p->tags[i].key, p->tags[i - 1].key) == 0) {
+							snprintf(err, errlen, "data[%zu].tags: key repeated", idx);
+							rc = -EPROTO;
+							break;
+						}
+					}
+				}
+			}
+		}
+	}
+	if (rc)
+		project_free(p);
+	return rc;
+}
+
+int projects_parse_page(const char *body, size_t len, struct project_list *list,
+			bool *has_more, char *err, size_t errlen)
+{
+	cJSON *root = cJSON_ParseWithLength(body, len);
+	struct project *items = NULL;
+	size_t n = 0;
+	int rc = 0;
+
+	if (!root) {
+		snprintf(err, errlen, "response is not valid JSON");
+		return -EPROTO;
+	}
+	if (!cJSON_IsObject(root)) {
+		snprintf(err, errlen, "response: expected a JSON object");
+		rc = -EPROTO;
+		goto out;
+	}
+	const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
+	const cJSON *more = cJSON_GetObjectItemCaseSensitive(root, "has_more");
+	if (!data || !cJSON_IsArray(data)) {
+		snprintf(err, errlen, "data: %s", data ? "expected an array" : "missing");
+		rc = -EPROTO;
+		goto out;
+	}
+	if (!more || !cJSON_IsBool(more)) {
+		snprintf(err, errlen, "has_more: %s", more ? "expected a boolean" : "missing");
+		rc = -EPROTO;
+		goto out;
+	}
+	size_t count = (size_t)cJSON_GetArraySize(data);
+	items = xcalloc(count ? count : 1, sizeof(*items));
+	const cJSON *item;
+	cJSON_ArrayForEach(item, data) {
+		rc = parse_project(item, n, &items[n], err, errlen);
+		if (rc)
+			goto out;
+		n++;
+	}
+	list->v = xrealloc(list->v, (list->n + n) * sizeof(*list->v) + 1);
+	memcpy(list->v + list->n, items, n * sizeof(*items));
+	list->n += n;
+	n = 0; /* ownership moved */
+	*has_more = cJSON_IsTrue(more);
+out:
+	for (size_t i = 0; i < n; i++)
+		project_free(&items[i]);
+	free(items);
+	cJSON_Delete(root);
+	return rc;
+}
+
+char *projects_base_url(const char *endpoint, const char *region)
+{
+	struct buf b;
+	buf_init(&b, 8192);
+	for (const char *p = endpoint; *p;) {
+		if (strncmp(p, "{region}", 8) == 0) {
+			buf_puts(&b, region);
+			p += 8;
+		} else {
+			buf_putc(&b, *p++);
+		}
+	}
+	while (b.len && b.data[b.len - 1] == '/')
+		b.data[--b.len] = '\0';
+	return buf_steal(&b, NULL);
+}
+
+/* RFC 3986 percent-encoding of everything but unreserved characters. */
+static void put_query_value(struct buf *b, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		    *p == '-' || *p == '.' || *p == '_' || *p == '~')
+			buf_putc(b, (char)*p);
+		else
+			buf_printf(b, "%%%02X", *p);
+	}
+}
+
+/* Reads the Bedrock API key per the configuration. Caller frees with free_secret(). */
+static int read_api_key(const struct conf *c, char **out, char *err, size_t errlen)
+{
+	if (*c->projects_api_key_file) {
+		FILE *f = fopen(c->projects_api_key_file, "r");
+		if (!f) {
+			snprintf(err, errlen, "cannot read projects.api_key_file %s: %s",
+				 c->projects_api_key_file, strerror(errno));
+			return -EACCES;
+		}
+		char key[4096 + 2];
+		size_t n = fread(key, 1, sizeof(key) - 1, f);
+		fclose(f);
+		key[n] = '\0';
+		if (n >= sizeof(key) - 1) {
+			secure_zero(key, sizeof(key));
+			snprintf(err, errlen, "projects.api_key_file %s: key longer than 4096 bytes",
+				 c->projects_api_key_file);
+			return -EACCES;
+		}
+		strtrim(key);
+		*out = *key ? xstrdup(key) : NULL;
+		secure_zero(key, sizeof(key));
+		if (!*out) {
+			snprintf(err, errlen, "projects.api_key_file %s is empty", c->projects_api_key_file);
+			return -EACCES;
+		}
+		return 0;
+	}
+	const char *v = getenv(c->projects_api_key_env);
+	if (!v || !*v) {
+		snprintf(err, errlen, "no Bedrock API key: environment variable %s is not set "
+			 "(or set projects.api_key_file)", c->projects_api_key_env);
+		return -EACCES;
+	}
+	*out = xstrdup(v);
+	return 0;
+}
+
+int projects_list_region(struct hc *hc, const struct hc_opts *o, const struct conf *c,
+			 const char *region, struct project_list *out, char *err, size_t errlen)
+{
+	struct project_list all = { 0 };
+	struct strmap *seen = strmap_new();
+	struct curl_slist *headers = NULL;
+	struct aws_creds creds = { 0 };
+	char *base = projects_base_url(c->projects_endpoint, region);
+	char *userpwd = NULL, *sigv4 = NULL, *after = NULL;
+	int rc = 0;
+
+	headers = curl_slist_append(headers, "Accept: application/json");
+	if (c->projects_auth == AUTH_API_KEY) {
+		char *key = NULL;
+		rc = read_api_key(c, &key, err, errlen);
+		if (rc)
+			goto out;
+		char *h = xasprintf("Authorization: Bearer %s", key);
+		headers = curl_slist_append(headers, h);
+		free_secret(h);
+		free_secret(key);
+	} else {
+		if (awscreds_from_env(&creds)) {
+			snprintf(err, errlen, "no AWS credentials for SigV4: set AWS_ACCESS_KEY_ID "
+				 "and AWS_SECRET_ACCESS_KEY");
+			rc = -EACCES;
+			goto out;
+		}
+		if (creds.session_token) {
+			char *h = xasprintf("X-Amz-Security-Token: %s", creds.session_token);
+			headers = curl_slist_append(headers, h);
+			free_secret(h);
+		}
+		userpwd = awscreds_userpwd(&creds);
+		sigv4 = xasprintf("aws:amz:%s:bedrock-mantle", region);
+	}
+
+	/* One page per `limit` projects, plus slack for the last page. */
+	size_t max_pages = (size_t)(c->projects_max_projects / c->projects_page_size) + 2;
+	for (size_t page = 0;; page++) {
+		if (page >= max_pages) {
+			snprintf(err, errlen, "pagination did not end after %zu pages", page);
+			rc = -EPROTO;
+			goto out;
+		}
+		struct buf url;
+		buf_init(&url, 16384);
+		buf_printf(&url, "%s/organization/projects?", base);
+		if (after) { /* query parameters sorted and encoded, as SigV4 on libcurl 7.88 needs */
+			buf_puts(&url, "after=");
+			put_query_value(&url, after);
+			buf_putc(&url, '&');
+		}
+		buf_printf(&url, "limit=%ld", c->projects_page_size);
+		struct hc_req req = {
+			.op = OP_LIST_PROJECTS,
+			.method = "GET",
+			.url = url.data,
+			.headers = headers,
+			.aws_sigv4 = sigv4,
+			.userpwd = userpwd,
+		};
+		struct hc_resp resp = { 0 };
+		enum api_reason reason = REASON_NETWORK;
+		char herr[256] = "";
+		rc = hc_perform(hc, o, &req, &resp, &reason, herr, sizeof(herr));
+		buf_free(&url);
+		if (rc == -ECANCELED) {
+			snprintf(err, errlen, "stopped");
+			goto out;
+		}
+		if (rc) {
+			snprintf(err, errlen, "ListProjects failed (%s): %s",
+				 apistats_reason_name(reason), herr);
+			goto out;
+		}
+		size_t before = all.n;
+		bool has_more = false;
+		char perr[256];
+		rc = projects_parse_page(resp.body, resp.len, &all, &has_more, perr, sizeof(perr));
+		free(resp.body);
+		if (rc) {
+			apistats_error(OP_LIST_PROJECTS, REASON_PARSE);
+			snprintf(err, errlen, "ListProjects page %zu: %s", page + 1, perr);
+			goto out;
+		}
+		for (size_t i = before; i < all.n; i++) {
+			if (!strmap_put(seen, all.v[i].id, NULL)) {
+				snprintf(err, errlen, "ListProjects page %zu repeats project %s "
+					 "(pagination loop)", page + 1, all.v[i].id);
+				rc = -EPROTO;
+				goto out;
+			}
+		}
+		if (all.n > (size_t)c->projects_max_projects) {
+			snprintf(err, errlen, "more than %ld projects (projects.max_projects)",
+				 c->projects_max_projects);
+			rc = -EPROTO;
+			goto out;
+		}
+		if (!has_more)
+			break;
+		if (all.n == before) {
+			snprintf(err, errlen, "ListProjects page %zu is empty but has_more is true",
+				 page + 1);
+			rc = -EPROTO;
+			goto out;
+		}
+		free(after);
+		after = xstrdup(all.v[all.n - 1].id);
+	}
+	project_list_move(out, &all);
+out:
+	project_list_free(&all);
+	strmap_free(seen);
+	hc_slist_free_secret(headers);
+	awscreds_clear(&creds);
+	free_secret(userpwd);
+	free(sigv4);
+	free(after);
+	free(base);
+	return rc;
+}

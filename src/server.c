@@ -1,0 +1,262 @@
+/*
+ * server.c - see server.h.
+ */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "snapshot.h"
+#include "util.h"
+
+struct server {
+	struct MHD_Daemon *d;
+	char *telemetry_path;
+};
+
+#define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
+#define CT_TEXT "text/plain; charset=utf-8"
+
+int server_parse_listen(const char *addr, char *host, size_t hostlen, unsigned short *port)
+{
+	const char *colon = strrchr(addr, ':');
+	if (!colon || !colon[1])
+		return -EINVAL;
+	size_t hl = (size_t)(colon - addr);
+	const char *h = addr;
+	if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+		h++;
+		hl -= 2;
+	} else if (memchr(h, ':', hl)) {
+		return -EINVAL; /* an IPv6 address needs brackets */
+	}
+	if (hl >= hostlen)
+		return -EINVAL;
+	char *end;
+	errno = 0;
+	long p = strtol(colon + 1, &end, 10);
+	if (errno || *end || p < 0 || p > 65535)
+		return -EINVAL;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	*port = (unsigned short)p;
+	return 0;
+}
+
+bool server_accepts_gzip(const char *h)
+{
+	if (!h)
+		return false;
+	bool gzip = false, star = false, gzip_seen = false;
+	const char *p = h;
+	while (*p) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		const char *tok = p;
+		while (*p && *p != ';' && *p != ',' && *p != ' ' && *p != '\t')
+			p++;
+		size_t tl = (size_t)(p - tok);
+		double q = 1.0;
+		while (*p && *p != ',') {
+			while (*p == ' ' || *p == '\t' || *p == ';')
+				p++;
+			if ((p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+				q = strtod(p + 2, NULL);
+			}
+			while (*p && *p != ';' && *p != ',')
+				p++;
+		}
+		if (tl == 4 && strncasecmp(tok, "gzip", 4) == 0) {
+			gzip_seen = true;
+			gzip = q > 0;
+		} else if (tl == 1 && tok[0] == '*') {
+			star = q > 0;
+		}
+	}
+	return gzip_seen ? gzip : star;
+}
+
+static void release_snapshot(void *cls)
+{
+	snapshot_release(cls);
+}
+
+static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned int status, const char *text)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)text,
+								  MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CT_TEXT);
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	enum MHD_Result ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Serves @len bytes at @data owned by snapshot @s (whose reference this takes). */
+static enum MHD_Result reply_snapshot(struct MHD_Connection *c, struct snapshot *s,
+				      const char *data, size_t len, const char *type,
+				      const char *encoding)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
+		len, (void *)data, release_snapshot, s);
+	if (!r) {
+		snapshot_release(s);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	if (encoding)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, encoding);
+	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result serve_metrics(struct MHD_Connection *c, struct snapshot *s)
+{
+	const char *ae = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+						     MHD_HTTP_HEADER_ACCEPT_ENCODING);
+	struct MHD_Response *r;
+	bool gz = s->gzip && server_accepts_gzip(ae);
+	r = MHD_create_response_from_buffer_with_free_callback_cls(
+		gz ? s->gzip_len : s->plain_len, gz ? s->gzip : s->plain, release_snapshot, s);
+	if (!r) {
+		snapshot_release(s);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CT_METRICS);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+	if (gz)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+			      const char *method, const char *version, const char *upload,
+			      size_t *upload_size, void **req_cls)
+{
+	(void)version, (void)upload, (void)upload_size, (void)req_cls;
+	struct server *srv = cls;
+
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+		return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "Method not allowed\n");
+	if (strcmp(url, "/-/healthy") == 0)
+		return reply_text(c, MHD_HTTP_OK, "OK\n");
+
+	bool metrics = strcmp(url, srv->telemetry_path) == 0;
+	bool ready = strcmp(url, "/-/ready") == 0;
+	bool landing = strcmp(url, "/") == 0;
+	if (!metrics && !ready && !landing)
+		return reply_text(c, MHD_HTTP_NOT_FOUND, "Not found\n");
+
+	struct snapshot *s = snapshot_acquire();
+	if (!s)
+		return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "Starting\n");
+	if (metrics)
+		return serve_metrics(c, s);
+	if (landing)
+		return reply_snapshot(c, s, s->landing, s->landing_len, "text/html; charset=utf-8",
+				      NULL);
+	bool ok = s->ready;
+	snapshot_release(s);
+	return reply_text(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+			  ok ? "OK\n" : "Not ready: waiting for the first successful refresh\n");
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	char msg[512];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	size_t n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	log_debug("http server", "detail", msg);
+}
+
+struct server *server_start(const struct server_opts *o)
+{
+	char host[256];
+	unsigned short port;
+	if (server_parse_listen(o->listen_address, host, sizeof(host), &port)) {
+		log_error("invalid --web.listen-address, expected [HOST]:PORT", "address",
+			  o->listen_address);
+		return NULL;
+	}
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+	bool have_addr = false;
+	if (*host) {
+		struct addrinfo hints = { .ai_flags = AI_NUMERICSERV, .ai_socktype = SOCK_STREAM };
+		struct addrinfo *ai = NULL;
+		char ps[8];
+		snprintf(ps, sizeof(ps), "%u", port);
+		int rc = getaddrinfo(host, ps, &hints, &ai);
+		if (rc || !ai) {
+			log_error("cannot resolve listen address", "address", o->listen_address,
+				  "error", gai_strerror(rc));
+			return NULL;
+		}
+		memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+		if (ai->ai_family == AF_INET6)
+			flags |= MHD_USE_IPv6;
+		freeaddrinfo(ai);
+		have_addr = true;
+	} else {
+		flags |= MHD_USE_DUAL_STACK;
+	}
+
+	struct server *s = xcalloc(1, sizeof(*s));
+	s->telemetry_path = xstrdup(o->telemetry_path);
+	for (int attempt = 0; attempt < 2 && !s->d; attempt++) {
+		s->d = MHD_start_daemon(
+			flags, port, NULL, NULL, handle, s,
+			MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+			MHD_OPTION_THREAD_POOL_SIZE, o->threads,
+			MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
+			MHD_OPTION_CONNECTION_TIMEOUT, o->connection_timeout,
+			MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
+			MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U,
+			have_addr ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, &ss,
+			MHD_OPTION_END);
+		if (!s->d && !have_addr && (flags & MHD_USE_DUAL_STACK)) {
+			/* no IPv6 on this host: listen on all IPv4 addresses */
+			flags &= ~(unsigned int)MHD_USE_DUAL_STACK;
+		}
+	}
+	if (!s->d) {
+		log_error("cannot listen (address in use or not available)", "address",
+			  o->listen_address, "error", strerror(errno));
+		free(s->telemetry_path);
+		free(s);
+		return NULL;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+	char ps[8];
+	snprintf(ps, sizeof(ps), "%u", info ? info->port : port);
+	log_info("listening", "address", o->listen_address, "port", ps, "telemetry_path",
+		 o->telemetry_path);
+	return s;
+}
+
+void server_stop(struct server *s)
+{
+	if (!s)
+		return;
+	MHD_stop_daemon(s->d);
+	free(s->telemetry_path);
+	free(s);
+}

@@ -1,0 +1,37 @@
+/*
+ * server.h - the HTTP side: /metrics, /, /-/healthy, /-/ready, served from
+ * the current snapshot by libmicrohttpd's own threads. A request never
+ * renders AWS data and never calls AWS: it takes a snapshot reference and
+ * hands its bytes to libmicrohttpd without copying.
+ */
+#ifndef BCE_SERVER_H
+#define BCE_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct server;
+
+struct server_opts {
+	const char *listen_address; /* "[HOST]:PORT"; HOST empty = all addresses */
+	const char *telemetry_path;
+	unsigned int max_connections;
+	unsigned int connection_timeout; /* seconds */
+	unsigned int threads;
+};
+
+/* Starts serving. Returns NULL on failure (logged: bad address, port in use). */
+struct server *server_start(const struct server_opts *o);
+/* Stops accepting, closes connections, frees. Main thread. */
+void server_stop(struct server *s);
+
+/*
+ * Splits "[HOST]:PORT" / "HOST:PORT" / ":PORT". Returns 0 and writes @host
+ * (possibly empty, brackets removed) and @port, or -EINVAL. Pure.
+ */
+int server_parse_listen(const char *addr, char *host, size_t hostlen, unsigned short *port);
+
+/* Whether an Accept-Encoding header value accepts gzip (q > 0). Pure. */
+bool server_accepts_gzip(const char *accept_encoding);
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * state.h - what the exporter knows: the last good data of every source and
+ * the health of each. Owned and written by the poller thread only (or main
+ * under --once); rendered by the same thread into a snapshot, so it is never
+ * shared with the HTTP threads.
+ */
+#ifndef BCE_STATE_H
+#define BCE_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "conf.h"
+#include "projects.h"
+
+struct source_state {
+	const char *name;     /* the `source` label */
+	bool enabled;
+	bool up;              /* the last refresh succeeded */
+	bool has_data;        /* some refresh succeeded */
+	double last_success;  /* Unix seconds; 0 = never */
+	double last_attempt;
+	double last_duration; /* seconds */
+	char *last_error;     /* NULL while up */
+};
+
+struct region_state {
+	char *region;
+	struct project_list projects; /* last good listing */
+	bool has_data;
+	char *last_error;     /* for complain-once logging */
+};
+
+struct exporter_state {
+	const struct conf *conf; /* borrowed */
+	const char *telemetry_path;
+	struct source_state projects;
+	struct region_state *regions;
+	size_t nregions;
+	bool reload_ok;
+	double reload_success_ts;
+};
+
+#endif

@@ -1,0 +1,102 @@
+/*
+ * strmap.c - see strmap.h. Linear probing, load factor <= 1/2.
+ */
+#include "strmap.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+struct slot {
+	char *key;
+	void *value;
+	uint64_t hash;
+};
+
+struct strmap {
+	struct slot *slots;
+	size_t cap; /* power of two */
+	size_t n;
+};
+
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+struct strmap *strmap_new(void)
+{
+	struct strmap *m = xcalloc(1, sizeof(*m));
+	m->cap = 16;
+	m->slots = xcalloc(m->cap, sizeof(*m->slots));
+	return m;
+}
+
+void strmap_free(struct strmap *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->cap; i++)
+		free(m->slots[i].key);
+	free(m->slots);
+	free(m);
+}
+
+static struct slot *find(const struct strmap *m, const char *key, uint64_t h)
+{
+	size_t mask = m->cap - 1;
+	for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+		struct slot *s = &m->slots[i];
+		if (!s->key || (s->hash == h && strcmp(s->key, key) == 0))
+			return s;
+	}
+}
+
+static void grow(struct strmap *m)
+{
+	struct slot *old = m->slots;
+	size_t oldcap = m->cap;
+	m->cap *= 2;
+	m->slots = xcalloc(m->cap, sizeof(*m->slots));
+	for (size_t i = 0; i < oldcap; i++)
+		if (old[i].key)
+			*find(m, old[i].key, old[i].hash) = old[i];
+	free(old);
+}
+
+bool strmap_put(struct strmap *m, const char *key, void *value)
+{
+	if ((m->n + 1) * 2 > m->cap)
+		grow(m);
+	uint64_t h = fnv1a(key);
+	struct slot *s = find(m, key, h);
+	if (s->key) {
+		s->value = value;
+		return false;
+	}
+	s->key = xstrdup(key);
+	s->hash = h;
+	s->value = value;
+	m->n++;
+	return true;
+}
+
+void *strmap_get(const struct strmap *m, const char *key, bool *found)
+{
+	struct slot *s = find(m, key, fnv1a(key));
+	if (found)
+		*found = s->key != NULL;
+	return s->key ? s->value : NULL;
+}
+
+size_t strmap_size(const struct strmap *m)
+{
+	return m->n;
+}

@@ -1,0 +1,64 @@
+/*
+ * util.h - allocation wrappers, growable bounded buffers, clocks.
+ *
+ * Out-of-memory aborts through the x-wrappers. That is acceptable only
+ * because every size an outsider controls is capped before it reaches an
+ * allocation: HTTP bodies (http_client), projects per region (projects),
+ * label lengths (expfmt), and every struct buf has a maximum.
+ *
+ * All functions are thread-safe (they touch no shared state).
+ */
+#ifndef BCE_UTIL_H
+#define BCE_UTIL_H
+
+#include <stddef.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+/* Returns a copy of @s (NULL stays NULL). Caller frees. */
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+/* Returns a formatted string. Caller frees. */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Zeroes @p's string bytes (if any) and frees it. For secrets. */
+void free_secret(char *p);
+/* Zeroes @n bytes at @p in a way the compiler may not elide. */
+void secure_zero(void *p, size_t n);
+
+/*
+ * A growable byte buffer with a hard maximum. Always NUL-terminated after
+ * the first append. buf_append* return 0, or -ENOSPC when the maximum would
+ * be exceeded (the buffer is then unchanged).
+ */
+struct buf {
+	char *data;
+	size_t len;
+	size_t cap;
+	size_t max;
+};
+
+void buf_init(struct buf *b, size_t max);
+int buf_append(struct buf *b, const void *p, size_t n);
+int buf_puts(struct buf *b, const char *s);
+int buf_putc(struct buf *b, char c);
+int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Hands the bytes to the caller (caller frees) and resets @b. Never NULL. */
+char *buf_steal(struct buf *b, size_t *len);
+void buf_reset(struct buf *b);
+void buf_free(struct buf *b);
+
+/* Seconds on CLOCK_MONOTONIC and CLOCK_REALTIME. */
+double mono_now(void);
+double wall_now(void);
+
+/* A uniformly distributed double in [0, 1). Thread-safe, not for crypto. */
+double rand_unit(void);
+
+/* Strips ASCII whitespace at both ends of @s in place; returns @s. */
+char *strtrim(char *s);
+
+#endif
