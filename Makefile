@@ -36,6 +36,11 @@ ALL_CFLAGS  = $(BASE_CFLAGS) $(SAN_FLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 LIBS        = $(PKG_LIBS) -lpthread -lm
 
+# Objects that embed the version are rebuilt when it changes (new commit).
+REV_STAMP  := build/version.stamp
+$(shell mkdir -p build; echo '$(VERSION) $(REVISION)' | cmp -s - $(REV_STAMP) || echo '$(VERSION) $(REVISION)' > $(REV_STAMP))
+VERSIONED  := main metrics landing http_client
+
 SRCS    := $(wildcard src/*.c)
 LIBSRCS := $(filter-out src/main.c,$(SRCS))
 OBJS    := $(SRCS:src/%.c=build/obj/%.o)
@@ -66,6 +71,8 @@ bedrock-cost-exporter: $(OBJS) | pkgcheck
 build/obj/%.o: src/%.c | pkgcheck
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(VERSIONED:%=build/obj/%.o) $(VERSIONED:%=build/san/%.o): $(REV_STAMP)
 
 # The sanitizer build of the daemon, used by the integration tests.
 build/san/%.o: src/%.c | pkgcheck

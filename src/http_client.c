@@ -3,6 +3,7 @@
  */
 #include "http_client.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -60,14 +61,37 @@ double hc_backoff(unsigned attempt, double base, double cap, double retry_after,
 	return retry_after > d ? retry_after : d;
 }
 
+void hc_error_message(const char *body, size_t len, char *out, size_t outlen)
+{
+	out[0] = '\0';
+	cJSON *root = cJSON_ParseWithLength(body, len);
+	if (!root)
+		return;
+	const cJSON *m = NULL;
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
+	if (cJSON_IsObject(e))
+		m = cJSON_GetObjectItemCaseSensitive(e, "message");
+	if (!cJSON_IsString(m))
+		m = cJSON_GetObjectItemCaseSensitive(root, "message");
+	if (!cJSON_IsString(m))
+		m = cJSON_GetObjectItemCaseSensitive(root, "Message");
+	if (cJSON_IsString(m) && m->valuestring) {
+		size_t n = 0;
+		for (const char *p = m->valuestring; *p && n + 1 < outlen && n < 160; p++)
+			out[n++] = (unsigned char)*p < 0x20 ? ' ' : *p;
+		out[n] = '\0';
+	}
+	cJSON_Delete(root);
+}
+
 enum hc_verdict hc_classify_default(long status, const char *body, size_t len,
 				    enum api_reason *reason, char *msg, size_t msglen)
 {
-	(void)body;
-	(void)len;
 	if (status >= 200 && status < 300)
 		return HC_OK;
-	snprintf(msg, msglen, "HTTP %ld", status);
+	char detail[164];
+	hc_error_message(body, len, detail, sizeof(detail));
+	snprintf(msg, msglen, "HTTP %ld%s%s", status, *detail ? ": " : "", detail);
 	if (status == 429) {
 		*reason = REASON_THROTTLED;
 		return HC_RETRY;

@@ -80,6 +80,13 @@ int hc_perform(struct hc *c, const struct hc_opts *o, const struct hc_req *req,
 enum hc_verdict hc_classify_default(long status, const char *body, size_t len,
 				    enum api_reason *reason, char *msg, size_t msglen);
 
+/*
+ * Writes the human message of an AWS/OpenAI error body (error.message,
+ * message or Message) into @out, control characters blanked, at most 160
+ * bytes; "" if there is none. Pure.
+ */
+void hc_error_message(const char *body, size_t len, char *out, size_t outlen);
+
 /* Zeroes every string of @l, then frees it (for lists holding secrets). */
 void hc_slist_free_secret(struct curl_slist *l);
 

@@ -1,0 +1,146 @@
+/* Unit tests for conf.c: the example file, defaults, one fixture per error class. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../src/conf.c"
+
+#define FIX "tests/unit/fixtures/conf/"
+
+static void example_config_is_valid(void **state)
+{
+	(void)state;
+	struct strlist errs = { 0 };
+	struct conf *c = conf_load("etc/bedrock-cost-exporter.conf", &errs);
+	assert_int_equal(errs.n, 0);
+	assert_non_null(c);
+	/* the example spells out the defaults */
+	struct conf *d = conf_defaults();
+	assert_true(strlist_equal(&c->projects_regions, &d->projects_regions));
+	assert_true(strlist_equal(&c->projects_tag_labels, &d->projects_tag_labels));
+	assert_string_equal(c->projects_endpoint, d->projects_endpoint);
+	assert_int_equal(c->projects_refresh_interval, d->projects_refresh_interval);
+	conf_free(d);
+	conf_free(c);
+}
+
+static void defaults(void **state)
+{
+	(void)state;
+	struct conf *c = conf_defaults();
+	assert_true(c->projects_enabled);
+	assert_int_equal(c->projects_regions.n, 1);
+	assert_string_equal(c->projects_regions.v[0], "us-east-1");
+	assert_string_equal(c->projects_endpoint, "https://bedrock-mantle.{region}.api.aws/v1");
+	assert_int_equal(c->projects_auth, AUTH_API_KEY);
+	assert_string_equal(c->projects_api_key_env, "BEDROCK_API_KEY");
+	assert_string_equal(c->projects_api_key_file, "");
+	assert_int_equal(c->projects_refresh_interval, 300);
+	assert_int_equal(c->projects_tag_labels.n, 4);
+	assert_string_equal(c->projects_tag_label_names.v[3], "tag_costcenter");
+	assert_int_equal(c->projects_page_size, 100);
+	assert_int_equal(c->projects_max_projects, 1000);
+	conf_free(c);
+}
+
+static void every_key_is_read(void **state)
+{
+	(void)state;
+	struct strlist errs = { 0 };
+	struct conf *c = conf_load(FIX "good.conf", &errs);
+	assert_int_equal(errs.n, 0);
+	assert_non_null(c);
+	assert_int_equal(c->projects_regions.n, 2);
+	assert_string_equal(c->projects_regions.v[1], "eu-west-1");
+	assert_string_equal(c->projects_endpoint, "http://127.0.0.1:8080/mantle/{region}/v1/");
+	assert_int_equal(c->projects_auth, AUTH_SIGV4);
+	assert_string_equal(c->projects_api_key_env, "MY_KEY");
+	assert_string_equal(c->projects_api_key_file, "/run/secrets/key");
+	assert_int_equal(c->projects_refresh_interval, 60);
+	assert_int_equal(c->projects_tag_label_names.n, 2);
+	assert_string_equal(c->projects_tag_label_names.v[0], "tag_team");
+	assert_string_equal(c->projects_tag_label_names.v[1], "tag_cost_center");
+	assert_int_equal(c->projects_page_size, 50);
+	assert_int_equal(c->projects_max_projects, 2000);
+	assert_int_equal(c->http_connect_timeout, 2);
+	assert_int_equal(c->http_request_timeout, 9);
+	assert_int_equal(c->http_max_retries, 0);
+	assert_int_equal(c->http_retry_max_delay, 5);
+	assert_int_equal(c->http_max_response_mib, 2);
+	conf_free(c);
+}
+
+/* Loads a bad fixture; asserts one error starting with "file:line: " and containing @what. */
+static void expect_error(const char *name, int line, const char *what)
+{
+	char path[256], prefix[300];
+	snprintf(path, sizeof(path), FIX "%s", name);
+	if (line > 0)
+		snprintf(prefix, sizeof(prefix), "%s:%d: ", path, line);
+	else
+		snprintf(prefix, sizeof(prefix), "%s: ", path);
+	struct strlist errs = { 0 };
+	struct conf *c = conf_load(path, &errs);
+	assert_null(c);
+	if (errs.n < 1)
+		fail_msg("%s: no error reported", name);
+	if (strncmp(errs.v[0], prefix, strlen(prefix)) != 0 || !strstr(errs.v[0], what))
+		fail_msg("%s: got \"%s\", want prefix \"%s\" and \"%s\"", name, errs.v[0], prefix, what);
+	strlist_free(&errs);
+}
+
+static void bad_fixtures(void **state)
+{
+	(void)state;
+	expect_error("unknown_key.conf", 3, "unknown key \"projects.colour\"");
+	expect_error("unknown_top.conf", 3, "unknown key \"metrics_prefix\"");
+	expect_error("wrong_type.conf", 2, "projects.refresh_interval: wrong type (expected integer)");
+	expect_error("wrong_type_bool.conf", 2, "projects.enabled: wrong type (expected boolean)");
+	expect_error("out_of_range.conf", 3, "projects.page_size: value out of range (allowed 1..100)");
+	expect_error("out_of_range_negative.conf", 2, "http.max_retries: value out of range");
+	expect_error("empty_list.conf", 2, "projects.regions: list length out of range");
+	expect_error("list_wrong_element.conf", 2, "every entry must be a string");
+	expect_error("list_duplicate.conf", 2, "\"Team\" is listed twice");
+	expect_error("syntax.conf", 3, "syntax error");
+	expect_error("bad_enum.conf", 2, "projects.auth: unknown value \"oauth\"");
+	expect_error("label_collision.conf", 2, "map to the same label name");
+	expect_error("bad_region.conf", 2, "\"US East\" is not a region name");
+	expect_error("bad_endpoint.conf", 2, "is not an http(s) base URL");
+	expect_error("group_wrong_type.conf", 1, "projects: wrong type");
+	expect_error("does_not_exist.conf", 0, "cannot read configuration: No such file or directory");
+}
+
+static void every_error_is_reported(void **state)
+{
+	(void)state;
+	/* two independent errors in one file: both reported, in file order */
+	const char *path = "build/unit/two_errors.conf";
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("projects: {\n  page_size = 0;\n  bogus = 1;\n};\n", f);
+	fclose(f);
+	struct strlist errs = { 0 };
+	assert_null(conf_load(path, &errs));
+	assert_int_equal(errs.n, 2);
+	assert_non_null(strstr(errs.v[0], ":2: projects.page_size"));
+	assert_non_null(strstr(errs.v[1], ":3: unknown key"));
+	strlist_free(&errs);
+	remove(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(example_config_is_valid),
+		cmocka_unit_test(defaults),
+		cmocka_unit_test(every_key_is_read),
+		cmocka_unit_test(bad_fixtures),
+		cmocka_unit_test(every_error_is_reported),
+	};
+	return cmocka_run_group_tests_name("conf", tests, NULL, NULL);
+}
