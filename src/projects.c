@@ -328,6 +328,7 @@ int projects_list_region(struct hc *hc, const struct hc_opts *o, const struct co
 	size_t max_pages = (size_t)(c->projects_max_projects / c->projects_page_size) + 2;
 	for (size_t page = 0;; page++) {
 		if (page >= max_pages) {
+			apistats_error(OP_LIST_PROJECTS, REASON_PARSE);
 			snprintf(err, errlen, "pagination did not end after %zu pages", page);
 			rc = -EPROTO;
 			goto out;
@@ -375,6 +376,7 @@ int projects_list_region(struct hc *hc, const struct hc_opts *o, const struct co
 		}
 		for (size_t i = before; i < all.n; i++) {
 			if (!strmap_put(seen, all.v[i].id, NULL)) {
+				apistats_error(OP_LIST_PROJECTS, REASON_PARSE);
 				snprintf(err, errlen, "ListProjects page %zu repeats project %s "
 					 "(pagination loop)", page + 1, all.v[i].id);
 				rc = -EPROTO;
@@ -390,6 +392,7 @@ int projects_list_region(struct hc *hc, const struct hc_opts *o, const struct co
 		if (!has_more)
 			break;
 		if (all.n == before) {
+			apistats_error(OP_LIST_PROJECTS, REASON_PARSE);
 			snprintf(err, errlen, "ListProjects page %zu is empty but has_more is true",
 				 page + 1);
 			rc = -EPROTO;

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""make demo: the bundled fake AWS account plus the exporter against it, on loopback.
+
+Starts tests/fake_aws/fake_aws.py on a free port, writes a demo configuration
+pointing the exporter at it, starts the exporter, waits until /-/ready says 200,
+prints where /metrics is and a few example series, then runs until Ctrl-C
+(which stops both). --smoke exits after the check instead (make check runs it).
+"""
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+FAKE = os.path.join(ROOT, "tests", "fake_aws", "fake_aws.py")
+DEMO_API_KEY = "demo-bedrock-api-key"  # the fake account's key, not a real secret
+
+
+def free_port(preferred=None):
+    for port in ([preferred] if preferred else []) + [0]:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError("no free port")
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise RuntimeError("timed out waiting for " + what)
+
+
+def http_status(url):
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--binary", default=os.path.join(ROOT, "bedrock-cost-exporter"))
+    ap.add_argument("--smoke", action="store_true", help="check and exit instead of running")
+    ap.add_argument("--listen-port", type=int, default=19880)
+    args = ap.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="bce-demo-")
+    procs = []
+
+    def stop(*_):
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        port_file = os.path.join(tmp, "fake.port")
+        procs.append(subprocess.Popen(
+            [sys.executable, FAKE, "--port", "0", "--port-file", port_file, "--quiet"],
+            stdout=subprocess.DEVNULL))
+        wait_for(lambda: os.path.exists(port_file), 30, "the fake AWS account")
+        fake_port = int(open(port_file).read().strip())
+
+        conf = os.path.join(tmp, "demo.conf")
+        with open(conf, "w") as f:
+            f.write(f"""# demo configuration written by tests/demo/demo.py
+projects: {{
+  regions = ["us-east-1", "eu-west-1"];
+  endpoint = "http://127.0.0.1:{fake_port}/mantle/{{region}}/v1";
+  auth = "api_key";
+  api_key_env = "BEDROCK_API_KEY";
+  refresh_interval = 60;
+}};
+""")
+        listen_port = free_port(args.listen_port)
+        env = dict(os.environ, BEDROCK_API_KEY=DEMO_API_KEY)
+        procs.append(subprocess.Popen(
+            [args.binary, "--config.file=" + conf,
+             f"--web.listen-address=127.0.0.1:{listen_port}"], env=env))
+        base = f"http://127.0.0.1:{listen_port}"
+        wait_for(lambda: procs[-1].poll() is not None or http_status(base + "/-/ready") == 200,
+                 30, "the exporter to become ready")
+        if procs[-1].poll() is not None:
+            raise RuntimeError("the exporter exited with status %d" % procs[-1].returncode)
+
+        body = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+        info = [l for l in body.splitlines() if l.startswith("bedrock_cost_project_info{")]
+        info.sort(key=lambda l: 'tag_application=""' in l)  # tagged projects first
+        print()
+        print(f"Fake AWS account:  http://127.0.0.1:{fake_port}/mantle/{{region}}/v1")
+        print(f"Exporter metrics:  {base}/metrics")
+        print(f"Status page:       {base}/")
+        print(f"\n{len(info)} projects, for example:")
+        for line in info[:3]:
+            print("  " + line)
+        if args.smoke:
+            if len(info) < 5:
+                raise RuntimeError("expected the example projects on /metrics")
+            print("\ndemo smoke check passed")
+            return 0
+        print("\nPress Ctrl-C to stop the exporter and the fake.")
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        print("a process exited; stopping", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    except RuntimeError as e:
+        print("demo: " + str(e), file=sys.stderr)
+        return 1
+    finally:
+        stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
