@@ -68,16 +68,21 @@ pkgcheck:
 bedrock-cost-exporter: $(OBJS) | pkgcheck
 	$(CC) $(ALL_LDFLAGS) -o $@ $(OBJS) $(LIBS)
 
+# `make V=1` shows the full commands
+Q := $(if $(V),,@)
+
 build/obj/%.o: src/%.c | pkgcheck
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@$(if $(V),,echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(VERSIONED:%=build/obj/%.o) $(VERSIONED:%=build/san/%.o): $(REV_STAMP)
 
 # The sanitizer build of the daemon, used by the integration tests.
 build/san/%.o: src/%.c | pkgcheck
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(TEST_SAN) $(CFLAGS) -c -o $@ $<
+	@$(if $(V),,echo "  CC san  $<")
+	$(Q)$(CC) $(BASE_CFLAGS) $(TEST_SAN) $(CFLAGS) -c -o $@ $<
 
 build/san/libbce.a: $(SAN_OBJS)
 	rm -f $@ && ar rcs $@ $^
@@ -89,7 +94,8 @@ build/san/bedrock-cost-exporter: build/san/main.o build/san/libbce.a
 # archive then supplies only the other modules.
 build/unit/%: tests/unit/%.c build/san/libbce.a
 	@mkdir -p $(@D)
-	$(CC) $(TEST_CFLAGS) -Isrc -o $@ $< build/san/libbce.a $(LIBS) \
+	@$(if $(V),,echo "  CC unit $<")
+	$(Q)$(CC) $(TEST_CFLAGS) -Isrc -o $@ $< build/san/libbce.a $(LIBS) \
 	  $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 
 deps:

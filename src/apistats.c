@@ -12,6 +12,14 @@ static const struct {
 	const char *operation;
 } ops[OP_COUNT] = {
 	[OP_LIST_PROJECTS] = { "bedrock_mantle", "ListProjects" },
+	[OP_CE_GET_COST_AND_USAGE] = { "cost_explorer", "GetCostAndUsage" },
+	[OP_CE_GET_COST_FORECAST] = { "cost_explorer", "GetCostForecast" },
+	[OP_CE_GET_DIMENSION_VALUES] = { "cost_explorer", "GetDimensionValues" },
+	[OP_CE_LIST_COST_ALLOCATION_TAGS] = { "cost_explorer", "ListCostAllocationTags" },
+	[OP_STS_ASSUME_ROLE] = { "sts", "AssumeRole" },
+	[OP_STS_ASSUME_ROLE_WEB_IDENTITY] = { "sts", "AssumeRoleWithWebIdentity" },
+	[OP_IMDS_CREDENTIALS] = { "imds", "GetRoleCredentials" },
+	[OP_CONTAINER_CREDENTIALS] = { "container", "GetCredentials" },
 };
 
 static struct {

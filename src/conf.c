@@ -17,9 +17,10 @@
 #include "expfmt.h"
 #include "util.h"
 
-enum key_type { T_BOOL, T_INT, T_STRING, T_ENUM, T_STRLIST };
+enum key_type { T_BOOL, T_INT, T_STRING, T_ENUM, T_STRLIST, T_FLOAT, T_BUDGETS };
 
-static const char *const type_names[] = { "boolean", "integer", "string", "string", "list of strings" };
+static const char *const type_names[] = { "boolean", "integer", "string", "string",
+					   "list of strings", "number", "list of budget groups" };
 
 struct key {
 	const char *path;  /* "group.name" */
@@ -30,12 +31,18 @@ struct key {
 	long min, max;     /* T_INT: value range; T_STRING/T_STRLIST: length/count range */
 	const char *const *choices; /* T_ENUM */
 	const char *help;
+	double fdef, fmin, fmax; /* T_FLOAT */
 };
 
 static const char *const auth_choices[] = { "api_key", "sigv4", NULL };
+static const char *const metric_choices[] = { "UnblendedCost", "AmortizedCost", "BlendedCost",
+					      "NetUnblendedCost", "NetAmortizedCost", NULL };
 
 #define OFF(f) offsetof(struct conf, f)
 
+/* Only T_FLOAT entries spell out the trailing float fields. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 static const struct key keys[] = {
 	{ "projects.enabled", T_BOOL, OFF(projects_enabled), 1, NULL, 0, 1, NULL,
 	  "Poll the Bedrock Projects API (source \"projects\")." },
@@ -59,6 +66,57 @@ static const struct key keys[] = {
 	  "Projects per page requested (the API's limit parameter)." },
 	{ "projects.max_projects", T_INT, OFF(projects_max_projects), 1000, NULL, 1, 100000, NULL,
 	  "A region listing more projects than this fails (AWS quota: 1,000)." },
+	{ "aws.region", T_STRING, OFF(aws_region), 0, "us-east-1", 1, 32, NULL,
+	  "Region for STS (AssumeRole, web identity)." },
+	{ "aws.role_arn", T_STRING, OFF(aws_role_arn), 0, "", 0, 2048, NULL,
+	  "Role to assume with STS AssumeRole on top of the found credentials (\"\" = none)." },
+	{ "aws.external_id", T_STRING, OFF(aws_external_id), 0, "", 0, 1224, NULL,
+	  "ExternalId for AssumeRole, if the role's trust policy requires one." },
+	{ "aws.profile", T_STRING, OFF(aws_profile), 0, "", 0, 256, NULL,
+	  "Profile in the shared credentials file (\"\" = $AWS_PROFILE or \"default\")." },
+	{ "aws.role_session_name", T_STRING, OFF(aws_role_session_name), 0, "bedrock-cost-exporter",
+	  2, 64, NULL, "RoleSessionName sent to STS." },
+	{ "aws.sts_endpoint", T_STRING, OFF(aws_sts_endpoint), 0, "https://sts.{region}.amazonaws.com",
+	  8, 1024, NULL, "STS endpoint; {region} is aws.region." },
+	{ "aws.imds_enabled", T_BOOL, OFF(aws_imds_enabled), 1, NULL, 0, 1, NULL,
+	  "Try EC2 instance metadata (IMDSv2) last in the credential chain." },
+	{ "aws.imds_endpoint", T_STRING, OFF(aws_imds_endpoint), 0, "http://169.254.169.254", 8, 1024,
+	  NULL, "IMDS endpoint ($AWS_EC2_METADATA_SERVICE_ENDPOINT wins)." },
+	{ "aws.container_endpoint", T_STRING, OFF(aws_container_endpoint), 0, "http://169.254.170.2",
+	  8, 1024, NULL, "Base URL for $AWS_CONTAINER_CREDENTIALS_RELATIVE_URI." },
+	{ "cost_explorer.enabled", T_BOOL, OFF(ce_enabled), 0, NULL, 0, 1, NULL,
+	  "Read Bedrock spend from Cost Explorer (sources cost_explorer, forecast, allocation_tags)." },
+	{ "cost_explorer.endpoint", T_STRING, OFF(ce_endpoint), 0, "https://ce.us-east-1.amazonaws.com",
+	  8, 1024, NULL, "Cost Explorer endpoint." },
+	{ "cost_explorer.signing_region", T_STRING, OFF(ce_signing_region), 0, "us-east-1", 1, 32, NULL,
+	  "SigV4 region for Cost Explorer (always us-east-1 on AWS)." },
+	{ "cost_explorer.refresh_interval", T_INT, OFF(ce_refresh_interval), 21600, NULL, 60, 604800,
+	  NULL, "Seconds between cost refreshes (10% jitter); billing data moves slowly." },
+	{ "cost_explorer.attribution_tags", T_STRLIST, OFF(ce_attribution_tags), 0,
+	  "Application,Environment", 1, 2, NULL,
+	  "1 or 2 tag keys whose values identify a project; spend is grouped by them." },
+	{ "cost_explorer.cost_metric", T_ENUM, OFF(ce_cost_metric), 0, "UnblendedCost", 0, 0,
+	  metric_choices, "Cost Explorer metric to report." },
+	{ "cost_explorer.services", T_STRLIST, OFF(ce_services), 0, "", 0, 64, NULL,
+	  "SERVICE values counted as Bedrock spend; empty = discover them daily." },
+	{ "cost_explorer.service_search", T_STRING, OFF(ce_service_search), 0, "Bedrock", 1, 64, NULL,
+	  "Discovery keeps the SERVICE values containing this string." },
+	{ "cost_explorer.max_requests_per_day", T_INT, OFF(ce_max_requests_per_day), 40, NULL, 1, 100000,
+	  NULL, "Hard ceiling on Cost Explorer requests per UTC day (each costs money)." },
+	{ "cost_explorer.request_price_usd", T_FLOAT, OFF(ce_request_price_usd), 0, NULL, 0, 0, NULL,
+	  "Price of one Cost Explorer request, for the spend counter.", 0.01, 0, 10 },
+	{ "cost_explorer.settle_days", T_INT, OFF(ce_settle_days), 3, NULL, 1, 31, NULL,
+	  "Days treated as still changing even when Cost Explorer says final." },
+	{ "cost_explorer.max_pages", T_INT, OFF(ce_max_pages), 20, NULL, 1, 1000, NULL,
+	  "Pages one query may take before the refresh fails (endless pagination guard)." },
+	{ "cost_explorer.forecast", T_BOOL, OFF(ce_forecast), 1, NULL, 0, 1, NULL,
+	  "Ask GetCostForecast for the month-end forecast (one request per refresh)." },
+	{ "cost_explorer.allocation_tags_interval", T_INT, OFF(ce_allocation_tags_interval), 86400, NULL,
+	  3600, 604800, NULL, "Seconds between checks that the tag keys are active cost allocation tags." },
+	{ "budgets", T_BUDGETS, OFF(budgets), 0, NULL, 0, 1000, NULL,
+	  "( { project = \"name or id\"; monthly_usd = N; }, { tag = \"Team\"; value = \"X\"; monthly_usd = N; } )" },
+	{ "state_file", T_STRING, OFF(state_file), 0, "/var/lib/bedrock-cost-exporter/state.json", 0,
+	  4096, NULL, "Where cost data survives restarts (\"\" = nowhere)." },
 	{ "http.connect_timeout", T_INT, OFF(http_connect_timeout), 5, NULL, 1, 120, NULL,
 	  "Seconds to establish a connection to an AWS endpoint." },
 	{ "http.request_timeout", T_INT, OFF(http_request_timeout), 30, NULL, 1, 600, NULL,
@@ -70,6 +128,8 @@ static const struct key keys[] = {
 	{ "http.max_response_mib", T_INT, OFF(http_max_response_mib), 16, NULL, 1, 1024, NULL,
 	  "Largest response body accepted, in MiB; a larger one is an error." },
 };
+
+#pragma GCC diagnostic pop
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -126,7 +186,24 @@ static void set_default(struct conf *c, const struct key *k)
 	case T_STRLIST:
 		split_default((struct strlist *)(void *)base, k->def_str);
 		break;
+	case T_FLOAT:
+		*(double *)(void *)base = k->fdef;
+		break;
+	case T_BUDGETS:
+		break; /* empty */
 	}
+}
+
+static void budgets_free(struct budget_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->v[i].project);
+		free(l->v[i].tag);
+		free(l->v[i].value);
+	}
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
 }
 
 static void free_value(struct conf *c, const struct key *k)
@@ -137,6 +214,8 @@ static void free_value(struct conf *c, const struct key *k)
 		*(char **)(void *)base = NULL;
 	} else if (k->type == T_STRLIST) {
 		strlist_free((struct strlist *)(void *)base);
+	} else if (k->type == T_BUDGETS) {
+		budgets_free((struct budget_list *)(void *)base);
 	}
 }
 
@@ -202,6 +281,96 @@ static bool region_ok(const char *s)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
 			return false;
 	return true;
+}
+
+/* Reads the budgets list: each entry a group with project, or tag + value, and monthly_usd. */
+static int read_budgets(struct budget_list *out, const struct key *k, const config_setting_t *s,
+			const char *file, struct strlist *errors)
+{
+	struct budget_list l = { 0 };
+	int n = config_setting_length(s);
+	int rc = 0;
+	if (n > k->max) {
+		add_error(errors, file, (int)config_setting_source_line(s),
+			  "%s: more than 1000 entries%s", k->path, NULL);
+		return -EINVAL;
+	}
+	l.v = xcalloc((size_t)n + 1, sizeof(*l.v));
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned int)i);
+		int line = (int)config_setting_source_line(e);
+		struct budget *b = &l.v[l.n++];
+		if (config_setting_type(e) != CONFIG_TYPE_GROUP) {
+			add_error(errors, file, line, "budgets: every entry must be a group { ... }%s%s", "", NULL);
+			rc = -EINVAL;
+			continue;
+		}
+		bool have_amount = false;
+		for (int j = 0; j < config_setting_length(e); j++) {
+			const config_setting_t *f = config_setting_get_elem(e, (unsigned int)j);
+			const char *name = config_setting_name(f);
+			int ft = config_setting_type(f);
+			int fl = (int)config_setting_source_line(f);
+			char **dst = strcmp(name, "project") == 0 ? &b->project
+				   : strcmp(name, "tag") == 0	? &b->tag
+				   : strcmp(name, "value") == 0 ? &b->value
+								: NULL;
+			if (dst) {
+				if (ft != CONFIG_TYPE_STRING || !*config_setting_get_string(f)) {
+					add_error(errors, file, fl, "budgets.%s: expected a non-empty string%s",
+						  name, NULL);
+					rc = -EINVAL;
+				} else {
+					free(*dst);
+					*dst = xstrdup(config_setting_get_string(f));
+				}
+			} else if (strcmp(name, "monthly_usd") == 0) {
+				double v = ft == CONFIG_TYPE_FLOAT ? config_setting_get_float(f)
+					 : (ft == CONFIG_TYPE_INT || ft == CONFIG_TYPE_INT64)
+						 ? (double)config_setting_get_int64(f)
+						 : -1;
+				if (ft != CONFIG_TYPE_FLOAT && ft != CONFIG_TYPE_INT && ft != CONFIG_TYPE_INT64) {
+					add_error(errors, file, fl, "budgets.monthly_usd: wrong type (expected number)%s%s", "", NULL);
+					rc = -EINVAL;
+				} else if (!(v > 0 && v < 1e12)) {
+					add_error(errors, file, fl, "budgets.monthly_usd: value out of range (allowed > 0)%s%s", "", NULL);
+					rc = -EINVAL;
+				}
+				b->monthly_usd = v;
+				have_amount = true;
+			} else {
+				add_error(errors, file, fl, "unknown key \"budgets.%s\"%s", name, NULL);
+				rc = -EINVAL;
+			}
+		}
+		bool is_project = b->project && !b->tag && !b->value;
+		bool is_tag = !b->project && b->tag && b->value;
+		if (!is_project && !is_tag) {
+			add_error(errors, file, line, "budgets: give either project, or tag and value%s%s", "", NULL);
+			rc = -EINVAL;
+		} else if (!have_amount) {
+			add_error(errors, file, line, "budgets: monthly_usd missing%s%s", "", NULL);
+			rc = -EINVAL;
+		}
+		for (size_t j = 0; rc == 0 && j + 1 < l.n; j++) {
+			const struct budget *o = &l.v[j];
+			bool same = is_project ? o->project && strcmp(o->project, b->project) == 0
+					       : o->tag && strcmp(o->tag, b->tag) == 0 &&
+							 strcmp(o->value, b->value) == 0;
+			if (same) {
+				add_error(errors, file, line, "budgets: \"%s\" has two budgets%s",
+					  is_project ? b->project : b->value, NULL);
+				rc = -EINVAL;
+			}
+		}
+	}
+	if (rc) {
+		budgets_free(&l);
+		return rc;
+	}
+	budgets_free(out);
+	*out = l;
+	return 0;
 }
 
 /* Reads one setting into @c per @k. Returns 0 or -EINVAL (error recorded). */
@@ -290,6 +459,23 @@ static int read_value(struct conf *c, const struct key *k, const config_setting_
 		*(struct strlist *)(void *)base = l;
 		return 0;
 	}
+	case T_FLOAT: {
+		if (type != CONFIG_TYPE_FLOAT && type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
+			goto wrong_type;
+		double v = type == CONFIG_TYPE_FLOAT ? config_setting_get_float(s)
+						     : (double)config_setting_get_int64(s);
+		if (!(v >= k->fmin && v <= k->fmax)) {
+			snprintf(range, sizeof(range), "%g..%g", k->fmin, k->fmax);
+			add_error(errors, file, line, "%s: value out of range (allowed %s)", k->path, range);
+			return -EINVAL;
+		}
+		*(double *)(void *)base = v;
+		return 0;
+	}
+	case T_BUDGETS:
+		if (type != CONFIG_TYPE_LIST && type != CONFIG_TYPE_ARRAY)
+			goto wrong_type;
+		return read_budgets((struct budget_list *)(void *)base, k, s, file, errors);
 	}
 	return 0;
 wrong_type:
@@ -314,12 +500,39 @@ static int derive(struct conf *c, struct strlist *errors, const char *file, cons
 			rc = -EINVAL;
 		}
 	}
-	const char *ep = c->projects_endpoint;
-	if ((strncmp(ep, "http://", 7) != 0 && strncmp(ep, "https://", 8) != 0) ||
-	    strpbrk(ep, " \t\r\n?#")) {
-		add_error(errors, file, line_of(find_key("projects.endpoint"), lines),
-			  "projects.endpoint: \"%s\" is not an http(s) base URL%s", ep, NULL);
-		rc = -EINVAL;
+	static const char *const urls[] = { "projects.endpoint", "aws.sts_endpoint",
+					     "aws.imds_endpoint", "aws.container_endpoint",
+					     "cost_explorer.endpoint" };
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		const struct key *k = find_key(urls[i]);
+		const char *ep = *(char **)(void *)((char *)c + k->offset);
+		if ((strncmp(ep, "http://", 7) != 0 && strncmp(ep, "https://", 8) != 0) ||
+		    strpbrk(ep, " \t\r\n?#")) {
+			add_error(errors, file, line_of(k, lines), "%s: \"%s\" is not an http(s) base URL",
+				  urls[i], ep);
+			rc = -EINVAL;
+		}
+	}
+	static const char *const regions[] = { "aws.region", "cost_explorer.signing_region" };
+	for (size_t i = 0; i < sizeof(regions) / sizeof(regions[0]); i++) {
+		const struct key *k = find_key(regions[i]);
+		const char *r = *(char **)(void *)((char *)c + k->offset);
+		if (!region_ok(r)) {
+			add_error(errors, file, line_of(k, lines), "%s: \"%s\" is not a region name",
+				  regions[i], r);
+			rc = -EINVAL;
+		}
+	}
+	for (size_t i = 0; i < c->budgets.n; i++) {
+		const struct budget *b = &c->budgets.v[i];
+		bool known = !b->tag;
+		for (size_t j = 0; b->tag && j < c->projects_tag_labels.n; j++)
+			known = known || strcmp(c->projects_tag_labels.v[j], b->tag) == 0;
+		if (!known) {
+			add_error(errors, file, line_of(find_key("budgets"), lines),
+				  "budgets: tag \"%s\" is not in projects.tag_labels%s", b->tag, NULL);
+			rc = -EINVAL;
+		}
 	}
 
 	strlist_free(&c->projects_tag_label_names);
@@ -371,8 +584,15 @@ struct conf *conf_load(const char *path, struct strlist *errors)
 		const char *file = config_setting_source_file(g) ? config_setting_source_file(g) : path;
 		int gline = (int)config_setting_source_line(g);
 		if (!is_group(gname)) {
-			add_error(errors, file, gline, "unknown key \"%s\"%s", gname, NULL);
-			rc = -EINVAL;
+			const struct key *k = find_key(gname);
+			if (!k) {
+				add_error(errors, file, gline, "unknown key \"%s\"%s", gname, NULL);
+				rc = -EINVAL;
+			} else {
+				lines[k - keys] = gline;
+				if (read_value(c, k, g, file, errors))
+					rc = -EINVAL;
+			}
 			continue;
 		}
 		if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
@@ -411,7 +631,7 @@ void conf_print_keys(FILE *f)
 {
 	for (size_t i = 0; i < NKEYS; i++) {
 		const struct key *k = &keys[i];
-		char def[160], range[64] = "";
+		char def[160], range[128] = "";
 		switch (k->type) {
 		case T_BOOL:
 			snprintf(def, sizeof(def), "%s", k->def_int ? "true" : "false");
@@ -431,6 +651,13 @@ void conf_print_keys(FILE *f)
 						      n ? "|" : "", *ch);
 			break;
 		}
+		case T_FLOAT:
+			snprintf(def, sizeof(def), "%g", k->fdef);
+			snprintf(range, sizeof(range), "%g..%g", k->fmin, k->fmax);
+			break;
+		case T_BUDGETS:
+			snprintf(def, sizeof(def), "()");
+			break;
 		case T_STRLIST: {
 			struct strlist l = { 0 };
 			split_default(&l, k->def_str);
@@ -444,8 +671,8 @@ void conf_print_keys(FILE *f)
 			break;
 		}
 		}
-		fprintf(f, "  %-27s %-8s default %s%s%s\n      %s\n", k->path,
-			k->type == T_STRLIST ? "list" : type_names[k->type], def,
+		fprintf(f, "  %-40s %-7s default %s%s%s\n      %s\n", k->path,
+			k->type == T_STRLIST || k->type == T_BUDGETS ? "list" : type_names[k->type], def,
 			*range ? ", allowed " : "", range, k->help);
 	}
 }

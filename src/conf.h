@@ -25,6 +25,19 @@ struct strlist {
 
 enum projects_auth { AUTH_API_KEY, AUTH_SIGV4 };
 
+/* One entry of the `budgets` list: a project (by name or id) or a tag value. */
+struct budget {
+	char *project; /* NULL for a tag budget */
+	char *tag;
+	char *value;
+	double monthly_usd;
+};
+
+struct budget_list {
+	struct budget *v;
+	size_t n;
+};
+
 struct conf {
 	char *path; /* file it came from; "" for built-in defaults */
 
@@ -41,6 +54,36 @@ struct conf {
 	struct strlist projects_tag_label_names; /* derived: tag_<key> */
 	long projects_page_size;
 	long projects_max_projects;
+
+	/* aws: credentials and the endpoints they come from */
+	char *aws_region;
+	char *aws_role_arn;
+	char *aws_external_id;
+	char *aws_profile;
+	char *aws_role_session_name;
+	char *aws_sts_endpoint;       /* may contain {region} */
+	bool aws_imds_enabled;
+	char *aws_imds_endpoint;
+	char *aws_container_endpoint; /* base for AWS_CONTAINER_CREDENTIALS_RELATIVE_URI */
+
+	/* cost_explorer: GetCostAndUsage and friends */
+	bool ce_enabled;
+	char *ce_endpoint;
+	char *ce_signing_region;
+	long ce_refresh_interval;
+	struct strlist ce_attribution_tags;
+	char *ce_cost_metric;
+	struct strlist ce_services; /* empty = discover */
+	char *ce_service_search;
+	long ce_max_requests_per_day;
+	double ce_request_price_usd;
+	long ce_settle_days;
+	long ce_max_pages;
+	bool ce_forecast;
+	long ce_allocation_tags_interval;
+
+	struct budget_list budgets;
+	char *state_file; /* "" = none */
 
 	/* http: the client side, shared by every AWS source */
 	long http_connect_timeout;

@@ -168,7 +168,11 @@ static void setup(CURL *h, const struct hc_opts *o, const struct hc_req *req, st
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)o->stop);
 	if (req->headers)
 		curl_easy_setopt(h, CURLOPT_HTTPHEADER, req->headers);
-	if (strcmp(req->method, "POST") == 0) {
+	if (strcmp(req->method, "PUT") == 0) {
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+	} else if (strcmp(req->method, "POST") == 0) {
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? req->body : "");
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
@@ -197,6 +201,11 @@ int hc_perform(struct hc *c, const struct hc_opts *o, const struct hc_req *req,
 	for (unsigned attempt = 0;; attempt++) {
 		struct sink s = { .too_big = false };
 		buf_init(&s.body, o->max_body);
+		if (req->admit && req->admit(req->admit_arg)) {
+			buf_free(&s.body);
+			snprintf(err, errlen, "request refused by the daily request ceiling");
+			return -EDQUOT;
+		}
 		setup(c->curl, o, req, &s);
 		apistats_request(req->op);
 		double t0 = mono_now();

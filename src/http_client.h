@@ -41,7 +41,7 @@ enum hc_verdict { HC_OK, HC_RETRY, HC_FAIL };
 
 struct hc_req {
 	enum api_op op;
-	const char *method;            /* "GET" or "POST" */
+	const char *method;            /* "GET", "POST" or "PUT" */
 	const char *url;
 	const char *body;              /* POST body or NULL */
 	size_t body_len;
@@ -55,6 +55,10 @@ struct hc_req {
 	 */
 	enum hc_verdict (*classify)(long status, const char *body, size_t len,
 				    enum api_reason *reason, char *msg, size_t msglen);
+	/* Called before every attempt; non-zero refuses it (hc_perform returns
+	 * -EDQUOT). Used for the paid Cost Explorer API's daily ceiling. */
+	int (*admit)(void *arg);
+	void *admit_arg;
 };
 
 struct hc_resp {
@@ -70,8 +74,8 @@ void hc_free(struct hc *c);
 /*
  * Performs @req, retrying as allowed. On success (HC_OK) returns 0 and fills
  * @out (caller frees out->body). On failure returns -EIO (the last attempt's
- * reason in *reason and a one-line description in @err) or -ECANCELED when
- * stopped. @out is only written on success.
+ * reason in *reason and a one-line description in @err), -EDQUOT when
+ * req->admit refused, or -ECANCELED when stopped. @out is only written on success.
  */
 int hc_perform(struct hc *c, const struct hc_opts *o, const struct hc_req *req,
 	       struct hc_resp *out, enum api_reason *reason, char *err, size_t errlen);

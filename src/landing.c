@@ -66,6 +66,9 @@ char *landing_render(const struct exporter_state *st, size_t *len)
 		     "<table border=\"1\" cellpadding=\"4\">\n<tr><th>Source</th><th>State</th>"
 		     "<th>Last success</th><th>Last error</th></tr>\n");
 	put_source(&b, &st->projects);
+	put_source(&b, &st->costs);
+	put_source(&b, &st->forecast);
+	put_source(&b, &st->alloc_tags);
 	buf_puts(&b, "</table>\n</body></html>\n");
 	return buf_steal(&b, len);
 }

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "awscreds.h"
+#include "days.h"
 #include "http_client.h"
 #include "landing.h"
 #include "log.h"
@@ -18,6 +20,7 @@
 #include "projects.h"
 #include "snapshot.h"
 #include "state.h"
+#include "statefile.h"
 
 /* Each interval is stretched or shrunk by up to this fraction, at random. */
 #define JITTER 0.1
@@ -34,8 +37,18 @@ struct poller {
 	struct conf *conf;
 	struct exporter_state st;
 	struct hc *hc;
-	double next_projects; /* monotonic seconds */
+	struct aws_provider *creds;
+	/* when each source is due, monotonic seconds */
+	double next_projects;
+	double next_costs;
+	double next_tags;
+	long rendered_day;    /* UTC day of the last render: re-render at midnight */
+	char *state_error;    /* last state-file write error, for complain-once */
+	bool budgets_checked; /* unmatched project budgets warned for this config */
 };
+
+/* After a failed Cost Explorer refresh, try again this soon (or at the interval). */
+#define CE_RETRY_AFTER_FAILURE 900.0
 
 /* Makes st.regions match conf->projects_regions, keeping data of regions that stay. */
 static void sync_regions(struct poller *p)
@@ -64,6 +77,9 @@ static void sync_regions(struct poller *p)
 	p->st.nregions = want->n;
 	p->st.conf = p->conf;
 	p->st.projects.enabled = p->conf->projects_enabled;
+	p->st.costs.enabled = p->conf->ce_enabled;
+	p->st.forecast.enabled = p->conf->ce_enabled && p->conf->ce_forecast;
+	p->st.alloc_tags.enabled = p->conf->ce_enabled;
 }
 
 struct poller *poller_new(struct conf *conf, const char *config_path, const char *telemetry_path)
@@ -82,10 +98,15 @@ struct poller *poller_new(struct conf *conf, const char *config_path, const char
 	pthread_condattr_destroy(&ca);
 	atomic_init(&p->stop, false);
 	p->hc = hc;
+	p->creds = aws_provider_new();
 	p->config_path = xstrdup(config_path);
 	p->conf = conf;
 	p->st.telemetry_path = xstrdup(telemetry_path);
 	p->st.projects.name = "projects";
+	p->st.costs.name = "cost_explorer";
+	p->st.forecast.name = "forecast";
+	p->st.alloc_tags.name = "allocation_tags";
+	p->rendered_day = days_of_time(wall_now());
 	p->st.reload_ok = true;
 	p->st.reload_success_ts = wall_now();
 	sync_regions(p);
@@ -103,6 +124,12 @@ void poller_free(struct poller *p)
 	}
 	free(p->st.regions);
 	free(p->st.projects.last_error);
+	free(p->st.costs.last_error);
+	free(p->st.forecast.last_error);
+	free(p->st.alloc_tags.last_error);
+	ce_source_free(&p->st.ce);
+	aws_provider_free(p->creds);
+	free(p->state_error);
 	free((char *)p->st.telemetry_path);
 	conf_free(p->conf);
 	hc_free(p->hc);
@@ -176,13 +203,33 @@ static int refresh_projects(struct poller *p)
 	int failed = 0;
 
 	s->last_attempt = wall_now();
+	struct aws_creds creds = { 0 };
+	char cerr[512] = "";
+	int crc = p->conf->projects_auth == AUTH_SIGV4
+			  ? aws_provider_get(p->creds, p->hc, &o, p->conf, wall_now(), &creds, cerr,
+					     sizeof(cerr))
+			  : 0;
+	if (crc == -ECANCELED)
+		return crc;
 	for (size_t i = 0; i < p->st.nregions; i++) {
 		struct region_state *rs = &p->st.regions[i];
 		struct project_list fresh = { 0 };
 		char err[512] = "";
-		int rc = projects_list_region(p->hc, &o, p->conf, rs->region, &fresh, err, sizeof(err));
-		if (rc == -ECANCELED)
+		int rc;
+		if (crc) {
+			snprintf(err, sizeof(err), "AWS credentials: %s", cerr);
+			rc = -EACCES;
+		} else {
+			rc = projects_list_region(p->hc, &o, p->conf,
+						  p->conf->projects_auth == AUTH_SIGV4 ? &creds : NULL,
+						  rs->region, &fresh, err, sizeof(err));
+		}
+		if (rc == -EIO && strstr(err, "(auth)"))
+			aws_provider_invalidate(p->creds);
+		if (rc == -ECANCELED) {
+			awscreds_clear(&creds);
 			return rc;
+		}
 		note_region(rs, rc, err, fresh.n);
 		if (rc == 0) {
 			project_list_move(&rs->projects, &fresh);
@@ -193,6 +240,7 @@ static int refresh_projects(struct poller *p)
 			failed++;
 		}
 	}
+	awscreds_clear(&creds);
 	s->last_duration = mono_now() - t0;
 	s->up = failed == 0;
 	free(s->last_error);
@@ -210,10 +258,148 @@ static int refresh_projects(struct poller *p)
 	return failed ? -EIO : 0;
 }
 
+static double jittered(long interval)
+{
+	return (double)interval * (1.0 + JITTER * (2.0 * rand_unit() - 1.0));
+}
+
+/* Complain once per change of a source's outcome; note recovery. */
+static void note_source(struct source_state *s, int rc, const char *err, double started)
+{
+	s->last_duration = mono_now() - started;
+	if (rc == 0) {
+		if (s->last_error)
+			log_info("source recovered", "source", s->name);
+		free(s->last_error);
+		s->last_error = NULL;
+		s->up = true;
+		s->has_data = true;
+		s->last_success = wall_now();
+		return;
+	}
+	s->up = false;
+	if (s->last_error && strcmp(s->last_error, err) == 0) {
+		log_debug("source still failing", "source", s->name, "error", err);
+		return;
+	}
+	log_warn("refresh failed; serving the last good data", "source", s->name, "error", err);
+	free(s->last_error);
+	s->last_error = xstrdup(err);
+}
+
+static void save_state(struct poller *p)
+{
+	const char *path = p->conf->state_file;
+	if (!*path)
+		return;
+	char err[512] = "";
+	int rc = statefile_save(path, &p->st.ce, p->st.regions, p->st.nregions, wall_now(), err,
+				sizeof(err));
+	if (rc) {
+		if (!p->state_error || strcmp(p->state_error, err) != 0)
+			log_warn("cannot write the state file; a restart will query Cost Explorer again",
+				 "error", err);
+		free(p->state_error);
+		p->state_error = xstrdup(err);
+	} else if (p->state_error) {
+		log_info("state file written again", "file", path);
+		free(p->state_error);
+		p->state_error = NULL;
+	}
+}
+
+static struct ce_ctx ce_context(struct poller *p, const struct hc_opts *o)
+{
+	return (struct ce_ctx){ .hc = p->hc, .opts = o, .creds = p->creds, .conf = p->conf,
+				.src = &p->st.ce, .now = wall_now() };
+}
+
+/* Seconds from @now until the next UTC midnight. */
+static double until_midnight(double now)
+{
+	return days_start_time(days_of_time(now) + 1) - now;
+}
+
+/* Refreshes costs, then the forecast. Returns -ECANCELED when stopped. */
+static int refresh_costs(struct poller *p)
+{
+	struct hc_opts o = client_opts(p);
+	struct ce_ctx x = ce_context(p, &o);
+	char err[512] = "";
+	double t0 = mono_now();
+	p->st.costs.last_attempt = wall_now();
+	int rc = ce_refresh_costs(&x, err, sizeof(err));
+	if (rc == -ECANCELED)
+		return rc;
+	note_source(&p->st.costs, rc, err, t0);
+	double now = wall_now();
+	if (rc == 0)
+		p->next_costs = mono_now() + jittered(p->conf->ce_refresh_interval);
+	else if (rc == -EDQUOT)
+		p->next_costs = mono_now() + until_midnight(now) + 60 * rand_unit();
+	else
+		p->next_costs = mono_now() + (p->conf->ce_refresh_interval < CE_RETRY_AFTER_FAILURE
+						      ? jittered(p->conf->ce_refresh_interval)
+						      : CE_RETRY_AFTER_FAILURE * (1 + rand_unit() * JITTER));
+	if (p->conf->ce_forecast && p->st.costs.has_data) {
+		t0 = mono_now();
+		x.now = wall_now();
+		p->st.forecast.last_attempt = x.now;
+		int frc = ce_refresh_forecast(&x, err, sizeof(err));
+		if (frc == -ECANCELED)
+			return frc;
+		note_source(&p->st.forecast, frc, err, t0);
+	}
+	save_state(p);
+	return 0;
+}
+
+static int refresh_tags(struct poller *p)
+{
+	struct hc_opts o = client_opts(p);
+	struct ce_ctx x = ce_context(p, &o);
+	char err[512] = "";
+	double t0 = mono_now();
+	p->st.alloc_tags.last_attempt = wall_now();
+	int rc = ce_refresh_allocation_tags(&x, err, sizeof(err));
+	if (rc == -ECANCELED)
+		return rc;
+	note_source(&p->st.alloc_tags, rc, err, t0);
+	p->next_tags = mono_now() + (rc == 0 ? jittered(p->conf->ce_allocation_tags_interval)
+					     : CE_RETRY_AFTER_FAILURE * (1 + rand_unit() * JITTER));
+	if (rc == 0)
+		save_state(p);
+	return 0;
+}
+
+/* Warns once per configuration about project budgets naming no listed project. */
+static void check_budgets(struct poller *p)
+{
+	if (p->budgets_checked || !p->st.projects.has_data)
+		return;
+	p->budgets_checked = true;
+	for (size_t i = 0; i < p->conf->budgets.n; i++) {
+		const struct budget *b = &p->conf->budgets.v[i];
+		if (!b->project)
+			continue;
+		bool found = false;
+		for (size_t r = 0; r < p->st.nregions && !found; r++)
+			for (size_t j = 0; j < p->st.regions[r].projects.n && !found; j++) {
+				const struct project *pr = &p->st.regions[r].projects.v[j];
+				found = strcmp(pr->id, b->project) == 0 || strcmp(pr->name, b->project) == 0;
+			}
+		if (!found)
+			log_warn("budget names no listed project (by name or id); it is not exported",
+				 "project", b->project);
+	}
+}
+
 static void publish(struct poller *p)
 {
 	struct buf body;
 	buf_init(&body, (size_t)1 << 30);
+	p->st.now = wall_now();
+	p->rendered_day = days_of_time(p->st.now);
 	if (metrics_render(&p->st, &body))
 		log_error("exposition exceeds 1 GiB; serving what fits");
 	size_t llen;
@@ -225,9 +411,51 @@ static void publish(struct poller *p)
 	snapshot_publish(snapshot_new(plain, len, landing, llen, ready, why));
 }
 
-static double jittered(long interval)
+/* Restores the state file; schedules the cost sources after the restored data's age. */
+static void load_state(struct poller *p)
 {
-	return (double)interval * (1.0 + JITTER * (2.0 * rand_unit() - 1.0));
+	const char *path = p->conf->state_file;
+	if (!*path || !p->conf->ce_enabled)
+		return;
+	char err[512] = "";
+	int rc = statefile_load(path, &p->st.ce, p->st.regions, p->st.nregions, err, sizeof(err));
+	if (rc == -ENOENT) {
+		log_info("no state file yet; it is written after the first refresh", "file", path);
+		return;
+	}
+	if (rc) {
+		log_warn("state file ignored; starting afresh", "error", err);
+		return;
+	}
+	double now = wall_now(), mono = mono_now();
+	struct ce_source *ce = &p->st.ce;
+	char *want = ce_spend_signature(p->conf, &ce->services);
+	bool same = ce->spend_sig && strcmp(want, ce->spend_sig) == 0;
+	free(want);
+	for (size_t r = 0; r < p->st.nregions; r++)
+		if (p->st.regions[r].has_data)
+			p->st.projects.has_data = true;
+	if (same && ce->costs_at > 0 && ce->costs_at <= now) {
+		p->st.costs.has_data = true;
+		p->st.costs.last_success = ce->costs_at;
+		double due = ce->costs_at + (double)p->conf->ce_refresh_interval - now;
+		p->next_costs = mono + (due > 0 ? due : 0);
+	} else {
+		log_info("state file's cost data was queried with another configuration; querying again");
+	}
+	if (ce->has_forecast && ce->forecast_at > 0) {
+		p->st.forecast.has_data = true;
+		p->st.forecast.last_success = ce->forecast_at;
+	}
+	if (ce->tags_at > 0 && ce->tags_at <= now) {
+		p->st.alloc_tags.has_data = true;
+		p->st.alloc_tags.last_success = ce->tags_at;
+		double due = ce->tags_at + (double)p->conf->ce_allocation_tags_interval - now;
+		p->next_tags = mono + (due > 0 ? due : 0);
+	}
+	char n[32];
+	snprintf(n, sizeof(n), "%ld", ce_requests_remaining(ce, p->conf, now));
+	log_info("state restored", "file", path, "cost_explorer_requests_left_today", n);
 }
 
 static void reload(struct poller *p)
@@ -243,13 +471,26 @@ static void reload(struct poller *p)
 		return;
 	}
 	struct conf *old = p->conf;
+	char *old_sig = ce_spend_signature(old, &p->st.ce.services);
+	char *new_sig = ce_spend_signature(c, &p->st.ce.services);
+	bool ce_changed = strcmp(old_sig, new_sig) != 0 || old->ce_enabled != c->ce_enabled ||
+			  strcmp(old->ce_endpoint, c->ce_endpoint) != 0 ||
+			  !strlist_equal(&old->ce_services, &c->ce_services);
+	free(old_sig);
+	free(new_sig);
 	p->conf = c;
 	sync_regions(p);
+	aws_provider_invalidate(p->creds); /* aws.* may have changed */
 	p->st.reload_ok = true;
 	p->st.reload_success_ts = wall_now();
+	p->budgets_checked = false;
 	conf_free(old);
 	/* list again at once: regions, endpoint, auth or labels may have changed */
 	p->next_projects = mono_now();
+	if (ce_changed) {
+		p->next_costs = mono_now();
+		p->next_tags = mono_now();
+	}
 	log_info("configuration reloaded", "file", p->config_path);
 }
 
@@ -267,19 +508,42 @@ static void *run(void *arg)
 			continue;
 		}
 		double now = mono_now();
-		if (p->conf->projects_enabled && now >= p->next_projects) {
-			pthread_mutex_unlock(&p->mu);
-			int rc = refresh_projects(p);
-			p->next_projects = mono_now() + jittered(p->conf->projects_refresh_interval);
-			if (rc != -ECANCELED)
-				publish(p);
-			pthread_mutex_lock(&p->mu);
-			continue;
+		const struct conf *c = p->conf;
+		int rc = 0;
+		bool work = true;
+		pthread_mutex_unlock(&p->mu);
+		if (c->projects_enabled && now >= p->next_projects) {
+			rc = refresh_projects(p);
+			p->next_projects = mono_now() + jittered(c->projects_refresh_interval);
+			if (rc == 0)
+				save_state(p);
+			check_budgets(p);
+		} else if (c->ce_enabled && now >= p->next_costs) {
+			rc = refresh_costs(p);
+		} else if (c->ce_enabled && now >= p->next_tags) {
+			rc = refresh_tags(p);
+		} else if (days_of_time(wall_now()) != p->rendered_day) {
+			log_debug("UTC midnight: windows move");
+		} else {
+			work = false;
 		}
-		double deadline = p->conf->projects_enabled ? p->next_projects : now + 3600;
+		if (work && rc != -ECANCELED)
+			publish(p);
+		pthread_mutex_lock(&p->mu);
+		if (work)
+			continue;
+		/* sleep until the next source is due, or midnight, or a signal */
+		double deadline = now + until_midnight(wall_now()) + 0.01;
+		if (c->projects_enabled && p->next_projects < deadline)
+			deadline = p->next_projects;
+		if (c->ce_enabled && p->next_costs < deadline)
+			deadline = p->next_costs;
+		if (c->ce_enabled && p->next_tags < deadline)
+			deadline = p->next_tags;
 		struct timespec ts = { (time_t)deadline,
 				       (long)((deadline - (double)(time_t)deadline) * 1e9) };
-		pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+		if (!p->reload_requested && !atomic_load(&p->stop))
+			pthread_cond_timedwait(&p->cv, &p->mu, &ts);
 	}
 	pthread_mutex_unlock(&p->mu);
 	return NULL;
@@ -287,8 +551,10 @@ static void *run(void *arg)
 
 int poller_start(struct poller *p)
 {
+	double mono = mono_now();
+	p->next_projects = p->next_costs = p->next_tags = mono;
+	load_state(p);
 	publish(p);
-	p->next_projects = mono_now();
 	int rc = pthread_create(&p->thread, NULL, run, p);
 	if (rc) {
 		log_error("cannot start the poller thread", "error", strerror(rc));
@@ -321,8 +587,16 @@ void poller_stop(struct poller *p)
 int poller_run_once(struct poller *p, struct buf *out)
 {
 	int rc = 0;
+	load_state(p);
 	if (p->conf->projects_enabled && refresh_projects(p))
 		rc = -EIO;
+	if (p->conf->ce_enabled) {
+		refresh_costs(p);
+		refresh_tags(p);
+		if (!p->st.costs.up || !p->st.alloc_tags.up || (p->conf->ce_forecast && !p->st.forecast.up))
+			rc = -EIO;
+	}
+	p->st.now = wall_now();
 	if (metrics_render(&p->st, out))
 		rc = -ENOSPC;
 	return rc;

@@ -288,12 +288,12 @@ static int read_api_key(const struct conf *c, char **out, char *err, size_t errl
 }
 
 int projects_list_region(struct hc *hc, const struct hc_opts *o, const struct conf *c,
-			 const char *region, struct project_list *out, char *err, size_t errlen)
+			 const struct aws_creds *creds, const char *region, struct project_list *out,
+			 char *err, size_t errlen)
 {
 	struct project_list all = { 0 };
 	struct strmap *seen = strmap_new();
 	struct curl_slist *headers = NULL;
-	struct aws_creds creds = { 0 };
 	char *base = projects_base_url(c->projects_endpoint, region);
 	char *userpwd = NULL, *sigv4 = NULL, *after = NULL;
 	int rc = 0;
@@ -309,18 +309,17 @@ int projects_list_region(struct hc *hc, const struct hc_opts *o, const struct co
 		free_secret(h);
 		free_secret(key);
 	} else {
-		if (awscreds_from_env(&creds)) {
-			snprintf(err, errlen, "no AWS credentials for SigV4: set AWS_ACCESS_KEY_ID "
-				 "and AWS_SECRET_ACCESS_KEY");
+		if (!creds) {
+			snprintf(err, errlen, "no AWS credentials for SigV4");
 			rc = -EACCES;
 			goto out;
 		}
-		if (creds.session_token) {
-			char *h = xasprintf("X-Amz-Security-Token: %s", creds.session_token);
+		if (creds->session_token) {
+			char *h = xasprintf("X-Amz-Security-Token: %s", creds->session_token);
 			headers = curl_slist_append(headers, h);
 			free_secret(h);
 		}
-		userpwd = awscreds_userpwd(&creds);
+		userpwd = awscreds_userpwd(creds);
 		sigv4 = xasprintf("aws:amz:%s:bedrock-mantle", region);
 	}
 
@@ -406,7 +405,6 @@ out:
 	project_list_free(&all);
 	strmap_free(seen);
 	hc_slist_free_secret(headers);
-	awscreds_clear(&creds);
 	free_secret(userpwd);
 	free(sigv4);
 	free(after);

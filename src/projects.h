@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "conf.h"
+#include "awscreds.h"
 #include "http_client.h"
 
 /* AWS allows 50 tags per resource; a project with more is refused. */
@@ -58,13 +59,15 @@ void project_list_free(struct project_list *l);
 void project_list_move(struct project_list *to, struct project_list *from);
 
 /*
- * Lists every project of @region into @out (replacing nothing: @out must be
+ * Lists every project of @region into @out, signing with @creds when
+ * projects.auth is sigv4 (borrowed; ignored for api_key), (replacing nothing: @out must be
  * empty). Returns 0; or -EIO/-EPROTO/-EACCES with @reason_out (a short
  * reason for the log, never a secret) in @err; or -ECANCELED when stopped.
  * On failure @out is left empty. Poller thread (or main under --once).
  */
 int projects_list_region(struct hc *hc, const struct hc_opts *o, const struct conf *c,
-			 const char *region, struct project_list *out, char *err, size_t errlen);
+			 const struct aws_creds *creds, const char *region, struct project_list *out,
+			 char *err, size_t errlen);
 
 /* Builds the region's base URL from the endpoint template. Caller frees. */
 char *projects_base_url(const char *endpoint, const char *region);

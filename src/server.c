@@ -169,10 +169,22 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	if (landing)
 		return reply_snapshot(c, s, s->landing, s->landing_len, "text/html; charset=utf-8",
 				      NULL);
-	bool ok = s->ready;
-	snapshot_release(s);
-	return reply_text(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
-			  ok ? "OK\n" : "Not ready: waiting for the first successful refresh\n");
+	if (s->ready) {
+		snapshot_release(s);
+		return reply_text(c, MHD_HTTP_OK, "OK\n");
+	}
+	/* the reason lives in the snapshot: serve it from there, zero copy */
+	const char *why = s->not_ready_reason ? s->not_ready_reason : "Not ready\n";
+	struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
+		strlen(why), (void *)why, release_snapshot, s);
+	if (!r) {
+		snapshot_release(s);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CT_TEXT);
+	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_SERVICE_UNAVAILABLE, r);
+	MHD_destroy_response(r);
+	return ret;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)

@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "conf.h"
+#include "cost_explorer.h"
 #include "projects.h"
 
 struct source_state {
@@ -34,9 +35,14 @@ struct region_state {
 struct exporter_state {
 	const struct conf *conf; /* borrowed */
 	const char *telemetry_path;
+	double now;              /* wall clock of the render: the windows' "today" */
 	struct source_state projects;
+	struct source_state costs;       /* source="cost_explorer" */
+	struct source_state forecast;
+	struct source_state alloc_tags;  /* source="allocation_tags" */
 	struct region_state *regions;
 	size_t nregions;
+	struct ce_source ce;
 	bool reload_ok;
 	double reload_success_ts;
 };

@@ -94,9 +94,32 @@ projects: {{
   api_key_env = "BEDROCK_API_KEY";
   refresh_interval = 60;
 }};
+aws: {{
+  sts_endpoint = "http://127.0.0.1:{fake_port}/sts";
+  imds_enabled = false;           # the demo never talks to anything but the fake
+}};
+cost_explorer: {{
+  enabled = true;
+  endpoint = "http://127.0.0.1:{fake_port}/ce";
+  refresh_interval = 3600;
+}};
+budgets = (
+  {{ project = "CustomerChatbot-Prod"; monthly_usd = 500.0; }},
+  {{ tag = "Team"; value = "DataScience"; monthly_usd = 2000.0; }}
+);
+state_file = "{tmp}/state.json";
 """)
         listen_port = free_port(args.listen_port)
-        env = dict(os.environ, BEDROCK_API_KEY=DEMO_API_KEY)
+        # the fake account's credentials; HOME and the metadata switch keep the demo from
+        # finding anything real on this machine
+        env = dict(os.environ, BEDROCK_API_KEY=DEMO_API_KEY, HOME=tmp,
+                   AWS_ACCESS_KEY_ID="AKIDFAKEEXAMPLE",
+                   AWS_SECRET_ACCESS_KEY="fake/secret/EXAMPLEKEY",
+                   AWS_EC2_METADATA_DISABLED="true")
+        for k in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                  "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                  "AWS_SHARED_CREDENTIALS_FILE"):
+            env.pop(k, None)
         procs.append(subprocess.Popen(
             [args.binary, "--config.file=" + conf,
              f"--web.listen-address=127.0.0.1:{listen_port}"], env=env))
@@ -116,9 +139,16 @@ projects: {{
         print(f"\n{len(info)} projects, for example:")
         for line in info[:3]:
             print("  " + line)
+        costs = [l for l in body.splitlines()
+                 if l.startswith("bedrock_cost_project_month_to_date_usd{")]
+        print(f"\nMonth-to-date Bedrock spend per project ({len(costs)} rows):")
+        for line in costs:
+            print("  " + line)
         if args.smoke:
             if len(info) < 5:
                 raise RuntimeError("expected the example projects on /metrics")
+            if len(costs) < 5:
+                raise RuntimeError("expected per-project cost on /metrics")
             print("\ndemo smoke check passed")
             return 0
         print("\nPress Ctrl-C to stop the exporter and the fake.")

@@ -1,0 +1,35 @@
+/*
+ * statefile.h - the state file: what a restart needs to serve at once
+ * without paying Cost Explorer again (cached cost series, discovered
+ * services, forecast, tag activation, today's request count for the
+ * ceiling, and the last project listings).
+ *
+ * JSON, versioned ("format" and "version" fields), validated field by field
+ * on load; written atomically (temporary file in the same directory, fsync,
+ * rename, fsync of the directory) with mode 0600, so a crash at any moment
+ * leaves either the old or the new file. Poller thread only.
+ */
+#ifndef BCE_STATEFILE_H
+#define BCE_STATEFILE_H
+
+#include <stddef.h>
+
+#include "cost_explorer.h"
+#include "state.h"
+
+#define STATEFILE_VERSION 1
+
+/* Returns 0 or -errno with @err filled. */
+int statefile_save(const char *path, const struct ce_source *ce, const struct region_state *regions,
+		   size_t nregions, double now, char *err, size_t errlen);
+
+/*
+ * Loads @path into @ce (replaced) and into the regions of @regions that the
+ * file has (their projects and has_data). Returns 0; -ENOENT when there is
+ * no file; -EPROTO when it is corrupt, foreign or of another version (nothing
+ * changed; the caller warns and starts afresh).
+ */
+int statefile_load(const char *path, struct ce_source *ce, struct region_state *regions,
+		   size_t nregions, char *err, size_t errlen);
+
+#endif
