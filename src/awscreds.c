@@ -248,29 +248,10 @@ static int fetch(struct hc *hc, const struct hc_opts *o, struct hc_req *req, con
 
 static int read_small_file(const char *path, char **out)
 {
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -errno;
-	struct buf b;
-	buf_init(&b, 64 * 1024);
-	char chunk[4096];
-	size_t n;
-	int rc = 0;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		if (buf_append(&b, chunk, n)) {
-			rc = -EFBIG;
-			break;
-		}
-	secure_zero(chunk, sizeof(chunk));
-	fclose(f);
-	if (rc) {
-		if (b.data)
-			secure_zero(b.data, b.len);
-		buf_free(&b);
-		return rc;
-	}
-	*out = strtrim(buf_steal(&b, NULL));
-	return 0;
+	int rc = read_file_max(path, 64 * 1024, out, NULL);
+	if (!rc)
+		strtrim(*out);
+	return rc;
 }
 
 static int web_identity(struct hc *hc, const struct hc_opts *o, const struct conf *c,

@@ -84,13 +84,13 @@ static const struct key keys[] = {
 	  NULL, "IMDS endpoint ($AWS_EC2_METADATA_SERVICE_ENDPOINT wins)." },
 	{ "aws.container_endpoint", T_STRING, OFF(aws_container_endpoint), 0, "http://169.254.170.2",
 	  8, 1024, NULL, "Base URL for $AWS_CONTAINER_CREDENTIALS_RELATIVE_URI." },
-	{ "cost_explorer.enabled", T_BOOL, OFF(ce_enabled), 0, NULL, 0, 1, NULL,
+	{ "cost_explorer.enabled", T_BOOL, OFF(ce_enabled), 1, NULL, 0, 1, NULL,
 	  "Read Bedrock spend from Cost Explorer (sources cost_explorer, forecast, allocation_tags)." },
 	{ "cost_explorer.endpoint", T_STRING, OFF(ce_endpoint), 0, "https://ce.us-east-1.amazonaws.com",
 	  8, 1024, NULL, "Cost Explorer endpoint." },
 	{ "cost_explorer.signing_region", T_STRING, OFF(ce_signing_region), 0, "us-east-1", 1, 32, NULL,
 	  "SigV4 region for Cost Explorer (always us-east-1 on AWS)." },
-	{ "cost_explorer.refresh_interval", T_INT, OFF(ce_refresh_interval), 21600, NULL, 60, 604800,
+	{ "cost_explorer.refresh_interval", T_INT, OFF(ce_refresh_interval), 21600, NULL, 10, 604800,
 	  NULL, "Seconds between cost refreshes (10% jitter); billing data moves slowly." },
 	{ "cost_explorer.attribution_tags", T_STRLIST, OFF(ce_attribution_tags), 0,
 	  "Application,Environment", 1, 2, NULL,
@@ -231,7 +231,8 @@ void conf_free(struct conf *c)
 }
 
 /* Fills everything derived from keys; returns 0 or -EINVAL with @errors filled. */
-static int derive(struct conf *c, struct strlist *errors, const char *file, const int *lines);
+static int derive(struct conf *c, struct strlist *errors, const char *file, const int *lines,
+		  const char *const *files);
 
 struct conf *conf_defaults(void)
 {
@@ -241,7 +242,8 @@ struct conf *conf_defaults(void)
 		set_default(c, &keys[i]);
 	struct strlist errs = { 0 };
 	int lines[NKEYS] = { 0 };
-	derive(c, &errs, "", lines); /* the defaults are valid by construction */
+	const char *files[NKEYS] = { 0 };
+	derive(c, &errs, "", lines, files); /* the defaults are valid by construction */
 	strlist_free(&errs);
 	return c;
 }
@@ -488,14 +490,21 @@ static int line_of(const struct key *k, const int *lines)
 	return lines[k - keys];
 }
 
-static int derive(struct conf *c, struct strlist *errors, const char *file, const int *lines)
+/* The file a key was set in (an @include may differ from the main file). */
+static const char *file_of(const struct key *k, const char *const *files, const char *main)
+{
+	return files[k - keys] ? files[k - keys] : main;
+}
+
+static int derive(struct conf *c, struct strlist *errors, const char *file, const int *lines,
+		  const char *const *files)
 {
 	int rc = 0;
 	c->projects_auth = strcmp(c->projects_auth_name, "sigv4") == 0 ? AUTH_SIGV4 : AUTH_API_KEY;
 
 	for (size_t i = 0; i < c->projects_regions.n; i++) {
 		if (!region_ok(c->projects_regions.v[i])) {
-			add_error(errors, file, line_of(find_key("projects.regions"), lines),
+			add_error(errors, file_of(find_key("projects.regions"), files, file), line_of(find_key("projects.regions"), lines),
 				  "projects.regions: \"%s\" is not a region name%s", c->projects_regions.v[i], NULL);
 			rc = -EINVAL;
 		}
@@ -508,7 +517,7 @@ static int derive(struct conf *c, struct strlist *errors, const char *file, cons
 		const char *ep = *(char **)(void *)((char *)c + k->offset);
 		if ((strncmp(ep, "http://", 7) != 0 && strncmp(ep, "https://", 8) != 0) ||
 		    strpbrk(ep, " \t\r\n?#")) {
-			add_error(errors, file, line_of(k, lines), "%s: \"%s\" is not an http(s) base URL",
+			add_error(errors, file_of(k, files, file), line_of(k, lines), "%s: \"%s\" is not an http(s) base URL",
 				  urls[i], ep);
 			rc = -EINVAL;
 		}
@@ -518,7 +527,7 @@ static int derive(struct conf *c, struct strlist *errors, const char *file, cons
 		const struct key *k = find_key(regions[i]);
 		const char *r = *(char **)(void *)((char *)c + k->offset);
 		if (!region_ok(r)) {
-			add_error(errors, file, line_of(k, lines), "%s: \"%s\" is not a region name",
+			add_error(errors, file_of(k, files, file), line_of(k, lines), "%s: \"%s\" is not a region name",
 				  regions[i], r);
 			rc = -EINVAL;
 		}
@@ -529,7 +538,7 @@ static int derive(struct conf *c, struct strlist *errors, const char *file, cons
 		for (size_t j = 0; b->tag && j < c->projects_tag_labels.n; j++)
 			known = known || strcmp(c->projects_tag_labels.v[j], b->tag) == 0;
 		if (!known) {
-			add_error(errors, file, line_of(find_key("budgets"), lines),
+			add_error(errors, file_of(find_key("budgets"), files, file), line_of(find_key("budgets"), lines),
 				  "budgets: tag \"%s\" is not in projects.tag_labels%s", b->tag, NULL);
 			rc = -EINVAL;
 		}
@@ -540,7 +549,7 @@ static int derive(struct conf *c, struct strlist *errors, const char *file, cons
 		char *name = expfmt_tag_label_name(c->projects_tag_labels.v[i]);
 		for (size_t j = 0; j < c->projects_tag_label_names.n; j++) {
 			if (strcmp(c->projects_tag_label_names.v[j], name) == 0) {
-				add_error(errors, file, line_of(find_key("projects.tag_labels"), lines),
+				add_error(errors, file_of(find_key("projects.tag_labels"), files, file), line_of(find_key("projects.tag_labels"), lines),
 					  "projects.tag_labels: \"%s\" and \"%s\" map to the same label name",
 					  c->projects_tag_labels.v[j], c->projects_tag_labels.v[i]);
 				rc = -EINVAL;
@@ -556,6 +565,7 @@ struct conf *conf_load(const char *path, struct strlist *errors)
 	config_t cfg;
 	struct conf *c = conf_defaults();
 	int lines[NKEYS] = { 0 };
+	const char *files[NKEYS] = { 0 }; /* into libconfig's memory: used before config_destroy */
 	int rc = 0;
 
 	config_init(&cfg);
@@ -590,6 +600,7 @@ struct conf *conf_load(const char *path, struct strlist *errors)
 				rc = -EINVAL;
 			} else {
 				lines[k - keys] = gline;
+				files[k - keys] = file;
 				if (read_value(c, k, g, file, errors))
 					rc = -EINVAL;
 			}
@@ -602,21 +613,24 @@ struct conf *conf_load(const char *path, struct strlist *errors)
 		}
 		for (int j = 0; j < config_setting_length(g); j++) {
 			config_setting_t *s = config_setting_get_elem(g, (unsigned int)j);
+			const char *sfile = config_setting_source_file(s) ? config_setting_source_file(s)
+									  : file;
 			char *kpath = xasprintf("%s.%s", gname, config_setting_name(s));
 			const struct key *k = find_key(kpath);
 			if (!k) {
-				add_error(errors, file, (int)config_setting_source_line(s),
+				add_error(errors, sfile, (int)config_setting_source_line(s),
 					  "unknown key \"%s\"%s", kpath, NULL);
 				rc = -EINVAL;
 			} else {
 				lines[k - keys] = (int)config_setting_source_line(s);
-				if (read_value(c, k, s, file, errors))
+				files[k - keys] = sfile;
+				if (read_value(c, k, s, sfile, errors))
 					rc = -EINVAL;
 			}
 			free(kpath);
 		}
 	}
-	if (derive(c, errors, path, lines))
+	if (derive(c, errors, path, lines, files))
 		rc = -EINVAL;
 out:
 	config_destroy(&cfg);

@@ -138,6 +138,61 @@ static int call(struct ce_ctx *x, enum api_op op, const char *target, const char
 	return rc;
 }
 
+/* Builds a request body for one page; @token is NULL for the first. Caller frees. */
+typedef char *(*body_fn)(void *arg, const char *token);
+/* Parses one page into @arg's accumulator; *next receives the next token or NULL. */
+typedef int (*parse_fn)(void *arg, const char *body, size_t len, char **next, char *err,
+			size_t errlen);
+
+/*
+ * Runs a paginated operation to the end: at most cost_explorer.max_pages
+ * pages, and a token that repeats is a pagination loop. Errors in the
+ * answers count as reason="parse".
+ */
+static int paginate(struct ce_ctx *x, enum api_op op, const char *target, body_fn make_body,
+		    parse_fn parse, void *arg, char *err, size_t errlen)
+{
+	char *token = NULL, *prev = NULL;
+	int rc = 0;
+	for (long page = 0;; page++) {
+		if (page >= x->conf->ce_max_pages) {
+			apistats_error(op, REASON_PARSE);
+			snprintf(err, errlen, "%s: pagination did not end after %ld pages "
+				 "(cost_explorer.max_pages)", target, page);
+			rc = -EPROTO;
+			break;
+		}
+		char *body = make_body(arg, token);
+		struct hc_resp resp = { 0 };
+		rc = call(x, op, target, body, &resp, err, errlen);
+		free(body);
+		if (rc)
+			break;
+		free(prev);
+		prev = token;
+		token = NULL;
+		char perr[256];
+		rc = parse(arg, resp.body, resp.len, &token, perr, sizeof(perr));
+		free(resp.body);
+		if (rc) {
+			apistats_error(op, REASON_PARSE);
+			snprintf(err, errlen, "%s page %ld: %s", target, page + 1, perr);
+			break;
+		}
+		if (!token)
+			break;
+		if (prev && strcmp(prev, token) == 0) {
+			apistats_error(op, REASON_PARSE);
+			snprintf(err, errlen, "%s: the next-page token repeats (pagination loop)", target);
+			rc = -EPROTO;
+			break;
+		}
+	}
+	free(token);
+	free(prev);
+	return rc;
+}
+
 static bool contains_ci(const char *hay, const char *needle)
 {
 	size_t n = strlen(needle);
@@ -150,6 +205,25 @@ static bool contains_ci(const char *hay, const char *needle)
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+struct discover_arg {
+	long start, end;
+	const char *search;
+	struct strlist found;
+};
+
+static char *discover_body(void *arg, const char *token)
+{
+	struct discover_arg *d = arg;
+	return ce_body_dimension_values(d->start, d->end, "SERVICE", d->search, token);
+}
+
+static int discover_parse(void *arg, const char *body, size_t len, char **next, char *err,
+			  size_t errlen)
+{
+	return ce_parse_dimension_values(body, len, &((struct discover_arg *)arg)->found, next, err,
+					 errlen);
 }
 
 static int discover(struct ce_ctx *x, char *err, size_t errlen)
@@ -171,44 +245,10 @@ static int discover(struct ce_ctx *x, char *err, size_t errlen)
 		return 0;
 	long today = days_of_time(x->now), start, end;
 	days_query_window(today, &start, &end);
-	struct strlist found = { 0 };
-	char *token = NULL, *prev = NULL;
-	int rc = 0;
-	for (long page = 0;; page++) {
-		if (page >= c->ce_max_pages) {
-			apistats_error(OP_CE_GET_DIMENSION_VALUES, REASON_PARSE);
-			snprintf(err, errlen, "GetDimensionValues: pagination did not end after %ld pages", page);
-			rc = -EPROTO;
-			break;
-		}
-		char *body = ce_body_dimension_values(start, end, "SERVICE", c->ce_service_search, token);
-		struct hc_resp resp = { 0 };
-		rc = call(x, OP_CE_GET_DIMENSION_VALUES, "GetDimensionValues", body, &resp, err, errlen);
-		free(body);
-		if (rc)
-			break;
-		free(prev);
-		prev = token;
-		token = NULL;
-		char perr[256];
-		rc = ce_parse_dimension_values(resp.body, resp.len, &found, &token, perr, sizeof(perr));
-		free(resp.body);
-		if (rc) {
-			apistats_error(OP_CE_GET_DIMENSION_VALUES, REASON_PARSE);
-			snprintf(err, errlen, "GetDimensionValues: %s", perr);
-			break;
-		}
-		if (!token)
-			break;
-		if (prev && strcmp(prev, token) == 0) {
-			apistats_error(OP_CE_GET_DIMENSION_VALUES, REASON_PARSE);
-			snprintf(err, errlen, "GetDimensionValues: NextPageToken repeats (pagination loop)");
-			rc = -EPROTO;
-			break;
-		}
-	}
-	free(token);
-	free(prev);
+	struct discover_arg da = { start, end, c->ce_service_search, { 0 } };
+	int rc = paginate(x, OP_CE_GET_DIMENSION_VALUES, "GetDimensionValues", discover_body,
+			  discover_parse, &da, err, errlen);
+	struct strlist found = da.found;
 	if (rc) {
 		strlist_free(&found);
 		return rc;
@@ -238,49 +278,30 @@ static int discover(struct ce_ctx *x, char *err, size_t errlen)
 	return 0;
 }
 
+struct query_arg {
+	const struct ce_query *q;
+	struct ce_series *acc;
+};
+
+static char *query_body(void *arg, const char *token)
+{
+	return ce_body_cost_and_usage(((struct query_arg *)arg)->q, token);
+}
+
+static int query_parse(void *arg, const char *body, size_t len, char **next, char *err,
+		       size_t errlen)
+{
+	struct query_arg *a = arg;
+	return ce_parse_cost_and_usage(body, len, a->q, a->acc, next, err, errlen);
+}
+
 /* Runs a paginated GetCostAndUsage for @q into @acc. */
 static int query(struct ce_ctx *x, const struct ce_query *q, struct ce_series *acc, char *err,
 		 size_t errlen)
 {
-	char *token = NULL, *prev = NULL;
-	int rc = 0;
-	for (long page = 0;; page++) {
-		if (page >= x->conf->ce_max_pages) {
-			apistats_error(OP_CE_GET_COST_AND_USAGE, REASON_PARSE);
-			snprintf(err, errlen, "GetCostAndUsage: pagination did not end after %ld pages "
-				 "(cost_explorer.max_pages)", page);
-			rc = -EPROTO;
-			break;
-		}
-		char *body = ce_body_cost_and_usage(q, token);
-		struct hc_resp resp = { 0 };
-		rc = call(x, OP_CE_GET_COST_AND_USAGE, "GetCostAndUsage", body, &resp, err, errlen);
-		free(body);
-		if (rc)
-			break;
-		free(prev);
-		prev = token;
-		token = NULL;
-		char perr[256];
-		rc = ce_parse_cost_and_usage(resp.body, resp.len, q, acc, &token, perr, sizeof(perr));
-		free(resp.body);
-		if (rc) {
-			apistats_error(OP_CE_GET_COST_AND_USAGE, REASON_PARSE);
-			snprintf(err, errlen, "GetCostAndUsage page %ld: %s", page + 1, perr);
-			break;
-		}
-		if (!token)
-			break;
-		if (prev && strcmp(prev, token) == 0) {
-			apistats_error(OP_CE_GET_COST_AND_USAGE, REASON_PARSE);
-			snprintf(err, errlen, "GetCostAndUsage: NextPageToken repeats (pagination loop)");
-			rc = -EPROTO;
-			break;
-		}
-	}
-	free(token);
-	free(prev);
-	return rc;
+	struct query_arg a = { q, acc };
+	return paginate(x, OP_CE_GET_COST_AND_USAGE, "GetCostAndUsage", query_body, query_parse, &a,
+			err, errlen);
 }
 
 /*
@@ -422,6 +443,24 @@ int ce_refresh_forecast(struct ce_ctx *x, char *err, size_t errlen)
 	return 0;
 }
 
+struct tags_arg {
+	const struct strlist *want;
+	struct strlist keys;
+	bool *active;
+};
+
+static char *tags_body(void *arg, const char *token)
+{
+	return ce_body_allocation_tags(((struct tags_arg *)arg)->want, token);
+}
+
+static int tags_parse(void *arg, const char *body, size_t len, char **next, char *err,
+		      size_t errlen)
+{
+	struct tags_arg *t = arg;
+	return ce_parse_allocation_tags(body, len, &t->keys, &t->active, next, err, errlen);
+}
+
 int ce_refresh_allocation_tags(struct ce_ctx *x, char *err, size_t errlen)
 {
 	struct ce_source *s = x->src;
@@ -441,47 +480,11 @@ int ce_refresh_allocation_tags(struct ce_ctx *x, char *err, size_t errlen)
 		if (!dup)
 			strlist_push(&want, xstrdup(c->projects_tag_labels.v[i]));
 	}
-	struct strlist keys = { 0 };
-	bool *active = NULL;
-	char *token = NULL, *prev = NULL;
-	int rc = 0;
-	for (long page = 0;; page++) {
-		if (page >= c->ce_max_pages) {
-			apistats_error(OP_CE_LIST_COST_ALLOCATION_TAGS, REASON_PARSE);
-			snprintf(err, errlen, "ListCostAllocationTags: pagination did not end");
-			rc = -EPROTO;
-			break;
-		}
-		char *body = ce_body_allocation_tags(&want, token);
-		struct hc_resp resp = { 0 };
-		rc = call(x, OP_CE_LIST_COST_ALLOCATION_TAGS, "ListCostAllocationTags", body, &resp,
-			  err, errlen);
-		free(body);
-		if (rc)
-			break;
-		free(prev);
-		prev = token;
-		token = NULL;
-		char perr[256];
-		rc = ce_parse_allocation_tags(resp.body, resp.len, &keys, &active, &token, perr,
-					      sizeof(perr));
-		free(resp.body);
-		if (rc) {
-			apistats_error(OP_CE_LIST_COST_ALLOCATION_TAGS, REASON_PARSE);
-			snprintf(err, errlen, "ListCostAllocationTags: %s", perr);
-			break;
-		}
-		if (!token)
-			break;
-		if (prev && strcmp(prev, token) == 0) {
-			apistats_error(OP_CE_LIST_COST_ALLOCATION_TAGS, REASON_PARSE);
-			snprintf(err, errlen, "ListCostAllocationTags: NextToken repeats");
-			rc = -EPROTO;
-			break;
-		}
-	}
-	free(token);
-	free(prev);
+	struct tags_arg ta = { &want, { 0 }, NULL };
+	int rc = paginate(x, OP_CE_LIST_COST_ALLOCATION_TAGS, "ListCostAllocationTags", tags_body,
+			  tags_parse, &ta, err, errlen);
+	struct strlist keys = ta.keys;
+	bool *active = ta.active;
 	if (rc) {
 		strlist_free(&want);
 		strlist_free(&keys);

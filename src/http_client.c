@@ -17,6 +17,7 @@
 
 struct hc {
 	CURL *curl;
+	CURLM *multi; /* drives the transfer so hc_wakeup() can interrupt it at once */
 };
 
 struct sink {
@@ -29,10 +30,15 @@ struct sink {
 struct hc *hc_new(void)
 {
 	CURL *curl = curl_easy_init();
-	if (!curl)
+	CURLM *multi = curl_multi_init();
+	if (!curl || !multi) {
+		curl_easy_cleanup(curl);
+		curl_multi_cleanup(multi);
 		return NULL;
+	}
 	struct hc *c = xcalloc(1, sizeof(*c));
 	c->curl = curl;
+	c->multi = multi;
 	return c;
 }
 
@@ -40,8 +46,48 @@ void hc_free(struct hc *c)
 {
 	if (!c)
 		return;
+	curl_multi_cleanup(c->multi);
 	curl_easy_cleanup(c->curl);
 	free(c);
+}
+
+void hc_wakeup(struct hc *c)
+{
+	curl_multi_wakeup(c->multi);
+}
+
+/*
+ * curl_easy_perform() would notice a stop only in its progress callback,
+ * about once a second on an idle transfer; the multi interface's poll is
+ * woken by hc_wakeup() instead, so shutdown never waits on a stalled server.
+ */
+static CURLcode perform(struct hc *c, const atomic_bool *stop)
+{
+	CURLcode res = CURLE_ABORTED_BY_CALLBACK;
+	if (curl_multi_add_handle(c->multi, c->curl) != CURLM_OK)
+		return CURLE_FAILED_INIT;
+	for (;;) {
+		int running = 0;
+		if (curl_multi_perform(c->multi, &running) != CURLM_OK) {
+			res = CURLE_FAILED_INIT;
+			break;
+		}
+		if (!running) {
+			int queued;
+			for (CURLMsg *m; (m = curl_multi_info_read(c->multi, &queued)) != NULL;)
+				if (m->msg == CURLMSG_DONE)
+					res = m->data.result;
+			break;
+		}
+		if (stop && atomic_load(stop))
+			break;
+		if (curl_multi_poll(c->multi, NULL, 0, 1000, NULL) != CURLM_OK) {
+			res = CURLE_FAILED_INIT;
+			break;
+		}
+	}
+	curl_multi_remove_handle(c->multi, c->curl);
+	return res;
 }
 
 void hc_slist_free_secret(struct curl_slist *l)
@@ -209,7 +255,7 @@ int hc_perform(struct hc *c, const struct hc_opts *o, const struct hc_req *req,
 		setup(c->curl, o, req, &s);
 		apistats_request(req->op);
 		double t0 = mono_now();
-		CURLcode rc = curl_easy_perform(c->curl);
+		CURLcode rc = perform(c, o->stop);
 		double took = mono_now() - t0;
 		bool retry;
 		curl_off_t retry_after = 0;

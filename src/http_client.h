@@ -71,6 +71,10 @@ struct hc_resp {
 struct hc *hc_new(void);
 void hc_free(struct hc *c);
 
+/* Interrupts a transfer in progress so it notices hc_opts.stop at once. The
+ * only function any thread may call while another uses @c. */
+void hc_wakeup(struct hc *c);
+
 /*
  * Performs @req, retrying as allowed. On success (HC_OK) returns 0 and fills
  * @out (caller frees out->body). On failure returns -EIO (the last attempt's

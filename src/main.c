@@ -76,10 +76,7 @@ static int run_daemon(struct conf *c, const struct cli *cli)
 	struct poller *p = poller_new(c, cli->config_file, cli->telemetry_path);
 	if (!p)
 		return 1;
-	if (poller_start(p)) {
-		poller_free(p);
-		return 1;
-	}
+	/* listen first: a port in use ends start-up before any AWS request is made */
 	struct server_opts so = {
 		.listen_address = cli->listen_address,
 		.telemetry_path = cli->telemetry_path,
@@ -89,7 +86,11 @@ static int run_daemon(struct conf *c, const struct cli *cli)
 	};
 	struct server *s = server_start(&so);
 	if (!s) {
-		poller_stop(p);
+		poller_free(p);
+		return 1;
+	}
+	if (poller_start(p)) {
+		server_stop(s);
 		poller_free(p);
 		return 1;
 	}

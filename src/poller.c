@@ -580,6 +580,7 @@ void poller_stop(struct poller *p)
 	pthread_mutex_lock(&p->mu);
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
+	hc_wakeup(p->hc);
 	pthread_join(p->thread, NULL);
 	p->started = false;
 }

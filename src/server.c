@@ -241,7 +241,6 @@ struct server *server_start(const struct server_opts *o)
 			MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
 			MHD_OPTION_CONNECTION_TIMEOUT, o->connection_timeout,
 			MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
-			MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U,
 			have_addr ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, &ss,
 			MHD_OPTION_END);
 		if (!s->d && !have_addr && (flags & MHD_USE_DUAL_STACK)) {

@@ -284,26 +284,17 @@ static int load_projects(const cJSON *o, struct region_state *regions, size_t nr
 int statefile_load(const char *path, struct ce_source *ce, struct region_state *regions,
 		   size_t nregions, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		if (errno == ENOENT)
-			return -ENOENT;
-		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+	char *text = NULL;
+	size_t len = 0;
+	int rc = read_file_max(path, MAX_STATE_BYTES, &text, &len);
+	if (rc == -ENOENT)
+		return -ENOENT;
+	if (rc) {
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(-rc));
 		return -EPROTO;
 	}
-	struct buf b;
-	buf_init(&b, MAX_STATE_BYTES);
-	char chunk[65536];
-	size_t n;
-	int rc = 0;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		if (buf_append(&b, chunk, n)) {
-			rc = -EPROTO;
-			break;
-		}
-	fclose(f);
-	cJSON *root = rc ? NULL : cJSON_ParseWithLength(b.data ? b.data : "", b.len);
-	buf_free(&b);
+	cJSON *root = cJSON_ParseWithLength(text, len);
+	free(text);
 	struct ce_source fresh = { 0 };
 	struct project_list *lists = xcalloc(nregions + 1, sizeof(*lists));
 	bool ok = true;

@@ -228,3 +228,33 @@ char *strtrim(char *s)
 		memmove(s, b, strlen(b) + 1);
 	return s;
 }
+
+int read_file_max(const char *path, size_t max, char **out, size_t *len)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	struct buf b;
+	buf_init(&b, max);
+	char chunk[8192];
+	size_t n;
+	int rc = 0;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		if (buf_append(&b, chunk, n)) {
+			rc = -EFBIG;
+			break;
+		}
+	}
+	if (!rc && ferror(f))
+		rc = -EIO;
+	secure_zero(chunk, sizeof(chunk));
+	fclose(f);
+	if (rc) {
+		if (b.data)
+			secure_zero(b.data, b.len);
+		buf_free(&b);
+		return rc;
+	}
+	*out = buf_steal(&b, len);
+	return 0;
+}

@@ -58,6 +58,14 @@ double wall_now(void);
 /* A uniformly distributed double in [0, 1). Thread-safe, not for crypto. */
 double rand_unit(void);
 
+/*
+ * Reads the whole file at @path, at most @max bytes. Returns 0 with a
+ * NUL-terminated buffer in *out (caller frees; use free_secret for secrets)
+ * and its length in *len (may be NULL); -errno if it cannot be read; -EFBIG
+ * when larger than @max (the partial bytes are zeroed and freed).
+ */
+int read_file_max(const char *path, size_t max, char **out, size_t *len);
+
 /* Strips ASCII whitespace at both ends of @s in place; returns @s. */
 char *strtrim(char *s);
 

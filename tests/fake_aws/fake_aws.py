@@ -9,6 +9,17 @@ dispatch table maps a path prefix to a surface):
   projects   GET /mantle/{region}/v1/organization/projects[?limit=L&after=ID]
              GET /mantle/{region}/v1/organization/projects/{id}
              (Bedrock "bedrock-mantle" Projects API, OpenAI style)
+  ce         POST /ce/  awsJson1.1, X-Amz-Target AWSInsightsIndexService.<Op>:
+             GetCostAndUsage, GetDimensionValues, GetCostForecast,
+             ListCostAllocationTags, over an in-memory ledger of daily cost rows
+  sts        POST /sts/ query protocol (JSON with Accept: application/json, else XML):
+             AssumeRole, AssumeRoleWithWebIdentity, GetCallerIdentity
+  imds       PUT /latest/api/token, GET /latest/meta-data/iam/security-credentials/[role]
+             (IMDSv2 only)
+  container  GET /container-credentials[/...] (ECS / EKS Pod Identity style)
+
+Temporary credentials issued by sts, imds and container are accepted by the
+SigV4 surfaces (ce, sts, projects) until they expire.
 
 Control API (no auth), shared by all surfaces:
 
@@ -17,31 +28,39 @@ Control API (no auth), shared by all surfaces:
   DELETE /_fake/faults[?surface=S] clear faults
   PUT    /_fake/projects/{region}  JSON list of project objects (replaces the region)
   GET    /_fake/projects/{region}  current data of a region
+  GET    /_fake/ledger[?start=&end=]  Cost Explorer ledger rows and "today"
+  PUT    /_fake/ledger             replace the ledger
+  POST   /_fake/ledger/rows        append rows
+  GET|PUT /_fake/allocation_tags   cost allocation tag statuses
+  GET    /_fake/credentials        issued temporary credentials (no secrets)
+  POST   /_fake/credentials/expire expire every issued temporary credential now
+  GET    /_fake/config             today, page size, lifetimes, ...
   POST   /_fake/reset              default seed, no faults, zero counters
   GET    /_fake/requests           counters per surface
   GET    /_fake/requests/log[?surface=S]  recent requests (method, path, query, auth, status, fault)
   POST   /_fake/requests/reset     zero counters and the request log
   GET    /_fake/health             {"ok": true}
 
-Adding a surface later (Cost Explorer, STS, IMDS): write a Surface subclass
-(name, prefixes, resolve(), authenticate(), fault response hooks) and append
-it to SURFACE_CLASSES. Faults, counters, the request log and the control API
-pick it up automatically.
-
-Run `fake_aws.py --help` for the command line and `fake_aws.py --self-test`
-to check the SigV4 verifier and the HTTP surface end to end.
+Run `fake_aws.py --help` for the command line, and `fake_aws.py --self-test`
+to check the SigV4 verifier and every surface end to end. README.md next to
+this file documents the exact rules (Estimated, forecast, amounts, paging).
 """
 
 import argparse
+import base64
+import binascii
 import calendar
 import collections
 import copy
+import datetime
+import decimal
 import hashlib
 import hmac
 import http.client
 import json
 import os
 import re
+import secrets
 import signal
 import socket
 import sys
@@ -49,6 +68,8 @@ import threading
 import time
 import traceback
 import urllib.parse
+import uuid
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 try:
@@ -70,6 +91,8 @@ SIGV4_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 SIGV4_MISMATCH_MESSAGE = (
     "The request signature we calculated does not match the signature you provided."
 )
+EXPIRED_TOKEN_MESSAGE = "The security token included in the request is expired"
+INVALID_TOKEN_MESSAGE = "The security token included in the request is invalid."
 REQUEST_LOG_MAX = 10000
 MAX_REQUEST_BODY = 64 * 1024 * 1024
 CONNECTION_ERRORS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError,
@@ -408,20 +431,36 @@ class FaultRegistry:
         self.faults = [f for f in self.faults if surface is not None and f.surface != surface]
         return before - len(self.faults)
 
-    def take(self, surface, raw_path):
+    def take(self, surface, raw_path, ctx=None, surface_obj=None):
         """Return the fault that applies to this request (or None).
 
         Every queued fault of the surface whose `match` fits sees the request:
         faults still skipping (after_requests) count it down; the first fault
         that is past its skip window applies and loses one of its count.
         Faults therefore apply in the order they were added.
+
+        With surface_obj given, `match` is tested against surface_obj.match_text(ctx)
+        (the raw path and query; POST-body surfaces add the body), an "operation"
+        parameter must equal ctx.operation on surfaces that declare operations,
+        and surface_obj.fault_applies(fault, ctx) can skip faults that make no
+        sense for this request (e.g. change_between_pages on a first page).
         """
         chosen = None
+        text = raw_path
+        if surface_obj is not None and ctx is not None:
+            text = surface_obj.match_text(ctx)
         for f in self.faults:
             if f.surface != surface or f.remaining == 0:
                 continue
-            if f.match is not None and f.match not in raw_path:
+            if f.match is not None and f.match not in text:
                 continue
+            if surface_obj is not None and ctx is not None:
+                op = f.params.get("operation")
+                if surface_obj.operations and op is not None and \
+                        op != getattr(ctx, "operation", None):
+                    continue
+                if not surface_obj.fault_applies(f, ctx):
+                    continue
             if f.skip > 0:
                 f.skip -= 1
                 continue
@@ -462,9 +501,46 @@ class Surface:
     fault_kinds = FAULT_KINDS
     wrong_types_fields = ()
     auth_schemes = ("sigv4",)
+    operations = ()              # names a fault's "operation" parameter may take
+    json_indent = None           # indent of JSON bodies rewritten by faults
+    content_type = "application/json"
 
     def __init__(self, app):
         self.app = app
+
+    # -- hooks used by the shared machinery (defaults keep old behaviour) ----
+    def match_text(self, ctx):
+        """Text a fault's `match` substring is looked for in."""
+        return ctx.raw_path
+
+    def fault_applies(self, fault, ctx):
+        """False to let a fault skip this request (it is not counted either)."""
+        return True
+
+    def fault_response(self, ctx, fault):
+        """Response for a surface-specific fault kind, or None to go on."""
+        return None
+
+    def sigv4_denied(self, ctx, result, expired):
+        """Error Response for a rejected SigV4 request."""
+        if expired:
+            return Response.json_obj(403, {"message": EXPIRED_TOKEN_MESSAGE},
+                                     headers=[("X-Fake-Auth-Error", result.reason)])
+        return Response.json_obj(403, {"message": SIGV4_MISMATCH_MESSAGE},
+                                 headers=[("X-Fake-Auth-Error", result.reason)])
+
+    def count(self, ctx, resp, counters):
+        """Update surface-specific counters (caller holds the app lock)."""
+
+    def log_fields(self, ctx):
+        """Extra fields for this request's /_fake/requests/log entry."""
+        return {}
+
+    def rewrap_json(self, resp, obj):
+        """A Response carrying obj, rewritten by a wrong_types fault."""
+        out = Response.json_obj(200, obj, headers=resp.headers, indent=self.json_indent)
+        out.content_type = resp.content_type
+        return out
 
     # -- routing / auth ------------------------------------------------------
     def resolve(self, ctx):
@@ -482,6 +558,10 @@ class Surface:
 
     # -- faults -------------------------------------------------------------
     def validate_fault(self, kind, params):
+        if self.operations and "operation" in params and \
+                params["operation"] not in self.operations:
+            raise FaultError("operation must be one of %s" % ", ".join(self.operations))
+
         def number(name, minimum=0):
             if name in params and (not _is_number(params[name]) or params[name] < minimum):
                 raise FaultError("%s must be a number >= %s" % (name, minimum))
@@ -526,7 +606,7 @@ class Surface:
     def malformed_response(self, ctx, fault):
         body = fault.params.get("body")
         body = body.encode("utf-8") if body is not None else self.malformed_body(ctx, fault)
-        return Response(200, body)
+        return Response(200, body, content_type=self.content_type)
 
     def wrong_types(self, ctx, obj, field):
         return obj
@@ -568,7 +648,7 @@ class Surface:
                 budget -= n
             yield suffix
 
-        return Response(200, stream=gen(), length=total)
+        return Response(200, stream=gen(), length=total, content_type=self.content_type)
 
 
 def _base36(n, width):
@@ -685,6 +765,7 @@ class ProjectsSurface(Surface):
     signing_name = "bedrock-mantle"
     auth_schemes = ("bearer", "sigv4")
     wrong_types_fields = ("created_at", "has_more", "data", "tags", "id")
+    json_indent = 2
     ROUTE = re.compile(r"^/mantle/(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)/v1/organization/"
                        r"projects(?:/(?P<pid>[^/]+))?$")
 
@@ -824,9 +905,1772 @@ class ProjectsSurface(Surface):
                 b'],"first_id":null,"last_id":null,"has_more":false}')
 
 
-# Surfaces served by the fake; later issues append CostExplorerSurface
-# ("/ce/"), StsSurface ("/sts/") and ImdsSurface ("/latest/") here.
-SURFACE_CLASSES = [ProjectsSurface]
+# --------------------------------------------------------------------------
+# Cost Explorer: the ledger and its default seed
+# --------------------------------------------------------------------------
+
+BEDROCK_SERVICE = "Amazon Bedrock"
+CLAUDE_SERVICE = "Claude Sonnet 4.5 (Amazon Bedrock Edition)"
+EC2_SERVICE = "Amazon Elastic Compute Cloud - Compute"
+LAMBDA_SERVICE = "AWS Lambda"
+SEED_BEDROCK_SERVICES = (BEDROCK_SERVICE, CLAUDE_SERVICE)
+
+# Usage-type prefix -> region (the REGION dimension). No known prefix -> us-east-1,
+# as AWS writes many us-east-1 usage types without one.
+USAGE_TYPE_REGIONS = {
+    "USE1": "us-east-1", "USE2": "us-east-2", "USW1": "us-west-1", "USW2": "us-west-2",
+    "CAN1": "ca-central-1", "SAE1": "sa-east-1",
+    "EU": "eu-west-1", "EUW2": "eu-west-2", "EUW3": "eu-west-3", "EUC1": "eu-central-1",
+    "EUC2": "eu-central-2", "EUN1": "eu-north-1", "EUS1": "eu-south-1",
+    "APN1": "ap-northeast-1", "APN2": "ap-northeast-2", "APN3": "ap-northeast-3",
+    "APS1": "ap-southeast-1", "APS2": "ap-southeast-2", "APS3": "ap-south-1",
+}
+_USAGE_PREFIX_RE = re.compile(r"^([A-Z]{2,4}[0-9]?)-")
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+ONE_DAY = datetime.timedelta(days=1)
+AMOUNT_PLACES = 10                     # seed amounts have at most 10 decimals
+
+
+def region_of_usage_type(usage_type):
+    m = _USAGE_PREFIX_RE.match(usage_type)
+    if m and m.group(1) in USAGE_TYPE_REGIONS:
+        return USAGE_TYPE_REGIONS[m.group(1)]
+    return "us-east-1"
+
+
+class LedgerError(ValueError):
+    pass
+
+
+def normalize_row(r, idx=0):
+    """Validate one ledger row; returns the stored form (public keys plus
+    _cost = Decimal and _region)."""
+    if not isinstance(r, dict):
+        raise LedgerError("row %d is not an object" % idx)
+    date = r.get("date")
+    if not isinstance(date, str) or not _DATE_RE.match(date):
+        raise LedgerError("row %d: date must be YYYY-MM-DD, got %r" % (idx, date))
+    try:
+        datetime.date.fromisoformat(date)
+    except ValueError:
+        raise LedgerError("row %d: invalid date %r" % (idx, date))
+    for key in ("service", "usage_type"):
+        if not isinstance(r.get(key), str) or not r.get(key):
+            raise LedgerError("row %d: %s must be a non-empty string" % (idx, key))
+    tags = r.get("tags")
+    if tags is None:
+        tags = {}
+    if not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                             for k, v in tags.items()):
+        raise LedgerError("row %d: tags must be an object of string values" % idx)
+    cost = r.get("cost")
+    if isinstance(cost, bool) or not isinstance(cost, (str, int, float)):
+        raise LedgerError("row %d: cost must be a decimal string" % idx)
+    try:
+        dec = Decimal(str(cost).strip())
+    except decimal.InvalidOperation:
+        raise LedgerError("row %d: cost %r is not a decimal number" % (idx, cost))
+    if not dec.is_finite():
+        raise LedgerError("row %d: cost must be finite" % idx)
+    out = {"date": date, "service": r["service"], "usage_type": r["usage_type"],
+           "tags": dict(tags), "cost": cost.strip() if isinstance(cost, str) else str(cost)}
+    for opt in ("region", "record_type", "linked_account"):
+        if opt in r and r[opt] is not None:
+            if not isinstance(r[opt], str) or not r[opt]:
+                raise LedgerError("row %d: %s must be a non-empty string" % (idx, opt))
+            out[opt] = r[opt]
+    out["_cost"] = dec
+    out["_region"] = out.get("region") or region_of_usage_type(out["usage_type"])
+    return out
+
+
+def public_row(row):
+    return {k: v for k, v in row.items() if not k.startswith("_")}
+
+
+def rows_from_json(data):
+    if isinstance(data, dict) and isinstance(data.get("rows"), list):
+        data = data["rows"]
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise LedgerError("expected a row, a list of rows or {\"rows\": [...]}")
+    return [normalize_row(r, i) for i, r in enumerate(data)]
+
+
+def load_ledger_file(path):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise LedgerError("cannot read ledger file %s: %s" % (path, exc))
+    return rows_from_json(data)
+
+
+def _seed_spend_plan():
+    """(key, tags, months, [(service, usage_type, base_cents)]) of the default seed.
+    months is "all" or "previous" (spend only in the previous month)."""
+    tags = {}
+    for items in default_projects_seed(0).values():
+        for p in items:
+            tags[p["name"]] = dict(p["tags"])
+    B, C = BEDROCK_SERVICE, CLAUDE_SERVICE
+
+    def mantle(prefix, model, kind):
+        return "%s-%s-mantle-%s-tokens-standard" % (prefix, model, kind)
+
+    def mp(prefix, kind):
+        return "%s-MP:%s_%sTokens-Units" % (prefix, prefix, kind)
+    return [
+        ("CustomerChatbot-Prod", tags["CustomerChatbot-Prod"], "all", [
+            (B, mantle("USE1", "openai.gpt-oss-120b", "input"), 1800),
+            (B, mantle("USE1", "openai.gpt-oss-120b", "output"), 3200),
+            (C, mp("USE1", "Input"), 1200),
+            (C, mp("USE1", "Output"), 2600),
+            (B, mantle("USE1", "amazon.nova-pro-v1:0", "cache-read"), 150)]),
+        ("CustomerChatbot-Dev", tags["CustomerChatbot-Dev"], "all", [
+            (B, mantle("USE1", "openai.gpt-oss-20b", "input"), 120),
+            (B, mantle("USE1", "openai.gpt-oss-20b", "output"), 260),
+            (B, mantle("USE1", "amazon.nova-pro-v1:0", "input"), 90),
+            (B, mantle("USE1", "amazon.nova-pro-v1:0", "output"), 210)]),
+        ("DocSummarizer-Prod", tags["DocSummarizer-Prod"], "all", [
+            (C, mp("USE1", "Input"), 2200),
+            (C, mp("USE1", "Output"), 1400),
+            (B, mantle("USE1", "amazon.nova-pro-v1:0", "input"), 600),
+            (B, mantle("USE1", "amazon.nova-pro-v1:0", "output"), 900),
+            (B, mantle("USE1", "amazon.nova-pro-v1:0", "cache-write"), 110)]),
+        ("FraudDetection-Staging", tags["FraudDetection-Staging"], "previous", [
+            (B, mantle("USE1", "openai.gpt-oss-120b", "input"), 300),
+            (B, mantle("USE1", "openai.gpt-oss-120b", "output"), 500),
+            (B, mantle("USE1", "amazon.nova-lite-v1:0", "input"), 60),
+            (B, mantle("USE1", "amazon.nova-lite-v1:0", "output"), 80)]),
+        ("Translator-Prod", tags["Translator-Prod"], "all", [
+            (B, mantle("EU", "openai.gpt-oss-20b", "input"), 400),
+            (B, mantle("EU", "openai.gpt-oss-20b", "output"), 700),
+            (B, mantle("EU", "amazon.nova-lite-v1:0", "input"), 70),
+            (B, mantle("EU", "amazon.nova-lite-v1:0", "output"), 95)]),
+        ("untagged", {}, "all", [
+            (B, mantle("USE1", "openai.gpt-oss-20b", "input"), 350),
+            (B, mantle("USE1", "openai.gpt-oss-20b", "output"), 520),
+            (C, mp("USE1", "Input"), 180),
+            (C, mp("USE1", "Output"), 240)]),
+        ("LegacyBot-Production", {"Application": "LegacyBot", "Environment": "Production"},
+         "all", [
+            (B, mantle("USE1", "openai.gpt-oss-120b", "input"), 240),
+            (B, mantle("USE1", "openai.gpt-oss-120b", "output"), 410)]),
+        ("CustomerChatbot-Prod/non-bedrock", tags["CustomerChatbot-Prod"], "all", [
+            (EC2_SERVICE, "USE1-BoxUsage:m5.large", 230),
+            (LAMBDA_SERVICE, "USE1-Lambda-GB-Second", 85),
+            (LAMBDA_SERVICE, "USE1-Request", 12)]),
+    ]
+
+
+SPIKE_KEY = "CustomerChatbot-Prod"
+SPIKE_FACTOR = 4
+TODAY_PARTIAL_NUM, TODAY_PARTIAL_DEN = 4, 10
+WEEKEND_NUM, WEEKEND_DEN = 7, 10
+
+
+def seed_amount(date_s, key, usage_type, base_cents, weekend=False, spike=False,
+                partial=False):
+    """Deterministic cost string for one seed row (see README, "Amounts")."""
+    h = hashlib.sha256(("%s|%s|%s" % (date_s, key, usage_type)).encode("utf-8")).digest()
+    r1 = int.from_bytes(h[0:4], "big")
+    r2 = int.from_bytes(h[4:12], "big")
+    units = base_cents * 10 ** 8 * (700 + r1 % 600) // 1000   # 1e-10 USD, 0.7..1.3 x base
+    units += r2 % 10 ** 8                                      # sub-cent noise
+    if weekend:
+        units = units * WEEKEND_NUM // WEEKEND_DEN
+    if spike:
+        units *= SPIKE_FACTOR
+    if partial:
+        units = units * TODAY_PARTIAL_NUM // TODAY_PARTIAL_DEN
+    digits = 2 + h[12] % 9                                     # 2..10 decimals
+    q = 10 ** (AMOUNT_PLACES - digits)
+    units -= units % q
+    if units <= 0:
+        units = q
+    return "%d.%0*d" % (units // 10 ** AMOUNT_PLACES, digits, (units % 10 ** AMOUNT_PLACES) // q)
+
+
+def first_of_previous_month(today):
+    return (today.replace(day=1) - ONE_DAY).replace(day=1)
+
+
+def default_ledger_seed(today):
+    start = first_of_previous_month(today)
+    month_start = today.replace(day=1)
+    yesterday = today - ONE_DAY
+    plan = _seed_spend_plan()
+    rows = []
+    d = start
+    while d <= today:
+        ds = d.isoformat()
+        for key, tags, months, items in plan:
+            if months == "previous" and d >= month_start:
+                continue
+            for service, usage_type, base in items:
+                cost = seed_amount(ds, key, usage_type, base, weekend=d.weekday() >= 5,
+                                   spike=(key == SPIKE_KEY and d == yesterday and
+                                          service in SEED_BEDROCK_SERVICES),
+                                   partial=(d == today))
+                rows.append(normalize_row({"date": ds, "service": service,
+                                           "usage_type": usage_type, "tags": tags,
+                                           "cost": cost}))
+        d += ONE_DAY
+    return rows
+
+
+DEFAULT_ALLOCATION_TAGS = (("Application", "Active"), ("Environment", "Active"),
+                           ("Team", "Active"), ("CostCenter", "Inactive"),
+                           ("Owner", "Active"))
+ALLOCATION_TAG_UPDATED = "2026-01-13T09:00:00Z"
+
+
+def default_allocation_tags():
+    out = collections.OrderedDict()
+    for key, status in DEFAULT_ALLOCATION_TAGS:
+        out[key] = {"TagKey": key, "Type": "UserDefined", "Status": status,
+                    "LastUpdatedDate": ALLOCATION_TAG_UPDATED}
+    return out
+
+
+def allocation_tags_from_json(data):
+    """{"Key": "Active"|"Inactive"|{"Status","Type","LastUpdatedDate"}} -> table."""
+    if not isinstance(data, dict):
+        raise LedgerError("expected an object {\"TagKey\": \"Active\"|\"Inactive\", ...}")
+    out = collections.OrderedDict()
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for key, val in data.items():
+        if not key:
+            raise LedgerError("tag keys must be non-empty")
+        spec = {"Status": val} if isinstance(val, str) else val
+        if not isinstance(spec, dict):
+            raise LedgerError("tag %r: expected a status string or an object" % key)
+        status = spec.get("Status")
+        typ = spec.get("Type", "AWSGenerated" if key.startswith("aws:") else "UserDefined")
+        if status not in ("Active", "Inactive"):
+            raise LedgerError("tag %r: Status must be Active or Inactive" % key)
+        if typ not in ("AWSGenerated", "UserDefined"):
+            raise LedgerError("tag %r: Type must be AWSGenerated or UserDefined" % key)
+        entry = {"TagKey": key, "Type": typ, "Status": status,
+                 "LastUpdatedDate": spec.get("LastUpdatedDate", now)}
+        if "LastUsedDate" in spec:
+            entry["LastUsedDate"] = spec["LastUsedDate"]
+        out[key] = entry
+    return out
+
+
+# --------------------------------------------------------------------------
+# Cost Explorer: query engine
+# --------------------------------------------------------------------------
+
+CE_COST_METRICS = ("AmortizedCost", "BlendedCost", "NetAmortizedCost", "NetUnblendedCost",
+                   "UnblendedCost")
+CE_METRICS = CE_COST_METRICS + ("UsageQuantity", "NormalizedUsageAmount")
+CE_FORECAST_METRICS = ("AMORTIZED_COST", "BLENDED_COST", "NET_AMORTIZED_COST",
+                       "NET_UNBLENDED_COST", "UNBLENDED_COST")
+CE_DIMENSIONS = ("SERVICE", "USAGE_TYPE", "REGION", "LINKED_ACCOUNT", "RECORD_TYPE")
+CE_MATCH_OPTIONS = ("EQUALS", "ABSENT", "STARTS_WITH", "ENDS_WITH", "CONTAINS",
+                    "CASE_SENSITIVE", "CASE_INSENSITIVE")
+CE_STRICT_OPTIONS = {"Dimensions": ("EQUALS", "CASE_SENSITIVE"),
+                     "Tags": ("EQUALS", "ABSENT", "CASE_SENSITIVE")}
+CE_MAX_DAYS = 3700
+FORECAST_WINDOW_DAYS = 7
+FORECAST_LOWER = Decimal("0.85")
+FORECAST_UPPER = Decimal("1.15")
+FORECAST_QUANTUM = Decimal("1E-10")
+
+
+class CeError(Exception):
+    def __init__(self, name, message, status=400, coral=False):
+        super().__init__(message)
+        self.name = name
+        self.message = message
+        self.status = status
+        self.coral = coral
+
+
+def ce_validation(message):
+    return CeError("ValidationException", message)
+
+
+def ce_context():
+    ctx = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_EVEN)
+    return decimal.localcontext(ctx)
+
+
+def fmt_amount(d):
+    """A Decimal as AWS writes amounts: plain notation, full precision."""
+    s = format(d, "f")
+    return "0" if s in ("-0", "0") else s
+
+
+def dim_value(row, key):
+    if key == "SERVICE":
+        return row["service"]
+    if key == "USAGE_TYPE":
+        return row["usage_type"]
+    if key == "REGION":
+        return row["_region"]
+    if key == "LINKED_ACCOUNT":
+        return row.get("linked_account", ACCOUNT_ID)
+    if key == "RECORD_TYPE":
+        return row.get("record_type", "Usage")
+    raise KeyError(key)
+
+
+class CeView:
+    """Ledger rows as Cost Explorer sees them: tag keys whose cost allocation
+    status is not Active are invisible (they read as absent)."""
+
+    def __init__(self, rows, allocation_tags):
+        self.rows = rows
+        self.inactive = {k for k, v in allocation_tags.items() if v.get("Status") != "Active"}
+
+    def tag(self, row, key):
+        if key in self.inactive:
+            return ""
+        return row["tags"].get(key, "")
+
+
+def parse_ymd(value, field):
+    if not isinstance(value, str) or not _DATE_RE.match(value):
+        raise ce_validation("%s: expected a date YYYY-MM-DD, got %s"
+                            % (field, json.dumps(value)))
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        raise ce_validation("%s: invalid date %s" % (field, value))
+
+
+def parse_time_period(tp):
+    if not isinstance(tp, dict):
+        raise ce_validation("TimePeriod is required: {\"Start\": \"YYYY-MM-DD\", "
+                            "\"End\": \"YYYY-MM-DD\"}")
+    start = parse_ymd(tp.get("Start"), "TimePeriod.Start")
+    end = parse_ymd(tp.get("End"), "TimePeriod.End")
+    if start >= end:
+        raise ce_validation("Start date (and hour) should be before end date (and hour)")
+    if (end - start).days > CE_MAX_DAYS:
+        raise ce_validation("TimePeriod is longer than %d days" % CE_MAX_DAYS)
+    return start, end
+
+
+def parse_granularity(value):
+    if value in ("DAILY", "MONTHLY"):
+        return value
+    if value == "HOURLY":
+        raise ce_validation("HOURLY granularity is not supported by fake_aws (hourly data "
+                            "is an opt-in feature)")
+    if value is None:
+        raise ce_validation("Granularity is required (DAILY or MONTHLY)")
+    raise ce_validation("Granularity must be DAILY or MONTHLY, got %s" % json.dumps(value))
+
+
+def parse_metrics(value):
+    if not isinstance(value, list) or not value:
+        raise ce_validation("Metrics is required: a non-empty list of %s"
+                            % ", ".join(CE_METRICS))
+    for m in value:
+        if m not in CE_METRICS:
+            raise ce_validation("Metrics: unknown metric %s (valid: %s)"
+                                % (json.dumps(m), ", ".join(CE_METRICS)))
+    out = []
+    for m in value:
+        if m not in out:
+            out.append(m)
+    return out
+
+
+def value_matcher(values, options, path):
+    ops = set(options)
+    if "CASE_SENSITIVE" in ops and "CASE_INSENSITIVE" in ops:
+        raise ce_validation("%s.MatchOptions: CASE_SENSITIVE and CASE_INSENSITIVE "
+                            "exclude each other" % path)
+    ci = "CASE_INSENSITIVE" in ops
+    cmp_ops = ops & {"EQUALS", "CONTAINS", "STARTS_WITH", "ENDS_WITH"}
+    absent = "ABSENT" in ops
+    if not cmp_ops and not absent:
+        cmp_ops = {"EQUALS"}
+    if cmp_ops and not values:
+        raise ce_validation("%s.Values must be a non-empty list" % path)
+
+    def norm(x):
+        return x.lower() if ci else x
+    vals = [norm(x) for x in values]
+
+    def match(v):
+        if absent and v == "":
+            return True
+        nv = norm(v)
+        for x in vals:
+            if ("EQUALS" in cmp_ops and nv == x) or \
+                    ("CONTAINS" in cmp_ops and x in nv) or \
+                    ("STARTS_WITH" in cmp_ops and nv.startswith(x)) or \
+                    ("ENDS_WITH" in cmp_ops and nv.endswith(x)):
+                return True
+        return False
+    return match
+
+
+_EXPR_KEYS = ("And", "Or", "Not", "Dimensions", "Tags", "CostCategories")
+
+
+def compile_filter(expr, view, strict=False, path="Filter"):
+    """Cost Explorer Expression -> predicate(row). Raises CeError."""
+    if not isinstance(expr, dict):
+        raise ce_validation("%s must be an Expression object" % path)
+    unknown = [k for k in expr if k not in _EXPR_KEYS]
+    if unknown:
+        raise ce_validation("%s: unknown field %s" % (path, unknown[0]))
+    present = [k for k in _EXPR_KEYS if expr.get(k) is not None]
+    if len(present) != 1:
+        raise ce_validation("%s: an Expression must have exactly one of And, Or, Not, "
+                            "Dimensions, Tags, CostCategories (got %s)"
+                            % (path, ", ".join(present) or "none"))
+    kind = present[0]
+    val = expr[kind]
+    if kind in ("And", "Or"):
+        if not isinstance(val, list) or len(val) < 2:
+            raise ce_validation("%s.%s must be a list of at least 2 expressions"
+                                % (path, kind))
+        subs = [compile_filter(e, view, strict, "%s.%s[%d]" % (path, kind, i))
+                for i, e in enumerate(val)]
+        if kind == "And":
+            return lambda row: all(f(row) for f in subs)
+        return lambda row: any(f(row) for f in subs)
+    if kind == "Not":
+        sub = compile_filter(val, view, strict, path + ".Not")
+        return lambda row: not sub(row)
+    if kind == "CostCategories":
+        raise ce_validation("%s.CostCategories: cost categories are not supported by "
+                            "fake_aws" % path)
+    p = "%s.%s" % (path, kind)
+    if not isinstance(val, dict):
+        raise ce_validation("%s must be an object {Key, Values, MatchOptions}" % p)
+    extra = [k for k in val if k not in ("Key", "Values", "MatchOptions")]
+    if extra:
+        raise ce_validation("%s: unknown field %s" % (p, extra[0]))
+    key = val.get("Key")
+    if not isinstance(key, str) or not key:
+        raise ce_validation("%s.Key is required" % p)
+    if kind == "Dimensions" and key not in CE_DIMENSIONS:
+        raise ce_validation("%s.Key: dimension %s is not supported by fake_aws (supported: "
+                            "%s)" % (p, json.dumps(key), ", ".join(CE_DIMENSIONS)))
+    values = val.get("Values")
+    if values is None:
+        values = []
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ce_validation("%s.Values must be a list of strings" % p)
+    options = val.get("MatchOptions")
+    if options is None:
+        options = []
+    if not isinstance(options, list) or not all(o in CE_MATCH_OPTIONS for o in options):
+        raise ce_validation("%s.MatchOptions must be a list of %s"
+                            % (p, ", ".join(CE_MATCH_OPTIONS)))
+    if strict:
+        bad = [o for o in options if o not in CE_STRICT_OPTIONS[kind]]
+        if bad:
+            raise ce_validation("%s.MatchOptions: %s is not supported for %s in "
+                                "GetCostAndUsage (valid: %s)"
+                                % (p, bad[0], kind, ", ".join(CE_STRICT_OPTIONS[kind])))
+    matcher = value_matcher(values, options, p)
+    if kind == "Dimensions":
+        return lambda row: matcher(dim_value(row, key))
+    return lambda row: matcher(view.tag(row, key))
+
+
+def optional_filter(body, view, strict):
+    if body.get("Filter") is None:
+        return lambda row: True
+    return compile_filter(body["Filter"], view, strict)
+
+
+def parse_group_by(value, view):
+    if value is None:
+        return [], []
+    if not isinstance(value, list):
+        raise ce_validation("GroupBy must be a list of {Type, Key}")
+    if len(value) > 2:
+        raise ce_validation("GroupBy: at most 2 group definitions are allowed, got %d"
+                            % len(value))
+    defs, fns = [], []
+    for i, g in enumerate(value):
+        path = "GroupBy[%d]" % i
+        if not isinstance(g, dict):
+            raise ce_validation("%s must be an object {Type, Key}" % path)
+        typ, key = g.get("Type"), g.get("Key")
+        if typ not in ("DIMENSION", "TAG", "COST_CATEGORY"):
+            raise ce_validation("%s.Type must be DIMENSION, TAG or COST_CATEGORY" % path)
+        if not isinstance(key, str) or not key:
+            raise ce_validation("%s.Key is required" % path)
+        if typ == "COST_CATEGORY":
+            raise ce_validation("%s: cost categories are not supported by fake_aws" % path)
+        if typ == "DIMENSION" and key not in CE_DIMENSIONS:
+            raise ce_validation("%s.Key: dimension %s is not supported by fake_aws "
+                                "(supported: %s)" % (path, json.dumps(key),
+                                                     ", ".join(CE_DIMENSIONS)))
+        d = {"Type": typ, "Key": key}
+        if d in defs:
+            raise ce_validation("GroupBy: duplicate group definition %s %s" % (typ, key))
+        defs.append(d)
+        if typ == "DIMENSION":
+            fns.append(lambda row, k=key: dim_value(row, k))
+        else:
+            fns.append(lambda row, k=key: "%s$%s" % (k, view.tag(row, k)))
+    return defs, fns
+
+
+def build_periods(start, end, granularity):
+    out = []
+    d = start
+    while d < end:
+        if granularity == "DAILY":
+            e = d + ONE_DAY
+        else:
+            e = (d.replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
+        e = min(e, end)
+        out.append((d, e))
+        d = e
+    return out
+
+
+def period_estimated(start, end, granularity, today, estimated_days):
+    """Estimated rule (README): MONTHLY periods of the current month, and any
+    period whose last day is on or after today - (estimated_days - 1)."""
+    if granularity == "MONTHLY" and (start.year, start.month) == (today.year, today.month):
+        return True
+    if estimated_days > 0:
+        cutoff = today - datetime.timedelta(days=estimated_days - 1)
+        if end - ONE_DAY >= cutoff:
+            return True
+    return False
+
+
+def request_hash(operation, body, token_field):
+    rest = {k: v for k, v in body.items() if k != token_field}
+    text = operation + "\n" + json.dumps(rest, sort_keys=True, separators=(",", ":"),
+                                         ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def make_page_token(offset, req_hash):
+    raw = json.dumps({"v": 1, "offset": offset, "request": req_hash},
+                     separators=(",", ":")).encode()
+    return base64.b64encode(b"fake_aws-page\x00" + raw).decode("ascii")
+
+
+def read_page_token(token, req_hash, total):
+    """Offset encoded in token. InvalidNextTokenException for garbage (or an
+    offset past the end), RequestChangedException for another request's token."""
+    if not isinstance(token, str):
+        raise CeError("InvalidNextTokenException", "Invalid pagination token")
+    try:
+        raw = base64.b64decode(token.encode("ascii"), validate=True)
+        if not raw.startswith(b"fake_aws-page\x00"):
+            raise ValueError("prefix")
+        data = json.loads(raw[len(b"fake_aws-page\x00"):].decode("utf-8"))
+        offset, h = data["offset"], data["request"]
+        if not _is_int(offset) or offset < 0 or not isinstance(h, str):
+            raise ValueError("fields")
+    except (ValueError, KeyError, TypeError, UnicodeError, binascii.Error):
+        raise CeError("InvalidNextTokenException", "Invalid pagination token")
+    if h != req_hash:
+        raise CeError("RequestChangedException",
+                      "The request parameters changed between pages: this NextPageToken "
+                      "belongs to a different request")
+    if offset > total:
+        raise CeError("InvalidNextTokenException", "Invalid pagination token")
+    return offset
+
+
+def token_field_value(body, field):
+    tok = body.get(field)
+    if tok is None or tok == "":
+        return None
+    if not isinstance(tok, str):
+        raise ce_validation("%s must be a string" % field)
+    return tok
+
+
+def ce_metrics_obj(metrics, total, count, bump=None):
+    out = {}
+    for m in metrics:
+        if m in CE_COST_METRICS:
+            amount = total if bump is None else total + bump
+            out[m] = {"Amount": fmt_amount(amount), "Unit": "USD"}
+        elif m == "UsageQuantity":
+            out[m] = {"Amount": str(count), "Unit": "N/A"}
+        else:
+            out[m] = {"Amount": "0", "Unit": "N/A"}
+    return out
+
+
+def ce_get_cost_and_usage(body, rows, allocation_tags, today, page_size, estimated_days,
+                          strict=False, loop=False, bump_later_pages=None):
+    """GetCostAndUsage over rows; returns the response object. Raises CeError."""
+    view = CeView(rows, allocation_tags)
+    start, end = parse_time_period(body.get("TimePeriod"))
+    granularity = parse_granularity(body.get("Granularity"))
+    metrics = parse_metrics(body.get("Metrics"))
+    pred = optional_filter(body, view, strict)
+    defs, fns = parse_group_by(body.get("GroupBy"), view)
+    token = token_field_value(body, "NextPageToken")
+    periods = build_periods(start, end, granularity)
+    index = {}
+    for i, (ps, pe) in enumerate(periods):
+        d = ps
+        while d < pe:
+            index[d.isoformat()] = i
+            d += ONE_DAY
+    buckets = [{} for _ in periods]
+    with ce_context():
+        for row in rows:
+            i = index.get(row["date"])
+            if i is None or not pred(row):
+                continue
+            key = tuple(f(row) for f in fns)
+            b = buckets[i].get(key)
+            if b is None:
+                buckets[i][key] = [row["_cost"], 1]
+            else:
+                b[0] += row["_cost"]
+                b[1] += 1
+    grouped = bool(defs)
+    per_period = [sorted(b.items()) if grouped else [] for b in buckets]
+    sizes = [len(g) for g in per_period]
+    total = sum(sizes)
+    req_hash = request_hash("GetCostAndUsage", body, "NextPageToken")
+    offset = read_page_token(token, req_hash, total) if token is not None else 0
+    if grouped:
+        lo, hi = offset, min(offset + page_size, total)
+    else:
+        lo, hi = 0, 0
+    bump = bump_later_pages if (bump_later_pages is not None and offset > 0) else None
+    results = []
+    pos = 0
+    with ce_context():
+        for i, (ps, pe) in enumerate(periods):
+            n, s_p = sizes[i], pos
+            pos += n
+            groups = []
+            if grouped:
+                if n > 0:
+                    a, b = max(lo, s_p), min(hi, s_p + n)
+                    if a >= b:
+                        continue
+                    for keys, (amount, count) in per_period[i][a - s_p:b - s_p]:
+                        groups.append({"Keys": list(keys),
+                                       "Metrics": ce_metrics_obj(metrics, amount, count,
+                                                                 bump)})
+                elif not (lo <= s_p < hi or (s_p == total and hi == total)):
+                    continue
+                period_total = {}
+            else:
+                amount, count = buckets[i].get((), (Decimal(0), 0))
+                period_total = ce_metrics_obj(metrics, amount, count)
+            results.append({"TimePeriod": {"Start": ps.isoformat(), "End": pe.isoformat()},
+                            "Total": period_total, "Groups": groups,
+                            "Estimated": period_estimated(ps, pe, granularity, today,
+                                                          estimated_days)})
+    out = collections.OrderedDict()
+    if grouped:
+        out["GroupDefinitions"] = defs
+    out["ResultsByTime"] = results
+    out["DimensionValueAttributes"] = []
+    if hi < total:
+        out["NextPageToken"] = make_page_token(hi, req_hash)
+    elif loop:
+        out["NextPageToken"] = make_page_token(0, req_hash)
+    return out
+
+
+def ce_get_dimension_values(body, rows, allocation_tags, page_size, strict=False,
+                            loop=False):
+    view = CeView(rows, allocation_tags)
+    start, end = parse_time_period(body.get("TimePeriod"))
+    dim = body.get("Dimension")
+    if dim not in CE_DIMENSIONS:
+        raise ce_validation("Dimension: %s is not supported by fake_aws (supported: %s)"
+                            % (json.dumps(dim), ", ".join(CE_DIMENSIONS)))
+    context = body.get("Context", "COST_AND_USAGE")
+    if context not in ("COST_AND_USAGE", "RESERVATIONS", "SAVINGS_PLANS"):
+        raise ce_validation("Context must be COST_AND_USAGE, RESERVATIONS or SAVINGS_PLANS")
+    search = body.get("SearchString")
+    if search is not None and not isinstance(search, str):
+        raise ce_validation("SearchString must be a string")
+    if body.get("SortBy") is not None and not isinstance(body.get("SortBy"), list):
+        raise ce_validation("SortBy must be a list")
+    max_results = body.get("MaxResults")
+    if max_results is not None and (not _is_int(max_results) or not 1 <= max_results <= 1000):
+        raise ce_validation("MaxResults must be an integer 1..1000")
+    pred = optional_filter(body, view, strict)
+    token = token_field_value(body, "NextPageToken")
+    s, e = start.isoformat(), end.isoformat()
+    values = set()
+    if context == "COST_AND_USAGE":
+        for row in rows:
+            if s <= row["date"] < e and pred(row):
+                values.add(dim_value(row, dim))
+    values = sorted(values)
+    if search:
+        values = [v for v in values if search.lower() in v.lower()]
+    size = max_results or page_size
+    req_hash = request_hash("GetDimensionValues", body, "NextPageToken")
+    offset = read_page_token(token, req_hash, len(values)) if token is not None else 0
+    page = values[offset:offset + size]
+    out = collections.OrderedDict()
+    out["DimensionValues"] = [{"Value": v, "Attributes": {}} for v in page]
+    out["ReturnSize"] = len(page)
+    out["TotalSize"] = len(values)
+    nxt = offset + size
+    if nxt < len(values):
+        out["NextPageToken"] = make_page_token(nxt, req_hash)
+    elif loop:
+        out["NextPageToken"] = make_page_token(0, req_hash)
+    return out
+
+
+def forecast_amounts(window_sum, days):
+    """(mean, lower, upper) for a forecast period of `days` days (README)."""
+    with ce_context():
+        base = window_sum * days
+        mean = (base / FORECAST_WINDOW_DAYS).quantize(FORECAST_QUANTUM)
+        lower = (base * FORECAST_LOWER / FORECAST_WINDOW_DAYS).quantize(FORECAST_QUANTUM)
+        upper = (base * FORECAST_UPPER / FORECAST_WINDOW_DAYS).quantize(FORECAST_QUANTUM)
+    return mean, lower, upper
+
+
+def ce_get_cost_forecast(body, rows, allocation_tags, today, strict=False):
+    view = CeView(rows, allocation_tags)
+    start, end = parse_time_period(body.get("TimePeriod"))
+    if start < today:
+        raise ce_validation("Start date must be equal to or later than the current date "
+                            "(%s): forecasts cannot start in the past" % today.isoformat())
+    metric = body.get("Metric")
+    if metric in ("USAGE_QUANTITY", "NORMALIZED_USAGE_AMOUNT"):
+        raise ce_validation("Metric %s is not supported by fake_aws (cost metrics only)"
+                            % metric)
+    if metric not in CE_FORECAST_METRICS:
+        raise ce_validation("Metric must be one of %s, got %s"
+                            % (", ".join(CE_FORECAST_METRICS), json.dumps(metric)))
+    granularity = parse_granularity(body.get("Granularity"))
+    if granularity == "DAILY" and (end - today).days > 93:
+        raise ce_validation("DAILY forecasts can reach at most 3 months ahead")
+    if (end - today).days > 549:
+        raise ce_validation("forecasts can reach at most 18 months ahead")
+    level = body.get("PredictionIntervalLevel", 80)
+    if not _is_int(level) or not 51 <= level <= 99:
+        raise ce_validation("PredictionIntervalLevel must be an integer 51..99")
+    pred = optional_filter(body, view, strict)
+    w_start = (today - datetime.timedelta(days=FORECAST_WINDOW_DAYS)).isoformat()
+    w_end = today.isoformat()
+    window_sum, n = Decimal(0), 0
+    with ce_context():
+        for row in rows:
+            if w_start <= row["date"] < w_end and pred(row):
+                window_sum += row["_cost"]
+                n += 1
+    if n == 0:
+        raise CeError("DataUnavailableException",
+                      "Insufficient amount of historical data to generate forecast.")
+    results = []
+    for ps, pe in build_periods(start, end, granularity):
+        mean, lower, upper = forecast_amounts(window_sum, (pe - ps).days)
+        results.append({"TimePeriod": {"Start": ps.isoformat(), "End": pe.isoformat()},
+                        "MeanValue": fmt_amount(mean),
+                        "PredictionIntervalLowerBound": fmt_amount(lower),
+                        "PredictionIntervalUpperBound": fmt_amount(upper)})
+    total, _, _ = forecast_amounts(window_sum, (end - start).days)
+    return collections.OrderedDict([("Total", {"Amount": fmt_amount(total), "Unit": "USD"}),
+                                    ("ForecastResultsByTime", results)])
+
+
+def ce_list_cost_allocation_tags(body, rows, allocation_tags, loop=False):
+    status = body.get("Status")
+    if status is not None and status not in ("Active", "Inactive"):
+        raise ce_validation("Status must be Active or Inactive")
+    keys = body.get("TagKeys")
+    if keys is not None and (not isinstance(keys, list) or not 1 <= len(keys) <= 100 or
+                             not all(isinstance(k, str) for k in keys)):
+        raise ce_validation("TagKeys must be a list of 1..100 strings")
+    typ = body.get("Type")
+    if typ is not None and typ not in ("AWSGenerated", "UserDefined"):
+        raise ce_validation("Type must be AWSGenerated or UserDefined")
+    max_results = body.get("MaxResults", 100)
+    if not _is_int(max_results) or not 1 <= max_results <= 1000:
+        raise ce_validation("MaxResults must be an integer 1..1000")
+    token = token_field_value(body, "NextToken")
+    items = [dict(v) for v in allocation_tags.values()
+             if (status is None or v["Status"] == status) and
+             (keys is None or v["TagKey"] in keys) and (typ is None or v["Type"] == typ)]
+    last_used = {}
+    for row in rows:
+        for k in row["tags"]:
+            if row["date"] > last_used.get(k, ""):
+                last_used[k] = row["date"]
+    for it in items:
+        if "LastUsedDate" not in it and it["TagKey"] in last_used:
+            it["LastUsedDate"] = last_used[it["TagKey"]] + "T00:00:00Z"
+    req_hash = request_hash("ListCostAllocationTags", body, "NextToken")
+    try:
+        offset = read_page_token(token, req_hash, len(items)) if token is not None else 0
+    except CeError as exc:
+        if exc.name == "RequestChangedException":  # not in this operation's error list
+            raise CeError("InvalidNextTokenException", exc.message)
+        raise
+    page = items[offset:offset + max_results]
+    out = collections.OrderedDict([("CostAllocationTags", page)])
+    nxt = offset + max_results
+    if nxt < len(items):
+        out["NextToken"] = make_page_token(nxt, req_hash)
+    elif loop:
+        out["NextToken"] = make_page_token(0, req_hash)
+    return out
+
+
+def ledger_group_sums(rows, allocation_tags, start, end, services=None, tag_keys=(),
+                      dims=()):
+    """Direct sums over the ledger, for tests: {(group key...): Decimal}."""
+    view = CeView(rows, allocation_tags)
+    out = {}
+    with ce_context():
+        for row in rows:
+            if not start <= row["date"] < end:
+                continue
+            if services is not None and row["service"] not in services:
+                continue
+            key = tuple(["%s$%s" % (k, view.tag(row, k)) for k in tag_keys] +
+                        [dim_value(row, d) for d in dims])
+            out[key] = out.get(key, Decimal(0)) + row["_cost"]
+    return out
+
+
+# --------------------------------------------------------------------------
+# Cost Explorer surface (awsJson1.1)
+# --------------------------------------------------------------------------
+
+CE_TARGET_PREFIX = "AWSInsightsIndexService."
+CE_OPERATIONS = ("GetCostAndUsage", "GetDimensionValues", "GetCostForecast",
+                 "ListCostAllocationTags")
+CE_PAGINATED = ("GetCostAndUsage", "GetDimensionValues", "ListCostAllocationTags")
+CE_ERROR_NS = "com.amazonaws.awsinsightsindexservice#"
+CORAL_ERROR_NS = "com.amazon.coral.service#"
+AMZ_JSON_11 = "application/x-amz-json-1.1"
+
+
+def ce_error_response(status, name, message, coral=False, headers=()):
+    if coral:
+        body = {"__type": CORAL_ERROR_NS + name, "message": message}
+    else:
+        body = {"__type": CE_ERROR_NS + name, "Message": message}
+    r = Response.json_obj(status, body,
+                          headers=[("x-amzn-RequestId", str(uuid.uuid4())),
+                                   ("x-amzn-ErrorType", name)] + list(headers))
+    r.content_type = AMZ_JSON_11
+    return r
+
+
+def sigv4_failure_kind(result):
+    reason = result.reason or ""
+    if reason.startswith("unknown access key id"):
+        return "unknown_key"
+    if "session token" in reason or "X-Amz-Security-Token" in reason:
+        return "token"
+    if reason.startswith("X-Amz-Date") and "from now" in reason:
+        return "skew"
+    if reason.startswith("credential scope"):
+        return "scope"
+    if reason == "signature mismatch":
+        return "signature"
+    return "malformed"
+
+
+def _walk(obj, fn):
+    if isinstance(obj, dict):
+        fn(obj)
+        for v in list(obj.values()):
+            _walk(v, fn)
+    elif isinstance(obj, list):
+        for v in obj:
+            _walk(v, fn)
+
+
+class CostExplorerSurface(Surface):
+    """AWS Cost Explorer (awsJson1.1, X-Amz-Target AWSInsightsIndexService.*)."""
+
+    name = "ce"
+    prefixes = ("/ce",)
+    auth_schemes = ("sigv4", "none", "other")
+    operations = CE_OPERATIONS
+    content_type = AMZ_JSON_11
+    fault_kinds = ("throttle", "server_error", "slow", "hang", "truncated", "malformed",
+                   "wrong_types", "auth", "data_unavailable", "invalid_token",
+                   "request_changed", "change_between_pages", "huge", "loop",
+                   "expired_token", "bill_expiration")
+    wrong_types_fields = ("amount", "keys", "results", "unit")
+
+    def new_counters(self):
+        c = super().new_counters()
+        c["by_operation"] = {}
+        c["by_operation_status"] = {}
+        return c
+
+    # -- routing / auth -------------------------------------------------------
+    def resolve(self, ctx):
+        ctx.operation = None
+        ctx.ce_body = None
+        if ctx.path not in ("/ce", "/ce/"):
+            return ce_error_response(404, "UnknownOperationException",
+                                     "fake_aws: Cost Explorer is served at POST /ce/, not %s"
+                                     % ctx.path, coral=True)
+        if ctx.method != "POST":
+            return ce_error_response(404, "UnknownOperationException",
+                                     "fake_aws: Cost Explorer only answers POST", coral=True)
+        target = (ctx.header("X-Amz-Target") or "").strip()
+        op = target[len(CE_TARGET_PREFIX):] if target.startswith(CE_TARGET_PREFIX) else None
+        if op not in CE_OPERATIONS:
+            return ce_error_response(400, "UnknownOperationException",
+                                     "fake_aws: unknown X-Amz-Target %r (expected %s<%s>)"
+                                     % (target, CE_TARGET_PREFIX, "|".join(CE_OPERATIONS)),
+                                     coral=True)
+        ctx.operation = op
+        ctype = (ctx.header("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype not in (AMZ_JSON_11, "application/x-amz-json-1.0"):
+            return ce_error_response(400, "SerializationException",
+                                     "fake_aws: Content-Type must be %s, got %r"
+                                     % (AMZ_JSON_11, ctype), coral=True)
+        try:
+            text = ctx.body.decode("utf-8")
+            ctx.ce_body = json.loads(text) if text.strip() else {}
+        except (UnicodeDecodeError, ValueError) as exc:
+            ctx.ce_body_error = str(exc)
+        return self.endpoint
+
+    def authenticate(self, ctx, endpoint):
+        auth = ctx.header("Authorization")
+        if auth is None or not auth.strip():
+            ctx.auth_scheme = "none"
+            return ce_error_response(403, "MissingAuthenticationTokenException",
+                                     "Missing Authentication Token", coral=True)
+        if auth.strip().split(None, 1)[0] == "AWS4-HMAC-SHA256":
+            ctx.auth_scheme = "sigv4"
+            return self.app.check_sigv4(ctx, "ce", "us-east-1")
+        ctx.auth_scheme = "other"
+        return ce_error_response(403, "IncompleteSignatureException",
+                                 "Authorization header must use AWS4-HMAC-SHA256",
+                                 coral=True)
+
+    def sigv4_denied(self, ctx, result, expired):
+        hdr = [("X-Fake-Auth-Error", result.reason)]
+        if expired:
+            return ce_error_response(403, "ExpiredTokenException", EXPIRED_TOKEN_MESSAGE,
+                                     coral=True, headers=hdr)
+        kind = sigv4_failure_kind(result)
+        if kind in ("unknown_key", "token"):
+            return ce_error_response(403, "UnrecognizedClientException",
+                                     INVALID_TOKEN_MESSAGE, coral=True, headers=hdr)
+        if kind == "skew":
+            msg = "Signature expired: X-Amz-Date is more than 15 minutes from the server time"
+        elif kind == "scope":
+            msg = "Credential should be scoped to a valid region and to service 'ce'"
+        elif kind == "signature":
+            msg = (SIGV4_MISMATCH_MESSAGE + " Check your AWS Secret Access Key and signing "
+                   "method. Consult the service documentation for details.")
+        else:
+            msg = "Incomplete or malformed signature: " + result.reason
+        name = "IncompleteSignatureException" if kind == "malformed" else \
+            "InvalidSignatureException"
+        return ce_error_response(403, name, msg, coral=True, headers=hdr)
+
+    # -- counters / log -------------------------------------------------------
+    def count(self, ctx, resp, counters):
+        op = getattr(ctx, "operation", None)
+        if not op:
+            return
+        counters["by_operation"][op] = counters["by_operation"].get(op, 0) + 1
+        st = str(resp.status) if resp.status is not None else "aborted"
+        per = counters["by_operation_status"].setdefault(op, {})
+        per[st] = per.get(st, 0) + 1
+
+    def log_fields(self, ctx):
+        op = getattr(ctx, "operation", None)
+        if not op:
+            return {}
+        return {"operation": op, "request": getattr(ctx, "ce_body", None)}
+
+    def match_text(self, ctx):
+        return ctx.raw_path + "\n" + ctx.body.decode("utf-8", "replace")
+
+    # -- endpoint -------------------------------------------------------------
+    def endpoint(self, ctx):
+        body = ctx.ce_body
+        if not isinstance(body, dict):
+            return ce_error_response(400, "SerializationException",
+                                     "fake_aws: the request body must be a JSON object (%s)"
+                                     % getattr(ctx, "ce_body_error", "not an object"),
+                                     coral=True)
+        cfg = self.app.config
+        rows, tags = self.app.ledger_snapshot()
+        kind = ctx.fault.kind if ctx.fault else None
+        try:
+            if ctx.operation == "GetCostAndUsage":
+                obj = ce_get_cost_and_usage(
+                    body, rows, tags, self.app.today(), cfg.ce_page_size, cfg.estimated_days,
+                    strict=cfg.ce_strict_match_options, loop=(kind == "loop"),
+                    bump_later_pages=(Decimal(1) if kind == "change_between_pages" else None))
+            elif ctx.operation == "GetDimensionValues":
+                obj = ce_get_dimension_values(body, rows, tags, cfg.ce_page_size,
+                                              strict=cfg.ce_strict_match_options,
+                                              loop=(kind == "loop"))
+            elif ctx.operation == "GetCostForecast":
+                obj = ce_get_cost_forecast(body, rows, tags, self.app.today(),
+                                           strict=cfg.ce_strict_match_options)
+            else:
+                obj = ce_list_cost_allocation_tags(body, rows, tags, loop=(kind == "loop"))
+        except CeError as exc:
+            return ce_error_response(exc.status, exc.name, exc.message, coral=exc.coral)
+        r = Response.json_obj(200, obj, headers=[("x-amzn-RequestId", str(uuid.uuid4()))])
+        r.content_type = AMZ_JSON_11
+        return r
+
+    # -- fault dialect --------------------------------------------------------
+    def fault_applies(self, fault, ctx):
+        body = getattr(ctx, "ce_body", None)
+        if fault.kind == "change_between_pages":
+            return ctx.operation == "GetCostAndUsage" and isinstance(body, dict) and \
+                bool(body.get("NextPageToken"))
+        if fault.kind == "loop":
+            return ctx.operation in CE_PAGINATED
+        return True
+
+    def fault_response(self, ctx, fault):
+        k = fault.kind
+        if k == "data_unavailable":
+            return ce_error_response(400, "DataUnavailableException",
+                                     "Data is not available. Please try to adjust the time "
+                                     "period. If data is still not available, please try "
+                                     "again later.")
+        if k == "invalid_token":
+            return ce_error_response(400, "InvalidNextTokenException",
+                                     "Invalid pagination token")
+        if k == "request_changed":
+            return ce_error_response(400, "RequestChangedException",
+                                     "The request parameters changed between pages")
+        if k == "bill_expiration":
+            return ce_error_response(400, "BillExpirationException",
+                                     "The requested report expired. Update the date "
+                                     "interval and try again.")
+        if k == "expired_token":
+            return ce_error_response(403, "ExpiredTokenException", EXPIRED_TOKEN_MESSAGE,
+                                     coral=True)
+        return None
+
+    def throttle_response(self, ctx, fault):
+        headers = []
+        if "retry_after" in fault.params:
+            ra = fault.params["retry_after"]
+            if isinstance(ra, float) and ra.is_integer():
+                ra = int(ra)
+            headers.append(("Retry-After", str(ra)))
+        return ce_error_response(400, "LimitExceededException", "Rate exceeded",
+                                 headers=headers)
+
+    def server_error_response(self, ctx, fault):
+        status = fault.params.get("status", 500)
+        if status == 503:
+            return ce_error_response(503, "ServiceUnavailableException",
+                                     "Service is unavailable, please try again later")
+        return ce_error_response(status, "InternalServerException",
+                                 "An internal error occurred. Please try again later.")
+
+    def auth_fault_response(self, ctx, fault):
+        return ce_error_response(403, "UnrecognizedClientException", INVALID_TOKEN_MESSAGE,
+                                 coral=True)
+
+    def malformed_body(self, ctx, fault):
+        if ctx.operation == "GetCostAndUsage":
+            return (b'{"GroupDefinitions":[{"Type":"TAG","Key":"Application"}],'
+                    b'"ResultsByTime":[{"TimePeriod":{"Start":"')
+        return b'{"' + (ctx.operation or "x").encode() + b'":['
+
+    def wrong_types(self, ctx, obj, field):
+        obj = copy.deepcopy(obj)
+        fields = [field] if field else ["amount"]
+        for f in fields:
+            if f == "amount":
+                def fix(d):
+                    for k in ("Amount", "MeanValue", "PredictionIntervalLowerBound",
+                              "PredictionIntervalUpperBound"):
+                        if isinstance(d.get(k), str):
+                            try:
+                                d[k] = float(Decimal(d[k]))
+                            except decimal.InvalidOperation:
+                                pass
+                _walk(obj, fix)
+            elif f == "unit":
+                def fix(d):
+                    if d.get("Unit") == "USD":
+                        d["Unit"] = "EUR"
+                _walk(obj, fix)
+            elif f == "keys":
+                def fix(d):
+                    if isinstance(d.get("Keys"), list):
+                        d["Keys"] = ",".join(d["Keys"])
+                _walk(obj, fix)
+            elif f == "results" and isinstance(obj, dict):
+                if isinstance(obj.get("ResultsByTime"), list):
+                    obj["ResultsByTime"] = {r["TimePeriod"]["Start"]: r
+                                            for r in obj["ResultsByTime"]}
+                if isinstance(obj.get("ForecastResultsByTime"), list):
+                    obj["ForecastResultsByTime"] = {r["TimePeriod"]["Start"]: r
+                                                    for r in obj["ForecastResultsByTime"]}
+                if isinstance(obj.get("DimensionValues"), list):
+                    obj["DimensionValues"] = {v["Value"]: v for v in obj["DimensionValues"]}
+                if isinstance(obj.get("CostAllocationTags"), list):
+                    obj["CostAllocationTags"] = {t["TagKey"]: t
+                                                 for t in obj["CostAllocationTags"]}
+        return obj
+
+    def huge_parts(self, ctx):
+        today = self.app.today()
+        start = (today - ONE_DAY).isoformat()
+        prefix = ('{"GroupDefinitions":[{"Type":"TAG","Key":"Application"}],"ResultsByTime":'
+                  '[{"TimePeriod":{"Start":"%s","End":"%s"},"Total":{},"Groups":['
+                  % (start, today.isoformat())).encode()
+
+        def item(i):
+            return (b'{"Keys":["Application$Huge%09d"],"Metrics":{"UnblendedCost":'
+                    b'{"Amount":"0.0100000000","Unit":"USD"}}}' % i)
+        return prefix, item, b'],"Estimated":true}],"DimensionValueAttributes":[]}'
+
+
+# --------------------------------------------------------------------------
+# Credential surfaces: STS, IMDSv2, container credentials
+# --------------------------------------------------------------------------
+
+DEFAULT_WEB_IDENTITY_TOKEN = "fake-web-identity-token"
+DEFAULT_CONTAINER_AUTH_TOKEN = "fake-container-token"
+DEFAULT_IMDS_ROLE = "fake-exporter-role"
+STS_XMLNS = "https://sts.amazonaws.com/doc/2011-06-15/"
+STS_VERSION = "2011-06-15"
+STS_ACTIONS = ("AssumeRole", "AssumeRoleWithWebIdentity", "GetCallerIdentity")
+CREDENTIAL_FAULT_KINDS = ("throttle", "server_error", "slow", "hang", "truncated",
+                          "malformed", "wrong_types", "auth", "huge", "expired_credentials")
+_ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*([\w+=,.@-]+)$")
+_SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$")
+_EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+
+
+def iso8601(epoch):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def _xml_escape(s):
+    return (str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))
+
+
+def _xml_elems(d):
+    out = []
+    for k, v in d.items():
+        if v is None:
+            continue
+        if isinstance(v, dict):
+            out.append("<%s>%s</%s>" % (k, _xml_elems(v), k))
+        else:
+            out.append("<%s>%s</%s>" % (k, _xml_escape(v), k))
+    return "".join(out)
+
+
+class StsError(Exception):
+    def __init__(self, status, code, message, etype="Sender"):
+        super().__init__(message)
+        self.status, self.code, self.message, self.etype = status, code, message, etype
+
+
+class StsSurface(Surface):
+    """AWS STS, query protocol; JSON answers when the client sends
+    Accept: application/json, XML (like botocore expects) otherwise."""
+
+    name = "sts"
+    prefixes = ("/sts",)
+    auth_schemes = ("sigv4", "web_identity", "none", "other")
+    operations = STS_ACTIONS
+    fault_kinds = CREDENTIAL_FAULT_KINDS
+    wrong_types_fields = ("expiration", "expiration_float", "credentials", "access_key_id")
+
+    def new_counters(self):
+        c = super().new_counters()
+        c["by_action"] = {}
+        c["issued"] = 0
+        return c
+
+    @staticmethod
+    def wants_json(ctx):
+        return "application/json" in (ctx.header("Accept") or "").lower()
+
+    def error(self, ctx, status, code, message, etype="Sender", headers=()):
+        rid = str(uuid.uuid4())
+        hdrs = [("x-amzn-RequestId", rid)] + list(headers)
+        if self.wants_json(ctx):
+            return Response.json_obj(status, {"Error": {"Type": etype, "Code": code,
+                                                        "Message": message},
+                                              "RequestId": rid}, headers=hdrs)
+        xml = ('<ErrorResponse xmlns="%s"><Error><Type>%s</Type><Code>%s</Code>'
+               '<Message>%s</Message></Error><RequestId>%s</RequestId></ErrorResponse>\n'
+               % (STS_XMLNS, etype, code, _xml_escape(message), rid))
+        return Response(status, xml.encode("utf-8"), headers=hdrs, content_type="text/xml")
+
+    # -- routing / auth -------------------------------------------------------
+    def resolve(self, ctx):
+        ctx.operation = None
+        ctx.sts_params = {}
+        if ctx.path not in ("/sts", "/sts/"):
+            return self.error(ctx, 404, "InvalidAction", "fake_aws: STS is served at /sts/")
+        if ctx.method not in ("POST", "GET"):
+            return self.error(ctx, 405, "InvalidAction", "fake_aws: STS answers POST (or GET)")
+        params = {k: v[0] for k, v in ctx.params.items()}
+        if ctx.method == "POST" and ctx.body:
+            try:
+                form = urllib.parse.parse_qs(ctx.body.decode("utf-8"), keep_blank_values=True,
+                                             strict_parsing=False)
+            except UnicodeDecodeError:
+                form = {}
+            params.update({k: v[0] for k, v in form.items()})
+        ctx.sts_params = params
+        action = params.get("Action")
+        if not action:
+            return self.error(ctx, 400, "MissingAction", "Missing Action")
+        if action not in STS_ACTIONS:
+            return self.error(ctx, 400, "InvalidAction", "Could not find operation %s for "
+                              "version %s" % (action, params.get("Version", STS_VERSION)))
+        ctx.operation = action
+        version = params.get("Version")
+        if version is not None and version != STS_VERSION:
+            return self.error(ctx, 400, "InvalidAction", "Could not find operation %s for "
+                              "version %s" % (action, version))
+        try:
+            self.validate(action, params)
+        except StsError as exc:
+            return self.error(ctx, exc.status, exc.code, exc.message, exc.etype)
+        return self.endpoint
+
+    @staticmethod
+    def validate(action, p):
+        def missing(name):
+            raise StsError(400, "ValidationError", "1 validation error detected: Value null "
+                           "at '%s' failed to satisfy constraint: Member must not be null"
+                           % (name[0].lower() + name[1:]))
+        if action == "GetCallerIdentity":
+            return
+        for name in ("RoleArn", "RoleSessionName"):
+            if not p.get(name):
+                missing(name)
+        if not _ROLE_ARN_RE.match(p["RoleArn"]):
+            raise StsError(400, "ValidationError", "%s is invalid" % p["RoleArn"])
+        if not _SESSION_NAME_RE.match(p["RoleSessionName"]):
+            raise StsError(400, "ValidationError", "1 validation error detected: Value '%s' "
+                           "at 'roleSessionName' failed to satisfy constraint: Member must "
+                           "satisfy regular expression pattern: [\\w+=,.@-]*"
+                           % p["RoleSessionName"])
+        ds = p.get("DurationSeconds")
+        if ds is not None and (not re.fullmatch(r"\d{1,6}", ds) or
+                               not 900 <= int(ds) <= 43200):
+            raise StsError(400, "ValidationError", "1 validation error detected: Value '%s' "
+                           "at 'durationSeconds' failed to satisfy constraint: Member must "
+                           "have value between 900 and 43200" % ds)
+        if action == "AssumeRole":
+            ext = p.get("ExternalId")
+            if ext is not None and not _EXTERNAL_ID_RE.match(ext):
+                raise StsError(400, "ValidationError", "1 validation error detected: "
+                               "'externalId' failed to satisfy constraint")
+        if action == "AssumeRoleWithWebIdentity" and not p.get("WebIdentityToken"):
+            missing("WebIdentityToken")
+
+    def authenticate(self, ctx, endpoint):
+        cfg = self.app.config
+        if ctx.operation == "AssumeRoleWithWebIdentity":
+            ctx.auth_scheme = "web_identity"
+            tok = ctx.sts_params.get("WebIdentityToken", "")
+            if not hmac.compare_digest(tok.encode("utf-8", "surrogateescape"),
+                                       (cfg.web_identity_token or "").encode("utf-8")):
+                return self.invalid_identity_token(ctx)
+            return None
+        auth = ctx.header("Authorization")
+        if auth is None or not auth.strip():
+            ctx.auth_scheme = "none"
+            return self.error(ctx, 403, "MissingAuthenticationToken",
+                              "Request is missing Authentication Token")
+        if auth.strip().split(None, 1)[0] != "AWS4-HMAC-SHA256":
+            ctx.auth_scheme = "other"
+            return self.error(ctx, 403, "IncompleteSignature",
+                              "Authorization header must use AWS4-HMAC-SHA256")
+        ctx.auth_scheme = "sigv4"
+        region = "us-east-1"
+        try:
+            scope = parse_sigv4_authorization(auth)["Credential"].split("/")
+            if len(scope) == 5 and scope[2]:
+                region = scope[2]
+        except ValueError:
+            pass
+        return self.app.check_sigv4(ctx, "sts", region)
+
+    def invalid_identity_token(self, ctx):
+        return self.error(ctx, 403, "InvalidIdentityToken",
+                          "The web identity token that was passed could not be validated "
+                          "by AWS. Get a new identity token from the identity provider and "
+                          "then retry the request.")
+
+    def sigv4_denied(self, ctx, result, expired):
+        hdr = [("X-Fake-Auth-Error", result.reason)]
+        if expired:
+            return self.error(ctx, 403, "ExpiredToken", EXPIRED_TOKEN_MESSAGE, headers=hdr)
+        kind = sigv4_failure_kind(result)
+        if kind in ("unknown_key", "token"):
+            return self.error(ctx, 403, "InvalidClientTokenId", INVALID_TOKEN_MESSAGE,
+                              headers=hdr)
+        return self.error(ctx, 403, "SignatureDoesNotMatch",
+                          SIGV4_MISMATCH_MESSAGE + " Check your AWS Secret Access Key and "
+                          "signing method. Consult the service documentation for details.",
+                          headers=hdr)
+
+    # -- counters / log -------------------------------------------------------
+    def count(self, ctx, resp, counters):
+        op = getattr(ctx, "operation", None)
+        if op:
+            counters["by_action"][op] = counters["by_action"].get(op, 0) + 1
+
+    def log_fields(self, ctx):
+        op = getattr(ctx, "operation", None)
+        if not op:
+            return {}
+        params = {k: ("<masked>" if k in ("WebIdentityToken", "ExternalId") else v)
+                  for k, v in getattr(ctx, "sts_params", {}).items()}
+        return {"operation": op, "params": params}
+
+    def match_text(self, ctx):
+        return ctx.raw_path + "\n" + ctx.body.decode("utf-8", "replace")
+
+    # -- endpoint -------------------------------------------------------------
+    def endpoint(self, ctx):
+        cfg = self.app.config
+        p = ctx.sts_params
+        action = ctx.operation
+        rid = str(uuid.uuid4())
+        if action == "GetCallerIdentity":
+            akid = getattr(ctx, "sigv4_akid", None)
+            with self.app.lock:
+                meta = self.app.credential_meta.get(akid)
+            if meta is not None:
+                arn = "arn:aws:sts::%s:assumed-role/%s/%s" % (ACCOUNT_ID, DEFAULT_IMDS_ROLE,
+                                                             meta["source"])
+                user_id = "AROAFAKEEXPORTERROLE:%s" % meta["source"]
+            else:
+                arn = "arn:aws:iam::%s:user/fake-exporter" % ACCOUNT_ID
+                user_id = "AIDAFAKEEXPORTERUSER"
+            result = collections.OrderedDict([("UserId", user_id), ("Account", ACCOUNT_ID),
+                                              ("Arn", arn)])
+            return self.render(ctx, action, result, rid)
+        if action == "AssumeRole" and cfg.sts_external_id is not None:
+            ext = p.get("ExternalId") or ""
+            if not hmac.compare_digest(ext.encode("utf-8", "surrogateescape"),
+                                       cfg.sts_external_id.encode("utf-8")):
+                return self.error(ctx, 403, "AccessDenied",
+                                  "User: arn:aws:iam::%s:user/fake-exporter is not authorized "
+                                  "to perform: sts:AssumeRole on resource: %s"
+                                  % (ACCOUNT_ID, p["RoleArn"]))
+        duration = int(p.get("DurationSeconds") or cfg.credential_lifetime)
+        lifetime = min(duration, cfg.credential_lifetime)
+        expired = ctx.fault is not None and ctx.fault.kind == "expired_credentials"
+        creds = self.app.issue_credentials("sts", lifetime, expired=expired)
+        m = _ROLE_ARN_RE.match(p["RoleArn"])
+        account, role_name = m.group(1), m.group(2)
+        session = p["RoleSessionName"]
+        role_id = "AROA" + _base36(int(hashlib.sha256(p["RoleArn"].encode()).hexdigest(), 16),
+                                   17).upper()
+        result = collections.OrderedDict()
+        result["Credentials"] = collections.OrderedDict([
+            ("AccessKeyId", creds["AccessKeyId"]),
+            ("SecretAccessKey", creds["SecretAccessKey"]),
+            ("SessionToken", creds["SessionToken"]),
+            ("Expiration", creds["Expiration"])])
+        if action == "AssumeRoleWithWebIdentity":
+            result["SubjectFromWebIdentityToken"] = \
+                "system:serviceaccount:monitoring:bedrock-cost-exporter"
+            result["Audience"] = "sts.amazonaws.com"
+            result["Provider"] = ("arn:aws:iam::%s:oidc-provider/oidc.eks.us-east-1."
+                                  "amazonaws.com/id/FAKEOIDC" % ACCOUNT_ID)
+        result["AssumedRoleUser"] = collections.OrderedDict([
+            ("Arn", "arn:aws:sts::%s:assumed-role/%s/%s" % (account, role_name, session)),
+            ("AssumedRoleId", "%s:%s" % (role_id, session))])
+        result["PackedPolicySize"] = None
+        result["SourceIdentity"] = None
+        return self.render(ctx, action, result, rid)
+
+    def render(self, ctx, action, result, rid):
+        if self.wants_json(ctx):
+            obj = {"%sResponse" % action: collections.OrderedDict([
+                ("%sResult" % action, result), ("ResponseMetadata", {"RequestId": rid})])}
+            return Response.json_obj(200, obj, headers=[("x-amzn-RequestId", rid)])
+        res = copy.deepcopy(result)
+        if isinstance(res.get("Credentials"), dict):
+            res["Credentials"]["Expiration"] = iso8601(res["Credentials"]["Expiration"])
+        xml = ('<%sResponse xmlns="%s"><%sResult>%s</%sResult><ResponseMetadata><RequestId>'
+               '%s</RequestId></ResponseMetadata></%sResponse>\n'
+               % (action, STS_XMLNS, action, _xml_elems(res), action, rid, action))
+        return Response(200, xml.encode("utf-8"), headers=[("x-amzn-RequestId", rid)],
+                        content_type="text/xml")
+
+    # -- fault dialect --------------------------------------------------------
+    def fault_applies(self, fault, ctx):
+        if fault.kind == "expired_credentials":
+            return ctx.operation in ("AssumeRole", "AssumeRoleWithWebIdentity")
+        return True
+
+    def throttle_response(self, ctx, fault):
+        headers = []
+        if "retry_after" in fault.params:
+            headers.append(("Retry-After", str(fault.params["retry_after"])))
+        return self.error(ctx, 400, "Throttling", "Rate exceeded", headers=headers)
+
+    def server_error_response(self, ctx, fault):
+        status = fault.params.get("status", 500)
+        if status == 503:
+            return self.error(ctx, 503, "ServiceUnavailable", "Service is unavailable",
+                              "Receiver")
+        return self.error(ctx, status, "InternalFailure", "An internal error occurred",
+                          "Receiver")
+
+    def auth_fault_response(self, ctx, fault):
+        if ctx.operation == "AssumeRoleWithWebIdentity":
+            return self.invalid_identity_token(ctx)
+        return self.error(ctx, 403, "InvalidClientTokenId", INVALID_TOKEN_MESSAGE)
+
+    def malformed_response(self, ctx, fault):
+        r = super().malformed_response(ctx, fault)
+        if not self.wants_json(ctx):
+            r.content_type = "text/xml"
+        return r
+
+    def malformed_body(self, ctx, fault):
+        action = ctx.operation or "AssumeRole"
+        if not self.wants_json(ctx):
+            return ('<%sResponse xmlns="%s"><%sResult><Credentials><AccessKeyId>ASIA'
+                    % (action, STS_XMLNS, action)).encode()
+        return ('{"%sResponse":{"%sResult":{"Credentials":{"AccessKeyId":"ASIA'
+                % (action, action)).encode()
+
+    _FLOAT_MARK = "__fake_aws_float_expiration__"
+
+    def wrong_types(self, ctx, obj, field):
+        obj = copy.deepcopy(obj)
+        field = field or "expiration"
+
+        def fix(d):
+            c = d.get("Credentials")
+            if not isinstance(c, dict):
+                return
+            if field == "expiration":
+                c["Expiration"] = iso8601(c["Expiration"])
+            elif field == "expiration_float":
+                c["Expiration"] = "%s%d" % (self._FLOAT_MARK, c["Expiration"])
+            elif field == "access_key_id":
+                c["AccessKeyId"] = 12345
+            elif field == "credentials":
+                d["Credentials"] = [c]
+        _walk(obj, fix)
+        return obj
+
+    def rewrap_json(self, resp, obj):
+        out = super().rewrap_json(resp, obj)
+        if self._FLOAT_MARK.encode() in out.body:
+            out.body = re.sub(('"%s(\\d+)"' % self._FLOAT_MARK).encode(),
+                              lambda m: ("%.9E" % int(m.group(1))).replace("E+0", "E")
+                              .replace("E+", "E").encode(), out.body)
+        return out
+
+    def huge_parts(self, ctx):
+        action = ctx.operation or "AssumeRole"
+        prefix = ('{"%sResponse":{"%sResult":{"Credentials":{"AccessKeyId":"ASIAHUGE",'
+                  '"SecretAccessKey":"x","SessionToken":"x","Expiration":%d},"Padding":['
+                  % (action, action, int(time.time()) + 3600)).encode()
+        return prefix, (lambda i: b'"%08d"' % i), b']}}}'
+
+
+IMDS_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+                405: "Method Not Allowed", 429: "Too Many Requests",
+                500: "Internal Server Error", 503: "Service Unavailable"}
+IMDS_CREDS_BASE = "/latest/meta-data/iam/security-credentials"
+
+
+def imds_error(status, headers=()):
+    reason = IMDS_REASONS.get(status, "Error")
+    body = ('<?xml version="1.0" encoding="iso-8859-1"?>\n'
+            '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"\n'
+            '\t"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">\n'
+            '<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en" lang="en">\n'
+            ' <head>\n  <title>%d - %s</title>\n </head>\n'
+            ' <body>\n  <h1>%d - %s</h1>\n </body>\n</html>\n'
+            % (status, reason, status, reason))
+    return Response(status, body.encode(), headers=headers, content_type="text/html")
+
+
+def imds_json_bytes(obj):
+    return json.dumps(obj, indent=2, separators=(",", " : ")).encode("utf-8")
+
+
+class ImdsSurface(Surface):
+    """EC2 instance metadata service, IMDSv2 only (IMDSv1 answers 401)."""
+
+    name = "imds"
+    prefixes = ("/latest/",)
+    auth_schemes = ("token", "none")
+    operations = ("GetToken", "ListRoles", "GetCredentials", "GetMetadata")
+    fault_kinds = CREDENTIAL_FAULT_KINDS
+    wrong_types_fields = ("expiration", "access_key_id", "token")
+    content_type = "text/plain"
+
+    def new_counters(self):
+        c = super().new_counters()
+        c["by_operation"] = {}
+        c["tokens_issued"] = 0
+        c["issued"] = 0
+        return c
+
+    def metadata(self):
+        return {
+            "/latest/meta-data/placement/region": "us-east-1",
+            "/latest/meta-data/placement/availability-zone": "us-east-1a",
+            "/latest/meta-data/instance-id": "i-0fa4e0000e4904e5",
+            "/latest/meta-data/iam/info": imds_json_bytes(collections.OrderedDict([
+                ("Code", "Success"), ("LastUpdated", iso8601(time.time())),
+                ("InstanceProfileArn", "arn:aws:iam::%s:instance-profile/%s"
+                 % (ACCOUNT_ID, self.app.config.imds_role)),
+                ("InstanceProfileId", "AIPAFAKEEXPORTERPROFILE")])).decode(),
+            "/latest/dynamic/instance-identity/document": imds_json_bytes(
+                collections.OrderedDict([("accountId", ACCOUNT_ID),
+                                         ("availabilityZone", "us-east-1a"),
+                                         ("instanceId", "i-0fa4e0000e4904e5"),
+                                         ("region", "us-east-1")])).decode(),
+        }
+
+    def resolve(self, ctx):
+        ctx.operation = None
+        path = ctx.path
+        if path == "/latest/api/token":
+            if ctx.method != "PUT":
+                return imds_error(405)
+            ctx.operation = "GetToken"
+            return self.put_token
+        if ctx.method not in ("GET", "HEAD"):
+            return imds_error(405)
+        if path in (IMDS_CREDS_BASE, IMDS_CREDS_BASE + "/"):
+            ctx.operation = "ListRoles"
+            return self.list_roles
+        if path.startswith(IMDS_CREDS_BASE + "/"):
+            ctx.operation = "GetCredentials"
+            ctx.imds_role = urllib.parse.unquote(path[len(IMDS_CREDS_BASE) + 1:])
+            return self.get_credentials
+        if path in self.metadata():
+            ctx.operation = "GetMetadata"
+            return self.get_metadata
+        return imds_error(404)
+
+    def authenticate(self, ctx, endpoint):
+        if ctx.operation == "GetToken":
+            ctx.auth_scheme = "none"
+            if ctx.header("X-Forwarded-For") is not None:
+                return imds_error(403)
+            return None
+        token = ctx.header("X-aws-ec2-metadata-token")
+        if token is None:
+            ctx.auth_scheme = "none"              # IMDSv1 is disabled
+            return imds_error(401)
+        ctx.auth_scheme = "token"
+        with self.app.lock:
+            exp = self.app.imds_tokens.get(token.strip())
+        if exp is None or time.time() >= exp:
+            return imds_error(401)
+        return None
+
+    def count(self, ctx, resp, counters):
+        op = getattr(ctx, "operation", None)
+        if op:
+            counters["by_operation"][op] = counters["by_operation"].get(op, 0) + 1
+            if op == "GetToken" and resp.status == 200:
+                counters["tokens_issued"] += 1
+
+    def log_fields(self, ctx):
+        op = getattr(ctx, "operation", None)
+        return {"operation": op} if op else {}
+
+    # -- endpoints ------------------------------------------------------------
+    def put_token(self, ctx):
+        ttl = (ctx.header("X-aws-ec2-metadata-token-ttl-seconds") or "").strip()
+        if not re.fullmatch(r"\d{1,6}", ttl) or not 1 <= int(ttl) <= 21600:
+            return imds_error(400)
+        token = "AQAEA" + base64.urlsafe_b64encode(secrets.token_bytes(39)).decode()
+        now = time.time()
+        with self.app.lock:
+            tokens = self.app.imds_tokens
+            if len(tokens) >= 10000:
+                for t in [t for t, e in tokens.items() if e <= now]:
+                    del tokens[t]
+                while len(tokens) >= 10000:
+                    tokens.pop(next(iter(tokens)))
+            tokens[token] = now + int(ttl)
+        return Response(200, token.encode(), content_type="text/plain",
+                        headers=[("X-aws-ec2-metadata-token-ttl-seconds", ttl)])
+
+    def list_roles(self, ctx):
+        return Response(200, self.app.config.imds_role.encode(), content_type="text/plain")
+
+    def get_metadata(self, ctx):
+        return Response(200, self.metadata()[ctx.path].encode(), content_type="text/plain")
+
+    def get_credentials(self, ctx):
+        if ctx.imds_role != self.app.config.imds_role:
+            return imds_error(404)
+        expired = ctx.fault is not None and ctx.fault.kind == "expired_credentials"
+        creds = self.app.served_credentials("imds", expired=expired)
+        obj = collections.OrderedDict([
+            ("Code", "Success"), ("LastUpdated", iso8601(creds["issued"])),
+            ("Type", "AWS-HMAC"), ("AccessKeyId", creds["AccessKeyId"]),
+            ("SecretAccessKey", creds["SecretAccessKey"]), ("Token", creds["SessionToken"]),
+            ("Expiration", iso8601(creds["Expiration"]))])
+        return Response(200, imds_json_bytes(obj), content_type="text/plain", obj=obj)
+
+    # -- fault dialect --------------------------------------------------------
+    def fault_applies(self, fault, ctx):
+        if fault.kind in ("expired_credentials", "wrong_types"):
+            return ctx.operation == "GetCredentials"
+        return True
+
+    def rewrap_json(self, resp, obj):
+        return Response(200, imds_json_bytes(obj), headers=resp.headers,
+                        content_type=resp.content_type, obj=obj)
+
+    def throttle_response(self, ctx, fault):
+        headers = []
+        if "retry_after" in fault.params:
+            headers.append(("Retry-After", str(fault.params["retry_after"])))
+        return imds_error(429, headers)
+
+    def server_error_response(self, ctx, fault):
+        return imds_error(fault.params.get("status", 500))
+
+    def auth_fault_response(self, ctx, fault):
+        return imds_error(401)
+
+    def malformed_body(self, ctx, fault):
+        return b'{\n  "Code" : "Success",\n  "LastUpdated" : "'
+
+    def wrong_types(self, ctx, obj, field):
+        obj = copy.deepcopy(obj)
+        field = field or "expiration"
+        if field == "expiration" and "Expiration" in obj:
+            obj["Expiration"] = calendar.timegm(time.strptime(obj["Expiration"],
+                                                              "%Y-%m-%dT%H:%M:%SZ"))
+        elif field == "access_key_id":
+            obj["AccessKeyId"] = 12345
+        elif field == "token":
+            obj["Token"] = None
+        return obj
+
+    def huge_parts(self, ctx):
+        return (b'{\n  "Code" : "Success",\n  "Padding" : [', lambda i: b'"%08d"' % i,
+                b'],\n  "Type" : "AWS-HMAC"\n}')
+
+
+class ContainerSurface(Surface):
+    """ECS / EKS Pod Identity container credentials endpoint
+    (AWS_CONTAINER_CREDENTIALS_FULL_URI + AWS_CONTAINER_AUTHORIZATION_TOKEN)."""
+
+    name = "container"
+    prefixes = ("/container-credentials",)
+    auth_schemes = ("token", "none")
+    operations = ("GetCredentials",)
+    fault_kinds = CREDENTIAL_FAULT_KINDS
+    wrong_types_fields = ("expiration", "access_key_id", "token")
+
+    def new_counters(self):
+        c = super().new_counters()
+        c["issued"] = 0
+        return c
+
+    @staticmethod
+    def error(status, code, message, headers=()):
+        return Response.json_obj(status, {"code": code, "message": message}, headers=headers)
+
+    def resolve(self, ctx):
+        ctx.operation = None
+        base = self.prefixes[0]
+        if ctx.path != base and not ctx.path.startswith(base + "/"):
+            return self.error(404, "NotFound", "fake_aws: credentials are served under %s"
+                              % base)
+        if ctx.method not in ("GET", "HEAD"):
+            return self.error(405, "MethodNotAllowed", "only GET")
+        ctx.operation = "GetCredentials"
+        return self.get_credentials
+
+    def authenticate(self, ctx, endpoint):
+        expected = self.app.config.container_auth_token
+        got = ctx.header("Authorization")
+        ctx.auth_scheme = "token" if got else "none"
+        if expected is None:
+            return None
+        if got is None or not hmac.compare_digest(got.strip().encode("utf-8",
+                                                                     "surrogateescape"),
+                                                  expected.encode("utf-8")):
+            return self.error(401, "AccessDeniedException",
+                              "missing or invalid Authorization token")
+        return None
+
+    def log_fields(self, ctx):
+        op = getattr(ctx, "operation", None)
+        return {"operation": op} if op else {}
+
+    def get_credentials(self, ctx):
+        expired = ctx.fault is not None and ctx.fault.kind == "expired_credentials"
+        creds = self.app.served_credentials("container", expired=expired)
+        obj = collections.OrderedDict([
+            ("RoleArn", "arn:aws:iam::%s:role/%s" % (ACCOUNT_ID, self.app.config.imds_role)),
+            ("AccessKeyId", creds["AccessKeyId"]),
+            ("SecretAccessKey", creds["SecretAccessKey"]),
+            ("Token", creds["SessionToken"]),
+            ("Expiration", iso8601(creds["Expiration"]))])
+        return Response.json_obj(200, obj)
+
+    def throttle_response(self, ctx, fault):
+        headers = []
+        if "retry_after" in fault.params:
+            headers.append(("Retry-After", str(fault.params["retry_after"])))
+        return self.error(429, "TooManyRequests", "Rate exceeded", headers)
+
+    def server_error_response(self, ctx, fault):
+        return self.error(fault.params.get("status", 500), "InternalServerError",
+                          "could not retrieve credentials")
+
+    def auth_fault_response(self, ctx, fault):
+        return self.error(401, "AccessDeniedException",
+                          "missing or invalid Authorization token")
+
+    def malformed_body(self, ctx, fault):
+        return b'{"RoleArn":"arn:aws:iam::123456789012:role/x","AccessKeyId":"ASIA'
+
+    def wrong_types(self, ctx, obj, field):
+        return ImdsSurface.wrong_types(self, ctx, obj, field)
+
+    def huge_parts(self, ctx):
+        return (b'{"AccessKeyId":"ASIAHUGE","Padding":[', lambda i: b'"%08d"' % i, b']}')
+
+
+# Surfaces served by the fake, each a Surface subclass; the dispatch table maps
+# their path prefixes to them (longest prefix wins).
+SURFACE_CLASSES = [ProjectsSurface, CostExplorerSurface, StsSurface, ImdsSurface,
+                   ContainerSurface]
 
 
 # --------------------------------------------------------------------------
@@ -918,7 +2762,99 @@ class ControlAPI:
             with app.lock:
                 app.reset_counters()
             return Response.json_obj(200, {"ok": True})
+        if path == "/_fake/ledger":
+            return self.ledger(ctx)
+        if path == "/_fake/ledger/rows":
+            if method != "POST":
+                return self.err(405, "method not allowed")
+            data = self.body_json(ctx)
+            if isinstance(data, Response):
+                return data
+            try:
+                rows = rows_from_json(data)
+            except LedgerError as exc:
+                return self.err(400, str(exc))
+            with app.lock:
+                app.ledger = app.ledger + rows
+                app.ledger_version += 1
+                count, version = len(app.ledger), app.ledger_version
+            return Response.json_obj(200, {"added": len(rows), "count": count,
+                                           "version": version})
+        if path == "/_fake/allocation_tags":
+            if method == "GET":
+                with app.lock:
+                    tags = list(app.allocation_tags.values())
+                return Response.json_obj(200, {"CostAllocationTags": tags}, indent=2)
+            if method == "PUT":
+                data = self.body_json(ctx)
+                if isinstance(data, Response):
+                    return data
+                try:
+                    table = allocation_tags_from_json(data)
+                except LedgerError as exc:
+                    return self.err(400, str(exc))
+                with app.lock:
+                    app.allocation_tags = table
+                return Response.json_obj(200, {"CostAllocationTags": list(table.values())})
+            return self.err(405, "method not allowed")
+        if path == "/_fake/credentials":
+            if method != "GET":
+                return self.err(405, "method not allowed")
+            now = time.time()
+            with app.lock:
+                out = [{"access_key_id": akid, "source": m["source"],
+                        "issued": round(m["issued"], 3), "expiration": m["expiration"],
+                        "expired": now >= m["expiration"]}
+                       for akid, m in app.credential_meta.items()]
+            return Response.json_obj(200, {"credentials": out}, indent=2)
+        if path == "/_fake/credentials/expire":
+            if method != "POST":
+                return self.err(405, "method not allowed")
+            return Response.json_obj(200, {"expired": app.expire_credentials()})
+        if path == "/_fake/config":
+            if method != "GET":
+                return self.err(405, "method not allowed")
+            cfg = app.config
+            return Response.json_obj(200, {
+                "today": app.today().isoformat(), "today_fixed": cfg.today is not None,
+                "estimated_days": cfg.estimated_days, "ce_page_size": cfg.ce_page_size,
+                "ce_strict_match_options": cfg.ce_strict_match_options,
+                "credential_lifetime": cfg.credential_lifetime,
+                "sts_external_id_required": cfg.sts_external_id is not None,
+                "container_auth_token_required": cfg.container_auth_token is not None,
+                "imds_role": cfg.imds_role,
+                "surfaces": {name: list(sf.prefixes) for name, sf in app.surfaces.items()}},
+                indent=2)
         return self.err(404, "unknown control path %s" % path)
+
+    def ledger(self, ctx):
+        app = self.app
+        if ctx.method == "GET":
+            start, end = ctx.param("start"), ctx.param("end")
+            for name, val in (("start", start), ("end", end)):
+                if val is not None and not _DATE_RE.match(val):
+                    return self.err(400, "%s must be YYYY-MM-DD" % name)
+            with app.lock:
+                rows, version = app.ledger, app.ledger_version
+            out = [public_row(r) for r in rows
+                   if (start is None or r["date"] >= start) and (end is None or r["date"] < end)]
+            return Response.json_obj(200, {"today": app.today().isoformat(),
+                                           "version": version, "count": len(out),
+                                           "rows": out})
+        if ctx.method == "PUT":
+            data = self.body_json(ctx)
+            if isinstance(data, Response):
+                return data
+            try:
+                rows = rows_from_json(data)
+            except LedgerError as exc:
+                return self.err(400, str(exc))
+            with app.lock:
+                app.ledger = rows
+                app.ledger_version += 1
+                version = app.ledger_version
+            return Response.json_obj(200, {"count": len(rows), "version": version})
+        return self.err(405, "method not allowed")
 
     def reset(self):
         with self.app.lock:
@@ -966,13 +2902,28 @@ class ControlAPI:
 class Config:
     def __init__(self, api_key=DEFAULT_API_KEY, access_key_id=DEFAULT_ACCESS_KEY_ID,
                  secret_access_key=DEFAULT_SECRET_ACCESS_KEY, session_token=None,
-                 synthetic=0, quiet=False):
+                 synthetic=0, quiet=False, today=None, estimated_days=3, ce_page_size=50,
+                 ce_strict_match_options=False, ledger_file=None,
+                 credential_lifetime=3600, sts_external_id=None,
+                 web_identity_token=DEFAULT_WEB_IDENTITY_TOKEN,
+                 container_auth_token=DEFAULT_CONTAINER_AUTH_TOKEN,
+                 imds_role=DEFAULT_IMDS_ROLE):
         self.api_key = api_key
         self.access_key_id = access_key_id
         self.secret_access_key = secret_access_key
         self.session_token = session_token or None
         self.synthetic = synthetic
         self.quiet = quiet
+        self.today = today                      # datetime.date, or None = real UTC date
+        self.estimated_days = estimated_days
+        self.ce_page_size = ce_page_size
+        self.ce_strict_match_options = ce_strict_match_options
+        self.ledger_file = ledger_file
+        self.credential_lifetime = credential_lifetime
+        self.sts_external_id = sts_external_id or None
+        self.web_identity_token = web_identity_token
+        self.container_auth_token = container_auth_token or None
+        self.imds_role = imds_role
 
 
 class FakeAWS:
@@ -990,10 +2941,17 @@ class FakeAWS:
             for prefix in surface.prefixes:
                 self.routes.append((prefix, surface))
         self.routes.sort(key=lambda r: len(r[0]), reverse=True)   # longest prefix wins
-        # Credentials accepted for SigV4: {akid: (secret, token)}. STS/IMDS
-        # surfaces may add temporary credentials here later.
+        # Credentials accepted for SigV4: {akid: (secret, token)}. The STS, IMDS
+        # and container surfaces add temporary credentials through
+        # issue_credentials(); their expiry is in self.credential_meta.
         self.credentials = {}
+        self.credential_meta = {}            # akid -> {"source", "issued", "expiration"}
+        self.cached_credentials = {}         # "imds"/"container" -> akid currently served
+        self.imds_tokens = {}                # IMDSv2 session token -> expiry (epoch)
         self.faults = FaultRegistry()
+        self.seed_ledger = None
+        if self.config.ledger_file:
+            self.seed_ledger = load_ledger_file(self.config.ledger_file)
         self.reset_all()
 
     # -- shared state (caller holds self.lock where noted) ------------------
@@ -1003,7 +2961,89 @@ class FakeAWS:
             self.faults = FaultRegistry()
             self.credentials = {self.config.access_key_id:
                                 (self.config.secret_access_key, self.config.session_token)}
+            self.credential_meta = {}
+            self.cached_credentials = {}
+            self.imds_tokens = {}
+            if self.seed_ledger is not None:
+                self.ledger = list(self.seed_ledger)
+            else:
+                self.ledger = default_ledger_seed(self.today())
+            self.ledger_version = 1
+            self.allocation_tags = default_allocation_tags()
             self.reset_counters()
+
+    def today(self):
+        """The fake's "today" (UTC): --today, or the real UTC date."""
+        if self.config.today is not None:
+            return self.config.today
+        return datetime.datetime.now(datetime.timezone.utc).date()
+
+    def ledger_snapshot(self):
+        with self.lock:
+            return self.ledger, dict(self.allocation_tags)
+
+    # -- temporary credentials -----------------------------------------------
+    def issue_credentials(self, source, lifetime=None, expired=False):
+        """Create temporary credentials accepted by every SigV4 surface until
+        they expire. Returns {"AccessKeyId","SecretAccessKey","SessionToken",
+        "Expiration" (epoch int), "issued" (epoch float)}."""
+        now = time.time()
+        lifetime = self.config.credential_lifetime if lifetime is None else lifetime
+        expiration = int(now - 60) if expired else int(now + lifetime)
+        akid = "ASIA" + "".join(secrets.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+                                for _ in range(16))
+        secret = base64.b64encode(secrets.token_bytes(30)).decode()
+        token = ("IQoJb3JpZ2luX2VjEFAKE" +
+                 base64.b64encode(secrets.token_bytes(180)).decode())
+        with self.lock:
+            if len(self.credential_meta) >= 10000:     # forget the oldest
+                oldest = min(self.credential_meta,
+                             key=lambda k: self.credential_meta[k]["issued"])
+                self.credential_meta.pop(oldest)
+                self.credentials.pop(oldest, None)
+            self.credentials[akid] = (secret, token)
+            self.credential_meta[akid] = {"source": source, "issued": now,
+                                          "expiration": expiration}
+            c = self.counters.get(source)
+            if c is not None and "issued" in c:
+                c["issued"] += 1
+        return {"AccessKeyId": akid, "SecretAccessKey": secret, "SessionToken": token,
+                "Expiration": expiration, "issued": now}
+
+    def served_credentials(self, source, expired=False):
+        """Credentials for IMDS/container: the same set until it gets close to
+        its expiry (less than min(300 s, lifetime/2) left), then a new one."""
+        now = time.time()
+        with self.lock:
+            akid = self.cached_credentials.get(source)
+            if akid is not None and not expired and akid in self.credential_meta:
+                meta = self.credential_meta[akid]
+                life = meta["expiration"] - meta["issued"]
+                margin = min(300.0, life / 2.0)
+                if now < meta["expiration"] - margin:
+                    secret, token = self.credentials[akid]
+                    return {"AccessKeyId": akid, "SecretAccessKey": secret,
+                            "SessionToken": token, "Expiration": meta["expiration"],
+                            "issued": meta["issued"]}
+        creds = self.issue_credentials(source, expired=expired)
+        with self.lock:
+            if not expired:
+                self.cached_credentials[source] = creds["AccessKeyId"]
+        return creds
+
+    def expire_credentials(self):
+        """Make every issued temporary credential expired now. Returns the count."""
+        now = int(time.time()) - 1
+        with self.lock:
+            for meta in self.credential_meta.values():
+                meta["expiration"] = min(meta["expiration"], now)
+            self.cached_credentials = {}
+            return len(self.credential_meta)
+
+    def credential_expired(self, akid):
+        with self.lock:
+            meta = self.credential_meta.get(akid)
+            return meta is not None and time.time() >= meta["expiration"]
 
     def reset_counters(self):
         with self.lock:
@@ -1036,14 +3076,17 @@ class FakeAWS:
                      "query": ctx.query, "auth": None, "status": None, "fault": None}
             self.request_log.append(entry)
         resp = self._serve_surface(surface, ctx)
+        extra = surface.log_fields(ctx)
         with self.lock:
             c = self.counters[surface.name]
             if resp.status is not None and not resp.abort:
                 key = str(resp.status)
                 c["by_status"][key] = c["by_status"].get(key, 0) + 1
+            surface.count(ctx, resp, c)
             entry["auth"] = ctx.auth_scheme
             entry["status"] = resp.status
             entry["fault"] = ctx.fault.kind if ctx.fault else None
+            entry.update(extra)
         return resp
 
     def _serve_surface(self, surface, ctx):
@@ -1058,11 +3101,14 @@ class FakeAWS:
         if denied is not None:
             return denied
         with self.lock:
-            fault = self.faults.take(surface.name, ctx.raw_path)
+            fault = self.faults.take(surface.name, ctx.raw_path, ctx, surface)
         ctx.fault = fault
         kind = fault.kind if fault else None
         if kind:
             ctx.note = "fault=%s" % kind
+            special = surface.fault_response(ctx, fault)
+            if special is not None:
+                return special
         if kind == "throttle":
             return surface.throttle_response(ctx, fault)
         if kind == "server_error":
@@ -1082,21 +3128,27 @@ class FakeAWS:
             resp.truncate = True
         elif kind == "wrong_types" and resp.status == 200 and resp.json is not None:
             obj = surface.wrong_types(ctx, resp.json, fault.params.get("field"))
-            resp = Response.json_obj(200, obj, headers=resp.headers, indent=2)
+            resp = surface.rewrap_json(resp, obj)
         return resp
 
     def check_sigv4(self, ctx, service, region):
-        """Shared SigV4 check for surfaces: None if valid, else a 403 Response."""
+        """Shared SigV4 check for surfaces: None if valid, else a 403 Response
+        built by the surface's sigv4_denied() hook. Temporary credentials past
+        their expiry are rejected as expired (also when the signature is bad)."""
         with self.lock:
             creds = dict(self.credentials)
         result = verify_sigv4(ctx.method, ctx.url(), ctx.header_items(), ctx.body,
                               service, region, creds)
-        if result.ok:
+        ctx.sigv4_akid = result.akid
+        expired = result.akid is not None and self.credential_expired(result.akid)
+        if result.ok and not expired:
             return None
+        if expired:
+            result.reason = "temporary credentials expired (%s)" % (
+                "signature ok" if result.ok else result.reason)
         log("sigv4 rejected (%s %s %s):\n%s" % (ctx.surface, ctx.method, ctx.raw_path,
                                                result.debug_text()))
-        return Response.json_obj(403, {"message": SIGV4_MISMATCH_MESSAGE},
-                                 headers=[("X-Fake-Auth-Error", result.reason)])
+        return self.surfaces[ctx.surface].sigv4_denied(ctx, result, expired)
 
 
 # --------------------------------------------------------------------------
@@ -1262,6 +3314,357 @@ def write_port_file(path, port):
 # Self-test
 # --------------------------------------------------------------------------
 
+SELF_TEST_TODAY = datetime.date(2026, 5, 14)
+
+
+def _http_call(port, method, path, headers=None, body=None, timeout=10):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+    hdrs = {"Host": "127.0.0.1:%d" % port}
+    hdrs.update(headers or {})
+    if body is not None:
+        hdrs["Content-Length"] = str(len(body))
+    for k, v in hdrs.items():
+        conn.putheader(k, v)
+    conn.endheaders(body)
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, dict(resp.getheaders()), data
+
+
+def _self_test_aws(check):
+    """Cost Explorer, STS, IMDS and container checks (run by self_test)."""
+    akid, secret = DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY
+    today = SELF_TEST_TODAY
+    app = FakeAWS(Config(quiet=True, today=today, ce_page_size=5, credential_lifetime=2))
+    server, thread = start_server(app)
+    port = server.server_address[1]
+    services = [BEDROCK_SERVICE, CLAUDE_SERVICE]
+    try:
+        def ce(op, body, creds=(akid, secret, None), raw=None):
+            data = raw if raw is not None else json.dumps(body).encode()
+            req = AWSRequest(method="POST", url="http://127.0.0.1:%d/ce/" % port, data=data,
+                             headers={"Host": "127.0.0.1:%d" % port,
+                                      "Content-Type": AMZ_JSON_11,
+                                      "X-Amz-Target": CE_TARGET_PREFIX + op})
+            SigV4Auth(Credentials(*creds), "ce", "us-east-1").add_auth(req)
+            st, hdrs, out = _http_call(port, "POST", "/ce/", dict(req.headers.items()), data)
+            try:
+                doc = json.loads(out)
+            except ValueError:
+                doc = None
+            return st, hdrs, doc
+
+        def ctl(method, path, obj=None):
+            body = json.dumps(obj).encode() if obj is not None else None
+            st, _, out = _http_call(port, method, path, body=body)
+            return st, json.loads(out)
+
+        rows = app.ledger
+        start_s = first_of_previous_month(today).isoformat()
+        end_s = (today + ONE_DAY).isoformat()
+        grouped_req = {"TimePeriod": {"Start": start_s, "End": end_s}, "Granularity": "DAILY",
+                       "Metrics": ["UnblendedCost"],
+                       "Filter": {"Dimensions": {"Key": "SERVICE", "Values": services}},
+                       "GroupBy": [{"Type": "TAG", "Key": "Application"},
+                                   {"Type": "TAG", "Key": "Environment"}]}
+
+        st, hdrs, doc = ce("GetCostAndUsage", grouped_req)
+        check("ce: GetCostAndUsage signed by botocore SigV4Auth -> 200",
+              st == 200 and hdrs.get("Content-Type") == AMZ_JSON_11, "%r %r" % (st, doc))
+        first_token = doc.get("NextPageToken") if isinstance(doc, dict) else None
+
+        # All pages, merged per (day, group), against direct ledger sums.
+        merged, pages, seen_periods, token = {}, 0, collections.Counter(), None
+        while pages < 500:
+            body = dict(grouped_req)
+            if token:
+                body["NextPageToken"] = token
+            st, _, doc = ce("GetCostAndUsage", body)
+            if st != 200:
+                break
+            pages += 1
+            for r in doc["ResultsByTime"]:
+                seen_periods[r["TimePeriod"]["Start"]] += 1
+                for g in r["Groups"]:
+                    k = (r["TimePeriod"]["Start"],) + tuple(g["Keys"])
+                    check_amount = Decimal(g["Metrics"]["UnblendedCost"]["Amount"])
+                    merged[k] = merged.get(k, Decimal(0)) + check_amount
+            token = doc.get("NextPageToken")
+            if not token:
+                break
+        expected = {}
+        d = first_of_previous_month(today)
+        while d <= today:
+            ds = d.isoformat()
+            sums = ledger_group_sums(rows, app.allocation_tags, ds,
+                                     (d + ONE_DAY).isoformat(), services=services,
+                                     tag_keys=("Application", "Environment"))
+            for k, v in sums.items():
+                expected[(ds,) + k] = v
+            d += ONE_DAY
+        check("ce: grouped query over %d pages (page size 5) sums per group to the ledger"
+              % pages, pages > 10 and merged == expected,
+              "pages=%d groups=%d/%d" % (pages, len(merged), len(expected)))
+        check("ce: some periods are split across pages",
+              any(n > 1 for n in seen_periods.values()))
+        n_days = (today - first_of_previous_month(today)).days + 1
+        check("ce: every period appears", len(seen_periods) == n_days,
+              "%d/%d" % (len(seen_periods), n_days))
+        yday = (today - ONE_DAY).isoformat()
+        untagged = sum((r["_cost"] for r in rows if r["date"] == yday and not r["tags"] and
+                        r["service"] in services), Decimal(0))
+        check("ce: untagged spend lands in Application$/Environment$",
+              merged.get((yday, "Application$", "Environment$")) == untagged and untagged > 0)
+        bedrock_total = sum((r["_cost"] for r in rows if r["service"] in services),
+                            Decimal(0))
+        all_total = sum((r["_cost"] for r in rows), Decimal(0))
+        cc_prod = [r for r in rows if r["date"] == yday and
+                   r["tags"].get("Application") == "CustomerChatbot" and
+                   r["tags"].get("Environment") == "Production"]
+        cc_bedrock = sum((r["_cost"] for r in cc_prod if r["service"] in services),
+                         Decimal(0))
+        check("ce: non-Bedrock rows (EC2, Lambda with the same tags) excluded",
+              sum(merged.values(), Decimal(0)) == bedrock_total and
+              all_total > bedrock_total and
+              any(r["service"] == EC2_SERVICE for r in cc_prod) and
+              merged.get((yday, "Application$CustomerChatbot", "Environment$Production")) ==
+              cc_bedrock)
+        check("ce: LegacyBot (unmatched tags) has its own group",
+              (yday, "Application$LegacyBot", "Environment$Production") in merged)
+
+        changed = dict(grouped_req, NextPageToken=first_token,
+                       TimePeriod={"Start": start_s, "End": today.isoformat()})
+        st, hdrs, doc = ce("GetCostAndUsage", changed)
+        check("ce: token of another request -> 400 RequestChangedException",
+              st == 400 and hdrs.get("x-amzn-ErrorType") == "RequestChangedException" and
+              doc.get("__type") == CE_ERROR_NS + "RequestChangedException", "%r" % doc)
+        st, hdrs, doc = ce("GetCostAndUsage", dict(grouped_req, NextPageToken="bm9wZQ=="))
+        check("ce: garbage token -> 400 InvalidNextTokenException",
+              st == 400 and hdrs.get("x-amzn-ErrorType") == "InvalidNextTokenException" and
+              isinstance(doc.get("Message"), str), "%r" % doc)
+
+        # Validation, ungrouped shape, Estimated.
+        st, _, doc = ce("GetCostAndUsage", dict(grouped_req, GroupBy=grouped_req["GroupBy"] +
+                                                [{"Type": "DIMENSION", "Key": "SERVICE"}]))
+        check("ce: 3 GroupBy -> ValidationException",
+              st == 400 and doc["__type"].endswith("#ValidationException"))
+        st, _, doc = ce("GetCostAndUsage", dict(grouped_req, TimePeriod={
+            "Start": end_s, "End": start_s}))
+        check("ce: Start >= End -> ValidationException",
+              st == 400 and doc["__type"].endswith("#ValidationException"))
+        st, _, doc = ce("GetCostAndUsage", {"TimePeriod": {"Start": start_s, "End": end_s},
+                                            "Granularity": "MONTHLY",
+                                            "Metrics": ["UnblendedCost", "AmortizedCost"]})
+        res = doc.get("ResultsByTime", []) if isinstance(doc, dict) else []
+        month_total = sum((r["_cost"] for r in rows if r["date"] >= today.replace(
+            day=1).isoformat()), Decimal(0))
+        check("ce: MONTHLY ungrouped: Total, Groups [], Estimated only for this month",
+              st == 200 and len(res) == 2 and res[0]["Groups"] == [] and
+              [r["Estimated"] for r in res] == [False, True] and
+              Decimal(res[1]["Total"]["UnblendedCost"]["Amount"]) == month_total and
+              res[1]["Total"]["AmortizedCost"] == res[1]["Total"]["UnblendedCost"] and
+              "GroupDefinitions" not in doc, "%r" % res)
+        st, _, doc = ce("GetCostAndUsage", {"TimePeriod": {
+            "Start": (today - datetime.timedelta(days=4)).isoformat(), "End": end_s},
+            "Granularity": "DAILY", "Metrics": ["UnblendedCost"]})
+        check("ce: DAILY Estimated = the last 3 days (today-2..today)",
+              st == 200 and [r["Estimated"] for r in doc["ResultsByTime"]] ==
+              [False, False, True, True, True])
+        st, _, doc = ce("GetCostAndUsage", {
+            "TimePeriod": {"Start": yday, "End": today.isoformat()}, "Granularity": "DAILY",
+            "Metrics": ["UnblendedCost"], "Filter": {"And": [
+                {"Dimensions": {"Key": "SERVICE", "Values": services}},
+                {"Tags": {"Key": "Application", "Values": [""]}}]}})
+        check("ce: Tags Values [\"\"] matches untagged rows",
+              st == 200 and Decimal(doc["ResultsByTime"][0]["Total"]["UnblendedCost"]
+                                    ["Amount"]) == untagged)
+        st, _, doc = ce("GetCostAndUsage", {
+            "TimePeriod": {"Start": yday, "End": today.isoformat()}, "Granularity": "DAILY",
+            "Metrics": ["UnblendedCost"], "GroupBy": [{"Type": "TAG", "Key": "CostCenter"}]})
+        keys = [g["Keys"] for g in doc["ResultsByTime"][0]["Groups"]] if st == 200 else None
+        check("ce: inactive allocation tag (CostCenter) reads as untagged",
+              keys == [["CostCenter$"]], "%r" % keys)
+
+        # Forecast, dimension values, allocation tags.
+        w = [r for r in rows if (today - datetime.timedelta(days=7)).isoformat() <=
+             r["date"] < today.isoformat() and r["service"] in services]
+        wsum = sum((r["_cost"] for r in w), Decimal(0))
+        fend = (today.replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
+        st, _, doc = ce("GetCostForecast", {
+            "TimePeriod": {"Start": today.isoformat(), "End": fend.isoformat()},
+            "Metric": "UNBLENDED_COST", "Granularity": "MONTHLY",
+            "Filter": {"Dimensions": {"Key": "SERVICE", "Values": services}}})
+        days = (fend - today).days
+        with ce_context():
+            want = (wsum * days / 7).quantize(Decimal("1E-10"))
+            lo = (wsum * days * Decimal("0.85") / 7).quantize(Decimal("1E-10"))
+        fr = doc.get("ForecastResultsByTime", [{}])[0] if st == 200 else {}
+        check("ce: GetCostForecast = 7-day mean x days, bounds +-15%",
+              st == 200 and doc["Total"] == {"Amount": fmt_amount(want), "Unit": "USD"} and
+              fr.get("MeanValue") == fmt_amount(want) and
+              fr.get("PredictionIntervalLowerBound") == fmt_amount(lo), "%r" % doc)
+        st, _, doc = ce("GetCostForecast", {
+            "TimePeriod": {"Start": yday, "End": fend.isoformat()},
+            "Metric": "UNBLENDED_COST", "Granularity": "MONTHLY"})
+        check("ce: forecast starting before today -> ValidationException",
+              st == 400 and doc["__type"].endswith("#ValidationException"))
+        st, _, doc = ce("GetDimensionValues", {
+            "TimePeriod": {"Start": start_s, "End": end_s}, "Dimension": "SERVICE",
+            "SearchString": "bedrock"})
+        check("ce: GetDimensionValues SERVICE ~ 'bedrock' finds both service names",
+              st == 200 and [v["Value"] for v in doc["DimensionValues"]] ==
+              sorted(services) and doc["TotalSize"] == 2, "%r" % doc)
+        st, _, doc = ce("ListCostAllocationTags", {"MaxResults": 3})
+        st2, _, doc2 = ce("ListCostAllocationTags", {"MaxResults": 3,
+                                                     "NextToken": doc.get("NextToken")})
+        tags = {t["TagKey"]: t["Status"] for t in doc.get("CostAllocationTags", []) +
+                doc2.get("CostAllocationTags", [])}
+        check("ce: ListCostAllocationTags paginates, CostCenter Inactive",
+              st == 200 and st2 == 200 and tags == dict(DEFAULT_ALLOCATION_TAGS) and
+              "NextToken" not in doc2, "%r" % tags)
+
+        # Faults.
+        ctl("POST", "/_fake/faults", {"surface": "ce", "kind": "throttle", "count": 1,
+                                      "operation": "GetCostForecast"})
+        st1, _, _ = ce("ListCostAllocationTags", {})
+        st2, h2, d2 = ce("GetCostForecast", {
+            "TimePeriod": {"Start": today.isoformat(), "End": fend.isoformat()},
+            "Metric": "UNBLENDED_COST", "Granularity": "MONTHLY"})
+        check("ce: throttle restricted to an operation -> 400 LimitExceededException",
+              st1 == 200 and st2 == 400 and h2.get("x-amzn-ErrorType") ==
+              "LimitExceededException" and d2["__type"] == CE_ERROR_NS +
+              "LimitExceededException", "%r" % ((st1, st2, d2),))
+        ctl("POST", "/_fake/faults", {"surface": "ce", "kind": "change_between_pages",
+                                      "count": 1})
+        st1, _, p1 = ce("GetCostAndUsage", grouped_req)
+        st2, _, p2 = ce("GetCostAndUsage", dict(grouped_req,
+                                                NextPageToken=p1["NextPageToken"]))
+        g = p2["ResultsByTime"][0]["Groups"][0]
+        k = (p2["ResultsByTime"][0]["TimePeriod"]["Start"],) + tuple(g["Keys"])
+        part1 = sum((Decimal(x["Metrics"]["UnblendedCost"]["Amount"])
+                     for r in p1["ResultsByTime"] for x in r["Groups"]
+                     if (r["TimePeriod"]["Start"],) + tuple(x["Keys"]) == k), Decimal(0))
+        check("ce: change_between_pages adds $1 on page 2 (not page 1)",
+              Decimal(g["Metrics"]["UnblendedCost"]["Amount"]) + part1 ==
+              expected[k] + 1, "%r" % g)
+        _, c = ctl("GET", "/_fake/requests?surface=ce")
+        check("ce: /_fake/requests counts by_operation",
+              c["ce"]["by_operation"].get("GetCostForecast") == 3 and
+              c["ce"]["by_operation"].get("ListCostAllocationTags") == 3, "%r" % c)
+
+        # STS AssumeRole -> temporary credentials -> ce, until they expire.
+        form = ("Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A"
+                "123456789012%3Arole%2Fcost-reader&RoleSessionName=self-test").encode()
+        req = AWSRequest(method="POST", url="http://127.0.0.1:%d/sts/" % port, data=form,
+                         headers={"Host": "127.0.0.1:%d" % port, "Accept": "application/json",
+                                  "Content-Type": "application/x-www-form-urlencoded"})
+        SigV4Auth(Credentials(akid, secret), "sts", "us-east-1").add_auth(req)
+        st, _, out = _http_call(port, "POST", "/sts/", dict(req.headers.items()), form)
+        doc = json.loads(out)
+        creds = doc.get("AssumeRoleResponse", {}).get("AssumeRoleResult", {}).get(
+            "Credentials", {})
+        check("sts: AssumeRole (JSON) issues ASIA credentials with epoch Expiration",
+              st == 200 and creds.get("AccessKeyId", "").startswith("ASIA") and
+              _is_int(creds.get("Expiration")), "%r" % doc)
+        tmp = (creds.get("AccessKeyId"), creds.get("SecretAccessKey"),
+               creds.get("SessionToken"))
+        lt_req = {"Status": "Active"}
+        st, _, _ = ce("ListCostAllocationTags", lt_req, creds=tmp)
+        check("ce: accepts the temporary credentials with their session token", st == 200)
+        st, _, doc = ce("ListCostAllocationTags", lt_req, creds=tmp[:2] + (None,))
+        check("ce: temporary credentials without session token -> 403",
+              st == 403 and doc["__type"].endswith("#UnrecognizedClientException"))
+        time.sleep(2.3)
+        st, hdrs, doc = ce("ListCostAllocationTags", lt_req, creds=tmp)
+        check("ce: expired temporary credentials -> 403 ExpiredTokenException",
+              st == 403 and doc == {"__type": CORAL_ERROR_NS + "ExpiredTokenException",
+                                    "message": EXPIRED_TOKEN_MESSAGE}, "%r" % doc)
+
+        # botocore's own clients and credential fetchers against the fake.
+        import botocore.session
+        from botocore.config import Config as BotoConfig
+        from botocore.exceptions import ClientError
+        from botocore.utils import ContainerMetadataFetcher, InstanceMetadataFetcher
+        session = botocore.session.Session()
+        bcfg = BotoConfig(retries={"total_max_attempts": 1})
+        cec = session.create_client("ce", region_name="us-east-1", config=bcfg,
+                                    endpoint_url="http://127.0.0.1:%d/ce" % port,
+                                    aws_access_key_id=akid, aws_secret_access_key=secret)
+        out = cec.get_cost_and_usage(**grouped_req)
+        check("botocore ce client parses GetCostAndUsage",
+              len(out["ResultsByTime"]) >= 1 and "NextPageToken" in out)
+        try:
+            cec.get_cost_and_usage(**dict(grouped_req, NextPageToken="garbage"))
+            code = None
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+        check("botocore ce client sees InvalidNextTokenException",
+              code == "InvalidNextTokenException", "%r" % code)
+        stsc = session.create_client("sts", region_name="us-east-1", config=bcfg,
+                                     endpoint_url="http://127.0.0.1:%d/sts/" % port,
+                                     aws_access_key_id=akid, aws_secret_access_key=secret)
+        out = stsc.assume_role(RoleArn="arn:aws:iam::123456789012:role/cost-reader",
+                               RoleSessionName="botocore", DurationSeconds=900)
+        check("botocore sts client (XML) AssumeRole",
+              out["Credentials"]["AccessKeyId"].startswith("ASIA"))
+        out = stsc.assume_role_with_web_identity(
+            RoleArn="arn:aws:iam::123456789012:role/x", RoleSessionName="wi",
+            WebIdentityToken=DEFAULT_WEB_IDENTITY_TOKEN)
+        check("botocore sts client AssumeRoleWithWebIdentity",
+              out["Credentials"]["AccessKeyId"].startswith("ASIA"))
+        try:
+            stsc.assume_role_with_web_identity(RoleArn="arn:aws:iam::123456789012:role/x",
+                                               RoleSessionName="wi", WebIdentityToken="bad!")
+            code = None
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+        check("sts: wrong web identity token -> InvalidIdentityToken",
+              code == "InvalidIdentityToken", "%r" % code)
+        imds = InstanceMetadataFetcher(timeout=5, num_attempts=1,
+                                       base_url="http://127.0.0.1:%d/" % port)
+        ic = imds.retrieve_iam_role_credentials()
+        check("imds: botocore InstanceMetadataFetcher gets credentials",
+              ic.get("role_name") == DEFAULT_IMDS_ROLE and
+              ic.get("access_key", "").startswith("ASIA"), "%r" % sorted(ic))
+        st, _, _ = ce("ListCostAllocationTags", {},
+                      creds=(ic["access_key"], ic["secret_key"], ic["token"]))
+        check("ce: accepts IMDS credentials", st == 200)
+        st, _, _ = _http_call(port, "GET", IMDS_CREDS_BASE + "/")
+        check("imds: IMDSv1 (no token) -> 401", st == 401)
+        st, _, _ = _http_call(port, "PUT", "/latest/api/token",
+                              {"X-aws-ec2-metadata-token-ttl-seconds": "21601"})
+        check("imds: ttl 21601 -> 400", st == 400)
+        cf = ContainerMetadataFetcher()
+        cc = cf.retrieve_full_uri("http://127.0.0.1:%d/container-credentials" % port,
+                                  headers={"Authorization": DEFAULT_CONTAINER_AUTH_TOKEN})
+        check("container: botocore ContainerMetadataFetcher gets credentials",
+              cc.get("AccessKeyId", "").startswith("ASIA") and "Expiration" in cc)
+        st, _, _ = _http_call(port, "GET", "/container-credentials",
+                              {"Authorization": "wrong"})
+        check("container: wrong Authorization -> 401", st == 401)
+        st, doc = ctl("GET", "/_fake/requests")
+        check("counters: sts issued / imds / container",
+              doc["sts"]["issued"] == 3 and doc["imds"]["issued"] >= 1 and
+              doc["container"]["issued"] == 1, "%r" % {k: doc[k] for k in
+                                                     ("sts", "imds", "container")})
+
+        # Control API: ledger append + reset.
+        st, before = ctl("GET", "/_fake/ledger")
+        st, _ = ctl("POST", "/_fake/ledger/rows", [{"date": yday, "service": BEDROCK_SERVICE,
+                                                    "usage_type": "USE1-x-input-tokens",
+                                                    "tags": {}, "cost": "1000.0000000001"}])
+        st2, after = ctl("GET", "/_fake/ledger")
+        st3, _ = ctl("POST", "/_fake/reset")
+        st4, reset = ctl("GET", "/_fake/ledger")
+        check("control: ledger rows append and reset restores the seed",
+              after["count"] == before["count"] + 1 and reset["count"] == before["count"] and
+              reset["rows"] == before["rows"] and before["today"] == today.isoformat())
+    finally:
+        stop_server(app, server, thread)
+
+
 def self_test():
     failures = []
 
@@ -1413,6 +3816,12 @@ def self_test():
     finally:
         stop_server(app, server, thread)
 
+    try:
+        _self_test_aws(check)
+    except Exception:
+        check("aws surfaces self-test ran without an exception", False,
+              traceback.format_exc())
+
     print("self-test: %s" % ("PASS" if not failures else "FAIL (%d)" % len(failures)))
     return 0 if not failures else 1
 
@@ -1423,7 +3832,8 @@ def self_test():
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description="Loopback fake of the AWS surfaces used by "
-                                "bedrock-cost-exporter (Bedrock Projects API, ...).")
+                                "bedrock-cost-exporter (Bedrock Projects API, Cost "
+                                "Explorer, STS, IMDSv2, container credentials).")
     p.add_argument("--host", default="127.0.0.1", help="must be 127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 = pick a free port")
     p.add_argument("--port-file", help="write the bound port here (atomically)")
@@ -1433,6 +3843,30 @@ def parse_args(argv):
     p.add_argument("--session-token", default=None)
     p.add_argument("--synthetic", type=int, default=0, metavar="N",
                    help="add N synthetic projects to us-east-1")
+    p.add_argument("--today", metavar="YYYY-MM-DD", default=None,
+                   help="the fake's UTC 'today' (seed, Estimated, forecast); default: the "
+                   "real UTC date")
+    p.add_argument("--estimated-days", type=int, default=3, metavar="N",
+                   help="periods with a day in today-(N-1)..today are Estimated (default 3)")
+    p.add_argument("--ce-page-size", type=int, default=50, metavar="N",
+                   help="GetCostAndUsage groups per page across periods; GetDimensionValues "
+                   "values per page without MaxResults (default 50)")
+    p.add_argument("--ce-strict-match-options", action="store_true",
+                   help="reject MatchOptions real GetCostAndUsage rejects (Dimensions: "
+                   "EQUALS, CASE_SENSITIVE; Tags: EQUALS, ABSENT, CASE_SENSITIVE)")
+    p.add_argument("--ledger", metavar="PATH", default=None,
+                   help="JSON ledger (list of rows or {\"rows\": [...]}) instead of the seed")
+    p.add_argument("--credential-lifetime", type=int, default=3600, metavar="SECONDS",
+                   help="lifetime of credentials issued by sts/imds/container (default 3600)")
+    p.add_argument("--sts-external-id", default=None, metavar="X",
+                   help="AssumeRole must carry ExternalId=X (else 403 AccessDenied)")
+    p.add_argument("--web-identity-token", default=DEFAULT_WEB_IDENTITY_TOKEN, metavar="T",
+                   help="token AssumeRoleWithWebIdentity accepts (default %(default)s)")
+    p.add_argument("--container-auth-token", default=DEFAULT_CONTAINER_AUTH_TOKEN,
+                   metavar="T", help="Authorization value the container endpoint requires "
+                   "(default %(default)s; empty = no check)")
+    p.add_argument("--imds-role", default=DEFAULT_IMDS_ROLE, metavar="NAME",
+                   help="IAM role name IMDS reports (default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no access log")
     p.add_argument("--self-test", action="store_true", help="run the self-test and exit")
     args = p.parse_args(argv)
@@ -1440,6 +3874,21 @@ def parse_args(argv):
         p.error("refusing to bind %r: only 127.0.0.1 is allowed" % args.host)
     if args.synthetic < 0:
         p.error("--synthetic must be >= 0")
+    if args.today is not None:
+        try:
+            if not _DATE_RE.match(args.today):
+                raise ValueError(args.today)
+            args.today = datetime.date.fromisoformat(args.today)
+        except ValueError:
+            p.error("--today must be YYYY-MM-DD")
+    if args.estimated_days < 0:
+        p.error("--estimated-days must be >= 0")
+    if args.ce_page_size < 1:
+        p.error("--ce-page-size must be >= 1")
+    if args.credential_lifetime < 1:
+        p.error("--credential-lifetime must be >= 1")
+    if not args.imds_role or "/" in args.imds_role:
+        p.error("--imds-role must be a non-empty name without '/'")
     return args
 
 
@@ -1447,10 +3896,23 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.self_test:
         return self_test()
-    app = FakeAWS(Config(api_key=args.api_key, access_key_id=args.access_key_id,
-                         secret_access_key=args.secret_access_key,
-                         session_token=args.session_token, synthetic=args.synthetic,
-                         quiet=args.quiet))
+    try:
+        app = FakeAWS(Config(api_key=args.api_key, access_key_id=args.access_key_id,
+                             secret_access_key=args.secret_access_key,
+                             session_token=args.session_token, synthetic=args.synthetic,
+                             quiet=args.quiet, today=args.today,
+                             estimated_days=args.estimated_days,
+                             ce_page_size=args.ce_page_size,
+                             ce_strict_match_options=args.ce_strict_match_options,
+                             ledger_file=args.ledger,
+                             credential_lifetime=args.credential_lifetime,
+                             sts_external_id=args.sts_external_id,
+                             web_identity_token=args.web_identity_token,
+                             container_auth_token=args.container_auth_token,
+                             imds_role=args.imds_role))
+    except LedgerError as exc:
+        log(str(exc))
+        return 2
     stop = threading.Event()
 
     def on_signal(signum, frame):
