@@ -57,7 +57,7 @@ UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
 DEB_PKGS := gcc make pkg-config libc6-dev libmicrohttpd-dev libcjson-dev libconfig-dev \
             zlib1g-dev libcmocka-dev prometheus python3 python3-botocore git ca-certificates
 
-.PHONY: all deps check unit integration demo demo-smoke install uninstall clean pkgcheck
+.PHONY: all deps check unit integration docs-check demo demo-smoke install uninstall clean pkgcheck
 
 all: bedrock-cost-exporter
 
@@ -112,7 +112,7 @@ deps:
 	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends $$missing
 
 check: deps
-	@$(MAKE) --no-print-directory unit integration demo-smoke
+	@$(MAKE) --no-print-directory unit integration docs-check demo-smoke
 
 unit: $(UNIT_BINS)
 	@failed=0; for t in $(UNIT_BINS); do \
@@ -121,6 +121,10 @@ unit: $(UNIT_BINS)
 
 integration: bedrock-cost-exporter build/san/bedrock-cost-exporter
 	$(PYTHON) tests/integration/run.py --binary build/san/bedrock-cost-exporter
+
+# the README documents every flag, key and metric the binary has
+docs-check: bedrock-cost-exporter
+	$(PYTHON) tests/docs/check_docs.py ./bedrock-cost-exporter
 
 # make demo's own path, checked without waiting for Ctrl-C
 demo-smoke: bedrock-cost-exporter

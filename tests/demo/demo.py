@@ -8,6 +8,7 @@ prints where /metrics is and a few example series, then runs until Ctrl-C
 """
 import argparse
 import os
+import re
 import shutil
 import signal
 import socket
@@ -141,14 +142,25 @@ state_file = "{tmp}/state.json";
             print("  " + line)
         costs = [l for l in body.splitlines()
                  if l.startswith("bedrock_cost_project_month_to_date_usd{")]
+        names = dict(re.findall(r'project_id="([^"]*)",project_name="([^"]*)"', body))
         print(f"\nMonth-to-date Bedrock spend per project ({len(costs)} rows):")
         for line in costs:
+            pid = re.search(r'project_id="([^"]*)"', line).group(1)
+            print("  %-100s  # %s" % (line, names.get(pid, "reserved: see README")))
+        tags = [l for l in body.splitlines()
+                if l.startswith('bedrock_cost_tag_month_to_date_usd{tag_key="Team"')]
+        print("\nMonth-to-date spend per Team:")
+        for line in tags:
+            print("  " + line)
+        models = [l for l in body.splitlines() if l.startswith("bedrock_cost_model_month_to_date_usd{")]
+        print(f"\nMonth-to-date spend per model and token type ({len(models)} rows), for example:")
+        for line in models[:4]:
             print("  " + line)
         if args.smoke:
             if len(info) < 5:
                 raise RuntimeError("expected the example projects on /metrics")
-            if len(costs) < 5:
-                raise RuntimeError("expected per-project cost on /metrics")
+            if len(costs) < 5 or not tags or not models:
+                raise RuntimeError("expected per-project, per-tag and per-model cost on /metrics")
             print("\ndemo smoke check passed")
             return 0
         print("\nPress Ctrl-C to stop the exporter and the fake.")
