@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "conf.h"
 #include "log.h"
+#include "notify.h"
 #include "poller.h"
 #include "server.h"
 #include "util.h"
@@ -95,6 +96,7 @@ static int run_daemon(struct conf *c, const struct cli *cli)
 		return 1;
 	}
 	log_info("started", "version", BCE_VERSION, "config", cli->config_file);
+	notify_systemd("READY=1\nSTATUS=serving; /-/ready tells when every source has data");
 
 	for (;;) {
 		int sig = 0;
@@ -102,10 +104,13 @@ static int run_daemon(struct conf *c, const struct cli *cli)
 			continue;
 		if (sig == SIGHUP) {
 			log_info("SIGHUP received, reloading configuration");
+			notify_systemd("RELOADING=1");
 			poller_reload(p);
+			notify_systemd("READY=1");
 			continue;
 		}
 		log_info("shutting down", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		notify_systemd("STOPPING=1");
 		break;
 	}
 	server_stop(s);
