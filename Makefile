@@ -57,7 +57,7 @@ UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
 DEB_PKGS := gcc make pkg-config libc6-dev libmicrohttpd-dev libcjson-dev libconfig-dev \
             zlib1g-dev libcmocka-dev prometheus python3 python3-botocore git ca-certificates
 
-.PHONY: all deps check unit integration docs-check demo demo-smoke install uninstall clean pkgcheck
+.PHONY: all deps check unit integration docs-check demo demo-smoke clean pkgcheck
 
 all: bedrock-cost-exporter
 
@@ -134,17 +134,8 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@$(PYTHON) tests/demo/demo.py --binary ./bedrock-cost-exporter
 
-install: bedrock-cost-exporter
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/bedrock-cost-exporter
-	install -m 0755 bedrock-cost-exporter $(DESTDIR)$(BINDIR)/bedrock-cost-exporter
-	@if [ -e $(DESTDIR)$(SYSCONFDIR)/bedrock-cost-exporter/bedrock-cost-exporter.conf ]; then \
-	  echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/bedrock-cost-exporter/bedrock-cost-exporter.conf"; \
-	else \
-	  install -m 0644 etc/bedrock-cost-exporter.conf $(DESTDIR)$(SYSCONFDIR)/bedrock-cost-exporter/; \
-	fi
-
-uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/bedrock-cost-exporter
+# install, uninstall, dist, deb, man page: packaging/packaging.mk
+include packaging/packaging.mk
 
 clean:
 	rm -rf build bedrock-cost-exporter
