@@ -18,7 +18,7 @@ DESTDIR    ?=
 CC         ?= cc
 PYTHON     ?= /usr/bin/python3
 PKG_CONFIG ?= pkg-config
-PKGS       := libmicrohttpd libcurl libcjson libconfig zlib
+PKGS       := libmicrohttpd libcurl libcjson libconfig zlib yaml-0.1 gnutls libxcrypt
 
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
@@ -54,7 +54,8 @@ UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
 
 # Debian packages for building and testing. libcurl: any of its -dev flavours will do.
-DEB_PKGS := gcc make pkg-config libc6-dev libmicrohttpd-dev libcjson-dev libconfig-dev \
+DEB_PKGS := gcc make pkg-config libc6-dev libmicrohttpd-dev libcjson-dev libconfig-dev libyaml-dev \
+            libgnutls28-dev libcrypt-dev \
             zlib1g-dev libcmocka-dev prometheus python3 python3-botocore git ca-certificates
 
 .PHONY: all deps check unit integration docs-check demo demo-smoke clean pkgcheck

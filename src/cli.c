@@ -28,6 +28,8 @@ static const struct flag flags[] = {
 	  "Address to listen on, [HOST]:PORT; an empty HOST means every address." },
 	{ "web.telemetry-path", K_STRING, OFF(telemetry_path), "/metrics",
 	  "Path under which to expose metrics." },
+	{ "web.config.file", K_STRING, OFF(web_config_file), "",
+	  "exporter-toolkit web configuration (TLS, basic auth, headers); \"\" = plain HTTP." },
 	{ "log.level", K_LEVEL, OFF(log_level), "info",
 	  "Only log messages with this severity or above: debug, info, warn, error." },
 	{ "log.format", K_FORMAT, OFF(log_format), "logfmt", "Log format: logfmt or json." },
@@ -127,7 +129,7 @@ void cli_usage(FILE *f)
 		snprintf(left, sizeof(left), "--%s%s", flags[i].name,
 			 flags[i].kind == K_BOOL ? "" : "=VALUE");
 		fprintf(f, "  %-28s %s", left, flags[i].help);
-		if (flags[i].def)
+		if (flags[i].def && *flags[i].def)
 			fprintf(f, " (default: %s)", flags[i].def);
 		fputc('\n', f);
 	}

@@ -19,6 +19,7 @@ struct cli {
 	const char *config_file;
 	const char *listen_address;
 	const char *telemetry_path;
+	const char *web_config_file; /* "" = none */
 	enum log_level log_level;
 	enum log_format log_format;
 	bool check_config;

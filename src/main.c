@@ -18,22 +18,33 @@
 #include "notify.h"
 #include "poller.h"
 #include "server.h"
+#include "webauth.h"
 #include "util.h"
 #include "version.h"
 
 #define MAX_CONNECTIONS 64
 #define CONNECTION_TIMEOUT 10 /* seconds */
 #define SERVER_THREADS 2
+#define PER_IP_CONNECTIONS 32
 
-static int check_config(const char *path)
+static int check_config(const char *path, const char *web_config)
 {
 	struct strlist errors = { 0 };
+	if (*web_config) {
+		struct webconfig *w = webconfig_load(web_config, &errors);
+		if (w)
+			printf("%s: web configuration OK\n", web_config);
+		webconfig_free(w);
+	}
 	struct conf *c = conf_load(path, &errors);
+	bool bad = !c || errors.n;
 	for (size_t i = 0; i < errors.n; i++)
 		fprintf(stderr, "%s\n", errors.v[i]);
 	strlist_free(&errors);
-	if (!c)
+	if (bad) {
+		conf_free(c);
 		return 1;
+	}
 	printf("%s: configuration OK\n", path);
 	conf_free(c);
 	return 0;
@@ -74,12 +85,28 @@ static int run_daemon(struct conf *c, const struct cli *cli)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	struct webauth *auth = NULL;
+	if (*cli->web_config_file) {
+		struct strlist errors = { 0 };
+		auth = webauth_new(cli->web_config_file, &errors);
+		for (size_t i = 0; i < errors.n; i++)
+			log_error("invalid web configuration", "error", errors.v[i]);
+		strlist_free(&errors);
+		if (!auth) {
+			conf_free(c);
+			return 1;
+		}
+	}
 	struct poller *p = poller_new(c, cli->config_file, cli->telemetry_path);
-	if (!p)
+	if (!p) {
+		webauth_free(auth);
 		return 1;
+	}
 	/* listen first: a port in use ends start-up before any AWS request is made */
 	struct server_opts so = {
 		.listen_address = cli->listen_address,
+		.auth = auth,
+		.per_ip_connections = PER_IP_CONNECTIONS,
 		.telemetry_path = cli->telemetry_path,
 		.max_connections = MAX_CONNECTIONS,
 		.connection_timeout = CONNECTION_TIMEOUT,
@@ -88,11 +115,13 @@ static int run_daemon(struct conf *c, const struct cli *cli)
 	struct server *s = server_start(&so);
 	if (!s) {
 		poller_free(p);
+		webauth_free(auth);
 		return 1;
 	}
 	if (poller_start(p)) {
 		server_stop(s);
 		poller_free(p);
+		webauth_free(auth);
 		return 1;
 	}
 	log_info("started", "version", BCE_VERSION, "config", cli->config_file);
@@ -116,6 +145,7 @@ static int run_daemon(struct conf *c, const struct cli *cli)
 	server_stop(s);
 	poller_stop(p);
 	poller_free(p);
+	webauth_free(auth);
 	log_info("stopped");
 	return 0;
 }
@@ -135,7 +165,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (cli.check_config)
-		return check_config(cli.config_file);
+		return check_config(cli.config_file, cli.web_config_file);
 
 	log_setup(cli.log_level, cli.log_format);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {

@@ -8,6 +8,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,12 +16,21 @@
 
 #include "log.h"
 #include "snapshot.h"
+#include "webauth.h"
 #include "util.h"
 
 struct server {
 	struct MHD_Daemon *d;
 	char *telemetry_path;
+	struct webauth *auth;
 };
+
+/* Adds what every response carries: the web configuration's headers. */
+static void common_headers(struct server *srv, struct MHD_Response *r)
+{
+	if (srv && srv->auth)
+		webauth_add_headers(srv->auth, r);
+}
 
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
 #define CT_TEXT "text/plain; charset=utf-8"
@@ -89,13 +99,18 @@ static void release_snapshot(void *cls)
 	snapshot_release(cls);
 }
 
-static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned int status, const char *text)
+static enum MHD_Result reply_text(struct server *srv, struct MHD_Connection *c, unsigned int status,
+				  const char *text)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)text,
 								  MHD_RESPMEM_PERSISTENT);
 	if (!r)
 		return MHD_NO;
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CT_TEXT);
+	common_headers(srv, r);
+	if (status == MHD_HTTP_UNAUTHORIZED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+					"Basic realm=\"bedrock-cost-exporter\", charset=\"UTF-8\"");
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
 	enum MHD_Result ret = MHD_queue_response(c, status, r);
@@ -104,7 +119,7 @@ static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned int status,
 }
 
 /* Serves @len bytes at @data owned by snapshot @s (whose reference this takes). */
-static enum MHD_Result reply_snapshot(struct MHD_Connection *c, struct snapshot *s,
+static enum MHD_Result reply_snapshot(struct server *srv, struct MHD_Connection *c, struct snapshot *s,
 				      const char *data, size_t len, const char *type,
 				      const char *encoding)
 {
@@ -115,6 +130,7 @@ static enum MHD_Result reply_snapshot(struct MHD_Connection *c, struct snapshot 
 		return MHD_NO;
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	common_headers(srv, r);
 	if (encoding)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, encoding);
 	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
@@ -122,7 +138,7 @@ static enum MHD_Result reply_snapshot(struct MHD_Connection *c, struct snapshot 
 	return ret;
 }
 
-static enum MHD_Result serve_metrics(struct MHD_Connection *c, struct snapshot *s)
+static enum MHD_Result serve_metrics(struct server *srv, struct MHD_Connection *c, struct snapshot *s)
 {
 	const char *ae = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 						     MHD_HTTP_HEADER_ACCEPT_ENCODING);
@@ -136,6 +152,7 @@ static enum MHD_Result serve_metrics(struct MHD_Connection *c, struct snapshot *
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CT_METRICS);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+	common_headers(srv, r);
 	if (gz)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
 	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
@@ -151,27 +168,34 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	struct server *srv = cls;
 
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-		return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "Method not allowed\n");
+		return reply_text(srv, c, MHD_HTTP_METHOD_NOT_ALLOWED, "Method not allowed\n");
+	if (srv->auth) {
+		enum webauth_verdict v = webauth_check(srv->auth, c);
+		if (v == WEBAUTH_UNAUTHORIZED)
+			return reply_text(srv, c, MHD_HTTP_UNAUTHORIZED, "Unauthorized\n");
+		if (v == WEBAUTH_FORBIDDEN)
+			return reply_text(srv, c, MHD_HTTP_FORBIDDEN, "Forbidden: client certificate\n");
+	}
 	if (strcmp(url, "/-/healthy") == 0)
-		return reply_text(c, MHD_HTTP_OK, "OK\n");
+		return reply_text(srv, c, MHD_HTTP_OK, "OK\n");
 
 	bool metrics = strcmp(url, srv->telemetry_path) == 0;
 	bool ready = strcmp(url, "/-/ready") == 0;
 	bool landing = strcmp(url, "/") == 0;
 	if (!metrics && !ready && !landing)
-		return reply_text(c, MHD_HTTP_NOT_FOUND, "Not found\n");
+		return reply_text(srv, c, MHD_HTTP_NOT_FOUND, "Not found\n");
 
 	struct snapshot *s = snapshot_acquire();
 	if (!s)
-		return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "Starting\n");
+		return reply_text(srv, c, MHD_HTTP_SERVICE_UNAVAILABLE, "Starting\n");
 	if (metrics)
-		return serve_metrics(c, s);
+		return serve_metrics(srv, c, s);
 	if (landing)
-		return reply_snapshot(c, s, s->landing, s->landing_len, "text/html; charset=utf-8",
+		return reply_snapshot(srv, c, s, s->landing, s->landing_len, "text/html; charset=utf-8",
 				      NULL);
 	if (s->ready) {
 		snapshot_release(s);
-		return reply_text(c, MHD_HTTP_OK, "OK\n");
+		return reply_text(srv, c, MHD_HTTP_OK, "OK\n");
 	}
 	/* the reason lives in the snapshot: serve it from there, zero copy */
 	const char *why = s->not_ready_reason ? s->not_ready_reason : "Not ready\n";
@@ -182,6 +206,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return MHD_NO;
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CT_TEXT);
+	common_headers(srv, r);
 	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_SERVICE_UNAVAILABLE, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -233,21 +258,45 @@ struct server *server_start(const struct server_opts *o)
 
 	struct server *s = xcalloc(1, sizeof(*s));
 	s->telemetry_path = xstrdup(o->telemetry_path);
+	s->auth = o->auth;
+	struct MHD_OptionItem opts[16];
+	size_t n = 0;
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, o->threads, NULL };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT, o->max_connections, NULL };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+					      o->per_ip_connections, NULL };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT, o->connection_timeout, NULL };
+	/* request line and headers must fit in 32 KiB */
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT, 32 * 1024, NULL };
+	if (have_addr)
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &ss };
+	char *prio = NULL;
+	if (o->auth && webauth_initial(o->auth)->tls) {
+		if (webauth_install_tls(o->auth)) {
+			free(s->telemetry_path);
+			free(s);
+			return NULL;
+		}
+		flags |= MHD_USE_TLS;
+		prio = webconfig_tls_priorities(webauth_initial(o->auth));
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
+						      webauth_cert_callback() };
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0, prio };
+		if (webauth_trust_pem(o->auth))
+			opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_TRUST, 0,
+							      (void *)webauth_trust_pem(o->auth) };
+	}
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 	for (int attempt = 0; attempt < 2 && !s->d; attempt++) {
-		s->d = MHD_start_daemon(
-			flags, port, NULL, NULL, handle, s,
-			MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-			MHD_OPTION_THREAD_POOL_SIZE, o->threads,
-			MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
-			MHD_OPTION_CONNECTION_TIMEOUT, o->connection_timeout,
-			MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
-			have_addr ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, &ss,
-			MHD_OPTION_END);
+		s->d = MHD_start_daemon(flags, port, NULL, NULL, handle, s, MHD_OPTION_ARRAY, opts,
+					MHD_OPTION_END);
 		if (!s->d && !have_addr && (flags & MHD_USE_DUAL_STACK)) {
 			/* no IPv6 on this host: listen on all IPv4 addresses */
 			flags &= ~(unsigned int)MHD_USE_DUAL_STACK;
 		}
 	}
+	free(prio);
 	if (!s->d) {
 		log_error("cannot listen (address in use or not available)", "address",
 			  o->listen_address, "error", strerror(errno));
@@ -259,7 +308,8 @@ struct server *server_start(const struct server_opts *o)
 	char ps[8];
 	snprintf(ps, sizeof(ps), "%u", info ? info->port : port);
 	log_info("listening", "address", o->listen_address, "port", ps, "telemetry_path",
-		 o->telemetry_path);
+		 o->telemetry_path, "tls", (flags & MHD_USE_TLS) ? "true" : "false", "basic_auth",
+		 o->auth ? "from web configuration" : "off");
 	return s;
 }
 

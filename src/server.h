@@ -12,8 +12,12 @@
 
 struct server;
 
+struct webauth;
+
 struct server_opts {
 	const char *listen_address; /* "[HOST]:PORT"; HOST empty = all addresses */
+	struct webauth *auth;       /* --web.config.file, or NULL; borrowed, outlives the server */
+	unsigned int per_ip_connections;
 	const char *telemetry_path;
 	unsigned int max_connections;
 	unsigned int connection_timeout; /* seconds */
