@@ -86,6 +86,7 @@ static int run_daemon(struct conf *c, const struct cli *cli)
 	signal(SIGPIPE, SIG_IGN);
 
 	struct webauth *auth = NULL;
+	warn_if_world_readable(cli->web_config_file, "--web.config.file");
 	if (*cli->web_config_file) {
 		struct strlist errors = { 0 };
 		auth = webauth_new(cli->web_config_file, &errors);

@@ -76,6 +76,8 @@ static void sync_regions(struct poller *p)
 	p->st.regions = regions;
 	p->st.nregions = want->n;
 	p->st.conf = p->conf;
+	if (p->conf->projects_auth == AUTH_API_KEY)
+		warn_if_world_readable(p->conf->projects_api_key_file, "projects.api_key_file");
 	p->st.projects.enabled = p->conf->projects_enabled;
 	p->st.costs.enabled = p->conf->ce_enabled;
 	p->st.forecast.enabled = p->conf->ce_enabled && p->conf->ce_forecast;

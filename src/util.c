@@ -10,7 +10,10 @@
 #include <string.h>
 #include <time.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include "log.h"
 
 static void oom(size_t n)
 {
@@ -257,4 +260,14 @@ int read_file_max(const char *path, size_t max, char **out, size_t *len)
 	}
 	*out = buf_steal(&b, len);
 	return 0;
+}
+
+bool warn_if_world_readable(const char *path, const char *what)
+{
+	struct stat st;
+	if (!path || !*path || stat(path, &st) || !(st.st_mode & S_IROTH))
+		return false;
+	log_warn("a file holding secrets is readable by every user; make it readable by its owner "
+		 "only (chmod o-rwx)", "setting", what, "file", path);
+	return true;
 }

@@ -66,6 +66,10 @@ double rand_unit(void);
  */
 int read_file_max(const char *path, size_t max, char **out, size_t *len);
 
+/* Logs a warning when @path (a file holding a secret) is readable by other
+ * users. Returns true if it is. @what names the setting, for the message. */
+bool warn_if_world_readable(const char *path, const char *what);
+
 /* Strips ASCII whitespace at both ends of @s in place; returns @s. */
 char *strtrim(char *s);
 
