@@ -58,7 +58,7 @@ DEB_PKGS := gcc make pkg-config libc6-dev libmicrohttpd-dev libcjson-dev libconf
             libgnutls28-dev libcrypt-dev \
             zlib1g-dev libcmocka-dev prometheus python3 python3-botocore git ca-certificates
 
-.PHONY: all deps check unit integration docs-check demo demo-smoke clean pkgcheck
+.PHONY: all deps check unit fuzz fuzz-replay integration docs-check demo demo-smoke clean pkgcheck
 
 all: bedrock-cost-exporter
 
@@ -113,7 +113,7 @@ deps:
 	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends $$missing
 
 check: deps
-	@$(MAKE) --no-print-directory unit integration docs-check demo-smoke
+	@$(MAKE) --no-print-directory unit fuzz-replay integration docs-check demo-smoke
 
 unit: $(UNIT_BINS)
 	@failed=0; for t in $(UNIT_BINS); do \
@@ -122,6 +122,41 @@ unit: $(UNIT_BINS)
 
 integration: bedrock-cost-exporter build/san/bedrock-cost-exporter
 	$(PYTHON) tests/integration/run.py --binary build/san/bedrock-cost-exporter
+
+# Fuzz targets (tests/fuzz/fuzz_*.c). `make check` replays every corpus under
+# ASan/UBSan with gcc; `make fuzz FUZZ_SECONDS=N` fuzzes each target with clang's
+# libFuzzer for N seconds, starting from the corpus (new finds stay in build/fuzz/).
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -O1 -g $(PKG_CFLAGS) -Isrc -DBCE_VERSION='"$(VERSION)"'
+
+build/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay.c build/san/libbce.a
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(BASE_CFLAGS) $(TEST_SAN) -Wno-missing-prototypes -Isrc -o $@ $< tests/fuzz/replay.c \
+	  build/san/libbce.a $(LIBS)
+
+fuzz-replay: $(FUZZ_TARGETS:%=build/fuzz-replay/%)
+	@for t in $(FUZZ_TARGETS); do \
+	  name=$${t#fuzz_}; \
+	  ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=tests/fuzz/lsan.supp \
+	    build/fuzz-replay/$$t tests/fuzz/corpus/$$name || exit 1; \
+	done
+
+build/fuzz/%: tests/fuzz/%.c $(LIBSRCS)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $< $(LIBSRCS) $(LIBS)
+
+fuzz: $(FUZZ_TARGETS:%=build/fuzz/%)
+	@for t in $(FUZZ_TARGETS); do \
+	  name=$${t#fuzz_}; mkdir -p build/fuzz/corpus-$$name build/fuzz/crashes-$$name; \
+	  echo "== $$t for $(FUZZ_SECONDS) s"; \
+	  LSAN_OPTIONS=suppressions=tests/fuzz/lsan.supp \
+	  build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/crashes-$$name/ \
+	    build/fuzz/corpus-$$name tests/fuzz/corpus/$$name > build/fuzz/$$t.log 2>&1; rc=$$?; \
+	  grep -E "stat::number_of_executed_units|stat::peak_rss|Done|ERROR|SUMMARY" build/fuzz/$$t.log; \
+	  [ $$rc = 0 ] || { echo "$$t found a problem: see build/fuzz/$$t.log and build/fuzz/crashes-$$name/"; exit 1; }; \
+	done
 
 # the README documents every flag, key and metric the binary has
 docs-check: bedrock-cost-exporter

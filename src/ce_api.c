@@ -446,7 +446,8 @@ int ce_parse_cost_and_usage(const char *body, size_t len, const struct ce_query 
 		struct ce_day *last = acc->n ? &acc->days[acc->n - 1] : NULL;
 		if (last && last->day == ps[i].day) {
 			last->g = xrealloc(last->g, (last->n + ps[i].n + 1) * sizeof(*last->g));
-			memcpy(last->g + last->n, ps[i].g, ps[i].n * sizeof(*ps[i].g));
+			if (ps[i].n) /* a continued period may bring no groups (g is NULL) */
+				memcpy(last->g + last->n, ps[i].g, ps[i].n * sizeof(*ps[i].g));
 			last->n += ps[i].n;
 			last->estimated = last->estimated || ps[i].estimated;
 			free(ps[i].g);

@@ -560,7 +560,8 @@ static int derive(struct conf *c, struct strlist *errors, const char *file, cons
 	return rc;
 }
 
-struct conf *conf_load(const char *path, struct strlist *errors)
+/* Reads @path, or @text when it is not NULL (then @path only names it). */
+static struct conf *load(const char *path, const char *text, struct strlist *errors)
 {
 	config_t cfg;
 	struct conf *c = conf_defaults();
@@ -571,7 +572,8 @@ struct conf *conf_load(const char *path, struct strlist *errors)
 	config_init(&cfg);
 	free(c->path);
 	c->path = xstrdup(path);
-	if (config_read_file(&cfg, path) != CONFIG_TRUE) {
+	int ok = text ? config_read_string(&cfg, text) : config_read_file(&cfg, path);
+	if (ok != CONFIG_TRUE) {
 		if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO) {
 			FILE *f = fopen(path, "r");
 			const char *why = f ? "cannot parse" : strerror(errno);
@@ -639,6 +641,16 @@ out:
 		return NULL;
 	}
 	return c;
+}
+
+struct conf *conf_load(const char *path, struct strlist *errors)
+{
+	return load(path, NULL, errors);
+}
+
+struct conf *conf_parse_string(const char *name, const char *text, struct strlist *errors)
+{
+	return load(name, text, errors);
 }
 
 void conf_print_keys(FILE *f)

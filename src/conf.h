@@ -104,6 +104,9 @@ struct conf *conf_defaults(void);
  */
 struct conf *conf_load(const char *path, struct strlist *errors);
 
+/* As conf_load, from @text in memory; @name stands for the file in messages. */
+struct conf *conf_parse_string(const char *name, const char *text, struct strlist *errors);
+
 void conf_free(struct conf *c);
 
 /* Writes one line per key: "  group.key  type  default  range  help". */

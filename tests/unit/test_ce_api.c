@@ -139,6 +139,11 @@ static void pages_merge(void **state)
 	days_parse("2026-11-25", &day);
 	assert_non_null(ce_series_find(&acc, day));
 	assert_null(ce_series_find(&acc, day + 5));
+	/* a page continuing the last day with no Groups at all (found by fuzzing: memcpy from NULL) */
+	const char *empty = "{\"ResultsByTime\":[{\"TimePeriod\":{\"Start\":\"2026-11-26\",\"End\":\"2026-11-27\"},\"Estimated\":true}]}";
+	assert_int_equal(ce_parse_cost_and_usage(empty, strlen(empty), &q, &acc, &next, err, sizeof(err)), 0);
+	assert_int_equal(acc.n, 3);
+	assert_int_equal(acc.days[2].n, 0);
 	/* the same page again would repeat groups of 2026-11-25: refused, acc unchanged */
 	assert_int_equal(ce_parse_cost_and_usage(page2, strlen(page2), &q, &acc, &next, err, sizeof(err)), -EPROTO);
 	assert_int_equal(acc.n, 3);
