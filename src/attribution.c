@@ -15,10 +15,13 @@
 #include "usage.h"
 #include "util.h"
 
-/* Combination key: values joined by the unit separator. Caller frees. */
+/* Combination key of two values, length-prefixed so no value can imitate the
+ * boundary (a missing value counts as ""). Caller frees. */
 static char *combo(const char *a, const char *b)
 {
-	return xasprintf("%s\x1f%s", a ? a : "", b ? b : "");
+	a = a ? a : "";
+	b = b ? b : "";
+	return xasprintf("%zu:%s|%s", strlen(a), a, b);
 }
 
 struct candidates {

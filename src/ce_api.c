@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "days.h"
+#include "strmap.h"
 #include "util.h"
 
 /* Caps on what one page may hold; real pages are far smaller. */
@@ -377,15 +378,16 @@ static int parse_period(const cJSON *r, size_t idx, const struct ce_query *q, st
 	return 0;
 }
 
-static bool same_keys(const struct ce_group *a, const struct ce_group *b)
+/* Adds the group's keys to @seen; false if they were there already. */
+static bool group_key_put(struct strmap *seen, const struct ce_group *g)
 {
-	for (int k = 0; k < 2; k++) {
-		if (!a->k[k] != !b->k[k])
-			return false;
-		if (a->k[k] && strcmp(a->k[k], b->k[k]) != 0)
-			return false;
-	}
-	return true;
+	/* length-prefixed, so no key text can imitate a boundary; NULL is "-" */
+	char *k = xasprintf("%zd:%s|%zd:%s", g->k[0] ? (ssize_t)strlen(g->k[0]) : -1,
+			    g->k[0] ? g->k[0] : "", g->k[1] ? (ssize_t)strlen(g->k[1]) : -1,
+			    g->k[1] ? g->k[1] : "");
+	bool added = strmap_put(seen, k, NULL);
+	free(k);
+	return added;
 }
 
 int ce_parse_cost_and_usage(const char *body, size_t len, const struct ce_query *q,
@@ -432,15 +434,17 @@ int ce_parse_cost_and_usage(const char *body, size_t len, const struct ce_query 
 			rc = -EPROTO;
 			goto out;
 		}
-		for (size_t a = 0; a < ps[i].n; a++) {
-			for (size_t b = a + 1; b < ps[i].n; b++)
-				if (same_keys(&ps[i].g[a], &ps[i].g[b]))
-					goto dup;
-			if (prev && prev->day == ps[i].day)
-				for (size_t b = 0; b < prev->n; b++)
-					if (same_keys(&ps[i].g[a], &prev->g[b]))
-						goto dup;
-		}
+		/* a hash set of the day's keys: linear, even with 10,000 groups a day */
+		struct strmap *seen = strmap_new();
+		bool dup = false;
+		if (prev && prev->day == ps[i].day)
+			for (size_t b = 0; b < prev->n; b++)
+				group_key_put(seen, &prev->g[b]);
+		for (size_t a = 0; a < ps[i].n && !dup; a++)
+			dup = !group_key_put(seen, &ps[i].g[a]);
+		strmap_free(seen);
+		if (dup)
+			goto dup;
 	}
 	for (size_t i = 0; i < np; i++) {
 		struct ce_day *last = acc->n ? &acc->days[acc->n - 1] : NULL;
