@@ -355,7 +355,10 @@ int ce_refresh_costs(struct ce_ctx *x, char *err, size_t errlen)
 	const struct conf *c = x->conf;
 	bool discovery_due = !c->ce_services.n &&
 			     (s->services_at == 0 || x->now - s->services_at >= DISCOVERY_INTERVAL);
+	/* what the last refresh took is the best guess of what this one needs */
 	long need = 2 + (discovery_due ? 1 : 0);
+	if (s->costs_requests > need)
+		need = s->costs_requests;
 	long left = ce_requests_remaining(s, c, x->now);
 	if (left < need) {
 		snprintf(err, errlen, "skipped: %ld of %ld Cost Explorer requests left today, a refresh "
@@ -363,6 +366,8 @@ int ce_refresh_costs(struct ce_ctx *x, char *err, size_t errlen)
 			 c->ce_max_requests_per_day, need);
 		return -EDQUOT;
 	}
+	roll_day(s, x->now);
+	long used_before = s->req_count;
 	int rc = discover(x, err, errlen);
 	if (rc)
 		return rc;
@@ -394,6 +399,7 @@ int ce_refresh_costs(struct ce_ctx *x, char *err, size_t errlen)
 	if (rc)
 		return rc;
 	s->costs_at = x->now;
+	s->costs_requests = s->req_count >= used_before ? s->req_count - used_before : 0; /* midnight */
 	return 0;
 }
 

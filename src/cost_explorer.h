@@ -34,6 +34,7 @@ struct ce_source {
 	struct ce_series models;   /* grouped by SERVICE, USAGE_TYPE */
 	char *models_sig;
 	double costs_at;           /* last successful cost refresh; 0 = never */
+	long costs_requests;       /* requests the last successful cost refresh took */
 
 	bool has_forecast;
 	long forecast_day;         /* the UTC day the forecast was made on */

@@ -439,6 +439,7 @@ static void load_state(struct poller *p)
 			p->st.projects.has_data = true;
 	if (same && ce->costs_at > 0 && ce->costs_at <= now) {
 		p->st.costs.has_data = true;
+		p->st.costs.up = true; /* restored data is good data; the next refresh may say otherwise */
 		p->st.costs.last_success = ce->costs_at;
 		double due = ce->costs_at + (double)p->conf->ce_refresh_interval - now;
 		p->next_costs = mono + (due > 0 ? due : 0);
@@ -447,10 +448,12 @@ static void load_state(struct poller *p)
 	}
 	if (ce->has_forecast && ce->forecast_at > 0) {
 		p->st.forecast.has_data = true;
+		p->st.forecast.up = true;
 		p->st.forecast.last_success = ce->forecast_at;
 	}
 	if (ce->tags_at > 0 && ce->tags_at <= now) {
 		p->st.alloc_tags.has_data = true;
+		p->st.alloc_tags.up = true;
 		p->st.alloc_tags.last_success = ce->tags_at;
 		double due = ce->tags_at + (double)p->conf->ce_allocation_tags_interval - now;
 		p->next_tags = mono + (due > 0 ? due : 0);
