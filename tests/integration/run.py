@@ -16,6 +16,10 @@ Nothing leaves 127.0.0.1: the exporter's environment points every proxy variable
 loopback port (only 127.0.0.1 is exempt) and, for builds that have them, the configuration
 disables Cost Explorer and instance metadata and points the STS/IMDS endpoints at that port.
 
+The Cost Explorer, credential-chain and spend-discipline tests live in costs.py, which adds
+them to this registry (register()); their exporters have Cost Explorer on, and every endpoint
+of their configuration is the fake or that dead port.
+
 Tests run 3 at a time (-j); the timing-sensitive ones (shutdown latency) run alone first.
 Standard library only. The last line printed is exactly "N passed, N failed".
 """
@@ -2235,6 +2239,18 @@ def test_no_secret_in_logs_or_metrics(ctx):
                     leaks.append("%s contains %r" % (what, s))
     check(not leaks, "secrets leaked: %s" % "; ".join(sorted(set(leaks))))
     check(len(exp.log_records()) > 20, "suspiciously short debug log")
+
+
+# ---------------------------------------------------------------------------
+# 11. Cost Explorer, credentials, spend discipline: tests/integration/costs.py
+#     (its tests join this registry; the ones waiting for the 10 s refresh timer go first)
+# ---------------------------------------------------------------------------
+
+sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True          # no __pycache__ in the source tree
+import costs  # noqa: E402
+
+costs.register(sys.modules[__name__])
 
 
 # ---------------------------------------------------------------------------
