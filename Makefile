@@ -58,7 +58,7 @@ DEB_PKGS := gcc make pkg-config libc6-dev libmicrohttpd-dev libcjson-dev libconf
             libgnutls28-dev libcrypt-dev \
             zlib1g-dev libcmocka-dev prometheus python3 python3-botocore git ca-certificates
 
-.PHONY: all deps check unit fuzz fuzz-replay integration docs-check demo demo-smoke clean pkgcheck
+.PHONY: all deps check unit fuzz fuzz-replay integration dashboards-check docs-check demo demo-smoke clean pkgcheck
 
 all: bedrock-cost-exporter
 
@@ -113,7 +113,7 @@ deps:
 	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends $$missing
 
 check: deps
-	@$(MAKE) --no-print-directory unit fuzz-replay integration docs-check demo-smoke
+	@$(MAKE) --no-print-directory unit fuzz-replay integration dashboards-check docs-check demo-smoke
 
 unit: $(UNIT_BINS)
 	@failed=0; for t in $(UNIT_BINS); do \
@@ -157,6 +157,11 @@ fuzz: $(FUZZ_TARGETS:%=build/fuzz/%)
 	  grep -E "stat::number_of_executed_units|stat::peak_rss|Done|ERROR|SUMMARY" build/fuzz/$$t.log; \
 	  [ $$rc = 0 ] || { echo "$$t found a problem: see build/fuzz/$$t.log and build/fuzz/crashes-$$name/"; exit 1; }; \
 	done
+
+# rules (promtool check/test), dashboard conventions, and every panel query against a
+# real Prometheus scraping the exporter and the fake account
+dashboards-check: bedrock-cost-exporter
+	tests/dashboards/run.sh
 
 # the README documents every flag, key and metric the binary has
 docs-check: bedrock-cost-exporter

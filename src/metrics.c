@@ -150,6 +150,11 @@ static const struct metric_def m_spend = {
 	"bedrock_cost_exporter_cost_explorer_spend_usd_total", METRIC_COUNTER,
 	"What the Cost Explorer requests sent have cost, USD (cost_explorer.request_price_usd each).",
 };
+static const struct metric_def m_ceiling = {
+	"bedrock_cost_exporter_cost_explorer_max_requests_per_day", METRIC_GAUGE,
+	"The daily ceiling on Cost Explorer requests (cost_explorer.max_requests_per_day); used "
+	"today = this minus _requests_remaining_today.",
+};
 static const struct metric_def m_remaining = {
 	"bedrock_cost_exporter_cost_explorer_requests_remaining_today", METRIC_GAUGE,
 	"Cost Explorer requests left today (UTC) under cost_explorer.max_requests_per_day.",
@@ -253,6 +258,7 @@ static void collect_costs(const struct exporter_state *st, struct reg *r)
 	reg_addv(r, &m_billable, ce->billable_total, (char *)0);
 	reg_addv(r, &m_spend, money(ce->billable_total * c->ce_request_price_usd), (char *)0);
 	reg_addv(r, &m_remaining, (double)ce_requests_remaining(ce, c, st->now), (char *)0);
+	reg_addv(r, &m_ceiling, (double)c->ce_max_requests_per_day, (char *)0);
 	free(projects);
 }
 

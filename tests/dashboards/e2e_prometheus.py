@@ -1,0 +1,575 @@
+#!/usr/bin/env python3
+"""End-to-end test of the shipped dashboards and rules against a real Prometheus.
+
+Starts, all on free 127.0.0.1 ports and in one temporary directory:
+  1. the fake AWS account (tests/fake_aws/fake_aws.py),
+  2. the exporter against it (Cost Explorer refreshed every 10 s, so a ledger change
+     reaches /metrics within ~11 s),
+  3. a real `prometheus` scraping only the exporter every second, with
+     dashboards/prometheus/*.yml loaded and evaluated every second, no Alertmanager
+     and no remote write (nothing leaves 127.0.0.1).
+
+Then:
+  - every recording rule returns data and every rule group is healthy in /api/v1/rules,
+    and every alerting rule follows the conventions (BedrockCost prefix, severity,
+    static summary, templated description, runbook_url to an existing RUNBOOK.md anchor);
+  - for every dashboard in dashboards/*.json, every template variable query is run
+    (label_values(...) through the label values API with match[]), and every panel
+    target, with the variables substituted, through /api/v1/query (and
+    /api/v1/query_range for time series panels). An error or an empty result fails;
+  - a spike is seeded in the fake's ledger (POST /_fake/ledger/rows) for a project that
+    is not spiking, and BedrockCostProjectSpendSpike must become pending or firing for
+    it in /api/v1/alerts. The shipped rule is used unchanged: its `for: 10m` only delays
+    "firing", and "pending" shows at the first evaluation after the data arrives.
+
+Prints one line per check and `N passed, N failed` last; exits 1 on any failure.
+Every process it started is stopped, and the temporary directory removed.
+"""
+import argparse
+import datetime
+import glob
+import itertools
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+FAKE = os.path.join(ROOT, "tests", "fake_aws", "fake_aws.py")
+RULE_FILES = sorted(glob.glob(os.path.join(ROOT, "dashboards", "prometheus", "*.yml")))
+DASHBOARDS = sorted(glob.glob(os.path.join(ROOT, "dashboards", "*.json")))
+RUNBOOK = os.path.join(ROOT, "dashboards", "RUNBOOK.md")
+RUNBOOK_URL = ("https://github.com/bedrock-cost-exporter/bedrock-cost-exporter/blob/main/"
+               "dashboards/RUNBOOK.md#")
+JOB = "bedrock-cost"
+SPIKE_ALERT = "BedrockCostProjectSpendSpike"
+
+# What Grafana would put in place of its built-in variables. The data is seconds old,
+# so the windows only need to hold two or more 1 s scrapes.
+BUILTINS = {
+    "__rate_interval": "1m", "__interval": "15s", "__interval_ms": "15000",
+    "__range": "1h", "__range_s": "3600", "__range_ms": "3600000",
+}
+# Values to pick for a variable instead of its first value: the demo budget is on
+# CustomerChatbot-Prod, so every budget panel of the project dashboard has data.
+PREFERRED = {"project": "CustomerChatbot-Prod"}
+# Variables whose every value is tried on the targets that use them.
+ITERATE_ALL = {"tag_key"}
+EXPECTED_TAG_KEYS = {"Application", "Environment", "Team", "CostCenter"}
+
+
+class Checks:
+    def __init__(self, verbose):
+        self.passed = 0
+        self.failed = 0
+        self.verbose = verbose
+
+    def check(self, ok, name, detail=""):
+        if ok:
+            self.passed += 1
+            if self.verbose:
+                print("ok   " + name)
+        else:
+            self.failed += 1
+            print("FAIL " + name + (": " + detail if detail else ""))
+        sys.stdout.flush()
+        return ok
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout, what, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = pred()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise RuntimeError("timed out after %ds waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def http(url, data=None, method=None, timeout=10):
+    """(status, body bytes) or (None, b'') when nothing answers."""
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except OSError:
+        return None, b""
+
+
+class Prom:
+    def __init__(self, base):
+        self.base = base
+
+    def api(self, path, **params):
+        """The JSON answer of a Prometheus API call; params may hold lists (match[])."""
+        url = self.base + path
+        if params:
+            url += "?" + urllib.parse.urlencode(params, doseq=True)
+        status, body = http(url)
+        try:
+            return json.loads(body)
+        except ValueError:
+            return {"status": "error", "error": "HTTP %s: %r" % (status, body[:200])}
+
+    def query(self, expr):
+        return self.api("/api/v1/query", query=expr)
+
+    def vector(self, expr):
+        d = self.query(expr)
+        if d.get("status") != "success":
+            return []
+        return d["data"]["result"]
+
+
+def substitute(text, values):
+    """Grafana-style $var, ${var}, ${var:fmt} and [[var]] replacement."""
+    def repl(m):
+        name = m.group(1) or m.group(2) or m.group(3)
+        return values[name] if name in values else m.group(0)
+    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]|\$(\w+)", repl, text)
+
+
+def referenced(text):
+    return set(n for t in re.findall(r"\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]|\$(\w+)", text)
+               for n in t if n)
+
+
+def variable_query(var):
+    q = var.get("query")
+    if isinstance(q, dict):
+        q = q.get("query")
+    return q or var.get("definition") or ""
+
+
+def label_values(prom, query):
+    """Run a Grafana label_values(...) variable query; (values, error)."""
+    m = re.fullmatch(r"\s*label_values\(\s*(?:(.*\S)\s*,\s*)?(\w+)\s*\)\s*", query, re.S)
+    if not m:
+        return None, "not a label_values() query: " + query
+    selector, label = m.group(1), m.group(2)
+    params = {"match[]": [selector]} if selector else {}
+    d = prom.api("/api/v1/label/%s/values" % label, **params)
+    if d.get("status") != "success":
+        return None, d.get("error", "error")
+    if selector:  # the same selector through the series API: it must match series
+        s = prom.api("/api/v1/series", **{"match[]": [selector]})
+        if s.get("status") != "success" or not s["data"]:
+            return None, "no series for %s: %s" % (selector, s.get("error", "empty"))
+    return d["data"], None
+
+
+def all_panels(dash):
+    for p in dash.get("panels", []):
+        yield p
+        for q in p.get("panels", []) or []:
+            yield q
+
+
+def github_anchors(markdown):
+    anchors = set()
+    for line in markdown.splitlines():
+        m = re.match(r"#{1,6}\s+(.*\S)\s*$", line)
+        if m:
+            a = re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-")
+            anchors.add(a)
+    return anchors
+
+
+class Stack:
+    """The three processes and the temporary directory."""
+
+    def __init__(self, binary, prometheus, keep):
+        self.binary = binary
+        self.prometheus = prometheus
+        self.keep = keep
+        self.tmp = tempfile.mkdtemp(prefix="bce-e2e-prom-")
+        self.procs = []
+        self.logs = {}
+
+    def spawn(self, name, argv, env=None):
+        log = open(os.path.join(self.tmp, name + ".log"), "wb")
+        self.logs[name] = log.name
+        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
+                             stdin=subprocess.DEVNULL, cwd=self.tmp)
+        log.close()
+        self.procs.append((name, p))
+        return p
+
+    def alive(self, name):
+        return any(n == name and p.poll() is None for n, p in self.procs)
+
+    def tail(self, name, lines=15):
+        try:
+            with open(self.logs[name], "rb") as f:
+                return b"\n".join(f.read().splitlines()[-lines:]).decode(errors="replace")
+        except (OSError, KeyError):
+            return ""
+
+    def stop(self):
+        for _, p in reversed(self.procs):
+            if p.poll() is None:
+                p.terminate()
+        for _, p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if self.keep:
+            print("kept " + self.tmp)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def start(self):
+        port_file = os.path.join(self.tmp, "fake.port")
+        self.spawn("fake_aws", ["/usr/bin/python3", FAKE, "--port", "0", "--port-file", port_file,
+                                "--quiet"])
+        wait_for(lambda: os.path.exists(port_file) or not self.alive("fake_aws"), 30,
+                 "the fake AWS account")
+        if not self.alive("fake_aws"):
+            raise RuntimeError("fake_aws exited:\n" + self.tail("fake_aws"))
+        self.fake = "http://127.0.0.1:%d" % int(open(port_file).read().strip())
+
+        conf = os.path.join(self.tmp, "exporter.conf")
+        with open(conf, "w") as f:
+            f.write(f"""# written by tests/dashboards/e2e_prometheus.py
+projects: {{
+  regions = ["us-east-1", "eu-west-1"];
+  endpoint = "{self.fake}/mantle/{{region}}/v1";
+  auth = "api_key";
+  api_key_env = "BEDROCK_API_KEY";
+  refresh_interval = 60;
+}};
+aws: {{
+  sts_endpoint = "{self.fake}/sts";
+  imds_enabled = false;
+}};
+cost_explorer: {{
+  enabled = true;
+  endpoint = "{self.fake}/ce";
+  refresh_interval = 10;           # the minimum: the seeded spike shows within ~11 s
+  max_requests_per_day = 10000;    # a 10 s refresh must not hit the ceiling during the test
+}};
+budgets = (
+  {{ project = "CustomerChatbot-Prod"; monthly_usd = 500.0; }},
+  {{ tag = "Team"; value = "DataScience"; monthly_usd = 2000.0; }}
+);
+state_file = "{self.tmp}/state.json";
+""")
+        env = dict(os.environ, BEDROCK_API_KEY="demo-bedrock-api-key", HOME=self.tmp,
+                   AWS_ACCESS_KEY_ID="AKIDFAKEEXAMPLE",
+                   AWS_SECRET_ACCESS_KEY="fake/secret/EXAMPLEKEY",
+                   AWS_EC2_METADATA_DISABLED="true")
+        for k in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                  "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                  "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_EC2_METADATA_SERVICE_ENDPOINT"):
+            env.pop(k, None)
+        self.exporter_target = "127.0.0.1:%d" % free_port()
+        self.spawn("exporter", [self.binary, "--config.file=" + conf,
+                                "--web.listen-address=" + self.exporter_target], env=env)
+        wait_for(lambda: not self.alive("exporter")
+                 or http("http://%s/-/ready" % self.exporter_target, timeout=2)[0] == 200,
+                 30, "the exporter to become ready")
+        if not self.alive("exporter"):
+            raise RuntimeError("the exporter exited:\n" + self.tail("exporter"))
+
+        prom_conf = os.path.join(self.tmp, "prometheus.yml")
+        with open(prom_conf, "w") as f:
+            f.write("# written by tests/dashboards/e2e_prometheus.py: scrapes only the exporter,\n"
+                    "# no alerting (no Alertmanager), no remote write.\n"
+                    "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
+                    "rule_files:\n" + "".join("  - %s\n" % json.dumps(r) for r in RULE_FILES) +
+                    "scrape_configs:\n  - job_name: %s\n    static_configs:\n"
+                    "      - targets: [%s]\n" % (json.dumps(JOB), json.dumps(self.exporter_target)))
+        prom_addr = "127.0.0.1:%d" % free_port()
+        self.spawn("prometheus", [self.prometheus, "--config.file=" + prom_conf,
+                                  "--storage.tsdb.path=" + os.path.join(self.tmp, "tsdb"),
+                                  "--web.listen-address=" + prom_addr,
+                                  "--web.console.templates=" + os.path.join(self.tmp, "consoles"),
+                                  "--web.console.libraries=" + os.path.join(self.tmp, "console_libraries"),
+                                  "--log.level=warn"])
+        self.prom = Prom("http://" + prom_addr)
+        wait_for(lambda: not self.alive("prometheus")
+                 or http(self.prom.base + "/-/ready", timeout=2)[0] == 200,
+                 30, "Prometheus to become ready")
+        if not self.alive("prometheus"):
+            raise RuntimeError("prometheus exited:\n" + self.tail("prometheus"))
+
+
+def check_rules(c, prom):
+    # Poll until every rule has been evaluated at least once (health "unknown" before).
+    def evaluated():
+        d = prom.api("/api/v1/rules")
+        if d.get("status") != "success" or not d["data"]["groups"]:
+            return None
+        gs = d["data"]["groups"]
+        return gs if all(r.get("health") != "unknown" for g in gs for r in g["rules"]) else None
+    try:
+        groups = wait_for(evaluated, 30, "every rule to be evaluated", interval=0.25)
+    except RuntimeError as e:
+        c.check(False, "rules evaluated", str(e))
+        return [], []
+    loaded = sorted(os.path.basename(g["file"]) for g in groups)
+    c.check(loaded == sorted(os.path.basename(f) for f in RULE_FILES),
+            "every shipped rule file is loaded", "loaded: %s" % loaded)
+    records, alerts = [], []
+    for g in groups:
+        for r in g["rules"]:
+            c.check(r.get("health") == "ok" and not r.get("lastError"),
+                    "rule healthy: %s / %s" % (g["name"], r["name"]),
+                    "health=%s lastError=%s" % (r.get("health"), r.get("lastError")))
+            (records if r["type"] == "recording" else alerts).append(r)
+    return records, alerts
+
+
+def check_alert_conventions(c, alerts):
+    try:
+        anchors = github_anchors(open(RUNBOOK, encoding="utf-8").read())
+    except OSError as e:
+        c.check(False, "dashboards/RUNBOOK.md is readable", str(e))
+        anchors = set()
+    for r in alerts:
+        name = r["name"]
+        c.check(re.fullmatch(r"BedrockCost(?:[A-Z][a-z0-9]*)+", name) is not None,
+                "alert name is CamelCase with the BedrockCost prefix: " + name)
+        sev = r.get("labels", {}).get("severity")
+        c.check(sev in ("warning", "critical", "info"), "alert %s has a severity" % name, repr(sev))
+        ann = r.get("annotations", {})
+        c.check(bool(ann.get("summary")) and "{{" not in ann.get("summary", ""),
+                "alert %s has a static summary" % name, repr(ann.get("summary")))
+        c.check("{{" in ann.get("description", ""), "alert %s has a templated description" % name,
+                repr(ann.get("description")))
+        url = ann.get("runbook_url", "")
+        anchor = url[len(RUNBOOK_URL):] if url.startswith(RUNBOOK_URL) else None
+        c.check(anchor == name.lower() and anchor in anchors,
+                "alert %s has a runbook_url to RUNBOOK.md#%s" % (name, name.lower()), url)
+
+
+def check_recording_rules_have_data(c, prom, records):
+    names = sorted(set(r["name"] for r in records))
+    def all_present():
+        return all(prom.vector(n) for n in names)
+    try:
+        wait_for(all_present, 20, "every recording rule to have data", interval=0.5)
+    except RuntimeError:
+        pass
+    for n in names:
+        c.check(bool(prom.vector(n)), "recording rule has data: " + n)
+
+
+def run_target(c, prom, label, expr, is_range):
+    d = prom.query(expr)
+    ok = d.get("status") == "success"
+    if not c.check(ok, label + " [query]", "%s\n      expr: %s" % (d.get("error"), expr)):
+        return
+    res = d["data"]["result"]
+    empty = (not res) if d["data"]["resultType"] in ("vector", "matrix") else False
+    c.check(not empty, label + " [has data]", "no data for\n      " + expr.replace("\n", "\n      "))
+    if is_range:
+        now = time.time()
+        d = prom.api("/api/v1/query_range", query=expr, start="%.3f" % (now - 60),
+                     end="%.3f" % now, step="5")
+        c.check(d.get("status") == "success" and d["data"]["result"], label + " [query_range]",
+                "%s\n      expr: %s" % (d.get("error", "empty"), expr))
+
+
+def check_dashboard(c, prom, path):
+    name = os.path.basename(path)
+    dash = json.load(open(path, encoding="utf-8"))
+    values = dict(BUILTINS)   # variable -> chosen value
+    choices = {}              # variable -> every value (for ITERATE_ALL)
+    for var in dash.get("templating", {}).get("list", []):
+        vname = var.get("name")
+        if var.get("type") == "datasource":
+            c.check(var.get("query") == "prometheus", "%s: variable $%s lists Prometheus data sources"
+                    % (name, vname), repr(var.get("query")))
+            values[vname] = "prometheus"
+            continue
+        if var.get("type") == "custom":
+            opts = [o.strip() for o in var.get("query", "").split(",") if o.strip()]
+        elif var.get("type") == "query":
+            q = substitute(variable_query(var), values)
+            unresolved = referenced(q)
+            if not c.check(not unresolved, "%s: variable $%s query has no unresolved variables"
+                           % (name, vname), "%s in %s" % (unresolved, q)):
+                continue
+            opts, err = label_values(prom, q)
+            if not c.check(err is None, "%s: variable $%s query runs" % (name, vname),
+                           "%s (%s)" % (err, q)):
+                continue
+        else:
+            c.check(False, "%s: variable $%s has a supported type" % (name, vname), var.get("type"))
+            continue
+        if var.get("regex"):
+            opts = [o for o in opts if re.search(var["regex"], o)]
+        if not c.check(bool(opts), "%s: variable $%s has values" % (name, vname)):
+            continue
+        if vname == "tag_key":
+            c.check(EXPECTED_TAG_KEYS <= set(opts), "%s: $tag_key offers %s" %
+                    (name, ", ".join(sorted(EXPECTED_TAG_KEYS))), "got %s" % opts)
+        pick = PREFERRED.get(vname)
+        if pick is not None:
+            c.check(pick in opts, "%s: variable $%s offers %s" % (name, vname, pick), "got %s" % opts)
+        values[vname] = pick if pick in opts else opts[0]
+        choices[vname] = opts if vname in ITERATE_ALL else [values[vname]]
+
+    for panel in all_panels(dash):
+        for t in panel.get("targets", []) or []:
+            expr = t.get("expr", "")
+            label = "%s: panel %d \"%s\" target %s" % (name, panel.get("id"), panel.get("title"),
+                                                        t.get("refId"))
+            used = sorted(v for v in referenced(expr) if v in choices)
+            combos = itertools.product(*(choices[v] for v in used)) if used else [()]
+            for combo in combos:
+                vals = dict(values)
+                vals.update(zip(used, combo))
+                e = substitute(expr, vals)
+                unresolved = referenced(e)
+                suffix = "".join(" %s=%s" % kv for kv in zip(used, combo) if kv[0] in ITERATE_ALL)
+                if not c.check(not unresolved, label + suffix + " [variables resolved]",
+                               "%s in %s" % (unresolved, e)):
+                    continue
+                run_target(c, prom, label + suffix, e,
+                           is_range=bool(t.get("range")) or panel.get("type") == "timeseries")
+
+
+def seed_spike(c, stack):
+    prom = stack.prom
+    # A project with attribution tags, not spiking now: yesterday < 3 x baseline.
+    rows = prom.vector('bedrock_cost_project_info{status="active",tag_application!="",'
+                       'tag_environment!=""}')
+    candidates = []
+    for r in rows:
+        m = r["metric"]
+        pid = m["project_id"]
+        y = prom.vector('bedrock_cost_project_yesterday_usd{project_id="%s"}' % pid)
+        b = prom.vector('bedrock_cost_project_baseline_daily_usd{project_id="%s"}' % pid)
+        if y and b and float(y[0]["value"][1]) < 2 * float(b[0]["value"][1]):
+            candidates.append((m["project_name"] != "DocSummarizer-Prod", m, float(b[0]["value"][1])))
+    if not c.check(bool(candidates), "a project without a spike exists to seed one"):
+        return
+    _, proj, baseline = sorted(candidates, key=lambda x: (x[0], x[1]["project_name"]))[0]
+    pid, pname = proj["project_id"], proj["project_name"]
+
+    def spike_alerts():
+        d = prom.api("/api/v1/alerts")
+        return [a for a in d.get("data", {}).get("alerts", [])
+                if a["labels"].get("alertname") == SPIKE_ALERT and a["labels"].get("project_id") == pid]
+    c.check(not spike_alerts(), "%s is not active for %s before the spike is seeded"
+            % (SPIKE_ALERT, pname))
+
+    status, body = http(stack.fake + "/_fake/config")
+    today = datetime.date.fromisoformat(json.loads(body)["today"])
+    yesterday = (today - datetime.timedelta(days=1)).isoformat()
+    amount = max(1000.0, 10 * baseline + 100)
+    row = {"date": yesterday, "service": "Amazon Bedrock",
+           "usage_type": "USE1-openai.gpt-oss-120b-mantle-input-tokens-standard",
+           "tags": {"Application": proj["tag_application"], "Environment": proj["tag_environment"]},
+           "cost": "%.4f" % amount}
+    status, body = http(stack.fake + "/_fake/ledger/rows", data=json.dumps([row]).encode(),
+                        method="POST")
+    if not c.check(status in (200, 201), "spike row appended to the fake ledger",
+                   "HTTP %s %r" % (status, body[:200])):
+        return
+    try:
+        wait_for(lambda: any(float(s["value"][1]) >= amount for s in prom.vector(
+            'bedrock_cost_project_yesterday_usd{project_id="%s"}' % pid)), 40,
+            "the exporter to report the spike", interval=0.5)
+        c.check(True, "the seeded spike reaches Prometheus (%s yesterday >= %.2f USD)" % (pname, amount))
+    except RuntimeError as e:
+        c.check(False, "the seeded spike reaches Prometheus", str(e))
+        return
+    try:
+        alerts = wait_for(spike_alerts, 15, SPIKE_ALERT + " for " + pname, interval=0.5)
+    except RuntimeError as e:
+        c.check(False, "%s is pending or firing for %s" % (SPIKE_ALERT, pname), str(e))
+        return
+    a = alerts[0]
+    c.check(a["state"] in ("pending", "firing"), "%s is pending or firing for %s"
+            % (SPIKE_ALERT, pname), a["state"])
+    c.check(a["labels"].get("project_name") == pname and a["labels"].get("severity") == "warning",
+            "%s carries project_name and severity" % SPIKE_ALERT, json.dumps(a["labels"]))
+    desc = a["annotations"].get("description", "")
+    c.check(pname in desc and "spent %.2f USD" % float(a["value"]) in desc
+            and "baseline of %.2f USD" % baseline in desc,
+            "%s description names the project, yesterday's spend and the baseline" % SPIKE_ALERT,
+            desc)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--binary", default=os.path.join(ROOT, "bedrock-cost-exporter"))
+    ap.add_argument("--prometheus", default=shutil.which("prometheus") or "/usr/bin/prometheus")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, configs)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="print passing checks too")
+    args = ap.parse_args()
+
+    c = Checks(args.verbose)
+    started = time.monotonic()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    # the processes run in the temporary directory: resolve relative paths first
+    stack = Stack(os.path.abspath(args.binary), os.path.abspath(args.prometheus), args.keep)
+    try:
+        stack.start()
+        prom = stack.prom
+        try:
+            wait_for(lambda: any(s["value"][1] == "1" for s in prom.vector('up{job="%s"}' % JOB)),
+                     30, "Prometheus to scrape the exporter", interval=0.25)
+            wait_for(lambda: prom.vector("bedrock_cost_project_month_to_date_usd"), 30,
+                     "cost series in Prometheus", interval=0.25)
+            c.check(True, "Prometheus scrapes the exporter")
+        except RuntimeError as e:
+            c.check(False, "Prometheus scrapes the exporter", str(e))
+            raise
+        targets = prom.api("/api/v1/targets").get("data", {}).get("activeTargets", [])
+        c.check([t["scrapeUrl"] for t in targets] == ["http://%s/metrics" % stack.exporter_target],
+                "Prometheus scrapes the exporter and nothing else",
+                json.dumps([t["scrapeUrl"] for t in targets]))
+        records, alerts = check_rules(c, prom)
+        check_alert_conventions(c, alerts)
+        check_recording_rules_have_data(c, prom, records)
+        # rate() and increase() need two samples or more in their window: wait for a few
+        # scrapes before running the panel queries.
+        wait_for(lambda: any(float(s["value"][1]) >= 5 for s in prom.vector(
+            'count_over_time(up{job="%s"}[1m])' % JOB)), 30, "five scrapes", interval=0.25)
+        c.check(len(DASHBOARDS) == 3, "three dashboards in dashboards/", str(DASHBOARDS))
+        for path in DASHBOARDS:
+            check_dashboard(c, prom, path)
+        seed_spike(c, stack)
+        for name in ("fake_aws", "exporter", "prometheus"):
+            c.check(stack.alive(name), name + " still running at the end", stack.tail(name))
+    except Exception as e:  # report, clean up, and still print the summary line
+        c.check(False, "test run", "%s: %s" % (type(e).__name__, e))
+        for name in ("fake_aws", "exporter", "prometheus"):
+            if name in stack.logs:
+                print("--- %s log (tail)\n%s" % (name, stack.tail(name)))
+    finally:
+        stack.stop()
+    print("e2e_prometheus: %.1f s" % (time.monotonic() - started))
+    print("%d passed, %d failed" % (c.passed, c.failed))
+    return 1 if c.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
