@@ -92,10 +92,45 @@ static void projects_families(void **state)
 	conf_free(c);
 }
 
+/* Budgets: a project by name or by id, a tag value; unknown projects export nothing. */
+static void budget_matching(void **state)
+{
+	(void)state;
+	struct strlist errs = { 0 };
+	struct conf *c = conf_parse_string("t.conf",
+		"budgets = ( { project = \"Chat Prod\"; monthly_usd = 500.0; },\n"
+		"            { project = \"proj_b\"; monthly_usd = 7; },\n"
+		"            { project = \"Gone\"; monthly_usd = 1.5; },\n"
+		"            { tag = \"Team\"; value = \"DataScience\"; monthly_usd = 2000; } );\n"
+		"cost_explorer: { enabled = true; };\n", &errs);
+	assert_non_null(c);
+	struct region_state region = { .region = "us-east-1", .has_data = true };
+	region.projects.n = 2;
+	region.projects.v = xcalloc(2, sizeof(struct project));
+	region.projects.v[0] = mk("proj_a", "Chat Prod", "active", 1, NULL, NULL, NULL, NULL);
+	region.projects.v[1] = mk("proj_b", "B", "active", 1, NULL, NULL, NULL, NULL);
+	struct exporter_state st = { .conf = c, .telemetry_path = "/metrics", .regions = &region,
+				     .nregions = 1, .reload_ok = true, .now = 1795651200 };
+	st.projects = (struct source_state){ .name = "projects", .enabled = true, .has_data = true };
+	st.costs = (struct source_state){ .name = "cost_explorer", .enabled = true };
+	char *out = render_state(&st);
+	assert_non_null(strstr(out, "bedrock_cost_project_budget_monthly_usd{project_id=\"proj_a\"} 500\n"));
+	assert_non_null(strstr(out, "bedrock_cost_project_budget_monthly_usd{project_id=\"proj_b\"} 7\n"));
+	assert_null(strstr(out, "Gone"));
+	assert_non_null(strstr(out, "bedrock_cost_tag_budget_monthly_usd{tag_key=\"Team\",tag_value=\"DataScience\"} 2000\n"));
+	/* no cost data yet: no cost series, but the request counters exist */
+	assert_null(strstr(out, "bedrock_cost_project_today_usd"));
+	assert_non_null(strstr(out, "bedrock_cost_exporter_cost_explorer_requests_remaining_today 40\n"));
+	free(out);
+	project_list_free(&region.projects);
+	conf_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(projects_families),
+		cmocka_unit_test(budget_matching),
 	};
 	return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
 }
