@@ -4,7 +4,8 @@
 #   make deps       install the missing Debian packages (build and test), apt-get update only if needed
 #   make check      deps + build + unit tests (ASan/UBSan) + integration tests
 #   make demo       deps + build + fake AWS account + exporter; prints the /metrics URL
-#   make install    PREFIX, DESTDIR, BINDIR, SYSCONFDIR honoured
+#   make install    PREFIX, DESTDIR, BINDIR, SYSCONFDIR, UNITDIR, DATADIR, MANDIR honoured
+#   make deb, make dist, make container-test: see packaging/README.md
 #   make SANITIZE=address,undefined   sanitizer build of everything
 
 VERSION    := 0.1.0
@@ -56,7 +57,8 @@ UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
 # Debian packages for building and testing. libcurl: any of its -dev flavours will do.
 DEB_PKGS := gcc make pkg-config libc6-dev libmicrohttpd-dev libcjson-dev libconfig-dev libyaml-dev \
             libgnutls28-dev libcrypt-dev \
-            zlib1g-dev libcmocka-dev prometheus python3 python3-botocore git ca-certificates
+            zlib1g-dev libcmocka-dev prometheus python3 python3-botocore git ca-certificates \
+            shellcheck
 
 .PHONY: all deps check unit fuzz fuzz-replay integration dashboards-check docs-check demo demo-smoke clean pkgcheck
 
@@ -113,7 +115,8 @@ deps:
 	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends $$missing
 
 check: deps
-	@$(MAKE) --no-print-directory unit fuzz-replay integration dashboards-check docs-check demo-smoke
+	@$(MAKE) --no-print-directory unit fuzz-replay integration dashboards-check docs-check \
+	  packaging-check demo-smoke
 
 unit: $(UNIT_BINS)
 	@failed=0; for t in $(UNIT_BINS); do \
