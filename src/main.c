@@ -22,10 +22,10 @@
 #include "util.h"
 #include "version.h"
 
-#define MAX_CONNECTIONS 64
+#define MAX_CONNECTIONS 256
 #define CONNECTION_TIMEOUT 10 /* seconds */
 #define SERVER_THREADS 2
-#define PER_IP_CONNECTIONS 32
+#define PER_IP_CONNECTIONS 128
 
 static int check_config(const char *path, const char *web_config)
 {

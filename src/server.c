@@ -164,8 +164,24 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			      const char *method, const char *version, const char *upload,
 			      size_t *upload_size, void **req_cls)
 {
-	(void)version, (void)upload, (void)upload_size, (void)req_cls;
+	(void)version, (void)upload;
 	struct server *srv = cls;
+	static int seen;
+
+	/*
+	 * libmicrohttpd calls this once when the headers are in, then once per body
+	 * chunk, then once more. Answering on the first call would make it close
+	 * the connection (the request is not complete yet), so keep-alive needs the
+	 * answer on the last call. Any body is read and dropped.
+	 */
+	if (!*req_cls) {
+		*req_cls = &seen;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		*upload_size = 0;
+		return MHD_YES;
+	}
 
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return reply_text(srv, c, MHD_HTTP_METHOD_NOT_ALLOWED, "Method not allowed\n");
