@@ -16,12 +16,30 @@
 #include "util.h"
 
 /* Combination key of two values, length-prefixed so no value can imitate the
- * boundary (a missing value counts as ""). Caller frees. */
-static char *combo(const char *a, const char *b)
+ * boundary (a missing value counts as ""). Written into @scratch, which is
+ * reused: the hot loop below makes no allocation per group. */
+static const char *combo_in(struct buf *scratch, const char *a, const char *b)
 {
 	a = a ? a : "";
 	b = b ? b : "";
-	return xasprintf("%zu:%s|%s", strlen(a), a, b);
+	size_t la = strlen(a);
+	char len[24];
+	int n = snprintf(len, sizeof(len), "%zu:", la);
+	buf_reset(scratch);
+	buf_append(scratch, len, (size_t)n);
+	buf_append(scratch, a, la);
+	buf_putc(scratch, '|');
+	buf_puts(scratch, b);
+	return scratch->data;
+}
+
+/* As combo_in, as a new string (caller frees). */
+static char *combo(const char *a, const char *b)
+{
+	struct buf s;
+	buf_init(&s, (size_t)1 << 20);
+	combo_in(&s, a, b);
+	return buf_steal(&s, NULL);
 }
 
 struct candidates {
@@ -35,6 +53,7 @@ struct ctx {
 	struct strmap *rows;   /* project_id -> row index + 1 */
 	struct strmap *tagrow; /* key \x1f value -> tag index + 1 */
 	struct strmap *amb;    /* ambiguous combination -> index + 1 */
+	struct buf scratch;    /* for composite keys, reused */
 	long win_start[WIN_COUNT], win_end[WIN_COUNT];
 };
 
@@ -53,7 +72,7 @@ static size_t row_index(struct ctx *x, const char *id)
 
 static size_t tag_index(struct ctx *x, const char *key, const char *value)
 {
-	char *k = combo(key, value);
+	const char *k = combo_in(&x->scratch, key, value);
 	uintptr_t i = (uintptr_t)strmap_get(x->tagrow, k, NULL);
 	if (!i) {
 		struct attribution *a = x->out;
@@ -64,7 +83,6 @@ static size_t tag_index(struct ctx *x, const char *key, const char *value)
 		strmap_put(x->tagrow, k, (void *)(uintptr_t)(a->ntags + 1));
 		i = ++a->ntags;
 	}
-	free(k);
 	return i - 1;
 }
 
@@ -102,6 +120,8 @@ static void compute_models(const struct ctx *x)
 	if (!s)
 		return;
 	struct strmap *idx = strmap_new();
+	struct buf scratch;
+	buf_init(&scratch, (size_t)1 << 20);
 	long ys = x->win_start[WIN_YESTERDAY], ms = x->win_start[WIN_MONTH_TO_DATE];
 	long end = x->win_end[WIN_MONTH_TO_DATE];
 	for (size_t d = 0; d < s->n; d++) {
@@ -111,7 +131,7 @@ static void compute_models(const struct ctx *x)
 			continue;
 		for (size_t i = 0; i < day->n; i++) {
 			const struct ce_group *g = &day->g[i];
-			char *k = combo(g->k[0], g->k[1]);
+			const char *k = combo_in(&scratch, g->k[0], g->k[1]);
 			uintptr_t j = (uintptr_t)strmap_get(idx, k, NULL);
 			if (!j) {
 				a->models = xrealloc(a->models, (a->nmodels + 1) * sizeof(*a->models));
@@ -126,7 +146,6 @@ static void compute_models(const struct ctx *x)
 				strmap_put(idx, k, (void *)(uintptr_t)(++a->nmodels));
 				j = a->nmodels;
 			}
-			free(k);
 			if (in_y)
 				a->models[j - 1].yesterday += g->amount;
 			if (in_m)
@@ -134,6 +153,7 @@ static void compute_models(const struct ctx *x)
 		}
 	}
 	strmap_free(idx);
+	buf_free(&scratch);
 }
 
 void attribution_compute(const struct attr_input *in, struct attribution *out)
@@ -141,6 +161,7 @@ void attribution_compute(const struct attr_input *in, struct attribution *out)
 	memset(out, 0, sizeof(*out));
 	struct ctx x = { .in = in, .out = out, .rows = strmap_new(), .tagrow = strmap_new(),
 			 .amb = strmap_new() };
+	buf_init(&x.scratch, (size_t)1 << 20);
 	for (int w = 0; w < WIN_COUNT; w++)
 		days_window((enum window)w, in->today, &x.win_start[w], &x.win_end[w]);
 	const struct strlist *keys = in->keys;
@@ -193,6 +214,8 @@ void attribution_compute(const struct attr_input *in, struct attribution *out)
 	for (size_t k = 0; k < labels->n; k++)
 		tag_index(&x, labels->v[k], ATTR_UNTAGGED);
 
+	struct buf scratch;
+	buf_init(&scratch, (size_t)1 << 20);
 	const struct ce_series *s = in->spend;
 	for (size_t d = 0; s && d < s->n; d++) {
 		const struct ce_day *day = &s->days[d];
@@ -205,9 +228,7 @@ void attribution_compute(const struct attr_input *in, struct attribution *out)
 			if (!*a && !*b) {
 				row = r_untagged;
 			} else {
-				char *c = combo(a, b);
-				uintptr_t j = (uintptr_t)strmap_get(combos, c, NULL);
-				free(c);
+				uintptr_t j = (uintptr_t)strmap_get(combos, combo_in(&scratch, a, b), NULL);
 				if (!j) {
 					row = r_unmatched;
 				} else if (cands[j - 1].count > 1) {
@@ -253,6 +274,7 @@ void attribution_compute(const struct attr_input *in, struct attribution *out)
 	qsort(out->rows, out->nrows, sizeof(*out->rows), cmp_row);
 	compute_models(&x);
 
+	buf_free(&scratch);
 	(void)r_unmatched;
 	(void)r_ambiguous;
 	strmap_free(combos);
@@ -261,6 +283,7 @@ void attribution_compute(const struct attr_input *in, struct attribution *out)
 	strmap_free(x.rows);
 	strmap_free(x.tagrow);
 	strmap_free(x.amb);
+	buf_free(&x.scratch);
 }
 
 void attribution_free(struct attribution *a)

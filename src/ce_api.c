@@ -378,16 +378,20 @@ static int parse_period(const cJSON *r, size_t idx, const struct ce_query *q, st
 	return 0;
 }
 
-/* Adds the group's keys to @seen; false if they were there already. */
-static bool group_key_put(struct strmap *seen, const struct ce_group *g)
+/* Adds the group's keys to @seen; false if they were there already. @scratch is reused. */
+static bool group_key_put(struct strmap *seen, struct buf *scratch, const struct ce_group *g)
 {
-	/* length-prefixed, so no key text can imitate a boundary; NULL is "-" */
-	char *k = xasprintf("%zd:%s|%zd:%s", g->k[0] ? (ssize_t)strlen(g->k[0]) : -1,
-			    g->k[0] ? g->k[0] : "", g->k[1] ? (ssize_t)strlen(g->k[1]) : -1,
-			    g->k[1] ? g->k[1] : "");
-	bool added = strmap_put(seen, k, NULL);
-	free(k);
-	return added;
+	/* length-prefixed, so no key text can imitate a boundary; NULL is "-1:" */
+	buf_reset(scratch);
+	for (int i = 0; i < 2; i++) {
+		char len[24];
+		int n = snprintf(len, sizeof(len), "%zd:", g->k[i] ? (ssize_t)strlen(g->k[i]) : -1);
+		buf_append(scratch, len, (size_t)n);
+		if (g->k[i])
+			buf_puts(scratch, g->k[i]);
+		buf_putc(scratch, '|');
+	}
+	return strmap_put(seen, scratch->data, NULL);
 }
 
 int ce_parse_cost_and_usage(const char *body, size_t len, const struct ce_query *q,
@@ -436,12 +440,15 @@ int ce_parse_cost_and_usage(const char *body, size_t len, const struct ce_query 
 		}
 		/* a hash set of the day's keys: linear, even with 10,000 groups a day */
 		struct strmap *seen = strmap_new();
+		struct buf scratch;
+		buf_init(&scratch, (size_t)1 << 20);
 		bool dup = false;
 		if (prev && prev->day == ps[i].day)
 			for (size_t b = 0; b < prev->n; b++)
-				group_key_put(seen, &prev->g[b]);
+				group_key_put(seen, &scratch, &prev->g[b]);
 		for (size_t a = 0; a < ps[i].n && !dup; a++)
-			dup = !group_key_put(seen, &ps[i].g[a]);
+			dup = !group_key_put(seen, &scratch, &ps[i].g[a]);
+		buf_free(&scratch);
 		strmap_free(seen);
 		if (dup)
 			goto dup;

@@ -141,6 +141,22 @@ char *expfmt_format_double(double v, char out[32])
 		strcpy(out, "NaN");
 	} else if (isinf(v)) {
 		strcpy(out, v > 0 ? "+Inf" : "-Inf");
+	} else if (v == (double)(long long)v && v > -9007199254740992.0 && v < 9007199254740992.0) {
+		/* integers (info values, counts, most timestamps): no printf, no strtod */
+		long long n = (long long)v;
+		char tmp[24];
+		size_t i = 0;
+		unsigned long long u = n < 0 ? (unsigned long long)-n : (unsigned long long)n;
+		do {
+			tmp[i++] = (char)('0' + u % 10);
+			u /= 10;
+		} while (u);
+		size_t o = 0;
+		if (n < 0 || (n == 0 && signbit(v)))
+			out[o++] = '-';
+		while (i)
+			out[o++] = tmp[--i];
+		out[o] = '\0';
 	} else {
 		for (int prec = 15; prec <= 17; prec++) {
 			snprintf(out, 32, "%.*g", prec, v);

@@ -4,6 +4,7 @@
 #include "poller.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -411,6 +412,8 @@ static void publish(struct poller *p)
 	size_t len;
 	char *plain = buf_steal(&body, &len);
 	snapshot_publish(snapshot_new(plain, len, landing, llen, ready, why));
+	/* parsing and rendering freed a lot; give it back instead of holding the peak */
+	malloc_trim(0);
 }
 
 /* Restores the state file; schedules the cost sources after the restored data's age. */
@@ -520,8 +523,8 @@ static void *run(void *arg)
 		if (c->projects_enabled && now >= p->next_projects) {
 			rc = refresh_projects(p);
 			p->next_projects = mono_now() + jittered(c->projects_refresh_interval);
-			if (rc == 0)
-				save_state(p);
+			/* the state file is written with each cost refresh (projects included);
+			 * writing it every few minutes for the free listing would cost CPU for nothing */
 			check_budgets(p);
 		} else if (c->ce_enabled && now >= p->next_costs) {
 			rc = refresh_costs(p);
