@@ -58,9 +58,9 @@ UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
 DEB_PKGS := gcc make pkg-config libc6-dev libmicrohttpd-dev libcjson-dev libconfig-dev libyaml-dev \
             libgnutls28-dev libcrypt-dev \
             zlib1g-dev libcmocka-dev prometheus python3 python3-botocore git ca-certificates \
-            shellcheck curl openssl
+            shellcheck curl openssl valgrind libfaketime
 
-.PHONY: all deps check unit fuzz fuzz-replay integration security-check dashboards-check docs-check demo demo-smoke clean pkgcheck
+.PHONY: all deps check unit fuzz fuzz-replay integration faults soak valgrind security-check dashboards-check docs-check demo demo-smoke clean pkgcheck
 
 all: bedrock-cost-exporter
 
@@ -115,8 +115,8 @@ deps:
 	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends $$missing
 
 check: deps
-	@$(MAKE) --no-print-directory unit fuzz-replay integration security-check dashboards-check \
-	  docs-check packaging-check demo-smoke
+	@$(MAKE) --no-print-directory unit fuzz-replay integration faults security-check \
+	  dashboards-check docs-check packaging-check demo-smoke
 
 unit: $(UNIT_BINS)
 	@failed=0; for t in $(UNIT_BINS); do \
@@ -160,6 +160,22 @@ fuzz: $(FUZZ_TARGETS:%=build/fuzz/%)
 	  grep -E "stat::number_of_executed_units|stat::peak_rss|Done|ERROR|SUMMARY" build/fuzz/$$t.log; \
 	  [ $$rc = 0 ] || { echo "$$t found a problem: see build/fuzz/$$t.log and build/fuzz/crashes-$$name/"; exit 1; }; \
 	done
+
+# the fault matrix: every surface x every fault, last good data kept, right counter,
+# logged once, automatic recovery; kill -9, reload storm, clock jump
+faults: bedrock-cost-exporter build/san/bedrock-cost-exporter
+	$(PYTHON) tests/faults/run.py --binary build/san/bedrock-cost-exporter \
+	  --release-binary ./bedrock-cost-exporter
+
+# not in make check: RSS and descriptors under continuous scraping and rotating faults,
+# then the integration suite under valgrind
+SOAK_SECONDS ?= 120
+soak: bedrock-cost-exporter
+	$(PYTHON) tests/soak/soak.py --seconds $(SOAK_SECONDS) --binary ./bedrock-cost-exporter
+	@$(MAKE) --no-print-directory valgrind
+
+valgrind: bedrock-cost-exporter
+	sh tests/soak/valgrind.sh --binary ./bedrock-cost-exporter
 
 # TLS (with and without client certificates), basic auth and certificate rotation,
 # against curl and a real Prometheus scrape

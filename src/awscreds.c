@@ -23,6 +23,8 @@ struct aws_provider {
 	struct aws_creds creds;
 	bool have;
 	const char *source;
+	double refresh_at; /* when to fetch anew: REFRESH_MARGIN before expiry, or halfway */
+	bool warned_short; /* "short-lived credentials" said once */
 };
 
 int awscreds_from_env(struct aws_creds *out)
@@ -508,7 +510,7 @@ int aws_provider_get(struct aws_provider *p, struct hc *hc, const struct hc_opts
 		     const struct conf *c, double now, struct aws_creds *out, char *err,
 		     size_t errlen)
 {
-	if (p->have && (p->creds.expiration == 0 || p->creds.expiration - REFRESH_MARGIN > now)) {
+	if (p->have && (p->creds.expiration == 0 || now < p->refresh_at)) {
 		awscreds_copy(&p->creds, out);
 		return 0;
 	}
@@ -527,8 +529,20 @@ int aws_provider_get(struct aws_provider *p, struct hc *hc, const struct hc_opts
 		base = assumed;
 		source = "assumed role";
 	}
-	if (base.expiration != 0 && base.expiration - REFRESH_MARGIN <= now)
-		log_warn("AWS credentials expire within 5 minutes of being issued", "source", source);
+	/* replace them 5 minutes before they expire; credentials issued with less
+	 * than that left are used for half of what remains (never fetched per request) */
+	double left = base.expiration - now;
+	p->refresh_at = base.expiration == 0	  ? 0
+			: left > 2 * REFRESH_MARGIN ? base.expiration - REFRESH_MARGIN
+						    : now + (left > 0 ? left / 2 : 0);
+	if (base.expiration != 0 && left <= 2 * REFRESH_MARGIN) {
+		if (!p->warned_short)
+			log_warn("AWS credentials arrive with less than 10 minutes to live; they are "
+				 "fetched again halfway through", "source", source);
+		p->warned_short = true;
+	} else {
+		p->warned_short = false;
+	}
 	p->creds = base;
 	p->have = true;
 	p->source = source;

@@ -103,7 +103,9 @@ static int run_daemon(struct conf *c, const struct cli *cli)
 		webauth_free(auth);
 		return 1;
 	}
-	/* listen first: a port in use ends start-up before any AWS request is made */
+	/* the first snapshot exists before anyone can connect */
+	poller_prepare(p);
+	/* listen before the poller runs: a port in use ends start-up before any AWS request */
 	struct server_opts so = {
 		.listen_address = cli->listen_address,
 		.auth = auth,

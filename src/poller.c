@@ -46,6 +46,7 @@ struct poller {
 	long rendered_day;    /* UTC day of the last render: re-render at midnight */
 	char *state_error;    /* last state-file write error, for complain-once */
 	bool budgets_checked; /* unmatched project budgets warned for this config */
+	bool prepared;        /* state loaded, first snapshot published */
 };
 
 /* After a failed Cost Explorer refresh, try again this soon (or at the interval). */
@@ -344,7 +345,7 @@ static int refresh_costs(struct poller *p)
 		p->next_costs = mono_now() + (p->conf->ce_refresh_interval < CE_RETRY_AFTER_FAILURE
 						      ? jittered(p->conf->ce_refresh_interval)
 						      : CE_RETRY_AFTER_FAILURE * (1 + rand_unit() * JITTER));
-	if (p->conf->ce_forecast && p->st.costs.has_data) {
+	if (p->conf->ce_forecast && rc == 0) { /* a failed cost refresh pays for no forecast */
 		t0 = mono_now();
 		x.now = wall_now();
 		p->st.forecast.last_attempt = x.now;
@@ -557,12 +558,19 @@ static void *run(void *arg)
 	return NULL;
 }
 
-int poller_start(struct poller *p)
+void poller_prepare(struct poller *p)
 {
 	double mono = mono_now();
 	p->next_projects = p->next_costs = p->next_tags = mono;
 	load_state(p);
 	publish(p);
+	p->prepared = true;
+}
+
+int poller_start(struct poller *p)
+{
+	if (!p->prepared)
+		poller_prepare(p);
 	int rc = pthread_create(&p->thread, NULL, run, p);
 	if (rc) {
 		log_error("cannot start the poller thread", "error", strerror(rc));

@@ -24,7 +24,10 @@ struct poller;
  */
 struct poller *poller_new(struct conf *conf, const char *config_path, const char *telemetry_path);
 
-/* Publishes the initial snapshot and starts the thread. Returns 0 or -errno. */
+/* Loads the state file and publishes the first snapshot (no network). */
+void poller_prepare(struct poller *p);
+
+/* Starts the thread (after poller_prepare, which it calls if needed). Returns 0 or -errno. */
 int poller_start(struct poller *p);
 
 /* Asks the poller to reload the configuration file. Any thread. */

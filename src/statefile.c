@@ -142,7 +142,8 @@ int statefile_save(const char *path, const struct ce_source *ce, const struct re
 	if (!text)
 		abort();
 
-	char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+	/* one fixed name: a write cut short by a crash is overwritten by the next one */
+	char *tmp = xasprintf("%s.tmp", path);
 	char *dircopy = xstrdup(path);
 	int rc = 0;
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
