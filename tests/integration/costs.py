@@ -1162,7 +1162,8 @@ def test_ce_creds_container(ctx):
     # every request accepted (none signed with an expired set), and a new set fetched
     creds = assert_ce_signed_by(short, "container", "short-lived container credentials")
     check(len(creds) >= 2, "short-lived credentials were not replaced: %r" % creds)
-    check(ce2.exp.logs("AWS credentials expire within 5 minutes of being issued", "warn"),
+    check(ce2.exp.logs("AWS credentials arrive with less than 10 minutes to live; they are "
+                       "fetched again halfway through", "warn"),
           "no warning about credentials that live less than the refresh margin")
 
 
