@@ -201,6 +201,8 @@ demo: deps
 
 # install, uninstall, dist, deb, man page: packaging/packaging.mk
 include packaging/packaging.mk
+# make bench: tests/bench/bench.mk (not part of make check)
+include tests/bench/bench.mk
 
 clean:
 	rm -rf build bedrock-cost-exporter

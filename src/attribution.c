@@ -54,6 +54,7 @@ struct ctx {
 	struct strmap *tagrow; /* key \x1f value -> tag index + 1 */
 	struct strmap *amb;    /* ambiguous combination -> index + 1 */
 	struct buf scratch;    /* for composite keys, reused */
+	size_t rows_cap, tags_cap;
 	long win_start[WIN_COUNT], win_end[WIN_COUNT];
 };
 
@@ -63,7 +64,10 @@ static size_t row_index(struct ctx *x, const char *id)
 	if (i)
 		return i - 1;
 	struct attribution *a = x->out;
-	a->rows = xrealloc(a->rows, (a->nrows + 1) * sizeof(*a->rows));
+	if (a->nrows == x->rows_cap) { /* grow geometrically: linear overall */
+		x->rows_cap = x->rows_cap ? 2 * x->rows_cap : 64;
+		a->rows = xrealloc(a->rows, x->rows_cap * sizeof(*a->rows));
+	}
 	memset(&a->rows[a->nrows], 0, sizeof(a->rows[0]));
 	a->rows[a->nrows].project_id = xstrdup(id);
 	strmap_put(x->rows, id, (void *)(uintptr_t)(a->nrows + 1));
@@ -76,7 +80,10 @@ static size_t tag_index(struct ctx *x, const char *key, const char *value)
 	uintptr_t i = (uintptr_t)strmap_get(x->tagrow, k, NULL);
 	if (!i) {
 		struct attribution *a = x->out;
-		a->tags = xrealloc(a->tags, (a->ntags + 1) * sizeof(*a->tags));
+		if (a->ntags == x->tags_cap) {
+			x->tags_cap = x->tags_cap ? 2 * x->tags_cap : 64;
+			a->tags = xrealloc(a->tags, x->tags_cap * sizeof(*a->tags));
+		}
 		memset(&a->tags[a->ntags], 0, sizeof(a->tags[0]));
 		a->tags[a->ntags].key = xstrdup(key);
 		a->tags[a->ntags].value = xstrdup(value);

@@ -1,0 +1,48 @@
+# `make bench` - the performance benchmark of issue 7 (tests/bench/README.md).
+# Included by the top-level Makefile, which defines PYTHON and the bedrock-cost-exporter target.
+#
+#   make bench                       full run (~8-9 min on 2 cores): table on stdout,
+#                                    CSV + PNG in tests/bench/results/
+#   make bench BENCH_ARGS="--quick"  smoke run (2 s wrk runs, 10 and 100 projects, ~1.5 min)
+#   make bench BENCH_ARGS="--profile 1000"  perf stat + perf record of one --once refresh
+#                                    (needs Debian's linux-perf)
+#   make bench-deps                  only install the benchmark's Debian packages
+#
+# Everything runs on 127.0.0.1: the fake AWS account, the exporter, a private nginx (own
+# prefix and config, free port) and a Python prometheus_client reference.
+
+BENCH_DEB_PKGS := wrk nginx gnuplot-nox python3-prometheus-client python3-botocore
+BENCH_ARGS     ?=
+
+.PHONY: bench bench-deps
+
+# Installs only what is missing (apt-get update only then). Debian's nginx package would start
+# a system nginx on port 80: a policy-rc.d that refuses service starts is put in place for the
+# install (unless one already exists), and a system nginx that started anyway is stopped.
+bench-deps:
+	@missing=""; \
+	for p in $(BENCH_DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "make bench-deps: all benchmark packages are installed"; exit 0; fi; \
+	echo "make bench-deps: installing$$missing"; \
+	sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	prc=/usr/sbin/policy-rc.d; own_prc=0; \
+	if [ ! -e $$prc ]; then \
+	  printf '#!/bin/sh\n# make bench-deps: no service starts during install\nexit 101\n' | $$sudo tee $$prc >/dev/null && \
+	  $$sudo chmod 755 $$prc && own_prc=1; \
+	fi; \
+	$$sudo apt-get update -q -o DPkg::Lock::Timeout=600 && \
+	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends $$missing; rc=$$?; \
+	[ $$own_prc = 1 ] && $$sudo rm -f $$prc; \
+	if [ -s /run/nginx.pid ] && kill -0 "$$(cat /run/nginx.pid)" 2>/dev/null; then \
+	  echo "make bench-deps: stopping the system nginx the package started"; \
+	  $$sudo systemctl disable --now nginx 2>/dev/null || $$sudo invoke-rc.d nginx stop 2>/dev/null || \
+	    $$sudo kill "$$(cat /run/nginx.pid)"; \
+	fi; \
+	exit $$rc
+
+# deps first (build packages), then the build in a sub-make that sees pkg-config's answers.
+bench: deps bench-deps
+	@$(MAKE) --no-print-directory bedrock-cost-exporter
+	$(PYTHON) tests/bench/bench.py --binary ./bedrock-cost-exporter $(BENCH_ARGS)
