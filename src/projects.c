@@ -252,29 +252,20 @@ static void put_query_value(struct buf *b, const char *s)
 static int read_api_key(const struct conf *c, char **out, char *err, size_t errlen)
 {
 	if (*c->projects_api_key_file) {
-		FILE *f = fopen(c->projects_api_key_file, "r");
-		if (!f) {
+		char *key = NULL;
+		int rc = read_file_max(c->projects_api_key_file, 4096, &key, NULL);
+		if (rc) {
 			snprintf(err, errlen, "cannot read projects.api_key_file %s: %s",
-				 c->projects_api_key_file, strerror(errno));
+				 c->projects_api_key_file,
+				 rc == -EFBIG ? "key longer than 4096 bytes" : strerror(-rc));
 			return -EACCES;
 		}
-		char key[4096 + 2];
-		size_t n = fread(key, 1, sizeof(key) - 1, f);
-		fclose(f);
-		key[n] = '\0';
-		if (n >= sizeof(key) - 1) {
-			secure_zero(key, sizeof(key));
-			snprintf(err, errlen, "projects.api_key_file %s: key longer than 4096 bytes",
-				 c->projects_api_key_file);
-			return -EACCES;
-		}
-		strtrim(key);
-		*out = *key ? xstrdup(key) : NULL;
-		secure_zero(key, sizeof(key));
-		if (!*out) {
+		if (!*strtrim(key)) {
+			free_secret(key);
 			snprintf(err, errlen, "projects.api_key_file %s is empty", c->projects_api_key_file);
 			return -EACCES;
 		}
+		*out = key;
 		return 0;
 	}
 	const char *v = getenv(c->projects_api_key_env);
