@@ -165,13 +165,6 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
-static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
-{
-	(void)dt, (void)dn, (void)ut, (void)un;
-	const atomic_bool *stop = arg;
-	return stop && atomic_load(stop) ? 1 : 0;
-}
-
 /* Maps a libcurl failure to a reason; returns whether it is worth a retry. */
 static bool classify_curl(CURLcode rc, bool too_big, enum api_reason *reason)
 {
@@ -209,9 +202,6 @@ static void setup(CURL *h, const struct hc_opts *o, const struct hc_req *req, st
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
-	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)o->stop);
 	if (req->headers)
 		curl_easy_setopt(h, CURLOPT_HTTPHEADER, req->headers);
 	if (strcmp(req->method, "PUT") == 0) {
