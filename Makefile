@@ -55,10 +55,13 @@ UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
 
 # Debian packages for building and testing. libcurl: any of its -dev flavours will do.
-DEB_PKGS := gcc make pkg-config libc6-dev libmicrohttpd-dev libcjson-dev libconfig-dev libyaml-dev \
-            libgnutls28-dev libcrypt-dev \
-            zlib1g-dev libcmocka-dev prometheus python3 python3-botocore git ca-certificates \
-            shellcheck curl openssl valgrind libfaketime
+DEB_BUILD_PKGS := gcc make pkg-config libc6-dev libmicrohttpd-dev libcjson-dev libconfig-dev \
+                  libyaml-dev libgnutls28-dev libcrypt-dev zlib1g-dev
+# only the tests need these (the packaging checks compare the build list with debian/control
+# and the Dockerfile)
+DEB_TEST_PKGS  := libcmocka-dev prometheus python3 python3-botocore git ca-certificates \
+                  shellcheck curl openssl valgrind libfaketime
+DEB_PKGS       := $(DEB_BUILD_PKGS) $(DEB_TEST_PKGS)
 
 .PHONY: all deps check unit fuzz fuzz-replay integration faults soak valgrind security-check dashboards-check docs-check demo demo-smoke clean pkgcheck
 

@@ -30,9 +30,6 @@ PKG = "bedrock-cost-exporter"
 PACKAGING = os.path.join(ROOT, "packaging")
 UNIT = os.path.join(PACKAGING, f"{PKG}.service")
 MAX_EXPOSURE = 2.0
-# test-only packages of the Makefile's DEB_PKGS, not needed to build the binary
-TEST_ONLY = {"libcmocka-dev", "prometheus", "python3", "python3-botocore", "git", "ca-certificates",
-             "shellcheck", "curl", "openssl", "valgrind", "libfaketime"}
 
 passed = failed = 0
 
@@ -152,9 +149,9 @@ def needed_packages(binary):
 
 
 def check_metadata(binary):
-    deb_pkgs = (make_var("DEB_PKGS") or "").split()
-    check("the Makefile's DEB_PKGS is readable", bool(deb_pkgs))
-    build = (set(deb_pkgs) - TEST_ONLY) | {"libcurl4-openssl-dev"}
+    deb_pkgs = (make_var("DEB_BUILD_PKGS") or "").split()
+    check("the Makefile's DEB_BUILD_PKGS is readable", bool(deb_pkgs))
+    build = set(deb_pkgs) | {"libcurl4-openssl-dev"}
     # gcc, make, libc6-dev are build-essential: implied for Debian builds
     bd = control_build_depends()
     missing = sorted(build - bd - {"gcc", "make", "libc6-dev"})
