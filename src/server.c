@@ -118,10 +118,14 @@ static enum MHD_Result reply_text(struct server *srv, struct MHD_Connection *c, 
 	return ret;
 }
 
-/* Serves @len bytes at @data owned by snapshot @s (whose reference this takes). */
+/*
+ * Answers with @len bytes at @data, which snapshot @s owns: zero copy, and the
+ * reference this takes is dropped when libmicrohttpd frees the response.
+ * @encoding (may be NULL) becomes Content-Encoding; @vary adds Vary: Accept-Encoding.
+ */
 static enum MHD_Result reply_snapshot(struct server *srv, struct MHD_Connection *c, struct snapshot *s,
-				      const char *data, size_t len, const char *type,
-				      const char *encoding)
+				      unsigned int status, const char *data, size_t len,
+				      const char *type, const char *encoding, bool vary)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
 		len, (void *)data, release_snapshot, s);
@@ -130,10 +134,12 @@ static enum MHD_Result reply_snapshot(struct server *srv, struct MHD_Connection 
 		return MHD_NO;
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	if (vary)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT_ENCODING);
 	common_headers(srv, r);
 	if (encoding)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, encoding);
-	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	enum MHD_Result ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return ret;
 }
@@ -142,22 +148,10 @@ static enum MHD_Result serve_metrics(struct server *srv, struct MHD_Connection *
 {
 	const char *ae = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 						     MHD_HTTP_HEADER_ACCEPT_ENCODING);
-	struct MHD_Response *r;
-	bool gz = s->gzip && server_accepts_gzip(ae);
-	r = MHD_create_response_from_buffer_with_free_callback_cls(
-		gz ? s->gzip_len : s->plain_len, gz ? s->gzip : s->plain, release_snapshot, s);
-	if (!r) {
-		snapshot_release(s);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CT_METRICS);
-	MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT_ENCODING);
-	common_headers(srv, r);
-	if (gz)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
-	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-	MHD_destroy_response(r);
-	return ret;
+	if (s->gzip && server_accepts_gzip(ae))
+		return reply_snapshot(srv, c, s, MHD_HTTP_OK, s->gzip, s->gzip_len, CT_METRICS, "gzip",
+				      true);
+	return reply_snapshot(srv, c, s, MHD_HTTP_OK, s->plain, s->plain_len, CT_METRICS, NULL, true);
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
@@ -207,25 +201,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	if (metrics)
 		return serve_metrics(srv, c, s);
 	if (landing)
-		return reply_snapshot(srv, c, s, s->landing, s->landing_len, "text/html; charset=utf-8",
-				      NULL);
+		return reply_snapshot(srv, c, s, MHD_HTTP_OK, s->landing, s->landing_len,
+				      "text/html; charset=utf-8", NULL, false);
 	if (s->ready) {
 		snapshot_release(s);
 		return reply_text(srv, c, MHD_HTTP_OK, "OK\n");
 	}
 	/* the reason lives in the snapshot: serve it from there, zero copy */
 	const char *why = s->not_ready_reason ? s->not_ready_reason : "Not ready\n";
-	struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
-		strlen(why), (void *)why, release_snapshot, s);
-	if (!r) {
-		snapshot_release(s);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CT_TEXT);
-	common_headers(srv, r);
-	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_SERVICE_UNAVAILABLE, r);
-	MHD_destroy_response(r);
-	return ret;
+	return reply_snapshot(srv, c, s, MHD_HTTP_SERVICE_UNAVAILABLE, why, strlen(why), CT_TEXT, NULL,
+			      false);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
