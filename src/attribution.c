@@ -1,9 +1,10 @@
 /*
  * attribution.c - see attribution.h.
  *
- * Cost: one pass over the days and groups; every lookup (combination ->
- * projects, project -> row, tag value -> row) goes through a hash map, so
- * the work is linear in projects + groups.
+ * Cost: linear in projects + groups. Each project's row and tag rows, and
+ * each distinct combination of attribution-tag values (what it maps to), are
+ * resolved once; a group then costs one hash lookup of its two borrowed key
+ * strings and a few additions. No string is built or copied per group.
  */
 #include "attribution.h"
 
@@ -15,46 +16,12 @@
 #include "usage.h"
 #include "util.h"
 
-/* Combination key of two values, length-prefixed so no value can imitate the
- * boundary (a missing value counts as ""). Written into @scratch, which is
- * reused: the hot loop below makes no allocation per group. */
-static const char *combo_in(struct buf *scratch, const char *a, const char *b)
-{
-	a = a ? a : "";
-	b = b ? b : "";
-	size_t la = strlen(a);
-	char len[24];
-	int n = snprintf(len, sizeof(len), "%zu:", la);
-	buf_reset(scratch);
-	buf_append(scratch, len, (size_t)n);
-	buf_append(scratch, a, la);
-	buf_putc(scratch, '|');
-	buf_puts(scratch, b);
-	return scratch->data;
-}
-
-/* As combo_in, as a new string (caller frees). */
-static char *combo(const char *a, const char *b)
-{
-	struct buf s;
-	buf_init(&s, (size_t)1 << 20);
-	combo_in(&s, a, b);
-	return buf_steal(&s, NULL);
-}
-
-struct candidates {
-	size_t first; /* index into projects */
-	size_t count;
-};
-
 struct ctx {
 	const struct attr_input *in;
 	struct attribution *out;
 	struct strmap *rows;   /* project_id -> row index + 1 */
-	struct strmap *tagrow; /* key \x1f value -> tag index + 1 */
-	struct strmap *amb;    /* ambiguous combination -> index + 1 */
-	struct buf scratch;    /* for composite keys, reused */
-	size_t rows_cap, tags_cap;
+	struct pairmap *tagrow; /* (key, value) -> tag index + 1 */
+	size_t rows_cap, tags_cap, amb_cap;
 	long win_start[WIN_COUNT], win_end[WIN_COUNT];
 };
 
@@ -74,11 +41,12 @@ static size_t row_index(struct ctx *x, const char *id)
 	return a->nrows++;
 }
 
+/* @key and @value must outlive the computation (the map borrows them). */
 static size_t tag_index(struct ctx *x, const char *key, const char *value)
 {
-	const char *k = combo_in(&x->scratch, key, value);
-	uintptr_t i = (uintptr_t)strmap_get(x->tagrow, k, NULL);
-	if (!i) {
+	bool fresh;
+	size_t *slot = pairmap_slot(x->tagrow, key, value, &fresh);
+	if (fresh) {
 		struct attribution *a = x->out;
 		if (a->ntags == x->tags_cap) {
 			x->tags_cap = x->tags_cap ? 2 * x->tags_cap : 64;
@@ -87,24 +55,22 @@ static size_t tag_index(struct ctx *x, const char *key, const char *value)
 		memset(&a->tags[a->ntags], 0, sizeof(a->tags[0]));
 		a->tags[a->ntags].key = xstrdup(key);
 		a->tags[a->ntags].value = xstrdup(value);
-		strmap_put(x->tagrow, k, (void *)(uintptr_t)(a->ntags + 1));
-		i = ++a->ntags;
+		*slot = ++a->ntags;
 	}
-	return i - 1;
+	return *slot - 1;
 }
 
-static void note_ambiguous(struct ctx *x, const struct ce_group *g, size_t nprojects)
+static void note_ambiguous(struct ctx *x, const char *a, const char *b, size_t nprojects)
 {
 	const struct strlist *keys = x->in->keys;
-	char *v = keys->n == 2 ? xasprintf("%s=%s,%s=%s", keys->v[0], g->k[0], keys->v[1], g->k[1])
-			       : xasprintf("%s=%s", keys->v[0], g->k[0]);
-	if (!strmap_get(x->amb, v, NULL)) {
-		struct attribution *a = x->out;
-		a->ambiguous = xrealloc(a->ambiguous, (a->nambiguous + 1) * sizeof(*a->ambiguous));
-		a->ambiguous[a->nambiguous] = (struct attr_ambiguous){ xstrdup(v), nprojects };
-		strmap_put(x->amb, v, (void *)(uintptr_t)(++a->nambiguous));
+	struct attribution *out = x->out;
+	if (out->nambiguous == x->amb_cap) {
+		x->amb_cap = x->amb_cap ? 2 * x->amb_cap : 16;
+		out->ambiguous = xrealloc(out->ambiguous, x->amb_cap * sizeof(*out->ambiguous));
 	}
-	free(v);
+	char *v = keys->n == 2 ? xasprintf("%s=%s,%s=%s", keys->v[0], a, keys->v[1], b)
+			       : xasprintf("%s=%s", keys->v[0], a);
+	out->ambiguous[out->nambiguous++] = (struct attr_ambiguous){ v, nprojects };
 }
 
 static int cmp_row(const void *a, const void *b)
@@ -112,12 +78,14 @@ static int cmp_row(const void *a, const void *b)
 	return strcmp(((const struct attr_row *)a)->project_id, ((const struct attr_row *)b)->project_id);
 }
 
-/* Adds @amount to window slots of @v the @day falls into. */
-static void add(const struct ctx *x, double *v, long day, double amount)
+/* The windows @day falls into, written to @w; returns how many. */
+static int windows_of(const struct ctx *x, long day, int w[WIN_COUNT])
 {
-	for (int w = 0; w < WIN_COUNT; w++)
-		if (day >= x->win_start[w] && day < x->win_end[w])
-			v[w] += amount;
+	int n = 0;
+	for (int i = 0; i < WIN_COUNT; i++)
+		if (day >= x->win_start[i] && day < x->win_end[i])
+			w[n++] = i;
+	return n;
 }
 
 static void compute_models(const struct ctx *x)
@@ -126,9 +94,8 @@ static void compute_models(const struct ctx *x)
 	struct attribution *a = x->out;
 	if (!s)
 		return;
-	struct strmap *idx = strmap_new();
-	struct buf scratch;
-	buf_init(&scratch, (size_t)1 << 20);
+	struct pairmap *idx = pairmap_new(0);
+	size_t cap = 0;
 	long ys = x->win_start[WIN_YESTERDAY], ms = x->win_start[WIN_MONTH_TO_DATE];
 	long end = x->win_end[WIN_MONTH_TO_DATE];
 	for (size_t d = 0; d < s->n; d++) {
@@ -138,10 +105,13 @@ static void compute_models(const struct ctx *x)
 			continue;
 		for (size_t i = 0; i < day->n; i++) {
 			const struct ce_group *g = &day->g[i];
-			const char *k = combo_in(&scratch, g->k[0], g->k[1]);
-			uintptr_t j = (uintptr_t)strmap_get(idx, k, NULL);
-			if (!j) {
-				a->models = xrealloc(a->models, (a->nmodels + 1) * sizeof(*a->models));
+			bool fresh;
+			size_t *j = pairmap_slot(idx, g->k[0], g->k[1], &fresh);
+			if (fresh) {
+				if (a->nmodels == cap) {
+					cap = cap ? 2 * cap : 64;
+					a->models = xrealloc(a->models, cap * sizeof(*a->models));
+				}
 				struct model_row *m = &a->models[a->nmodels];
 				memset(m, 0, sizeof(*m));
 				m->service = xstrdup(g->k[0] ? g->k[0] : "");
@@ -150,116 +120,177 @@ static void compute_models(const struct ctx *x)
 				usage_model(m->service, m->usage_type, model, sizeof(model));
 				m->model = xstrdup(model);
 				m->token_type = usage_token_type(m->usage_type);
-				strmap_put(idx, k, (void *)(uintptr_t)(++a->nmodels));
-				j = a->nmodels;
+				*j = ++a->nmodels;
 			}
 			if (in_y)
-				a->models[j - 1].yesterday += g->amount;
+				a->models[*j - 1].yesterday += g->amount;
 			if (in_m)
-				a->models[j - 1].month_to_date += g->amount;
+				a->models[*j - 1].month_to_date += g->amount;
 		}
 	}
-	strmap_free(idx);
-	buf_free(&scratch);
+	pairmap_free(idx);
+}
+
+/*
+ * What one combination of attribution-tag values maps to, resolved once:
+ * the project row and, per tag label, the tag row its spend counts under.
+ */
+struct combo {
+	size_t count;   /* projects carrying it */
+	size_t first;   /* the first of them (index into projects) */
+	size_t row;     /* SIZE_MAX until resolved */
+	size_t tag0;    /* its tag rows: tagrows[tag0 .. tag0 + nlabels) */
+	bool noted;     /* listed as ambiguous */
+};
+
+struct combos {
+	struct pairmap *map; /* (a, b) -> index + 1 */
+	struct combo *v;
+	size_t n, cap;
+	size_t *tagrows;
+	size_t ntagrows, tagrows_cap;
+};
+
+static size_t combo_add(struct combos *cs, size_t *slot)
+{
+	if (cs->n == cs->cap) {
+		cs->cap = cs->cap ? 2 * cs->cap : 64;
+		cs->v = xrealloc(cs->v, cs->cap * sizeof(*cs->v));
+	}
+	cs->v[cs->n] = (struct combo){ .first = SIZE_MAX, .row = SIZE_MAX };
+	*slot = ++cs->n;
+	return cs->n - 1;
+}
+
+/* Reserves @n tag-row slots; returns the first. */
+static size_t tagrows_add(struct combos *cs, size_t n)
+{
+	if (cs->ntagrows + n > cs->tagrows_cap) {
+		cs->tagrows_cap = 2 * (cs->ntagrows + n) + 64;
+		cs->tagrows = xrealloc(cs->tagrows, cs->tagrows_cap * sizeof(*cs->tagrows));
+	}
+	cs->ntagrows += n;
+	return cs->ntagrows - n;
+}
+
+/*
+ * Resolves a combination no single project owns (untagged, unmatched,
+ * ambiguous): its row is @row, and its tag rows come from the group's own
+ * values for labels that are attribution keys, __untagged__ otherwise.
+ */
+static void resolve_unowned(struct ctx *x, struct combos *cs, size_t c, size_t row, const char *a,
+			    const char *b)
+{
+	const struct strlist *keys = x->in->keys, *labels = x->in->tag_labels;
+	size_t t0 = tagrows_add(cs, labels->n);
+	for (size_t k = 0; k < labels->n; k++) {
+		const char *v = NULL;
+		for (size_t q = 0; q < keys->n; q++)
+			if (strcmp(keys->v[q], labels->v[k]) == 0)
+				v = q == 0 ? a : b;
+		cs->tagrows[t0 + k] = tag_index(x, labels->v[k], v && *v ? v : ATTR_UNTAGGED);
+	}
+	cs->v[c].row = row;
+	cs->v[c].tag0 = t0;
+}
+
+/* Resolves a combination exactly one project carries to that project's rows. */
+static void resolve_owned(struct ctx *x, struct combos *cs, size_t c, const size_t *prow,
+			  const size_t *ptag)
+{
+	size_t nl = x->in->tag_labels->n, p = cs->v[c].first;
+	size_t t0 = tagrows_add(cs, nl);
+	if (nl)
+		memcpy(cs->tagrows + t0, ptag + p * nl, nl * sizeof(*ptag));
+	/* "default" has no row of its own until spend reaches it */
+	cs->v[c].row = prow[p] != SIZE_MAX ? prow[p] : row_index(x, x->in->projects[p]->id);
+	cs->v[c].tag0 = t0;
 }
 
 void attribution_compute(const struct attr_input *in, struct attribution *out)
 {
 	memset(out, 0, sizeof(*out));
-	struct ctx x = { .in = in, .out = out, .rows = strmap_new(), .tagrow = strmap_new(),
-			 .amb = strmap_new() };
-	buf_init(&x.scratch, (size_t)1 << 20);
+	struct ctx x = { .in = in, .out = out, .rows = strmap_new(),
+			 .tagrow = pairmap_new(in->nprojects) };
 	for (int w = 0; w < WIN_COUNT; w++)
 		days_window((enum window)w, in->today, &x.win_start[w], &x.win_end[w]);
 	const struct strlist *keys = in->keys;
 	const struct strlist *labels = in->tag_labels;
+	size_t nl = labels->n;
 
-	/* combination -> projects: sort project indices by combination, then index runs */
-	struct strmap *combos = strmap_new();
-	struct candidates *cands = xcalloc(in->nprojects + 1, sizeof(*cands));
-	size_t *order = xcalloc(in->nprojects + 1, sizeof(*order));
-	size_t ncands = 0;
+	/* per project, once: its row and its tag rows; per combination: who carries it
+	 * (a combination is resolved to rows when spend first reaches it) */
+	struct combos cs = { .map = pairmap_new(in->nprojects) };
+	size_t *prow = xcalloc(in->nprojects + 1, sizeof(*prow));
+	size_t *ptag = xcalloc(in->nprojects * nl + 1, sizeof(*ptag));
 	for (size_t i = 0; i < in->nprojects; i++) {
 		const struct project *p = in->projects[i];
 		const char *a = project_tag(p, keys->v[0]);
 		const char *b = keys->n > 1 ? project_tag(p, keys->v[1]) : "";
-		if (strcmp(p->id, "default") != 0)
-			row_index(&x, p->id);
-		for (size_t k = 0; k < labels->n; k++) {
+		prow[i] = strcmp(p->id, "default") != 0 ? row_index(&x, p->id) : SIZE_MAX;
+		for (size_t k = 0; k < nl; k++) {
 			const char *v = project_tag(p, labels->v[k]);
-			if (v && *v)
-				tag_index(&x, labels->v[k], v);
+			ptag[i * nl + k] = tag_index(&x, labels->v[k], v && *v ? v : ATTR_UNTAGGED);
 		}
 		if ((!a || !*a) && (!b || !*b))
 			continue; /* cannot carry attributed spend */
-		char *c = combo(a, b);
-		uintptr_t j = (uintptr_t)strmap_get(combos, c, NULL);
-		if (!j) {
-			cands[ncands].count = 0;
-			strmap_put(combos, c, (void *)(uintptr_t)(++ncands));
-			j = ncands;
-		}
-		cands[j - 1].count++;
-		order[i] = j - 1;
-		free(c);
-	}
-	/* first project index per combination, to name it when unique */
-	for (size_t j = 0; j < ncands; j++)
-		cands[j].first = SIZE_MAX;
-	for (size_t i = 0; i < in->nprojects; i++) {
-		const struct project *p = in->projects[i];
-		const char *a = project_tag(p, keys->v[0]);
-		const char *b = keys->n > 1 ? project_tag(p, keys->v[1]) : "";
-		if ((!a || !*a) && (!b || !*b))
-			continue;
-		if (cands[order[i]].first == SIZE_MAX)
-			cands[order[i]].first = i;
+		bool fresh;
+		size_t *slot = pairmap_slot(cs.map, a, b, &fresh);
+		size_t c = fresh ? combo_add(&cs, slot) : *slot - 1;
+		if (cs.v[c].count++ == 0)
+			cs.v[c].first = i;
 	}
 	size_t r_untagged = row_index(&x, ATTR_UNTAGGED);
 	size_t r_unmatched = row_index(&x, ATTR_UNMATCHED);
 	size_t r_ambiguous = row_index(&x, ATTR_AMBIGUOUS);
-	for (size_t k = 0; k < labels->n; k++)
+	for (size_t k = 0; k < nl; k++)
 		tag_index(&x, labels->v[k], ATTR_UNTAGGED);
+	struct combo untagged = { 0 };
+	{
+		size_t dummy;
+		size_t c = combo_add(&cs, &dummy);
+		resolve_unowned(&x, &cs, c, r_untagged, "", "");
+		untagged = cs.v[c];
+	}
 
-	struct buf scratch;
-	buf_init(&scratch, (size_t)1 << 20);
 	const struct ce_series *s = in->spend;
 	for (size_t d = 0; s && d < s->n; d++) {
 		const struct ce_day *day = &s->days[d];
+		int win[WIN_COUNT];
+		int nw = windows_of(&x, day->day, win);
+		if (!nw)
+			continue;
 		for (size_t i = 0; i < day->n; i++) {
 			const struct ce_group *g = &day->g[i];
 			const char *a = g->k[0] ? g->k[0] : "";
 			const char *b = keys->n > 1 && g->k[1] ? g->k[1] : "";
-			size_t row;
-			const struct project *owner = NULL;
+			const struct combo *cb;
 			if (!*a && !*b) {
-				row = r_untagged;
+				cb = &untagged;
 			} else {
-				uintptr_t j = (uintptr_t)strmap_get(combos, combo_in(&scratch, a, b), NULL);
-				if (!j) {
-					row = r_unmatched;
-				} else if (cands[j - 1].count > 1) {
-					row = r_ambiguous;
-					note_ambiguous(&x, g, cands[j - 1].count);
-				} else {
-					owner = in->projects[cands[j - 1].first];
-					row = row_index(&x, owner->id);
+				bool fresh;
+				size_t *slot = pairmap_slot(cs.map, a, b, &fresh);
+				size_t c = fresh ? combo_add(&cs, slot) : *slot - 1;
+				if (cs.v[c].row == SIZE_MAX && cs.v[c].count == 1)
+					resolve_owned(&x, &cs, c, prow, ptag);
+				else if (cs.v[c].row == SIZE_MAX)
+					resolve_unowned(&x, &cs, c, cs.v[c].count ? r_ambiguous : r_unmatched,
+							a, b);
+				if (cs.v[c].count > 1 && !cs.v[c].noted) {
+					cs.v[c].noted = true;
+					note_ambiguous(&x, a, b, cs.v[c].count);
 				}
+				cb = &cs.v[c];
 			}
-			add(&x, out->rows[row].v, day->day, g->amount);
-			add(&x, out->total, day->day, g->amount);
-			for (size_t k = 0; k < labels->n; k++) {
-				const char *v = NULL;
-				if (owner) {
-					v = project_tag(owner, labels->v[k]);
-				} else {
-					/* no single project: the group's own value still tells the truth */
-					for (size_t q = 0; q < keys->n; q++)
-						if (strcmp(keys->v[q], labels->v[k]) == 0)
-							v = q == 0 ? a : b;
-				}
-				size_t t = tag_index(&x, labels->v[k], v && *v ? v : ATTR_UNTAGGED);
-				add(&x, out->tags[t].v, day->day, g->amount);
+			double amount = g->amount;
+			double *row = out->rows[cb->row].v;
+			const size_t *tr = cs.tagrows + cb->tag0;
+			for (int j = 0; j < nw; j++) {
+				int w = win[j];
+				row[w] += amount;
+				out->total[w] += amount;
+				for (size_t k = 0; k < nl; k++)
+					out->tags[tr[k]].v[w] += amount;
 			}
 		}
 	}
@@ -281,16 +312,13 @@ void attribution_compute(const struct attr_input *in, struct attribution *out)
 	qsort(out->rows, out->nrows, sizeof(*out->rows), cmp_row);
 	compute_models(&x);
 
-	buf_free(&scratch);
-	(void)r_unmatched;
-	(void)r_ambiguous;
-	strmap_free(combos);
-	free(cands);
-	free(order);
+	pairmap_free(cs.map);
+	free(cs.v);
+	free(cs.tagrows);
+	free(prow);
+	free(ptag);
 	strmap_free(x.rows);
-	strmap_free(x.tagrow);
-	strmap_free(x.amb);
-	buf_free(&x.scratch);
+	pairmap_free(x.tagrow);
 }
 
 void attribution_free(struct attribution *a)

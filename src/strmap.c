@@ -21,14 +21,20 @@ struct strmap {
 	size_t n;
 };
 
-static uint64_t fnv1a(const char *s)
+#define FNV_OFFSET 1469598103934665603ULL
+
+static uint64_t fnv1a_from(uint64_t h, const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
 	for (; *s; s++) {
 		h ^= (unsigned char)*s;
 		h *= 1099511628211ULL;
 	}
 	return h;
+}
+
+static uint64_t fnv1a(const char *s)
+{
+	return fnv1a_from(FNV_OFFSET, s);
 }
 
 struct strmap *strmap_new(void)
@@ -99,4 +105,84 @@ void *strmap_get(const struct strmap *m, const char *key, bool *found)
 size_t strmap_size(const struct strmap *m)
 {
 	return m->n;
+}
+
+struct pslot {
+	const char *a, *b; /* borrowed; a == NULL: empty slot */
+	uint64_t hash;
+	size_t value;
+};
+
+struct pairmap {
+	struct pslot *slots;
+	size_t cap; /* power of two */
+	size_t n;
+};
+
+static uint64_t pair_hash(const char *a, const char *b)
+{
+	/* the separator byte keeps ("ab","") and ("a","b") apart in the hash too */
+	uint64_t h = fnv1a_from(FNV_OFFSET, a);
+	h = (h ^ 0x1fU) * 1099511628211ULL;
+	return fnv1a_from(h, b);
+}
+
+struct pairmap *pairmap_new(size_t hint)
+{
+	struct pairmap *m = xcalloc(1, sizeof(*m));
+	m->cap = 16;
+	while (m->cap < 2 * hint)
+		m->cap *= 2;
+	m->slots = xcalloc(m->cap, sizeof(*m->slots));
+	return m;
+}
+
+void pairmap_free(struct pairmap *m)
+{
+	if (!m)
+		return;
+	free(m->slots);
+	free(m);
+}
+
+static struct pslot *pfind(const struct pairmap *m, const char *a, const char *b, uint64_t h)
+{
+	size_t mask = m->cap - 1;
+	for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+		struct pslot *s = &m->slots[i];
+		if (!s->a || (s->hash == h && strcmp(s->a, a) == 0 && strcmp(s->b, b) == 0))
+			return s;
+	}
+}
+
+size_t *pairmap_slot(struct pairmap *m, const char *a, const char *b, bool *inserted)
+{
+	a = a ? a : "";
+	b = b ? b : "";
+	if ((m->n + 1) * 2 > m->cap) {
+		struct pslot *old = m->slots;
+		size_t oldcap = m->cap;
+		m->cap *= 2;
+		m->slots = xcalloc(m->cap, sizeof(*m->slots));
+		for (size_t i = 0; i < oldcap; i++)
+			if (old[i].a)
+				*pfind(m, old[i].a, old[i].b, old[i].hash) = old[i];
+		free(old);
+	}
+	uint64_t h = pair_hash(a, b);
+	struct pslot *s = pfind(m, a, b, h);
+	*inserted = !s->a;
+	if (!s->a) {
+		*s = (struct pslot){ a, b, h, 0 };
+		m->n++;
+	}
+	return &s->value;
+}
+
+const size_t *pairmap_find(const struct pairmap *m, const char *a, const char *b)
+{
+	a = a ? a : "";
+	b = b ? b : "";
+	const struct pslot *s = pfind(m, a, b, pair_hash(a, b));
+	return s->a ? &s->value : NULL;
 }

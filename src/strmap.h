@@ -19,4 +19,22 @@ bool strmap_put(struct strmap *m, const char *key, void *value);
 void *strmap_get(const struct strmap *m, const char *key, bool *found);
 size_t strmap_size(const struct strmap *m);
 
+/*
+ * A map from a pair of strings to a size_t, for hot loops over Cost Explorer
+ * groups: no allocation per lookup and no key copies. The key strings are
+ * BORROWED and must stay unchanged while the map lives. NULL reads as "".
+ */
+struct pairmap;
+
+/* @hint: expected number of keys (0 is fine). Caller frees with pairmap_free(). */
+struct pairmap *pairmap_new(size_t hint);
+void pairmap_free(struct pairmap *m);
+/*
+ * Returns the value slot of (@a, @b), valid until the next insertion. A new
+ * key is inserted with value 0 and *@inserted set true; otherwise false.
+ */
+size_t *pairmap_slot(struct pairmap *m, const char *a, const char *b, bool *inserted);
+/* Returns the value slot of (@a, @b), or NULL if absent. */
+const size_t *pairmap_find(const struct pairmap *m, const char *a, const char *b);
+
 #endif

@@ -197,10 +197,151 @@ static void attribution_windows_and_reserved_rows(void **state)
 	project_list_free(&pl);
 }
 
+/*
+ * Random accounts against a reference written the obvious way (scan every
+ * project for every group): rows, tag roll-ups, totals and the ambiguous list
+ * must agree. Few distinct values, so unmatched, ambiguous, untagged and
+ * "default"-owned spend all occur.
+ */
+static const char *pick(const char *const *v, size_t n)
+{
+	return v[(size_t)rand() % n];
+}
+
+static void attribution_matches_reference(void **state)
+{
+	(void)state;
+	static const char *const apps[] = { "", "A", "B", "C", "D", "E", "F", "G" };
+	static const char *const envs[] = { "", "prod", "dev" };
+	static const char *const teams[] = { "", "T1", "T2", "T\"3" };
+	struct strlist keys = { 0 }, labels = { 0 };
+	strlist_push(&keys, xstrdup("Application"));
+	strlist_push(&keys, xstrdup("Environment"));
+	strlist_push(&labels, xstrdup("Team"));
+	strlist_push(&labels, xstrdup("Environment"));
+	for (int round = 0; round < 30; round++) {
+		size_t np = 1 + (size_t)rand() % 25;
+		struct project *ps = xcalloc(np, sizeof(*ps));
+		const struct project **pp = xcalloc(np, sizeof(*pp));
+		for (size_t i = 0; i < np; i++) {
+			char id[16];
+			snprintf(id, sizeof(id), i == 0 && round % 2 ? "default" : "p%zu", i);
+			const char *app = pick(apps, 8), *env = pick(envs, 3), *team = pick(teams, 4);
+			ps[i] = mkp(id, *app ? app : NULL, *env ? env : NULL, *team ? team : NULL);
+			pp[i] = &ps[i];
+		}
+		struct ce_series s = { 0 };
+		long today = D("2026-12-03");
+		for (int g = 0; g < 400; g++) {
+			char day[11];
+			days_format(today - 40 + rand() % 41, day);
+			add_group(&s, day, false, pick(apps, 8), pick(envs, 3), (double)(rand() % 1000) / 8);
+		}
+		/* add_group appends days in random order; the series is ascending */
+		for (size_t i = 1; i < s.n; i++)
+			for (size_t j = i; j > 0 && s.days[j - 1].day > s.days[j].day; j--) {
+				struct ce_day t = s.days[j];
+				s.days[j] = s.days[j - 1];
+				s.days[j - 1] = t;
+			}
+		struct attr_input in = { pp, np, &keys, &labels, &s, NULL, today };
+		struct attribution a;
+		attribution_compute(&in, &a);
+
+		long ws[WIN_COUNT], we[WIN_COUNT];
+		for (int w = 0; w < WIN_COUNT; w++)
+			days_window((enum window)w, today, &ws[w], &we[w]);
+		size_t namb = 0;
+		for (int w = 0; w < WIN_COUNT; w++) {
+			double total = 0;
+			for (size_t r = 0; r < a.nrows; r++)
+				total += a.rows[r].v[w];
+			for (size_t k = 0; k < labels.n; k++) {
+				double tsum = 0;
+				for (size_t t = 0; t < a.ntags; t++)
+					if (strcmp(a.tags[t].key, labels.v[k]) == 0)
+						tsum += a.tags[t].v[w];
+				NEAR(tsum, total); /* every label's roll-up covers all spend */
+			}
+			NEAR(total, a.total[w]);
+		}
+		/* per project: the reference sum of the groups only it carries */
+		for (size_t i = 0; i < np; i++) {
+			double want[WIN_COUNT] = { 0 };
+			bool hit = false;
+			for (size_t d = 0; d < s.n; d++)
+				for (size_t g = 0; g < s.days[d].n; g++) {
+					const struct ce_group *cg = &s.days[d].g[g];
+					if (!*cg->k[0] && !*cg->k[1])
+						continue;
+					size_t owners = 0, owner = 0;
+					for (size_t j = 0; j < np; j++) {
+						const char *pa = project_tag(pp[j], "Application");
+						const char *pe = project_tag(pp[j], "Environment");
+						if (strcmp(pa ? pa : "", cg->k[0]) == 0 &&
+						    strcmp(pe ? pe : "", cg->k[1]) == 0) {
+							owners++;
+							owner = j;
+						}
+					}
+					if (owners != 1 || owner != i)
+						continue;
+					hit = true;
+					for (int w = 0; w < WIN_COUNT; w++)
+						if (s.days[d].day >= ws[w] && s.days[d].day < we[w])
+							want[w] += cg->amount;
+				}
+			if (strcmp(ps[i].id, "default") == 0 && !hit)
+				continue; /* no row until spend reaches it */
+			const struct attr_row *r = row(&a, ps[i].id);
+			for (int w = 0; w < WIN_COUNT; w++)
+				NEAR(r->v[w], w == WIN_BASELINE ? want[w] / BASELINE_DAYS : want[w]);
+		}
+		/* Team roll-up of an owned group is the owner's Team; check one value */
+		double t1 = 0;
+		for (size_t d = 0; d < s.n; d++) {
+			if (s.days[d].day < ws[WIN_PREVIOUS_MONTH] || s.days[d].day >= we[WIN_PREVIOUS_MONTH])
+				continue;
+			for (size_t g = 0; g < s.days[d].n; g++) {
+				const struct ce_group *cg = &s.days[d].g[g];
+				size_t owners = 0, owner = 0;
+				for (size_t j = 0; j < np && (*cg->k[0] || *cg->k[1]); j++) {
+					const char *pa = project_tag(pp[j], "Application");
+					const char *pe = project_tag(pp[j], "Environment");
+					if (strcmp(pa ? pa : "", cg->k[0]) == 0 && strcmp(pe ? pe : "", cg->k[1]) == 0) {
+						owners++;
+						owner = j;
+					}
+				}
+				const char *team = owners == 1 ? project_tag(pp[owner], "Team") : NULL;
+				if (team && strcmp(team, "T1") == 0)
+					t1 += cg->amount;
+			}
+		}
+		double got = 0;
+		for (size_t t = 0; t < a.ntags; t++)
+			if (strcmp(a.tags[t].key, "Team") == 0 && strcmp(a.tags[t].value, "T1") == 0)
+				got = a.tags[t].v[WIN_PREVIOUS_MONTH];
+		NEAR(got, t1);
+		/* each ambiguous combination listed once */
+		for (size_t i = 0; i < a.nambiguous; i++, namb++)
+			for (size_t j = 0; j < i; j++)
+				assert_string_not_equal(a.ambiguous[i].value, a.ambiguous[j].value);
+		attribution_free(&a);
+		ce_series_free(&s);
+		struct project_list pl = { ps, np };
+		project_list_free(&pl);
+		free(pp);
+	}
+	strlist_free(&keys);
+	strlist_free(&labels);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(attribution_windows_and_reserved_rows),
+		cmocka_unit_test(attribution_matches_reference),
 	};
 	return cmocka_run_group_tests_name("attribution", tests, NULL, NULL);
 }

@@ -4,6 +4,8 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+
+#include <math.h>
 #include <cjson/cJSON.h>
 
 #include "../../src/ce_api.c"
@@ -25,6 +27,42 @@ static void amounts(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (ce_parse_amount(bad[i], &v) != -EINVAL)
 			fail_msg("accepted \"%s\"", bad[i]);
+}
+
+/* The fast path must give exactly what strtod() gives, bit for bit. */
+static void amounts_match_strtod(void **state)
+{
+	(void)state;
+	const char *fixed[] = { "0.0000000000", "-0", "-0.0", "0.1", "0.3", "1.0000000001",
+				"9007199254740993", "123456789012345", "1234567890123456",
+				"0.12345678901234567890", "99999999999999.9999999999", "1e22", "1e23",
+				"1e-22", "1e-23", "4.9e-324", "1.7976931348623157e308", "12345e-5",
+				"000000000000000000001.5", "0.000000000000000000000000001" };
+	char s[80];
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]) + 200000; i++) {
+		if (i < sizeof(fixed) / sizeof(fixed[0])) {
+			snprintf(s, sizeof(s), "%s", fixed[i]);
+		} else {
+			/* CE-like amounts: up to 12 integer digits and 0..12 decimals, some exponents */
+			unsigned r = (unsigned)rand();
+			long long ip = (long long)(((unsigned long long)rand() << 31 | (unsigned)rand()) %
+						   (r % 4 == 0 ? 1000000000000ULL : 1000ULL));
+			int dec = rand() % 13;
+			long long frac = ((long long)rand() << 20 | rand()) % 10000000000000LL;
+			int n = snprintf(s, sizeof(s), "%s%lld", r % 7 == 0 ? "-" : "", ip);
+			if (dec)
+				n += snprintf(s + n, sizeof(s) - (size_t)n, ".%0*lld", dec,
+					      frac % (long long)pow(10, dec));
+			if (r % 11 == 0)
+				snprintf(s + n, sizeof(s) - (size_t)n, "e%d", rand() % 60 - 30);
+		}
+		double v, want = strtod(s, NULL);
+		if (!isfinite(want))
+			continue;
+		assert_int_equal(ce_parse_amount(s, &v), 0);
+		if (memcmp(&v, &want, sizeof(v)) != 0)
+			fail_msg("\"%s\": %.17g, strtod %.17g", s, v, want);
+	}
 }
 
 static void group_keys(void **state)
@@ -264,6 +302,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(amounts),
+		cmocka_unit_test(amounts_match_strtod),
 		cmocka_unit_test(group_keys),
 		cmocka_unit_test(request_body),
 		cmocka_unit_test(pages_merge),
