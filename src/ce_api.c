@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "days.h"
+#include "jsonarena.h"
 #include "strmap.h"
 #include "util.h"
 
@@ -450,12 +451,15 @@ static int parse_period(const cJSON *r, size_t idx, const struct ce_query *q, st
 int ce_parse_cost_and_usage(const char *body, size_t len, const struct ce_query *q,
 			    struct ce_series *acc, char **next, char *err, size_t errlen)
 {
+	/* the tree lives in an arena, released at once below: every value kept is copied */
+	jsonarena_begin();
 	cJSON *root = cJSON_ParseWithLength(body, len);
 	struct period *ps = NULL;
 	size_t np = 0;
 	char *tok = NULL;
 	int rc = 0;
 	if (!root) {
+		jsonarena_end();
 		snprintf(err, errlen, "response is not valid JSON");
 		return -EPROTO;
 	}
@@ -532,7 +536,7 @@ out:
 		period_free(&ps[i]);
 	free(ps);
 	free(tok);
-	cJSON_Delete(root);
+	jsonarena_end(); /* frees the tree */
 	return rc;
 }
 

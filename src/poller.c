@@ -47,6 +47,7 @@ struct poller {
 	char *state_error;    /* last state-file write error, for complain-once */
 	bool budgets_checked; /* unmatched project budgets warned for this config */
 	bool prepared;        /* state loaded, first snapshot published */
+	bool state_dirty;     /* cost data changed since the state file was written */
 };
 
 /* After a failed Cost Explorer refresh, try again this soon (or at the interval). */
@@ -294,6 +295,7 @@ static void note_source(struct source_state *s, int rc, const char *err, double 
 static void save_state(struct poller *p)
 {
 	const char *path = p->conf->state_file;
+	p->state_dirty = false;
 	if (!*path)
 		return;
 	char err[512] = "";
@@ -354,7 +356,7 @@ static int refresh_costs(struct poller *p)
 			return frc;
 		note_source(&p->st.forecast, frc, err, t0);
 	}
-	save_state(p);
+	p->state_dirty = true;
 	return 0;
 }
 
@@ -372,7 +374,7 @@ static int refresh_tags(struct poller *p)
 	p->next_tags = mono_now() + (rc == 0 ? jittered(p->conf->ce_allocation_tags_interval)
 					     : CE_RETRY_AFTER_FAILURE * (1 + rand_unit() * JITTER));
 	if (rc == 0)
-		save_state(p);
+		p->state_dirty = true;
 	return 0;
 }
 
@@ -503,16 +505,32 @@ static void reload(struct poller *p)
 	log_info("configuration reloaded", "file", p->config_path);
 }
 
+/* Is any source due at @now (monotonic)? */
+static bool any_due(const struct poller *p, double now)
+{
+	const struct conf *c = p->conf;
+	return (c->projects_enabled && now >= p->next_projects) ||
+	       (c->ce_enabled && (now >= p->next_costs || now >= p->next_tags));
+}
+
+/*
+ * The loop refreshes whichever source is due, one at a time. Sources due at
+ * the same moment (at start, after a reload) are refreshed back to back and
+ * then published, and the state file written, once: each publish renders and
+ * compresses the whole exposition, which at 1,000 projects costs more than
+ * attributing the spend.
+ */
 static void *run(void *arg)
 {
 	struct poller *p = arg;
+	bool dirty = false; /* something changed that is not published yet */
 	pthread_mutex_lock(&p->mu);
 	while (!atomic_load(&p->stop)) {
 		if (p->reload_requested) {
 			p->reload_requested = false;
 			pthread_mutex_unlock(&p->mu);
 			reload(p);
-			publish(p);
+			dirty = true;
 			pthread_mutex_lock(&p->mu);
 			continue;
 		}
@@ -537,7 +555,13 @@ static void *run(void *arg)
 			work = false;
 		}
 		if (work && rc != -ECANCELED)
+			dirty = true;
+		if (dirty && rc != -ECANCELED && !any_due(p, mono_now())) {
+			if (p->state_dirty)
+				save_state(p);
 			publish(p);
+			dirty = false;
+		}
 		pthread_mutex_lock(&p->mu);
 		if (work)
 			continue;
@@ -555,6 +579,8 @@ static void *run(void *arg)
 			pthread_cond_timedwait(&p->cv, &p->mu, &ts);
 	}
 	pthread_mutex_unlock(&p->mu);
+	if (p->state_dirty) /* stopped mid-round: keep what was paid for */
+		save_state(p);
 	return NULL;
 }
 
@@ -613,6 +639,8 @@ int poller_run_once(struct poller *p, struct buf *out)
 		if (!p->st.costs.up || !p->st.alloc_tags.up || (p->conf->ce_forecast && !p->st.forecast.up))
 			rc = -EIO;
 	}
+	if (p->state_dirty)
+		save_state(p);
 	p->st.now = wall_now();
 	if (metrics_render(&p->st, out))
 		rc = -ENOSPC;
