@@ -135,6 +135,51 @@ int expfmt_put_help(struct buf *b, const char *s)
 	return rc;
 }
 
+/*
+ * Money fast path. Amounts are rounded to 1e-10 USD before rendering, so most
+ * values are n / 1e10 for an integer n. When |n| < 1e15 and that division
+ * gives v back exactly, the decimal n * 10^-10 has at most 15 significant
+ * digits and v is its correctly rounded double, so printing its digits is what
+ * "%.15g" prints (no exponent for 1e-4 <= |v| < 1e5) and reads back as v,
+ * without snprintf or strtod. Returns false when the fast path does not apply.
+ */
+static bool format_money(double v, char out[32])
+{
+	double a = fabs(v);
+	if (!(a >= 1e-4 && a < 1e5))
+		return false;
+	long long n = llround(a * 1e10);
+	if (n >= 1000000000000000LL || (double)n / 1e10 != a)
+		return false;
+	unsigned long long ip = (unsigned long long)n / 10000000000ULL;
+	unsigned long long fp = (unsigned long long)n % 10000000000ULL;
+	char tmp[24];
+	size_t i = 0, o = 0;
+	if (v < 0)
+		out[o++] = '-';
+	do {
+		tmp[i++] = (char)('0' + ip % 10);
+		ip /= 10;
+	} while (ip);
+	while (i)
+		out[o++] = tmp[--i];
+	if (fp) {
+		char frac[10];
+		for (int d = 9; d >= 0; d--) {
+			frac[d] = (char)('0' + fp % 10);
+			fp /= 10;
+		}
+		size_t len = 10;
+		while (frac[len - 1] == '0')
+			len--;
+		out[o++] = '.';
+		memcpy(out + o, frac, len);
+		o += len;
+	}
+	out[o] = '\0';
+	return true;
+}
+
 char *expfmt_format_double(double v, char out[32])
 {
 	if (isnan(v)) {
@@ -157,7 +202,7 @@ char *expfmt_format_double(double v, char out[32])
 		while (i)
 			out[o++] = tmp[--i];
 		out[o] = '\0';
-	} else {
+	} else if (!format_money(v, out)) {
 		for (int prec = 15; prec <= 17; prec++) {
 			snprintf(out, 32, "%.*g", prec, v);
 			if (strtod(out, NULL) == v)

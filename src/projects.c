@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "awscreds.h"
+#include "jsonarena.h"
 #include "log.h"
 #include "strmap.h"
 #include "util.h"
@@ -171,12 +172,15 @@ static int parse_project(const cJSON *item, size_t idx, struct project *p, char 
 int projects_parse_page(const char *body, size_t len, struct project_list *list,
 			bool *has_more, char *err, size_t errlen)
 {
+	/* the tree lives in an arena, released at once below: every value kept is copied */
+	jsonarena_begin();
 	cJSON *root = cJSON_ParseWithLength(body, len);
 	struct project *items = NULL;
 	size_t n = 0;
 	int rc = 0;
 
 	if (!root) {
+		jsonarena_end();
 		snprintf(err, errlen, "response is not valid JSON");
 		return -EPROTO;
 	}
@@ -215,7 +219,7 @@ out:
 	for (size_t i = 0; i < n; i++)
 		project_free(&items[i]);
 	free(items);
-	cJSON_Delete(root);
+	jsonarena_end(); /* frees the tree */
 	return rc;
 }
 

@@ -114,6 +114,32 @@ static void floats_round_trip(void **state)
 	assert_string_equal(expfmt_format_double(0.1 + 0.2, out), "0.30000000000000004");
 }
 
+/* The money fast path must print exactly what the printf path prints. */
+static void money_fast_path_matches_printf(void **state)
+{
+	(void)state;
+	char out[32], want[32];
+	for (int i = 0; i < 300000; i++) {
+		double v;
+		if (i % 3 == 0) { /* arbitrary doubles around the fast path's range */
+			v = ((double)rand() / RAND_MAX - 0.5) * pow(10, rand() % 14 - 6);
+		} else { /* Cost Explorer-like amounts, rounded to 1e-10 as metrics.c does */
+			long long n = ((long long)rand() << 20 ^ rand()) % 2000000000000000LL;
+			v = round((double)n / pow(10, rand() % 11) * 1e10) / 1e10 * (i % 5 ? 1 : -1);
+		}
+		for (int prec = 15; prec <= 17; prec++) {
+			snprintf(want, sizeof(want), "%.*g", prec, v);
+			if (strtod(want, NULL) == v)
+				break;
+		}
+		if (v == (double)(long long)v)
+			continue; /* the integer path, tested above */
+		expfmt_format_double(v, out);
+		if (strcmp(out, want) != 0)
+			fail_msg("%.17g: got %s, printf %s", v, out, want);
+	}
+}
+
 static void names(void **state)
 {
 	(void)state;
@@ -160,6 +186,7 @@ int main(void)
 		cmocka_unit_test(long_values_are_capped),
 		cmocka_unit_test(help_escaping),
 		cmocka_unit_test(floats_round_trip),
+		cmocka_unit_test(money_fast_path_matches_printf),
 		cmocka_unit_test(names),
 		cmocka_unit_test(tag_label_names),
 	};
