@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "days.h"
-#include "jsonarena.h"
+#include "jsontape.h"
 #include "strmap.h"
 #include "util.h"
 
@@ -272,6 +272,11 @@ char *ce_body_allocation_tags(const struct strlist *keys, const char *next_token
 	return print_and_free(root);
 }
 
+/*
+ * The response parsers read a jsontape (no allocation per JSON value): a
+ * refresh at 1,000 projects parses megabytes of GetCostAndUsage pages.
+ */
+
 /* Where a field is, for error messages: "@where" or "@where.Groups[@gi]". */
 struct loc {
 	const char *where;
@@ -286,47 +291,62 @@ static const char *loc_str(struct loc l, char *out, size_t outlen)
 	return out;
 }
 
-/* Reads {"Amount": "1.23", "Unit": "USD"} at @obj[@name]. */
-static int get_money(const cJSON *obj, const char *name, double *out, struct loc l, char *err,
-		     size_t errlen)
+static int parse_json(struct jsontape *t, const char *body, size_t len, char *err, size_t errlen)
 {
-	char wbuf[96];
-	const char *where;
-	const cJSON *m = cJSON_GetObjectItemCaseSensitive(obj, name);
-	if (!cJSON_IsObject(m)) {
-		where = loc_str(l, wbuf, sizeof(wbuf));
-		snprintf(err, errlen, "%s.%s: %s", where, name, m ? "expected an object" : "missing");
-		return -EPROTO;
-	}
-	const cJSON *a = cJSON_GetObjectItemCaseSensitive(m, "Amount");
-	const cJSON *u = cJSON_GetObjectItemCaseSensitive(m, "Unit");
-	if (!cJSON_IsString(a) || ce_parse_amount(a->valuestring, out)) {
-		where = loc_str(l, wbuf, sizeof(wbuf));
-		snprintf(err, errlen, "%s.%s.Amount: expected a decimal string", where, name);
-		return -EPROTO;
-	}
-	if (!cJSON_IsString(u) || strcmp(u->valuestring, "USD") != 0) {
-		where = loc_str(l, wbuf, sizeof(wbuf));
-		snprintf(err, errlen, "%s.%s.Unit: expected \"USD\", got %s%.16s%s", where, name,
-			 cJSON_IsString(u) ? "\"" : "", cJSON_IsString(u) ? u->valuestring : "a non-string",
-			 cJSON_IsString(u) ? "\"" : "");
+	if (jsontape_parse(t, body, len)) {
+		snprintf(err, errlen, "response is not valid JSON");
 		return -EPROTO;
 	}
 	return 0;
 }
 
-static int get_next(const cJSON *root, const char *name, char **next, char *err, size_t errlen)
+/* Reads {"Amount": "1.23", "Unit": "USD"} at @obj[@name]. */
+static int get_money(const struct jsontape *t, size_t obj, const char *name, double *out,
+		     struct loc l, char *err, size_t errlen)
 {
-	const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, name);
-	if (!t || cJSON_IsNull(t)) {
+	char wbuf[96], s[80];
+	size_t m = jt_get(t, obj, name);
+	if (!jt_is(t, m, JT_OBJECT)) {
+		snprintf(err, errlen, "%s.%s: %s", loc_str(l, wbuf, sizeof(wbuf)), name,
+			 m != JT_NONE ? "expected an object" : "missing");
+		return -EPROTO;
+	}
+	size_t a = jt_get(t, m, "Amount"), u = jt_get(t, m, "Unit");
+	if (jt_str(t, a, s, sizeof(s)) < 0 || ce_parse_amount(s, out)) {
+		snprintf(err, errlen, "%s.%s.Amount: expected a decimal string",
+			 loc_str(l, wbuf, sizeof(wbuf)), name);
+		return -EPROTO;
+	}
+	if (!jt_str_eq(t, u, "USD")) {
+		char *us = jt_strdup(t, u);
+		snprintf(err, errlen, "%s.%s.Unit: expected \"USD\", got %s%.16s%s",
+			 loc_str(l, wbuf, sizeof(wbuf)), name, us ? "\"" : "", us ? us : "a non-string",
+			 us ? "\"" : "");
+		free(us);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static int get_next(const struct jsontape *t, size_t root, const char *name, char **next, char *err,
+		    size_t errlen)
+{
+	size_t v = jt_get(t, root, name);
+	if (v == JT_NONE || jt_is(t, v, JT_NULL)) {
 		*next = NULL;
 		return 0;
 	}
-	if (!cJSON_IsString(t) || strlen(t->valuestring) > 8192) {
+	char *s = jt_strdup(t, v);
+	if (!s || strlen(s) > 8192) {
+		free(s);
 		snprintf(err, errlen, "%s: expected a string", name);
 		return -EPROTO;
 	}
-	*next = *t->valuestring ? xstrdup(t->valuestring) : NULL;
+	if (!*s) {
+		free(s);
+		s = NULL;
+	}
+	*next = s;
 	return 0;
 }
 
@@ -344,22 +364,27 @@ static void period_free(struct period *p)
 	day_free(&d);
 }
 
-static int parse_period(const cJSON *r, size_t idx, const struct ce_query *q, struct period *out,
-			char *err, size_t errlen)
+/* Reads a date string ("2026-11-24") at @obj[@key]. */
+static int get_day(const struct jsontape *t, size_t obj, const char *key, long *day)
+{
+	char s[32];
+	return jt_str(t, jt_get(t, obj, key), s, sizeof(s)) < 0 || days_parse(s, day) ? -EPROTO : 0;
+}
+
+static int parse_period(const struct jsontape *t, size_t r, size_t idx, const struct ce_query *q,
+			struct period *out, char *err, size_t errlen)
 {
 	char where[48];
 	snprintf(where, sizeof(where), "ResultsByTime[%zu]", idx);
 	memset(out, 0, sizeof(*out));
-	if (!cJSON_IsObject(r)) {
+	if (!jt_is(t, r, JT_OBJECT)) {
 		snprintf(err, errlen, "%s: expected an object", where);
 		return -EPROTO;
 	}
-	const cJSON *tp = cJSON_GetObjectItemCaseSensitive(r, "TimePeriod");
-	const cJSON *st = cJSON_IsObject(tp) ? cJSON_GetObjectItemCaseSensitive(tp, "Start") : NULL;
-	const cJSON *en = cJSON_IsObject(tp) ? cJSON_GetObjectItemCaseSensitive(tp, "End") : NULL;
+	size_t tp = jt_get(t, r, "TimePeriod");
 	long s, e;
-	if (!cJSON_IsString(st) || !cJSON_IsString(en) || days_parse(st->valuestring, &s) ||
-	    days_parse(en->valuestring, &e) || e <= s) {
+	if (!jt_is(t, tp, JT_OBJECT) || get_day(t, tp, "Start", &s) || get_day(t, tp, "End", &e) ||
+	    e <= s) {
 		snprintf(err, errlen, "%s.TimePeriod: expected Start and End dates", where);
 		return -EPROTO;
 	}
@@ -368,79 +393,78 @@ static int parse_period(const cJSON *r, size_t idx, const struct ce_query *q, st
 		return -EPROTO;
 	}
 	out->day = s;
-	const cJSON *est = cJSON_GetObjectItemCaseSensitive(r, "Estimated");
-	if (est && !cJSON_IsBool(est)) {
+	size_t est = jt_get(t, r, "Estimated");
+	if (est != JT_NONE && !jt_is(t, est, JT_TRUE) && !jt_is(t, est, JT_FALSE)) {
 		snprintf(err, errlen, "%s.Estimated: expected a boolean", where);
 		return -EPROTO;
 	}
-	out->estimated = !est || cJSON_IsTrue(est); /* missing: assume it may still change */
+	out->estimated = !jt_is(t, est, JT_FALSE); /* missing: assume it may still change */
 
 	if (q->ngroups == 0) {
 		out->g = xcalloc(1, sizeof(*out->g));
 		out->n = 1;
-		const cJSON *total = cJSON_GetObjectItemCaseSensitive(r, "Total");
+		size_t total = jt_get(t, r, "Total");
 		char w2[64];
 		snprintf(w2, sizeof(w2), "%s.Total", where);
-		if (!cJSON_IsObject(total) || get_money(total, q->metric, &out->g[0].amount, (struct loc){ w2, SIZE_MAX }, err,
-						       errlen)) {
-			if (!cJSON_IsObject(total))
+		if (!jt_is(t, total, JT_OBJECT) ||
+		    get_money(t, total, q->metric, &out->g[0].amount, (struct loc){ w2, SIZE_MAX }, err,
+			      errlen)) {
+			if (!jt_is(t, total, JT_OBJECT))
 				snprintf(err, errlen, "%s.Total: missing", where);
 			period_free(out);
 			return -EPROTO;
 		}
 		return 0;
 	}
-	const cJSON *groups = cJSON_GetObjectItemCaseSensitive(r, "Groups");
-	if (!groups || cJSON_IsNull(groups))
+	size_t groups = jt_get(t, r, "Groups");
+	if (groups == JT_NONE || jt_is(t, groups, JT_NULL))
 		return 0; /* a period without spend */
-	if (!cJSON_IsArray(groups) || cJSON_GetArraySize(groups) > MAX_GROUPS_PER_DAY) {
+	size_t count = jt_is(t, groups, JT_ARRAY) ? jt_count(t, groups) : 0;
+	if (!jt_is(t, groups, JT_ARRAY) || count > MAX_GROUPS_PER_DAY) {
 		snprintf(err, errlen, "%s.Groups: expected an array", where);
 		return -EPROTO;
 	}
-	out->g = xcalloc((size_t)cJSON_GetArraySize(groups) + 1, sizeof(*out->g));
-	const cJSON *g;
+	out->g = xcalloc(count + 1, sizeof(*out->g));
 	size_t gi = 0;
-	cJSON_ArrayForEach(g, groups) {
+	char key[MAX_KEY_LEN + 1];
+	for (size_t g = jt_first(t, groups); g != JT_NONE; g = jt_next(t, groups, g)) {
 		/* the group's location is formatted only for an error message */
 		struct loc l = { where, gi++ };
 		char gw[96];
-		const cJSON *keys = cJSON_IsObject(g) ? cJSON_GetObjectItemCaseSensitive(g, "Keys") : NULL;
-		if (!cJSON_IsArray(keys) || (size_t)cJSON_GetArraySize(keys) != q->ngroups) {
+		size_t keys = jt_get(t, g, "Keys");
+		if (!jt_is(t, keys, JT_ARRAY) || jt_count(t, keys) != q->ngroups) {
 			snprintf(err, errlen, "%s.Keys: expected %zu strings", loc_str(l, gw, sizeof(gw)),
 				 q->ngroups);
 			period_free(out);
 			return -EPROTO;
 		}
 		struct ce_group *cg = &out->g[out->n++];
-		for (size_t k = 0; k < q->ngroups; k++) {
-			const cJSON *kv = cJSON_GetArrayItem(keys, (int)k);
-			const char *v = NULL;
-			if (!cJSON_IsString(kv) || strlen(kv->valuestring) > MAX_KEY_LEN) {
+		size_t kv = jt_first(t, keys);
+		for (size_t k = 0; k < q->ngroups; k++, kv = jt_next(t, keys, kv)) {
+			const char *v = key;
+			if (jt_str(t, kv, key, sizeof(key)) < 0) {
 				snprintf(err, errlen, "%s.Keys[%zu]: expected a string",
 					 loc_str(l, gw, sizeof(gw)), k);
 				period_free(out);
 				return -EPROTO;
 			}
-			if (q->group_type[k] == CE_GROUP_TAG) {
-				if (ce_split_tag_key(kv->valuestring, q->group_key[k], &v)) {
-					snprintf(err, errlen, "%s.Keys[%zu]: expected \"%s$...\"",
-						 loc_str(l, gw, sizeof(gw)), k, q->group_key[k]);
-					period_free(out);
-					return -EPROTO;
-				}
-			} else {
-				v = kv->valuestring;
+			if (q->group_type[k] == CE_GROUP_TAG &&
+			    ce_split_tag_key(key, q->group_key[k], &v)) {
+				snprintf(err, errlen, "%s.Keys[%zu]: expected \"%s$...\"",
+					 loc_str(l, gw, sizeof(gw)), k, q->group_key[k]);
+				period_free(out);
+				return -EPROTO;
 			}
 			cg->k[k] = xstrdup(v);
 		}
-		const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(g, "Metrics");
-		if (!cJSON_IsObject(metrics)) {
+		size_t metrics = jt_get(t, g, "Metrics");
+		if (!jt_is(t, metrics, JT_OBJECT)) {
 			snprintf(err, errlen, "%s.Metrics: %s", loc_str(l, gw, sizeof(gw)),
-				 metrics ? "expected an object" : "missing");
+				 metrics != JT_NONE ? "expected an object" : "missing");
 			period_free(out);
 			return -EPROTO;
 		}
-		if (get_money(metrics, q->metric, &cg->amount, l, err, errlen)) {
+		if (get_money(t, metrics, q->metric, &cg->amount, l, err, errlen)) {
 			period_free(out);
 			return -EPROTO;
 		}
@@ -451,32 +475,27 @@ static int parse_period(const cJSON *r, size_t idx, const struct ce_query *q, st
 int ce_parse_cost_and_usage(const char *body, size_t len, const struct ce_query *q,
 			    struct ce_series *acc, char **next, char *err, size_t errlen)
 {
-	/* the tree lives in an arena, released at once below: every value kept is copied */
-	jsonarena_begin();
-	cJSON *root = cJSON_ParseWithLength(body, len);
+	struct jsontape t;
 	struct period *ps = NULL;
 	size_t np = 0;
 	char *tok = NULL;
-	int rc = 0;
-	if (!root) {
-		jsonarena_end();
-		snprintf(err, errlen, "response is not valid JSON");
-		return -EPROTO;
-	}
-	const cJSON *results = cJSON_GetObjectItemCaseSensitive(root, "ResultsByTime");
-	if (!cJSON_IsObject(root) || !cJSON_IsArray(results)) {
-		snprintf(err, errlen, "ResultsByTime: %s", results ? "expected an array" : "missing");
+	int rc = parse_json(&t, body, len, err, errlen);
+	if (rc)
+		goto out;
+	size_t results = jt_get(&t, 0, "ResultsByTime");
+	if (!jt_is(&t, 0, JT_OBJECT) || !jt_is(&t, results, JT_ARRAY)) {
+		snprintf(err, errlen, "ResultsByTime: %s",
+			 results != JT_NONE ? "expected an array" : "missing");
 		rc = -EPROTO;
 		goto out;
 	}
-	if (get_next(root, "NextPageToken", &tok, err, errlen)) {
+	if (get_next(&t, 0, "NextPageToken", &tok, err, errlen)) {
 		rc = -EPROTO;
 		goto out;
 	}
-	ps = xcalloc((size_t)cJSON_GetArraySize(results) + 1, sizeof(*ps));
-	const cJSON *r;
-	cJSON_ArrayForEach(r, results) {
-		if (parse_period(r, np, q, &ps[np], err, errlen)) {
+	ps = xcalloc(jt_count(&t, results) + 1, sizeof(*ps));
+	for (size_t r = jt_first(&t, results); r != JT_NONE; r = jt_next(&t, results, r)) {
+		if (parse_period(&t, r, np, q, &ps[np], err, errlen)) {
 			rc = -EPROTO;
 			goto out;
 		}
@@ -536,35 +555,34 @@ out:
 		period_free(&ps[i]);
 	free(ps);
 	free(tok);
-	jsonarena_end(); /* frees the tree */
+	jsontape_free(&t);
 	return rc;
 }
 
 int ce_parse_forecast(const char *body, size_t len, double *mean, double *lower, double *upper,
 		      char *err, size_t errlen)
 {
-	cJSON *root = cJSON_ParseWithLength(body, len);
-	int rc = -EPROTO;
+	struct jsontape t;
 	double m, lo = 0, hi = 0;
-	if (!root) {
-		snprintf(err, errlen, "response is not valid JSON");
-		return -EPROTO;
-	}
-	if (!cJSON_IsObject(root) || get_money(root, "Total", &m, (struct loc){ "response", SIZE_MAX }, err, errlen))
+	int rc = parse_json(&t, body, len, err, errlen);
+	if (rc)
 		goto out;
-	const cJSON *byt = cJSON_GetObjectItemCaseSensitive(root, "ForecastResultsByTime");
+	rc = -EPROTO;
+	if (!jt_is(&t, 0, JT_OBJECT) ||
+	    get_money(&t, 0, "Total", &m, (struct loc){ "response", SIZE_MAX }, err, errlen))
+		goto out;
+	size_t byt = jt_get(&t, 0, "ForecastResultsByTime");
 	bool have_bounds = false;
-	if (byt && !cJSON_IsArray(byt)) {
+	if (byt != JT_NONE && !jt_is(&t, byt, JT_ARRAY)) {
 		snprintf(err, errlen, "ForecastResultsByTime: expected an array");
 		goto out;
 	}
-	const cJSON *r;
-	cJSON_ArrayForEach(r, byt) {
-		const cJSON *l = cJSON_IsObject(r) ? cJSON_GetObjectItemCaseSensitive(r, "PredictionIntervalLowerBound") : NULL;
-		const cJSON *u = cJSON_IsObject(r) ? cJSON_GetObjectItemCaseSensitive(r, "PredictionIntervalUpperBound") : NULL;
+	for (size_t r = jt_first(&t, byt); r != JT_NONE; r = jt_next(&t, byt, r)) {
+		char ls[80], us[80];
 		double a, b;
-		if (!cJSON_IsString(l) || !cJSON_IsString(u) || ce_parse_amount(l->valuestring, &a) ||
-		    ce_parse_amount(u->valuestring, &b)) {
+		if (jt_str(&t, jt_get(&t, r, "PredictionIntervalLowerBound"), ls, sizeof(ls)) < 0 ||
+		    jt_str(&t, jt_get(&t, r, "PredictionIntervalUpperBound"), us, sizeof(us)) < 0 ||
+		    ce_parse_amount(ls, &a) || ce_parse_amount(us, &b)) {
 			snprintf(err, errlen, "ForecastResultsByTime: bounds must be decimal strings");
 			goto out;
 		}
@@ -577,36 +595,34 @@ int ce_parse_forecast(const char *body, size_t len, double *mean, double *lower,
 	*upper = have_bounds ? hi : m;
 	rc = 0;
 out:
-	cJSON_Delete(root);
+	jsontape_free(&t);
 	return rc;
 }
 
 int ce_parse_dimension_values(const char *body, size_t len, struct strlist *out, char **next,
 			      char *err, size_t errlen)
 {
-	cJSON *root = cJSON_ParseWithLength(body, len);
+	struct jsontape t;
 	struct strlist vals = { 0 };
 	char *tok = NULL;
-	int rc = -EPROTO;
-	if (!root) {
-		snprintf(err, errlen, "response is not valid JSON");
-		return -EPROTO;
-	}
-	const cJSON *dv = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "DimensionValues") : NULL;
-	if (!cJSON_IsArray(dv)) {
-		snprintf(err, errlen, "DimensionValues: %s", dv ? "expected an array" : "missing");
+	int rc = parse_json(&t, body, len, err, errlen);
+	if (rc)
+		goto out;
+	rc = -EPROTO;
+	size_t dv = jt_get(&t, 0, "DimensionValues");
+	if (!jt_is(&t, dv, JT_ARRAY)) {
+		snprintf(err, errlen, "DimensionValues: %s", dv != JT_NONE ? "expected an array" : "missing");
 		goto out;
 	}
-	const cJSON *e;
-	cJSON_ArrayForEach(e, dv) {
-		const cJSON *v = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "Value") : NULL;
-		if (!cJSON_IsString(v) || !*v->valuestring || strlen(v->valuestring) > 1024) {
+	for (size_t e = jt_first(&t, dv); e != JT_NONE; e = jt_next(&t, dv, e)) {
+		char v[1025];
+		if (jt_str(&t, jt_get(&t, e, "Value"), v, sizeof(v)) <= 0) {
 			snprintf(err, errlen, "DimensionValues[].Value: expected a string");
 			goto out;
 		}
-		strlist_push(&vals, xstrdup(v->valuestring));
+		strlist_push(&vals, xstrdup(v));
 	}
-	if (get_next(root, "NextPageToken", &tok, err, errlen))
+	if (get_next(&t, 0, "NextPageToken", &tok, err, errlen))
 		goto out;
 	for (size_t i = 0; i < vals.n; i++)
 		strlist_push(out, vals.v[i]);
@@ -619,49 +635,44 @@ int ce_parse_dimension_values(const char *body, size_t len, struct strlist *out,
 out:
 	strlist_free(&vals);
 	free(tok);
-	cJSON_Delete(root);
+	jsontape_free(&t);
 	return rc;
 }
 
 int ce_parse_allocation_tags(const char *body, size_t len, struct strlist *keys, bool **active,
 			     char **next, char *err, size_t errlen)
 {
-	cJSON *root = cJSON_ParseWithLength(body, len);
+	struct jsontape t;
 	char *tok = NULL;
-	int rc = -EPROTO;
-	if (!root) {
-		snprintf(err, errlen, "response is not valid JSON");
-		return -EPROTO;
-	}
-	const cJSON *tags = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "CostAllocationTags") : NULL;
-	if (!cJSON_IsArray(tags)) {
-		snprintf(err, errlen, "CostAllocationTags: %s", tags ? "expected an array" : "missing");
+	int rc = parse_json(&t, body, len, err, errlen);
+	if (rc)
+		goto out;
+	rc = -EPROTO;
+	size_t tags = jt_get(&t, 0, "CostAllocationTags");
+	if (!jt_is(&t, tags, JT_ARRAY)) {
+		snprintf(err, errlen, "CostAllocationTags: %s", tags != JT_NONE ? "expected an array" : "missing");
 		goto out;
 	}
-	const cJSON *t;
-	cJSON_ArrayForEach(t, tags) {
-		const cJSON *k = cJSON_IsObject(t) ? cJSON_GetObjectItemCaseSensitive(t, "TagKey") : NULL;
-		const cJSON *s = cJSON_IsObject(t) ? cJSON_GetObjectItemCaseSensitive(t, "Status") : NULL;
-		if (!cJSON_IsString(k) || !cJSON_IsString(s)) {
+	for (size_t e = jt_first(&t, tags); e != JT_NONE; e = jt_next(&t, tags, e)) {
+		if (!jt_is(&t, jt_get(&t, e, "TagKey"), JT_STRING) ||
+		    !jt_is(&t, jt_get(&t, e, "Status"), JT_STRING)) {
 			snprintf(err, errlen, "CostAllocationTags[]: TagKey and Status must be strings");
 			goto out;
 		}
 	}
-	if (get_next(root, "NextToken", &tok, err, errlen))
+	if (get_next(&t, 0, "NextToken", &tok, err, errlen))
 		goto out;
-	cJSON_ArrayForEach(t, tags) {
-		const cJSON *k = cJSON_GetObjectItemCaseSensitive(t, "TagKey");
-		const cJSON *s = cJSON_GetObjectItemCaseSensitive(t, "Status");
+	for (size_t e = jt_first(&t, tags); e != JT_NONE; e = jt_next(&t, tags, e)) {
 		*active = xrealloc(*active, (keys->n + 1) * sizeof(**active));
-		(*active)[keys->n] = strcmp(s->valuestring, "Active") == 0;
-		strlist_push(keys, xstrdup(k->valuestring));
+		(*active)[keys->n] = jt_str_eq(&t, jt_get(&t, e, "Status"), "Active");
+		strlist_push(keys, jt_strdup(&t, jt_get(&t, e, "TagKey")));
 	}
 	*next = tok;
 	tok = NULL;
 	rc = 0;
 out:
 	free(tok);
-	cJSON_Delete(root);
+	jsontape_free(&t);
 	return rc;
 }
 

@@ -3,7 +3,6 @@
  */
 #include "projects.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,7 +10,7 @@
 #include <string.h>
 
 #include "awscreds.h"
-#include "jsonarena.h"
+#include "jsontape.h"
 #include "log.h"
 #include "strmap.h"
 #include "util.h"
@@ -68,87 +67,93 @@ static int cmp_tag(const void *a, const void *b)
 }
 
 /* Copies the string member @name of @obj into *out. @optional allows missing/null. */
-static int get_string(const cJSON *obj, const char *name, bool optional, char **out, size_t idx,
-		      char *err, size_t errlen)
+static int get_string(const struct jsontape *t, size_t obj, const char *name, bool optional,
+		      char **out, size_t idx, char *err, size_t errlen)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
-	if (optional && (!v || cJSON_IsNull(v))) {
+	size_t v = jt_get(t, obj, name);
+	if (optional && (v == JT_NONE || jt_is(t, v, JT_NULL))) {
 		*out = xstrdup("");
 		return 0;
 	}
-	if (!v) {
+	if (v == JT_NONE) {
 		snprintf(err, errlen, "data[%zu].%s: missing", idx, name);
 		return -EPROTO;
 	}
-	if (!cJSON_IsString(v) || !v->valuestring) {
+	char *s = jt_strdup(t, v);
+	if (!s) {
 		snprintf(err, errlen, "data[%zu].%s: expected a string", idx, name);
 		return -EPROTO;
 	}
-	if (strlen(v->valuestring) > PROJECTS_MAX_STRING) {
+	if (strlen(s) > PROJECTS_MAX_STRING) {
+		free(s);
 		snprintf(err, errlen, "data[%zu].%s: longer than %d bytes", idx, name, PROJECTS_MAX_STRING);
 		return -EPROTO;
 	}
-	*out = xstrdup(v->valuestring);
+	*out = s;
 	return 0;
 }
 
-static int parse_project(const cJSON *item, size_t idx, struct project *p, char *err, size_t errlen)
+static int parse_project(const struct jsontape *t, size_t item, size_t idx, struct project *p,
+			 char *err, size_t errlen)
 {
 	memset(p, 0, sizeof(*p));
-	if (!cJSON_IsObject(item)) {
+	if (!jt_is(t, item, JT_OBJECT)) {
 		snprintf(err, errlen, "data[%zu]: expected an object", idx);
 		return -EPROTO;
 	}
-	int rc = get_string(item, "id", false, &p->id, idx, err, errlen);
+	int rc = get_string(t, item, "id", false, &p->id, idx, err, errlen);
 	if (!rc && !*p->id) {
 		snprintf(err, errlen, "data[%zu].id: empty", idx);
 		rc = -EPROTO;
 	}
 	if (!rc)
-		rc = get_string(item, "name", false, &p->name, idx, err, errlen);
+		rc = get_string(t, item, "name", false, &p->name, idx, err, errlen);
 	if (!rc)
-		rc = get_string(item, "arn", true, &p->arn, idx, err, errlen);
+		rc = get_string(t, item, "arn", true, &p->arn, idx, err, errlen);
 	if (!rc)
-		rc = get_string(item, "status", false, &p->status, idx, err, errlen);
+		rc = get_string(t, item, "status", false, &p->status, idx, err, errlen);
 	if (!rc) {
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(item, "created_at");
-		if (!v) {
+		size_t v = jt_get(t, item, "created_at");
+		double d = 0;
+		if (v == JT_NONE) {
 			snprintf(err, errlen, "data[%zu].created_at: missing", idx);
 			rc = -EPROTO;
-		} else if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0) {
+		} else if (jt_number(t, v, &d) || !isfinite(d) || d < 0) {
 			snprintf(err, errlen, "data[%zu].created_at: expected a number of seconds", idx);
 			rc = -EPROTO;
 		} else {
-			p->created_at = v->valuedouble;
+			p->created_at = d;
 		}
 	}
 	if (!rc) {
-		const cJSON *tags = cJSON_GetObjectItemCaseSensitive(item, "tags");
-		if (tags && !cJSON_IsNull(tags)) {
-			if (!cJSON_IsObject(tags)) {
+		size_t tags = jt_get(t, item, "tags");
+		if (tags != JT_NONE && !jt_is(t, tags, JT_NULL)) {
+			size_t ntags = jt_is(t, tags, JT_OBJECT) ? jt_count(t, tags) : 0;
+			if (!jt_is(t, tags, JT_OBJECT)) {
 				snprintf(err, errlen, "data[%zu].tags: expected an object", idx);
 				rc = -EPROTO;
-			} else if (cJSON_GetArraySize(tags) > PROJECTS_MAX_TAGS) {
+			} else if (ntags > PROJECTS_MAX_TAGS) {
 				snprintf(err, errlen, "data[%zu].tags: more than %d tags", idx, PROJECTS_MAX_TAGS);
 				rc = -EPROTO;
 			} else {
-				p->tags = xcalloc((size_t)cJSON_GetArraySize(tags), sizeof(*p->tags));
-				const cJSON *t;
-				cJSON_ArrayForEach(t, tags) {
-					if (!cJSON_IsString(t) || !t->valuestring || !t->string) {
+				p->tags = xcalloc(ntags ? ntags : 1, sizeof(*p->tags));
+				for (size_t k = jt_first(t, tags); k != JT_NONE; k = jt_next(t, tags, k)) {
+					if (!jt_is(t, k + 1, JT_STRING)) {
 						snprintf(err, errlen, "data[%zu].tags: values must be strings", idx);
 						rc = -EPROTO;
 						break;
 					}
-					if (strlen(t->string) > PROJECTS_MAX_STRING ||
-					    strlen(t->valuestring) > PROJECTS_MAX_STRING) {
+					char *key = jt_strdup(t, k), *value = jt_strdup(t, k + 1);
+					if (strlen(key) > PROJECTS_MAX_STRING || strlen(value) > PROJECTS_MAX_STRING) {
+						free(key);
+						free(value);
 						snprintf(err, errlen, "data[%zu].tags: tag longer than %d bytes",
 							 idx, PROJECTS_MAX_STRING);
 						rc = -EPROTO;
 						break;
 					}
-					p->tags[p->ntags].key = xstrdup(t->string);
-					p->tags[p->ntags].value = xstrdup(t->valuestring);
+					p->tags[p->ntags].key = key;
+					p->tags[p->ntags].value = value;
 					p->ntags++;
 				}
 				if (!rc && p->ntags > 1) {
@@ -172,40 +177,37 @@ static int parse_project(const cJSON *item, size_t idx, struct project *p, char 
 int projects_parse_page(const char *body, size_t len, struct project_list *list,
 			bool *has_more, char *err, size_t errlen)
 {
-	/* the tree lives in an arena, released at once below: every value kept is copied */
-	jsonarena_begin();
-	cJSON *root = cJSON_ParseWithLength(body, len);
+	struct jsontape t;
 	struct project *items = NULL;
 	size_t n = 0;
 	int rc = 0;
 
-	if (!root) {
-		jsonarena_end();
+	if (jsontape_parse(&t, body, len)) {
 		snprintf(err, errlen, "response is not valid JSON");
-		return -EPROTO;
+		rc = -EPROTO;
+		goto out;
 	}
-	if (!cJSON_IsObject(root)) {
+	if (!jt_is(&t, 0, JT_OBJECT)) {
 		snprintf(err, errlen, "response: expected a JSON object");
 		rc = -EPROTO;
 		goto out;
 	}
-	const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
-	const cJSON *more = cJSON_GetObjectItemCaseSensitive(root, "has_more");
-	if (!data || !cJSON_IsArray(data)) {
-		snprintf(err, errlen, "data: %s", data ? "expected an array" : "missing");
+	size_t data = jt_get(&t, 0, "data");
+	size_t more = jt_get(&t, 0, "has_more");
+	if (!jt_is(&t, data, JT_ARRAY)) {
+		snprintf(err, errlen, "data: %s", data != JT_NONE ? "expected an array" : "missing");
 		rc = -EPROTO;
 		goto out;
 	}
-	if (!more || !cJSON_IsBool(more)) {
-		snprintf(err, errlen, "has_more: %s", more ? "expected a boolean" : "missing");
+	if (!jt_is(&t, more, JT_TRUE) && !jt_is(&t, more, JT_FALSE)) {
+		snprintf(err, errlen, "has_more: %s", more != JT_NONE ? "expected a boolean" : "missing");
 		rc = -EPROTO;
 		goto out;
 	}
-	size_t count = (size_t)cJSON_GetArraySize(data);
+	size_t count = jt_count(&t, data);
 	items = xcalloc(count ? count : 1, sizeof(*items));
-	const cJSON *item;
-	cJSON_ArrayForEach(item, data) {
-		rc = parse_project(item, n, &items[n], err, errlen);
+	for (size_t item = jt_first(&t, data); item != JT_NONE; item = jt_next(&t, data, item)) {
+		rc = parse_project(&t, item, n, &items[n], err, errlen);
 		if (rc)
 			goto out;
 		n++;
@@ -214,12 +216,12 @@ int projects_parse_page(const char *body, size_t len, struct project_list *list,
 	memcpy(list->v + list->n, items, n * sizeof(*items));
 	list->n += n;
 	n = 0; /* ownership moved */
-	*has_more = cJSON_IsTrue(more);
+	*has_more = jt_is(&t, more, JT_TRUE);
 out:
 	for (size_t i = 0; i < n; i++)
 		project_free(&items[i]);
 	free(items);
-	jsonarena_end(); /* frees the tree */
+	jsontape_free(&t);
 	return rc;
 }
 

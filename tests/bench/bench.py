@@ -812,7 +812,7 @@ def profile(args, n, tmp, binary):
         print(r.stderr)
         os.unlink(state)
         data = os.path.join(sdir, "perf.data")
-        subprocess.run([perf, "record", "-q", "-F", "1000", "--call-graph", "dwarf,32768", "-o",
+        subprocess.run([perf, "record", "-q", "-F", "4000", "--call-graph", "dwarf,32768", "-o",
                         data, "--"] + argv,
                        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        timeout=1800, check=True)

@@ -1,0 +1,76 @@
+/*
+ * jsontape.h - a validating JSON parser that allocates nothing per value.
+ *
+ * One pass over the text checks it against RFC 8259 and writes a "tape": one
+ * 16-byte token per value and per object key, in document order, each
+ * holding its span in the text and the index of the token after it, so
+ * siblings are skipped in O(1). Strings stay escaped in the text until a
+ * caller copies one out. This is for the megabytes of Cost Explorer pages
+ * per refresh, where building (and freeing) a cJSON tree costs more than the
+ * parse; small documents keep using cJSON.
+ *
+ * Semantics follow cJSON where a reader could tell: a duplicate object key
+ * finds the first occurrence; nesting deeper than JSONTAPE_MAX_DEPTH is
+ * rejected. Unlike cJSON, text after the top-level value (other than
+ * whitespace) is an error. Pure; thread-safe; a tape is owned by its caller.
+ */
+#ifndef BCE_JSONTAPE_H
+#define BCE_JSONTAPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define JSONTAPE_MAX_DEPTH 1000
+
+enum jt_type { JT_NULL, JT_FALSE, JT_TRUE, JT_NUMBER, JT_STRING, JT_ARRAY, JT_OBJECT };
+
+struct jt_tok {
+	uint32_t start, len; /* span in the text; a string's excludes the quotes */
+	uint32_t next;       /* index of the token after this value (and its children) */
+	uint16_t type;       /* enum jt_type */
+	uint16_t escaped;    /* string: contains a backslash escape */
+};
+
+struct jsontape {
+	const char *text;    /* borrowed: must outlive the tape */
+	struct jt_tok *t;
+	size_t n, cap;
+};
+
+/*
+ * Parses @len bytes of @text into @tape (which borrows @text). Returns 0, or
+ * -EPROTO for text that is not one JSON value (or over 4 GiB); then the tape
+ * holds nothing. Free with jsontape_free() either way.
+ */
+int jsontape_parse(struct jsontape *tape, const char *text, size_t len);
+void jsontape_free(struct jsontape *tape);
+
+/* Type tests on token @i; false for the out-of-range index JT_NONE. */
+#define JT_NONE ((size_t)-1)
+bool jt_is(const struct jsontape *tape, size_t i, enum jt_type type);
+
+/* For object @obj: the value token of the first member named @key, or JT_NONE. */
+size_t jt_get(const struct jsontape *tape, size_t obj, const char *key);
+
+/* Children of array @arr: jt_first() then jt_next() until JT_NONE. Members of an
+ * object: jt_first() gives the first key; its value is key + 1. */
+size_t jt_first(const struct jsontape *tape, size_t container);
+size_t jt_next(const struct jsontape *tape, size_t container, size_t child);
+/* Number of elements of an array (members of an object). O(n). */
+size_t jt_count(const struct jsontape *tape, size_t container);
+
+/*
+ * Copies string token @i, unescaped (\uXXXX as UTF-8), into @out of @outlen
+ * bytes. Returns its length, or -1 if it does not fit (or is not a string).
+ * Strings with a NUL (\u0000) end there, as with cJSON.
+ */
+long jt_str(const struct jsontape *tape, size_t i, char *out, size_t outlen);
+/* As jt_str into a new string (caller frees); NULL if @i is not a string. */
+char *jt_strdup(const struct jsontape *tape, size_t i);
+/* Reads number token @i with strtod(). Returns 0, or -1 if @i is not a number. */
+int jt_number(const struct jsontape *tape, size_t i, double *out);
+/* Is string token @i equal to @s (after unescaping)? */
+bool jt_str_eq(const struct jsontape *tape, size_t i, const char *s);
+
+#endif

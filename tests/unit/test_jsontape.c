@@ -1,0 +1,194 @@
+/* Unit tests for jsontape.c: fixed valid and invalid documents, and a
+ * differential check against cJSON on random documents and their mutations. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+
+#include "../../src/jsontape.c"
+
+/* Does tape token @i describe the same value as cJSON item @j? */
+static bool same(const struct jsontape *t, size_t i, const cJSON *j)
+{
+	if (cJSON_IsNull(j))
+		return jt_is(t, i, JT_NULL);
+	if (cJSON_IsFalse(j))
+		return jt_is(t, i, JT_FALSE);
+	if (cJSON_IsTrue(j))
+		return jt_is(t, i, JT_TRUE);
+	if (cJSON_IsNumber(j)) {
+		if (!jt_is(t, i, JT_NUMBER))
+			return false;
+		char num[400];
+		snprintf(num, sizeof(num), "%.*s", (int)t->t[i].len, t->text + t->t[i].start);
+		return strtod(num, NULL) == j->valuedouble;
+	}
+	if (cJSON_IsString(j)) {
+		char *s = jt_strdup(t, i);
+		bool eq = s && strcmp(s, j->valuestring) == 0 && jt_str_eq(t, i, j->valuestring);
+		free(s);
+		return eq;
+	}
+	bool obj = cJSON_IsObject(j);
+	if (!jt_is(t, i, obj ? JT_OBJECT : JT_ARRAY) || jt_count(t, i) != (size_t)cJSON_GetArraySize(j))
+		return false;
+	const cJSON *c = j->child;
+	for (size_t k = jt_first(t, i); k != JT_NONE; k = jt_next(t, i, k), c = c->next) {
+		if (obj && (!jt_str_eq(t, k, c->string) || !same(t, k + 1, c)))
+			return false;
+		if (!obj && !same(t, k, c))
+			return false;
+	}
+	return c == NULL;
+}
+
+static void valid_documents(void **state)
+{
+	(void)state;
+	const char *docs[] = {
+		"0", "-0.5e+10", "\"\"", "[]", "{}", " [ 1 , [ ] , { } ] ", "true", "null",
+		"{\"a\":{\"b\":[1,2,{\"c\":\"d\"}]},\"e\":false}",
+		"\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\u20AC\\ud83d\\ude00\"",
+		"{\"Keys\":[\"Application$A\\\"B\",\"Environment$\"]}",
+		"[1E5,1e-5,-0,0.0,123456789012345678901234567890]",
+	};
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		struct jsontape t;
+		cJSON *j = cJSON_Parse(docs[i]);
+		assert_non_null(j);
+		if (jsontape_parse(&t, docs[i], strlen(docs[i])))
+			fail_msg("rejected %s", docs[i]);
+		if (!same(&t, 0, j))
+			fail_msg("differs from cJSON: %s", docs[i]);
+		jsontape_free(&t);
+		cJSON_Delete(j);
+	}
+	/* duplicate keys: the first wins, as with cJSON_GetObjectItemCaseSensitive */
+	struct jsontape t;
+	const char *dup = "{\"a\":1,\"a\":2,\"\\u0061b\":3}";
+	assert_int_equal(jsontape_parse(&t, dup, strlen(dup)), 0);
+	size_t a = jt_get(&t, 0, "a");
+	assert_int_equal(t.t[a].start, 5);
+	assert_true(jt_is(&t, jt_get(&t, 0, "ab"), JT_NUMBER)); /* an escaped key matches */
+	assert_int_equal(jt_get(&t, 0, "b"), JT_NONE);
+	char small[2];
+	assert_int_equal(jt_str(&t, 1, small, sizeof(small)), 1); /* "a" fits */
+	assert_int_equal(jt_str(&t, 5, small, sizeof(small)), -1); /* "ab" does not */
+	jsontape_free(&t);
+}
+
+static void invalid_documents(void **state)
+{
+	(void)state;
+	const char *docs[] = {
+		"", " ", "{", "[", "[1,]", "{\"a\":}", "{\"a\" 1}", "{1:2}", "[1 2]", "01", "1.", ".5",
+		"-", "1e", "+1", "tru", "nul", "\"abc", "\"\\x\"", "\"\\u12\"", "\"\\ud800\"",
+		"\"\\udc00\"", "\"\\ud800\\u0041\"", "\"a\tb\"", "{} x", "[]]", "NaN", "\"\\",
+	};
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		struct jsontape t;
+		if (jsontape_parse(&t, docs[i], strlen(docs[i])) != -EPROTO)
+			fail_msg("accepted \"%s\"", docs[i]);
+		assert_int_equal(t.n, 0);
+		jsontape_free(&t);
+	}
+	/* nesting is bounded */
+	char deep[2 * JSONTAPE_MAX_DEPTH + 10];
+	memset(deep, '[', JSONTAPE_MAX_DEPTH + 1);
+	memset(deep + JSONTAPE_MAX_DEPTH + 1, ']', JSONTAPE_MAX_DEPTH + 1);
+	struct jsontape t;
+	assert_int_equal(jsontape_parse(&t, deep, 2 * JSONTAPE_MAX_DEPTH + 2), -EPROTO);
+	jsontape_free(&t);
+	assert_int_equal(jsontape_parse(&t, deep + 1, 2 * JSONTAPE_MAX_DEPTH), 0);
+	jsontape_free(&t);
+}
+
+static cJSON *random_value(int depth)
+{
+	static const char *const pieces[] = { "a", "Application$", "\"", "\\", "/", "\n", "\t",
+					      "\x01", "é", "€", "😀", "$", "", " " };
+	int kind = rand() % (depth > 3 ? 5 : 7);
+	switch (kind) {
+	case 0: return cJSON_CreateNull();
+	case 1: return cJSON_CreateBool(rand() % 2);
+	case 2: return cJSON_CreateNumber((double)(rand() - RAND_MAX / 2) / (1 + rand() % 1000));
+	case 3:
+	case 4: {
+		char s[64] = "";
+		for (int k = rand() % 5; k > 0; k--)
+			strcat(s, pieces[(size_t)rand() % (sizeof(pieces) / sizeof(pieces[0]))]);
+		return cJSON_CreateString(s);
+	}
+	case 5: {
+		cJSON *a = cJSON_CreateArray();
+		for (int k = rand() % 4; k > 0; k--)
+			cJSON_AddItemToArray(a, random_value(depth + 1));
+		return a;
+	}
+	default: {
+		cJSON *o = cJSON_CreateObject();
+		for (int k = rand() % 4; k > 0; k--) {
+			char key[8];
+			snprintf(key, sizeof(key), "k%d", rand() % 5);
+			cJSON_AddItemToObject(o, key, random_value(depth + 1));
+		}
+		return o;
+	}
+	}
+}
+
+/*
+ * cJSON prints, the tape must read back the same tree. Then mutations: what
+ * the tape accepts, cJSON must accept too (the tape is the stricter), with
+ * the same tree.
+ */
+static void differential_against_cjson(void **state)
+{
+	(void)state;
+	static const char junk[] = "{}[]\",:\\ u0d9eE+-.atfn";
+	for (int round = 0; round < 3000; round++) {
+		cJSON *j = random_value(0);
+		char *text = cJSON_PrintUnformatted(j);
+		size_t len = strlen(text);
+		struct jsontape t;
+		cJSON *back = cJSON_Parse(text); /* cJSON's printed numbers need not round-trip */
+		if (jsontape_parse(&t, text, len) || !same(&t, 0, back))
+			fail_msg("round %d: %s", round, text);
+		jsontape_free(&t);
+		cJSON_Delete(back);
+		for (int m = 0; m < 20 && len; m++) {
+			char *mut = xstrdup(text);
+			size_t pos = (size_t)rand() % len;
+			if (rand() % 3)
+				mut[pos] = junk[(size_t)rand() % (sizeof(junk) - 1)];
+			else
+				memmove(mut + pos, mut + pos + 1, len - pos);
+			size_t mlen = strlen(mut);
+			if (jsontape_parse(&t, mut, mlen) == 0) {
+				const char *end = NULL;
+				cJSON *c = cJSON_ParseWithOpts(mut, &end, true);
+				if (!c || !same(&t, 0, c))
+					fail_msg("tape accepts what cJSON reads differently: %s", mut);
+				cJSON_Delete(c);
+			}
+			jsontape_free(&t);
+			free(mut);
+		}
+		free(text);
+		cJSON_Delete(j);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(valid_documents),
+		cmocka_unit_test(invalid_documents),
+		cmocka_unit_test(differential_against_cjson),
+	};
+	return cmocka_run_group_tests_name("jsontape", tests, NULL, NULL);
+}
