@@ -19,7 +19,17 @@
 
 #define STATEFILE_VERSION 1
 
-/* Returns 0 or -errno with @err filled. */
+/*
+ * Serializes the state and writes it to @path atomically (see above).
+ * Returns 0 or a negative errno with @err filled; on failure the previous
+ * file (if any) is left as it was.
+ *
+ * Numbers are written so that they read back as the identical double; a NaN
+ * or infinite number fails the save with -EDOM (the loader would reject the
+ * file); a body over 256 MiB fails with -EFBIG.
+ *
+ * Poller thread (or main under --once).
+ */
 int statefile_save(const char *path, const struct ce_source *ce, const struct region_state *regions,
 		   size_t nregions, double now, char *err, size_t errlen);
 
