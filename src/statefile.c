@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "days.h"
@@ -302,14 +303,19 @@ static void write_projects(struct jw *w, const struct region_state *regions, siz
 	jw_lit(w, "}");
 }
 
-/* The whole file into @w. */
+/*
+ * The whole file into @w. *tail receives the offset just after the
+ * written_at value: the bytes before it are constant apart from that value,
+ * so the bytes from *tail on decide whether the content changed.
+ */
 static void write_state(struct jw *w, const struct ce_source *ce, const struct region_state *regions,
-			size_t nregions, double now)
+			size_t nregions, double now, size_t *tail)
 {
 	jw_lit(w, "{\"format\":\"" FORMAT "\",\"version\":");
 	jw_long(w, STATEFILE_VERSION);
 	jw_lit(w, ",\"written_at\":");
 	jw_num(w, now);
+	*tail = w->b.len;
 	jw_lit(w, ",\"ce_requests\":{\"day\":");
 	jw_day(w, ce->req_day);
 	jw_lit(w, ",\"count\":");
@@ -357,6 +363,77 @@ static void write_state(struct jw *w, const struct ce_source *ce, const struct r
 	jw_lit(w, "}");
 }
 
+/* ---- a 64-bit hash of the body (XXH64's algorithm; in memory only, never stored) ---- */
+
+#define P1 11400714785074694791u
+#define P2 14029467366897019727u
+#define P3 1609587929392839161u
+#define P4 9650029242287828579u
+#define P5 2870177450012600261u
+
+static uint64_t rotl(uint64_t x, int r)
+{
+	return (x << r) | (x >> (64 - r));
+}
+
+static uint64_t rd64(const unsigned char *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return v;
+}
+
+static uint32_t rd32(const unsigned char *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static uint64_t xround(uint64_t acc, uint64_t in)
+{
+	return rotl(acc + in * P2, 31) * P1;
+}
+
+static uint64_t xmerge(uint64_t h, uint64_t acc)
+{
+	return (h ^ xround(0, acc)) * P1 + P4;
+}
+
+static uint64_t hash64(const void *data, size_t len, uint64_t seed)
+{
+	const unsigned char *p = data, *end = p + len;
+	uint64_t h;
+	if (len >= 32) {
+		uint64_t v1 = seed + P1 + P2, v2 = seed + P2, v3 = seed, v4 = seed - P1;
+		for (; end - p >= 32; p += 32) {
+			v1 = xround(v1, rd64(p));
+			v2 = xround(v2, rd64(p + 8));
+			v3 = xround(v3, rd64(p + 16));
+			v4 = xround(v4, rd64(p + 24));
+		}
+		h = rotl(v1, 1) + rotl(v2, 7) + rotl(v3, 12) + rotl(v4, 18);
+		h = xmerge(xmerge(xmerge(xmerge(h, v1), v2), v3), v4);
+	} else {
+		h = seed + P5;
+	}
+	h += (uint64_t)len;
+	for (; end - p >= 8; p += 8)
+		h = rotl(h ^ xround(0, rd64(p)), 27) * P1 + P4;
+	if (end - p >= 4) {
+		h = rotl(h ^ (uint64_t)rd32(p) * P1, 23) * P2 + P3;
+		p += 4;
+	}
+	for (; p < end; p++)
+		h = rotl(h ^ *p * P5, 11) * P1;
+	h ^= h >> 33;
+	h *= P2;
+	h ^= h >> 29;
+	h *= P3;
+	h ^= h >> 32;
+	return h;
+}
+
 /* ---- the atomic write ---- */
 
 static int write_all(int fd, const char *p, size_t n)
@@ -374,12 +451,30 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-int statefile_save(const char *path, const struct ce_source *ce, const struct region_state *regions,
-		   size_t nregions, double now, char *err, size_t errlen)
+static bool same_file(const struct statefile_writer *w, const struct stat *st)
+{
+	return w->dev == (uint64_t)st->st_dev && w->ino == (uint64_t)st->st_ino &&
+	       w->size == (int64_t)st->st_size && w->mtime_sec == (int64_t)st->st_mtim.tv_sec &&
+	       w->mtime_nsec == (int64_t)st->st_mtim.tv_nsec;
+}
+
+static void remember_file(struct statefile_writer *w, const struct stat *st)
+{
+	w->dev = (uint64_t)st->st_dev;
+	w->ino = (uint64_t)st->st_ino;
+	w->size = (int64_t)st->st_size;
+	w->mtime_sec = (int64_t)st->st_mtim.tv_sec;
+	w->mtime_nsec = (int64_t)st->st_mtim.tv_nsec;
+}
+
+int statefile_save(struct statefile_writer *sw, const char *path, const struct ce_source *ce,
+		   const struct region_state *regions, size_t nregions, double now, char *err,
+		   size_t errlen)
 {
 	struct jw w = { .err = 0 };
 	buf_init(&w.b, MAX_STATE_BYTES);
-	write_state(&w, ce, regions, nregions, now);
+	size_t tail = 0;
+	write_state(&w, ce, regions, nregions, now, &tail);
 	if (w.err) {
 		snprintf(err, errlen, "cannot write %s: %s", path,
 			 w.err == -EDOM ? "the state holds a number that is NaN or infinite"
@@ -388,6 +483,17 @@ int statefile_save(const char *path, const struct ce_source *ce, const struct re
 		buf_free(&w.b);
 		return rc;
 	}
+	uint64_t hash = hash64(w.b.data + tail, w.b.len - tail, 0);
+
+	/* unchanged content, and the file on disk is still the one we wrote: nothing to do */
+	struct stat st;
+	if (sw && sw->written && sw->hash == hash && stat(path, &st) == 0 && same_file(sw, &st)) {
+		buf_free(&w.b);
+		return 0;
+	}
+	if (sw)
+		sw->written = false; /* until this write has succeeded */
+
 	/* one fixed name: a write cut short by a crash is overwritten by the next one */
 	char *tmp = xasprintf("%s.tmp", path);
 	char *dircopy = xstrdup(path);
@@ -400,6 +506,8 @@ int statefile_save(const char *path, const struct ce_source *ce, const struct re
 	}
 	rc = write_all(fd, w.b.data, w.b.len);
 	if (!rc && fsync(fd))
+		rc = -errno;
+	if (!rc && fstat(fd, &st))
 		rc = -errno;
 	if (close(fd) && !rc)
 		rc = -errno;
@@ -414,6 +522,11 @@ int statefile_save(const char *path, const struct ce_source *ce, const struct re
 	if (dfd >= 0) {
 		fsync(dfd);
 		close(dfd);
+	}
+	if (sw) {
+		sw->hash = hash;
+		remember_file(sw, &st);
+		sw->written = true;
 	}
 out:
 	buf_free(&w.b);

@@ -159,11 +159,13 @@ int main(int argc, char **argv)
 
 	char *path = xasprintf("%s/statefile_bench.json", dir);
 	double *wall = xcalloc((size_t)runs, sizeof(double)), *cpu = xcalloc((size_t)runs, sizeof(double));
+	double *uwall = xcalloc((size_t)runs, sizeof(double)), *ucpu = xcalloc((size_t)runs, sizeof(double));
 	char err[512];
+	struct statefile_writer sw = { 0 };
 	for (int r = 0; r < runs; r++) {
 		ce.req_count++; /* a changed state: every run writes */
 		double w0 = wall_ms(), c0 = cpu_ms();
-		int rc = statefile_save(path, &ce, &region, 1, 1795651600 + r, err, sizeof(err));
+		int rc = statefile_save(&sw, path, &ce, &region, 1, 1795651600 + r, err, sizeof(err));
 		wall[r] = wall_ms() - w0;
 		cpu[r] = cpu_ms() - c0;
 		if (rc) {
@@ -173,8 +175,22 @@ int main(int argc, char **argv)
 	}
 	struct stat st;
 	stat(path, &st);
+	for (int r = 0; r < runs; r++) {
+		/* the same state again (only the time differs): serialized and hashed, not written */
+		double w0 = wall_ms(), c0 = cpu_ms();
+		int rc = statefile_save(&sw, path, &ce, &region, 1, 1795652600 + r, err, sizeof(err));
+		uwall[r] = wall_ms() - w0;
+		ucpu[r] = cpu_ms() - c0;
+		struct stat st2;
+		if (rc || stat(path, &st2) || st2.st_ino != st.st_ino) {
+			fprintf(stderr, "statefile_save of an unchanged state wrote the file (%s)\n", err);
+			return 1;
+		}
+	}
 	qsort(wall, (size_t)runs, sizeof(double), cmp);
 	qsort(cpu, (size_t)runs, sizeof(double), cmp);
+	qsort(uwall, (size_t)runs, sizeof(double), cmp);
+	qsort(ucpu, (size_t)runs, sizeof(double), cmp);
 	size_t groups = 0;
 	for (size_t d = 0; d < ce.spend.n; d++)
 		groups += ce.spend.days[d].n + ce.models.days[d].n;
@@ -182,10 +198,14 @@ int main(int argc, char **argv)
 	       (double)st.st_size / 1e6, runs);
 	printf("  changed state   wall min %.1f ms  median %.1f ms   cpu min %.1f ms  median %.1f ms\n",
 	       wall[0], wall[runs / 2], cpu[0], cpu[runs / 2]);
+	printf("  unchanged state wall min %.1f ms  median %.1f ms   cpu min %.1f ms  median %.1f ms\n",
+	       uwall[0], uwall[runs / 2], ucpu[0], ucpu[runs / 2]);
 	remove(path);
 	free(path);
 	free(wall);
 	free(cpu);
+	free(uwall);
+	free(ucpu);
 	ce_source_free(&ce);
 	project_list_free(&region.projects);
 	free(region.region);

@@ -1,5 +1,5 @@
 /* Unit tests for statefile.c: round trip (hostile strings, exact amounts), the format against
- * the former cJSON-tree writer, corrupt, foreign and old-version files. */
+ * the former cJSON-tree writer, skipping unchanged writes, corrupt, foreign and old-version files. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -54,7 +54,7 @@ static void round_trip(void **state)
 	char err[256];
 	assert_int_equal(projects_parse_page(page, strlen(page), &regions[0].projects, &more, err, sizeof(err)), 0);
 	regions[0].has_data = true;
-	assert_int_equal(statefile_save(path, &ce, regions, 2, 1795651600, err, sizeof(err)), 0);
+	assert_int_equal(statefile_save(NULL, path, &ce, regions, 2, 1795651600, err, sizeof(err)), 0);
 	struct stat st;
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
@@ -498,7 +498,7 @@ static void hostile_state_round_trips(void **state)
 		struct region_state regions[2] = { { .region = "eu-west-1" }, { .region = "us-east-1" } };
 		hostile_state(&ce, &regions[1]);
 		double now = 1795651600.0 + round / 3.0;
-		assert_int_equal(statefile_save(path, &ce, regions, 2, now, err, sizeof(err)), 0);
+		assert_int_equal(statefile_save(NULL, path, &ce, regions, 2, now, err, sizeof(err)), 0);
 
 		/* the same document the cJSON-tree writer made: keys in the same order, nesting,
 		 * types, strings byte for byte; numbers within cJSON's own epsilon (its printer
@@ -572,7 +572,7 @@ static void non_finite_is_not_written(void **state)
 	struct ce_source ce;
 	fill(&ce);
 	char err[256] = "";
-	assert_int_equal(statefile_save(path, &ce, NULL, 0, 1795651600, err, sizeof(err)), 0);
+	assert_int_equal(statefile_save(NULL, path, &ce, NULL, 0, 1795651600, err, sizeof(err)), 0);
 	size_t len0;
 	char *before = slurp(path, &len0);
 	const double bad[] = { NAN, INFINITY, -INFINITY };
@@ -580,11 +580,11 @@ static void non_finite_is_not_written(void **state)
 		double keep = ce.spend.days[0].g[1].amount;
 		ce.spend.days[0].g[1].amount = bad[i];
 		*err = '\0';
-		assert_int_equal(statefile_save(path, &ce, NULL, 0, 1795651700, err, sizeof(err)), -EDOM);
+		assert_int_equal(statefile_save(NULL, path, &ce, NULL, 0, 1795651700, err, sizeof(err)), -EDOM);
 		assert_true(*err);
 		ce.spend.days[0].g[1].amount = keep;
 		ce.forecast_mean = bad[i];
-		assert_int_equal(statefile_save(path, &ce, NULL, 0, 1795651700, err, sizeof(err)), -EDOM);
+		assert_int_equal(statefile_save(NULL, path, &ce, NULL, 0, 1795651700, err, sizeof(err)), -EDOM);
 		ce.forecast_mean = 1;
 	}
 	size_t len1;
@@ -599,6 +599,133 @@ static void non_finite_is_not_written(void **state)
 	remove(path);
 }
 
+/* ---- skipping unchanged writes ---- */
+
+static void stat_ok(const char *path, struct stat *st)
+{
+	assert_int_equal(stat(path, st), 0);
+}
+
+static void unchanged_state_is_not_rewritten(void **state)
+{
+	(void)state;
+	const char *path = DIR "/state_skip.json";
+	remove(path);
+	struct ce_source ce, back = { 0 };
+	fill(&ce);
+	struct region_state r[1] = { { .region = "us-east-1" } };
+	char err[256];
+	struct statefile_writer w = { 0 };
+	struct stat st0, st;
+
+	assert_int_equal(statefile_save(&w, path, &ce, r, 1, 1000, err, sizeof(err)), 0);
+	assert_true(w.written);
+	stat_ok(path, &st0);
+	size_t len0;
+	char *first = slurp(path, &len0);
+
+	/* Same state, later time: not written. Every write renames a new file (a new inode,
+	 * mode 0600) into place, so an unchanged inode, and a mode we changed by hand staying
+	 * as it is, show that nothing was written; the bytes (written_at too) are the first ones. */
+	assert_int_equal(chmod(path, 0640), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(statefile_save(&w, path, &ce, r, 1, 2000 + i, err, sizeof(err)), 0);
+	stat_ok(path, &st);
+	assert_int_equal(st.st_ino, st0.st_ino);
+	assert_int_equal(st.st_mode & 0777, 0640);
+	size_t len;
+	char *text = slurp(path, &len);
+	assert_int_equal(len, len0);
+	assert_memory_equal(text, first, len);
+	assert_non_null(strstr(text, "\"written_at\":1000,"));
+	free(text);
+
+	/* without a writer: always written */
+	assert_int_equal(statefile_save(NULL, path, &ce, r, 1, 2500, err, sizeof(err)), 0);
+	stat_ok(path, &st);
+	assert_int_not_equal(st.st_ino, st0.st_ino);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	/* ... and then @w no longer describes the file on disk: written again */
+	assert_int_equal(statefile_save(&w, path, &ce, r, 1, 2600, err, sizeof(err)), 0);
+	text = slurp(path, &len);
+	assert_non_null(strstr(text, "\"written_at\":2600,"));
+	free(text);
+	stat_ok(path, &st0);
+
+	/* a changed state is written: a new count, a new amount, a new project */
+	ce.req_count = 8;
+	assert_int_equal(statefile_save(&w, path, &ce, r, 1, 3000, err, sizeof(err)), 0);
+	stat_ok(path, &st);
+	assert_int_not_equal(st.st_ino, st0.st_ino);
+	assert_int_equal(statefile_load(path, &back, NULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(back.req_count, 8);
+	ce_source_free(&back);
+	st0 = st;
+	ce.spend.days[0].g[1].amount = nextafter(1e-10, 1); /* one ulp */
+	assert_int_equal(statefile_save(&w, path, &ce, r, 1, 3100, err, sizeof(err)), 0);
+	stat_ok(path, &st);
+	assert_int_not_equal(st.st_ino, st0.st_ino);
+	assert_int_equal(statefile_load(path, &back, NULL, 0, err, sizeof(err)), 0);
+	assert_true(same_double(back.spend.days[0].g[1].amount, nextafter(1e-10, 1)));
+	ce_source_free(&back);
+	st0 = st;
+	const char *page = "{\"data\":[{\"id\":\"p1\",\"name\":\"n\",\"status\":\"active\",\"created_at\":5}],"
+			   "\"has_more\":false}";
+	bool more;
+	assert_int_equal(projects_parse_page(page, strlen(page), &r[0].projects, &more, err, sizeof(err)), 0);
+	r[0].has_data = true;
+	assert_int_equal(statefile_save(&w, path, &ce, r, 1, 3200, err, sizeof(err)), 0);
+	stat_ok(path, &st);
+	assert_int_not_equal(st.st_ino, st0.st_ino);
+	st0 = st;
+
+	/* removed by someone: written again although the state did not change */
+	assert_int_equal(remove(path), 0);
+	assert_int_equal(statefile_save(&w, path, &ce, r, 1, 3300, err, sizeof(err)), 0);
+	stat_ok(path, &st0);
+	/* replaced by someone (another inode, other bytes): written again */
+	write_file(DIR "/state_skip.other", "{}");
+	assert_int_equal(rename(DIR "/state_skip.other", path), 0);
+	assert_int_equal(statefile_save(&w, path, &ce, r, 1, 3400, err, sizeof(err)), 0);
+	struct region_state lr[1] = { { .region = "us-east-1" } };
+	assert_int_equal(statefile_load(path, &back, lr, 1, err, sizeof(err)), 0);
+	assert_true(lr[0].has_data);
+	ce_source_free(&back);
+	project_list_free(&lr[0].projects);
+
+	/* a failed write (the temporary name is taken by a directory) leaves the old file;
+	 * the next save writes */
+	stat_ok(path, &st0);
+	ce.req_count = 9;
+	assert_int_equal(mkdir(DIR "/state_skip.json.tmp", 0700), 0);
+	assert_true(statefile_save(&w, path, &ce, r, 1, 3500, err, sizeof(err)) < 0);
+	assert_false(w.written);
+	stat_ok(path, &st);
+	assert_int_equal(st.st_ino, st0.st_ino);
+	assert_int_equal(rmdir(DIR "/state_skip.json.tmp"), 0);
+	assert_int_equal(statefile_save(&w, path, &ce, r, 1, 3600, err, sizeof(err)), 0);
+	assert_int_equal(statefile_load(path, &back, NULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(back.req_count, 9);
+	ce_source_free(&back);
+
+	free(first);
+	ce_source_free(&ce);
+	project_list_free(&r[0].projects);
+	remove(path);
+}
+
+static void hash_is_xxh64(void **state)
+{
+	(void)state;
+	/* published XXH64 test vectors, seed 0 */
+	assert_true(hash64("", 0, 0) == 0xef46db3751d8e999u);
+	assert_true(hash64("a", 1, 0) == 0xd24ec4f1a98c6e5bu);
+	assert_true(hash64("abc", 3, 0) == 0x44bc2cf5ad770999u);
+	const char *fox = "The quick brown fox jumps over the lazy dog";
+	assert_true(hash64(fox, strlen(fox), 0) == 0x0b242d361fda71bcu);
+	assert_true(hash64("12345678901234567890123456789012", 32, 0) == 0x40fd1aa52d98274cu);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -608,6 +735,8 @@ int main(void)
 		cmocka_unit_test(strings_escape_like_cjson),
 		cmocka_unit_test(hostile_state_round_trips),
 		cmocka_unit_test(non_finite_is_not_written),
+		cmocka_unit_test(unchanged_state_is_not_rewritten),
+		cmocka_unit_test(hash_is_xxh64),
 	};
 	return cmocka_run_group_tests_name("statefile", tests, NULL, NULL);
 }
