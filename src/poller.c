@@ -45,6 +45,7 @@ struct poller {
 	double next_tags;
 	long rendered_day;    /* UTC day of the last render: re-render at midnight */
 	char *state_error;    /* last state-file write error, for complain-once */
+	struct statefile_writer state_writer; /* lets an unchanged state file go unwritten */
 	bool budgets_checked; /* unmatched project budgets warned for this config */
 	bool prepared;        /* state loaded, first snapshot published */
 	bool state_dirty;     /* cost data changed since the state file was written */
@@ -299,8 +300,8 @@ static void save_state(struct poller *p)
 	if (!*path)
 		return;
 	char err[512] = "";
-	int rc = statefile_save(path, &p->st.ce, p->st.regions, p->st.nregions, wall_now(), err,
-				sizeof(err));
+	int rc = statefile_save(&p->state_writer, path, &p->st.ce, p->st.regions, p->st.nregions,
+				wall_now(), err, sizeof(err));
 	if (rc) {
 		if (!p->state_error || strcmp(p->state_error, err) != 0)
 			log_warn("cannot write the state file; a restart will query Cost Explorer again",

@@ -1,90 +1,440 @@
 /*
  * statefile.c - see statefile.h.
+ *
+ * Saving streams the JSON straight into one struct buf (no cJSON tree): at
+ * 1,000 projects the file is some 50,000 cost groups, and building a tree of
+ * them and printing it cost ~100 ms per save. The bytes are what cJSON would
+ * print for the same structure: strings are escaped exactly as cJSON's
+ * printer does (", \, \b \f \n \r \t, other bytes below 0x20 as \u00xx, all
+ * other bytes as they are, so invalid UTF-8 comes back byte for byte through
+ * cJSON's parser); numbers are written so that strtod (which cJSON's parser
+ * uses) gives back the identical double. Loading uses cJSON.
  */
 #include "statefile.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "days.h"
-#include "expfmt.h"
 #include "util.h"
 
 #define FORMAT "bedrock-cost-exporter-state"
-
-/* cJSON prints numbers with 15 digits when they compare "close enough"; amounts
- * must round-trip exactly, so they are written as raw shortest-round-trip text. */
-static void add_exact(cJSON *o, const char *k, double v)
-{
-	char num[32];
-	cJSON_AddRawToObject(o, k, expfmt_format_double(v, num));
-}
 #define MAX_STATE_BYTES ((size_t)256 * 1024 * 1024)
 
-static cJSON *strlist_json(const struct strlist *l)
-{
-	cJSON *a = cJSON_CreateArray();
-	for (size_t i = 0; i < l->n; i++)
-		cJSON_AddItemToArray(a, cJSON_CreateString(l->v[i]));
-	return a;
-}
+/* ---- exact number text ---- */
 
-static cJSON *series_json(const struct ce_series *s, const char *sig)
+static char *put_u64(char *o, uint64_t u)
 {
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "signature", sig ? sig : "");
-	cJSON *days = cJSON_AddArrayToObject(o, "days");
-	for (size_t i = 0; i < s->n; i++) {
-		const struct ce_day *d = &s->days[i];
-		char ds[11];
-		days_format(d->day, ds);
-		cJSON *jd = cJSON_CreateObject();
-		cJSON_AddStringToObject(jd, "day", ds);
-		cJSON_AddBoolToObject(jd, "estimated", d->estimated);
-		cJSON *gs = cJSON_AddArrayToObject(jd, "groups");
-		for (size_t j = 0; j < d->n; j++) {
-			cJSON *g = cJSON_CreateObject();
-			cJSON *k = cJSON_AddArrayToObject(g, "k");
-			for (int q = 0; q < 2 && d->g[j].k[q]; q++)
-				cJSON_AddItemToArray(k, cJSON_CreateString(d->g[j].k[q]));
-			add_exact(g, "amount", d->g[j].amount);
-			cJSON_AddItemToArray(gs, g);
-		}
-		cJSON_AddItemToArray(days, jd);
-	}
+	char tmp[20];
+	size_t i = 0;
+	do {
+		tmp[i++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	while (i)
+		*o++ = tmp[--i];
 	return o;
 }
 
-static cJSON *projects_json(const struct region_state *regions, size_t n)
+/*
+ * Writes finite @v into @out (no NUL) so that strtod gives back exactly @v;
+ * returns the length, or 0 for NaN and infinities (JSON cannot spell them).
+ *
+ * 1. Integers below 2^53 (counts, most timestamps): their digits.
+ * 2. Cost Explorer amounts have at most 10 decimals. For |v| < 9e5, let n be
+ *    |v| * 1e10 rounded to an integer (n < 2^53, so exact as a double). If
+ *    n / 1e10 == |v| in double arithmetic, then |v| is the double nearest to
+ *    the real number n / 10^10 (IEEE division is correctly rounded, 1e10 is
+ *    exact), and so is what strtod, also correctly rounded in the same
+ *    round-to-nearest-even mode, makes of the text "n with the point 10
+ *    digits from the right" (trailing zeros dropped: same number). The sign
+ *    is symmetric. Needs double arithmetic without excess precision
+ *    (FLT_EVAL_METHOD 0; else an x87 double rounding could break the
+ *    argument), so the path is compiled only then. No printf, no strtod.
+ * 3. Anything else: %.17g, which always round-trips a double.
+ */
+static size_t format_exact(double v, char out[32])
 {
-	cJSON *o = cJSON_CreateObject();
+	if (!isfinite(v))
+		return 0;
+	char *o = out;
+	double a = fabs(v);
+	if (signbit(v))
+		*o++ = '-'; /* -0 stays -0 */
+	if (a < 9007199254740992.0 && a == (double)(uint64_t)a)
+		return (size_t)(put_u64(o, (uint64_t)a) - out);
+#if FLT_EVAL_METHOD == 0
+	if (a < 9e5) {
+		double scaled = a * 1e10;
+		uint64_t n = (uint64_t)scaled;
+		if (scaled - (double)n >= 0.5) /* exact: n <= scaled < n + 1 */
+			n++;
+		if ((double)n / 1e10 == a) {
+			/* a is not an integer (above), so the fraction is not 0 */
+			uint64_t frac = n % 10000000000u;
+			int digits = 10;
+			while (frac % 10 == 0) {
+				frac /= 10;
+				digits--;
+			}
+			o = put_u64(o, n / 10000000000u);
+			*o++ = '.';
+			for (int i = digits - 1; i >= 0; i--) {
+				o[i] = (char)('0' + frac % 10);
+				frac /= 10;
+			}
+			return (size_t)(o + digits - out);
+		}
+	}
+#endif
+	return (size_t)snprintf(out, 32, "%.17g", v);
+}
+
+/* ---- the writer: JSON straight into a struct buf ---- */
+
+struct jw {
+	struct buf b;
+	int err; /* the first failure; later writes do nothing */
+};
+
+/* Room for @n bytes at the end, or NULL after a failure. */
+static char *jw_room(struct jw *w, size_t n)
+{
+	if (w->err)
+		return NULL;
+	if (buf_reserve(&w->b, n)) {
+		w->err = -EFBIG;
+		return NULL;
+	}
+	return w->b.data + w->b.len;
+}
+
+static void jw_end(struct jw *w, char *end)
+{
+	w->b.len = (size_t)(end - w->b.data);
+	*end = '\0';
+}
+
+static void jw_raw(struct jw *w, const char *s, size_t n)
+{
+	char *o = jw_room(w, n);
+	if (o) {
+		memcpy(o, s, n);
+		jw_end(w, o + n);
+	}
+}
+
+/* A string literal (no escaping: only for our own keys and punctuation). */
+#define jw_lit(w, lit) jw_raw((w), "" lit, sizeof(lit) - 1)
+
+/* A JSON string, escaped as cJSON's printer does; NULL is written as "". */
+static void jw_str(struct jw *w, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	if (!s)
+		s = "";
+	size_t n = strlen(s);
+	if (n > (SIZE_MAX - 2) / 6) {
+		w->err = -EFBIG;
+		return;
+	}
+	char *o = jw_room(w, 6 * n + 2); /* worst case: every byte as \u00xx */
+	if (!o)
+		return;
+	*o++ = '"';
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		unsigned char c = *p;
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			*o++ = (char)c;
+			continue;
+		}
+		*o++ = '\\';
+		switch (c) {
+		case '"': *o++ = '"'; break;
+		case '\\': *o++ = '\\'; break;
+		case '\b': *o++ = 'b'; break;
+		case '\f': *o++ = 'f'; break;
+		case '\n': *o++ = 'n'; break;
+		case '\r': *o++ = 'r'; break;
+		case '\t': *o++ = 't'; break;
+		default:
+			*o++ = 'u';
+			*o++ = '0';
+			*o++ = '0';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
+		}
+	}
+	*o++ = '"';
+	jw_end(w, o);
+}
+
+/* A number that reads back as exactly @v. NaN and infinities fail the save (-EDOM):
+ * the loader would reject the whole file, so the last good file is kept instead. */
+static void jw_num(struct jw *w, double v)
+{
+	char *o = jw_room(w, 32);
+	if (!o)
+		return;
+	size_t n = format_exact(v, o);
+	if (!n) {
+		w->err = -EDOM;
+		return;
+	}
+	jw_end(w, o + n);
+}
+
+static void jw_long(struct jw *w, long v)
+{
+	char *o = jw_room(w, 21);
+	if (!o)
+		return;
+	if (v < 0)
+		*o++ = '-';
+	jw_end(w, put_u64(o, v < 0 ? 0 - (uint64_t)v : (uint64_t)v));
+}
+
+static void jw_day(struct jw *w, long day)
+{
+	char ds[11];
+	days_format(day, ds);
+	jw_str(w, ds);
+}
+
+static void jw_bool(struct jw *w, bool v)
+{
+	if (v)
+		jw_lit(w, "true");
+	else
+		jw_lit(w, "false");
+}
+
+static void write_strlist(struct jw *w, const struct strlist *l)
+{
+	jw_lit(w, "[");
+	for (size_t i = 0; i < l->n; i++) {
+		if (i)
+			jw_lit(w, ",");
+		jw_str(w, l->v[i]);
+	}
+	jw_lit(w, "]");
+}
+
+static void write_series(struct jw *w, const struct ce_series *s, const char *sig)
+{
+	jw_lit(w, "{\"signature\":");
+	jw_str(w, sig);
+	jw_lit(w, ",\"days\":[");
+	for (size_t i = 0; i < s->n; i++) {
+		const struct ce_day *d = &s->days[i];
+		if (i)
+			jw_lit(w, ",");
+		jw_lit(w, "{\"day\":");
+		jw_day(w, d->day);
+		jw_lit(w, ",\"estimated\":");
+		jw_bool(w, d->estimated);
+		jw_lit(w, ",\"groups\":[");
+		for (size_t j = 0; j < d->n; j++) {
+			const struct ce_group *g = &d->g[j];
+			if (j)
+				jw_lit(w, ",");
+			jw_lit(w, "{\"k\":[");
+			for (int q = 0; q < 2 && g->k[q]; q++) {
+				if (q)
+					jw_lit(w, ",");
+				jw_str(w, g->k[q]);
+			}
+			jw_lit(w, "],\"amount\":");
+			jw_num(w, g->amount);
+			jw_lit(w, "}");
+		}
+		jw_lit(w, "]}");
+	}
+	jw_lit(w, "]}");
+}
+
+static void write_projects(struct jw *w, const struct region_state *regions, size_t n)
+{
+	jw_lit(w, "{");
+	bool first = true;
 	for (size_t r = 0; r < n; r++) {
 		if (!regions[r].has_data)
 			continue;
-		cJSON *a = cJSON_AddArrayToObject(o, regions[r].region);
+		if (!first)
+			jw_lit(w, ",");
+		first = false;
+		jw_str(w, regions[r].region);
+		jw_lit(w, ":[");
 		for (size_t i = 0; i < regions[r].projects.n; i++) {
 			const struct project *p = &regions[r].projects.v[i];
-			cJSON *jp = cJSON_CreateObject();
-			cJSON_AddStringToObject(jp, "id", p->id);
-			cJSON_AddStringToObject(jp, "name", p->name);
-			cJSON_AddStringToObject(jp, "arn", p->arn);
-			cJSON_AddStringToObject(jp, "status", p->status);
-			add_exact(jp, "created_at", p->created_at);
-			cJSON *t = cJSON_AddObjectToObject(jp, "tags");
-			for (size_t k = 0; k < p->ntags; k++)
-				cJSON_AddStringToObject(t, p->tags[k].key, p->tags[k].value);
-			cJSON_AddItemToArray(a, jp);
+			if (i)
+				jw_lit(w, ",");
+			jw_lit(w, "{\"id\":");
+			jw_str(w, p->id);
+			jw_lit(w, ",\"name\":");
+			jw_str(w, p->name);
+			jw_lit(w, ",\"arn\":");
+			jw_str(w, p->arn);
+			jw_lit(w, ",\"status\":");
+			jw_str(w, p->status);
+			jw_lit(w, ",\"created_at\":");
+			jw_num(w, p->created_at);
+			jw_lit(w, ",\"tags\":{");
+			for (size_t k = 0; k < p->ntags; k++) {
+				if (k)
+					jw_lit(w, ",");
+				jw_str(w, p->tags[k].key);
+				jw_lit(w, ":");
+				jw_str(w, p->tags[k].value);
+			}
+			jw_lit(w, "}}");
 		}
+		jw_lit(w, "]");
 	}
-	return o;
+	jw_lit(w, "}");
 }
+
+/*
+ * The whole file into @w. *tail receives the offset just after the
+ * written_at value: the bytes before it are constant apart from that value,
+ * so the bytes from *tail on decide whether the content changed.
+ */
+static void write_state(struct jw *w, const struct ce_source *ce, const struct region_state *regions,
+			size_t nregions, double now, size_t *tail)
+{
+	jw_lit(w, "{\"format\":\"" FORMAT "\",\"version\":");
+	jw_long(w, STATEFILE_VERSION);
+	jw_lit(w, ",\"written_at\":");
+	jw_num(w, now);
+	*tail = w->b.len;
+	jw_lit(w, ",\"ce_requests\":{\"day\":");
+	jw_day(w, ce->req_day);
+	jw_lit(w, ",\"count\":");
+	jw_long(w, ce->req_count);
+	jw_lit(w, "},\"services\":{\"at\":");
+	jw_num(w, ce->services_at);
+	jw_lit(w, ",\"search\":");
+	jw_str(w, ce->services_search);
+	jw_lit(w, ",\"values\":");
+	write_strlist(w, &ce->services);
+	jw_lit(w, "},\"costs_at\":");
+	jw_num(w, ce->costs_at);
+	jw_lit(w, ",\"spend\":");
+	write_series(w, &ce->spend, ce->spend_sig);
+	jw_lit(w, ",\"models\":");
+	write_series(w, &ce->models, ce->models_sig);
+	if (ce->has_forecast) {
+		jw_lit(w, ",\"forecast\":{\"day\":");
+		jw_day(w, ce->forecast_day);
+		jw_lit(w, ",\"at\":");
+		jw_num(w, ce->forecast_at);
+		jw_lit(w, ",\"mean\":");
+		jw_num(w, ce->forecast_mean);
+		jw_lit(w, ",\"lower\":");
+		jw_num(w, ce->forecast_lower);
+		jw_lit(w, ",\"upper\":");
+		jw_num(w, ce->forecast_upper);
+		jw_lit(w, "}");
+	}
+	if (ce->tags_at > 0) {
+		jw_lit(w, ",\"allocation_tags\":{\"at\":");
+		jw_num(w, ce->tags_at);
+		jw_lit(w, ",\"active\":{");
+		for (size_t i = 0; i < ce->tag_keys.n; i++) {
+			if (i)
+				jw_lit(w, ",");
+			jw_str(w, ce->tag_keys.v[i]);
+			jw_lit(w, ":");
+			jw_bool(w, ce->tag_active[i]);
+		}
+		jw_lit(w, "}}");
+	}
+	jw_lit(w, ",\"projects\":");
+	write_projects(w, regions, nregions);
+	jw_lit(w, "}");
+}
+
+/* ---- a 64-bit hash of the body (XXH64's algorithm; in memory only, never stored) ---- */
+
+#define P1 11400714785074694791u
+#define P2 14029467366897019727u
+#define P3 1609587929392839161u
+#define P4 9650029242287828579u
+#define P5 2870177450012600261u
+
+static uint64_t rotl(uint64_t x, int r)
+{
+	return (x << r) | (x >> (64 - r));
+}
+
+static uint64_t rd64(const unsigned char *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return v;
+}
+
+static uint32_t rd32(const unsigned char *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static uint64_t xround(uint64_t acc, uint64_t in)
+{
+	return rotl(acc + in * P2, 31) * P1;
+}
+
+static uint64_t xmerge(uint64_t h, uint64_t acc)
+{
+	return (h ^ xround(0, acc)) * P1 + P4;
+}
+
+static uint64_t hash64(const void *data, size_t len, uint64_t seed)
+{
+	const unsigned char *p = data, *end = p + len;
+	uint64_t h;
+	if (len >= 32) {
+		uint64_t v1 = seed + P1 + P2, v2 = seed + P2, v3 = seed, v4 = seed - P1;
+		for (; end - p >= 32; p += 32) {
+			v1 = xround(v1, rd64(p));
+			v2 = xround(v2, rd64(p + 8));
+			v3 = xround(v3, rd64(p + 16));
+			v4 = xround(v4, rd64(p + 24));
+		}
+		h = rotl(v1, 1) + rotl(v2, 7) + rotl(v3, 12) + rotl(v4, 18);
+		h = xmerge(xmerge(xmerge(xmerge(h, v1), v2), v3), v4);
+	} else {
+		h = seed + P5;
+	}
+	h += (uint64_t)len;
+	for (; end - p >= 8; p += 8)
+		h = rotl(h ^ xround(0, rd64(p)), 27) * P1 + P4;
+	if (end - p >= 4) {
+		h = rotl(h ^ (uint64_t)rd32(p) * P1, 23) * P2 + P3;
+		p += 4;
+	}
+	for (; p < end; p++)
+		h = rotl(h ^ *p * P5, 11) * P1;
+	h ^= h >> 33;
+	h *= P2;
+	h ^= h >> 29;
+	h *= P3;
+	h ^= h >> 32;
+	return h;
+}
+
+/* ---- the atomic write ---- */
 
 static int write_all(int fd, const char *p, size_t n)
 {
@@ -101,46 +451,48 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-int statefile_save(const char *path, const struct ce_source *ce, const struct region_state *regions,
-		   size_t nregions, double now, char *err, size_t errlen)
+static bool same_file(const struct statefile_writer *w, const struct stat *st)
 {
-	cJSON *root = cJSON_CreateObject();
-	cJSON_AddStringToObject(root, "format", FORMAT);
-	cJSON_AddNumberToObject(root, "version", STATEFILE_VERSION);
-	cJSON_AddNumberToObject(root, "written_at", now);
-	cJSON *q = cJSON_AddObjectToObject(root, "ce_requests");
-	char ds[11];
-	days_format(ce->req_day, ds);
-	cJSON_AddStringToObject(q, "day", ds);
-	cJSON_AddNumberToObject(q, "count", (double)ce->req_count);
-	cJSON *sv = cJSON_AddObjectToObject(root, "services");
-	cJSON_AddNumberToObject(sv, "at", ce->services_at);
-	cJSON_AddStringToObject(sv, "search", ce->services_search ? ce->services_search : "");
-	cJSON_AddItemToObject(sv, "values", strlist_json(&ce->services));
-	cJSON_AddNumberToObject(root, "costs_at", ce->costs_at);
-	cJSON_AddItemToObject(root, "spend", series_json(&ce->spend, ce->spend_sig));
-	cJSON_AddItemToObject(root, "models", series_json(&ce->models, ce->models_sig));
-	if (ce->has_forecast) {
-		cJSON *f = cJSON_AddObjectToObject(root, "forecast");
-		days_format(ce->forecast_day, ds);
-		cJSON_AddStringToObject(f, "day", ds);
-		cJSON_AddNumberToObject(f, "at", ce->forecast_at);
-		add_exact(f, "mean", ce->forecast_mean);
-		add_exact(f, "lower", ce->forecast_lower);
-		add_exact(f, "upper", ce->forecast_upper);
+	return w->dev == (uint64_t)st->st_dev && w->ino == (uint64_t)st->st_ino &&
+	       w->size == (int64_t)st->st_size && w->mtime_sec == (int64_t)st->st_mtim.tv_sec &&
+	       w->mtime_nsec == (int64_t)st->st_mtim.tv_nsec;
+}
+
+static void remember_file(struct statefile_writer *w, const struct stat *st)
+{
+	w->dev = (uint64_t)st->st_dev;
+	w->ino = (uint64_t)st->st_ino;
+	w->size = (int64_t)st->st_size;
+	w->mtime_sec = (int64_t)st->st_mtim.tv_sec;
+	w->mtime_nsec = (int64_t)st->st_mtim.tv_nsec;
+}
+
+int statefile_save(struct statefile_writer *sw, const char *path, const struct ce_source *ce,
+		   const struct region_state *regions, size_t nregions, double now, char *err,
+		   size_t errlen)
+{
+	struct jw w = { .err = 0 };
+	buf_init(&w.b, MAX_STATE_BYTES);
+	size_t tail = 0;
+	write_state(&w, ce, regions, nregions, now, &tail);
+	if (w.err) {
+		snprintf(err, errlen, "cannot write %s: %s", path,
+			 w.err == -EDOM ? "the state holds a number that is NaN or infinite"
+					: "the state is larger than 256 MiB");
+		int rc = w.err;
+		buf_free(&w.b);
+		return rc;
 	}
-	if (ce->tags_at > 0) {
-		cJSON *t = cJSON_AddObjectToObject(root, "allocation_tags");
-		cJSON_AddNumberToObject(t, "at", ce->tags_at);
-		cJSON *a = cJSON_AddObjectToObject(t, "active");
-		for (size_t i = 0; i < ce->tag_keys.n; i++)
-			cJSON_AddBoolToObject(a, ce->tag_keys.v[i], ce->tag_active[i]);
+	uint64_t hash = hash64(w.b.data + tail, w.b.len - tail, 0);
+
+	/* unchanged content, and the file on disk is still the one we wrote: nothing to do */
+	struct stat st;
+	if (sw && sw->written && sw->hash == hash && stat(path, &st) == 0 && same_file(sw, &st)) {
+		buf_free(&w.b);
+		return 0;
 	}
-	cJSON_AddItemToObject(root, "projects", projects_json(regions, nregions));
-	char *text = cJSON_PrintUnformatted(root);
-	cJSON_Delete(root);
-	if (!text)
-		abort();
+	if (sw)
+		sw->written = false; /* until this write has succeeded */
 
 	/* one fixed name: a write cut short by a crash is overwritten by the next one */
 	char *tmp = xasprintf("%s.tmp", path);
@@ -152,8 +504,10 @@ int statefile_save(const char *path, const struct ce_source *ce, const struct re
 		snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
 		goto out;
 	}
-	rc = write_all(fd, text, strlen(text));
+	rc = write_all(fd, w.b.data, w.b.len);
 	if (!rc && fsync(fd))
+		rc = -errno;
+	if (!rc && fstat(fd, &st))
 		rc = -errno;
 	if (close(fd) && !rc)
 		rc = -errno;
@@ -169,8 +523,13 @@ int statefile_save(const char *path, const struct ce_source *ce, const struct re
 		fsync(dfd);
 		close(dfd);
 	}
+	if (sw) {
+		sw->hash = hash;
+		remember_file(sw, &st);
+		sw->written = true;
+	}
 out:
-	cJSON_free(text);
+	buf_free(&w.b);
 	free(tmp);
 	free(dircopy);
 	return rc;

@@ -96,7 +96,7 @@ void buf_init(struct buf *b, size_t max)
 	b->max = max;
 }
 
-static int buf_reserve(struct buf *b, size_t extra)
+int buf_reserve(struct buf *b, size_t extra)
 {
 	if (extra > b->max || b->len > b->max - extra)
 		return -ENOSPC;

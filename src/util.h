@@ -46,6 +46,12 @@ int buf_append(struct buf *b, const void *p, size_t n);
 int buf_puts(struct buf *b, const char *s);
 int buf_putc(struct buf *b, char c);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * Makes room for @extra more bytes and the NUL after them, without changing
+ * len: 0, or -ENOSPC (buffer unchanged). For writers that fill data + len
+ * themselves; they then advance len and store the NUL at data[len].
+ */
+int buf_reserve(struct buf *b, size_t extra);
 /* Hands the bytes to the caller (caller frees) and resets @b. Never NULL. */
 char *buf_steal(struct buf *b, size_t *len);
 void buf_reset(struct buf *b);

@@ -46,3 +46,17 @@ bench-deps:
 bench: deps bench-deps
 	@$(MAKE) --no-print-directory bedrock-cost-exporter
 	$(PYTHON) tests/bench/bench.py --binary ./bedrock-cost-exporter $(BENCH_ARGS)
+
+# `make statefile-bench` - micro-benchmark of statefile_save at 1,000 projects (not part of
+# make check): builds build/bench/statefile_bench from the optimised objects and runs it.
+#   STATEFILE_BENCH_ARGS="DIR PROJECTS RUNS"   (default: build/bench 1000 15)
+STATEFILE_BENCH_ARGS ?=
+
+.PHONY: statefile-bench
+
+build/bench/statefile_bench: tests/bench/statefile_bench.c $(filter-out build/obj/main.o,$(OBJS))
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Isrc $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+statefile-bench: build/bench/statefile_bench
+	build/bench/statefile_bench $(STATEFILE_BENCH_ARGS)
