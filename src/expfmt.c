@@ -4,6 +4,7 @@
 #include "expfmt.h"
 
 #include <ctype.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,48 +136,78 @@ int expfmt_put_help(struct buf *b, const char *s)
 	return rc;
 }
 
+char *expfmt_put_u64(char *o, uint64_t u)
+{
+	char tmp[20];
+	size_t i = 0;
+	do {
+		tmp[i++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	while (i)
+		*o++ = tmp[--i];
+	return o;
+}
+
 /*
- * Money fast path. Amounts are rounded to 1e-10 USD before rendering, so most
- * values are n / 1e10 for an integer n. When |n| < 1e15 and that division
- * gives v back exactly, the decimal n * 10^-10 has at most 15 significant
- * digits and v is its correctly rounded double, so printing its digits is what
- * "%.15g" prints (no exponent for 1e-4 <= |v| < 1e5) and reads back as v,
- * without snprintf or strtod. Returns false when the fast path does not apply.
+ * Why the text reads back as @a: n < 9e15 < 2^53 and 1e10 are exact doubles,
+ * so n / 1e10 in double arithmetic is the double nearest to the real n / 10^10
+ * (IEEE division rounds correctly), and strtod, also correctly rounded in the
+ * same round-to-nearest-even mode, makes the same double of the text. Needs
+ * double arithmetic without excess precision (FLT_EVAL_METHOD 0; an x87 double
+ * rounding could break the argument), so elsewhere the function declines.
+ */
+char *expfmt_put_decimal10(char *o, double a)
+{
+#if FLT_EVAL_METHOD == 0
+	if (!(a >= 0 && a < 9e5))
+		return NULL;
+	double scaled = a * 1e10;
+	uint64_t n = (uint64_t)scaled;
+	if (scaled - (double)n >= 0.5) /* exact: n <= scaled < n + 1 */
+		n++;
+	if ((double)n / 1e10 != a)
+		return NULL;
+	uint64_t frac = n % 10000000000u;
+	o = expfmt_put_u64(o, n / 10000000000u);
+	if (!frac)
+		return o;
+	int digits = 10;
+	while (frac % 10 == 0) {
+		frac /= 10;
+		digits--;
+	}
+	*o++ = '.';
+	for (int i = digits - 1; i >= 0; i--) {
+		o[i] = (char)('0' + frac % 10);
+		frac /= 10;
+	}
+	return o + digits;
+#else
+	(void)o, (void)a;
+	return NULL;
+#endif
+}
+
+/*
+ * Money values: metrics.c rounds amounts to 1e-10 USD. For 1e-4 <= |v| < 1e5
+ * the 10-decimal text has at most 15 significant digits, and as v is its
+ * nearest double, "%.15g" prints exactly that text (no exponent in this
+ * range), so the fast path changes no output. Returns false when it does not
+ * apply.
  */
 static bool format_money(double v, char out[32])
 {
 	double a = fabs(v);
 	if (!(a >= 1e-4 && a < 1e5))
 		return false;
-	long long n = llround(a * 1e10);
-	if (n >= 1000000000000000LL || (double)n / 1e10 != a)
-		return false;
-	unsigned long long ip = (unsigned long long)n / 10000000000ULL;
-	unsigned long long fp = (unsigned long long)n % 10000000000ULL;
-	char tmp[24];
-	size_t i = 0, o = 0;
+	char *o = out;
 	if (v < 0)
-		out[o++] = '-';
-	do {
-		tmp[i++] = (char)('0' + ip % 10);
-		ip /= 10;
-	} while (ip);
-	while (i)
-		out[o++] = tmp[--i];
-	if (fp) {
-		char frac[10];
-		for (int d = 9; d >= 0; d--) {
-			frac[d] = (char)('0' + fp % 10);
-			fp /= 10;
-		}
-		size_t len = 10;
-		while (frac[len - 1] == '0')
-			len--;
-		out[o++] = '.';
-		memcpy(out + o, frac, len);
-		o += len;
-	}
-	out[o] = '\0';
+		*o++ = '-';
+	o = expfmt_put_decimal10(o, a);
+	if (!o)
+		return false;
+	*o = '\0';
 	return true;
 }
 
@@ -188,20 +219,11 @@ char *expfmt_format_double(double v, char out[32])
 		strcpy(out, v > 0 ? "+Inf" : "-Inf");
 	} else if (v == (double)(long long)v && v > -9007199254740992.0 && v < 9007199254740992.0) {
 		/* integers (info values, counts, most timestamps): no printf, no strtod */
-		long long n = (long long)v;
-		char tmp[24];
-		size_t i = 0;
-		unsigned long long u = n < 0 ? (unsigned long long)-n : (unsigned long long)n;
-		do {
-			tmp[i++] = (char)('0' + u % 10);
-			u /= 10;
-		} while (u);
-		size_t o = 0;
-		if (n < 0 || (n == 0 && signbit(v)))
-			out[o++] = '-';
-		while (i)
-			out[o++] = tmp[--i];
-		out[o] = '\0';
+		char *o = out;
+		if (v < 0 || signbit(v))
+			*o++ = '-';
+		o = expfmt_put_u64(o, (uint64_t)fabs(v));
+		*o = '\0';
 	} else if (!format_money(v, out)) {
 		for (int prec = 15; prec <= 17; prec++) {
 			snprintf(out, 32, "%.*g", prec, v);

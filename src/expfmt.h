@@ -7,6 +7,7 @@
 #define BCE_EXPFMT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include "util.h"
 
 /* Longest label value written, in bytes; longer values are cut at a UTF-8
@@ -34,6 +35,18 @@ int expfmt_put_help(struct buf *b, const char *s);
  * @out must hold at least 32 bytes. Returns @out.
  */
 char *expfmt_format_double(double v, char out[32]);
+
+/* Writes the decimal digits of @u at @out (no NUL); returns the end. */
+char *expfmt_put_u64(char *out, uint64_t u);
+
+/*
+ * Cost Explorer amounts have at most 10 decimals. If @a (0 <= a < 9e5) is the
+ * double nearest to n / 10^10 for an integer n, writes that decimal at @out
+ * ("155.1956029079": trailing zeros dropped, no point when n / 10^10 is whole;
+ * no NUL) and returns the end; strtod() reads it back as exactly @a. Returns
+ * NULL when @a is not such a value. No printf, no strtod.
+ */
+char *expfmt_put_decimal10(char *out, double a);
 
 /*
  * Writes the label name for a tag key: "tag_" + key lower-cased with every

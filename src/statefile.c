@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "days.h"
+#include "expfmt.h"
 #include "util.h"
 
 #define FORMAT "bedrock-cost-exporter-state"
@@ -32,34 +33,13 @@
 
 /* ---- exact number text ---- */
 
-static char *put_u64(char *o, uint64_t u)
-{
-	char tmp[20];
-	size_t i = 0;
-	do {
-		tmp[i++] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	while (i)
-		*o++ = tmp[--i];
-	return o;
-}
-
 /*
  * Writes finite @v into @out (no NUL) so that strtod gives back exactly @v;
  * returns the length, or 0 for NaN and infinities (JSON cannot spell them).
  *
  * 1. Integers below 2^53 (counts, most timestamps): their digits.
- * 2. Cost Explorer amounts have at most 10 decimals. For |v| < 9e5, let n be
- *    |v| * 1e10 rounded to an integer (n < 2^53, so exact as a double). If
- *    n / 1e10 == |v| in double arithmetic, then |v| is the double nearest to
- *    the real number n / 10^10 (IEEE division is correctly rounded, 1e10 is
- *    exact), and so is what strtod, also correctly rounded in the same
- *    round-to-nearest-even mode, makes of the text "n with the point 10
- *    digits from the right" (trailing zeros dropped: same number). The sign
- *    is symmetric. Needs double arithmetic without excess precision
- *    (FLT_EVAL_METHOD 0; else an x87 double rounding could break the
- *    argument), so the path is compiled only then. No printf, no strtod.
+ * 2. Amounts of at most 10 decimals below 9e5: expfmt_put_decimal10(), no
+ *    printf and no strtod (expfmt.c says why it round-trips).
  * 3. Anything else: %.17g, which always round-trips a double.
  */
 static size_t format_exact(double v, char out[32])
@@ -71,31 +51,10 @@ static size_t format_exact(double v, char out[32])
 	if (signbit(v))
 		*o++ = '-'; /* -0 stays -0 */
 	if (a < 9007199254740992.0 && a == (double)(uint64_t)a)
-		return (size_t)(put_u64(o, (uint64_t)a) - out);
-#if FLT_EVAL_METHOD == 0
-	if (a < 9e5) {
-		double scaled = a * 1e10;
-		uint64_t n = (uint64_t)scaled;
-		if (scaled - (double)n >= 0.5) /* exact: n <= scaled < n + 1 */
-			n++;
-		if ((double)n / 1e10 == a) {
-			/* a is not an integer (above), so the fraction is not 0 */
-			uint64_t frac = n % 10000000000u;
-			int digits = 10;
-			while (frac % 10 == 0) {
-				frac /= 10;
-				digits--;
-			}
-			o = put_u64(o, n / 10000000000u);
-			*o++ = '.';
-			for (int i = digits - 1; i >= 0; i--) {
-				o[i] = (char)('0' + frac % 10);
-				frac /= 10;
-			}
-			return (size_t)(o + digits - out);
-		}
-	}
-#endif
+		return (size_t)(expfmt_put_u64(o, (uint64_t)a) - out);
+	char *end = expfmt_put_decimal10(o, a);
+	if (end)
+		return (size_t)(end - out);
 	return (size_t)snprintf(out, 32, "%.17g", v);
 }
 
@@ -200,7 +159,7 @@ static void jw_long(struct jw *w, long v)
 		return;
 	if (v < 0)
 		*o++ = '-';
-	jw_end(w, put_u64(o, v < 0 ? 0 - (uint64_t)v : (uint64_t)v));
+	jw_end(w, expfmt_put_u64(o, v < 0 ? 0 - (uint64_t)v : (uint64_t)v));
 }
 
 static void jw_day(struct jw *w, long day)
