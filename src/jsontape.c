@@ -17,11 +17,21 @@ struct parser {
 	int depth;
 };
 
+/* Bytes that end the fast scan of a string: the quote, the backslash, controls. */
+static const unsigned char string_stop[256] = {
+	[0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1,
+	[0x07] = 1, [0x08] = 1, [0x09] = 1, [0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1,
+	[0x0e] = 1, [0x0f] = 1, [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1,
+	[0x15] = 1, [0x16] = 1, [0x17] = 1, [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1,
+	[0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, ['"'] = 1, ['\\'] = 1,
+};
+
 static size_t push(struct parser *p, enum jt_type type, size_t start)
 {
 	struct jsontape *tp = p->tp;
 	if (tp->n == tp->cap) {
-		tp->cap = tp->cap ? 2 * tp->cap : 64 + p->len / 16;
+		/* Cost Explorer pages hold about one token per 11 bytes: one growth at most */
+		tp->cap = tp->cap ? 2 * tp->cap : 64 + p->len / 10;
 		tp->t = xrealloc(tp->t, tp->cap * sizeof(*tp->t));
 	}
 	tp->t[tp->n] = (struct jt_tok){ (uint32_t)start, 0, (uint32_t)(tp->n + 1), (uint16_t)type, 0 };
@@ -30,12 +40,10 @@ static size_t push(struct parser *p, enum jt_type type, size_t start)
 
 static void ws(struct parser *p)
 {
-	while (p->i < p->len) {
-		unsigned char c = p->s[p->i];
-		if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
-			return;
-		p->i++;
-	}
+	size_t i = p->i;
+	while (i < p->len && (p->s[i] == ' ' || p->s[i] == '\t' || p->s[i] == '\n' || p->s[i] == '\r'))
+		i++;
+	p->i = i;
 }
 
 static int hexval(unsigned char c)
@@ -68,6 +76,13 @@ static int string(struct parser *p)
 	size_t tok = push(p, JT_STRING, ++p->i);
 	bool esc = false;
 	while (p->i < p->len) {
+		size_t i = p->i, end = p->len; /* locals: the scan runs in registers */
+		const unsigned char *s = p->s;
+		while (i < end && !string_stop[s[i]])
+			i++;
+		p->i = i;
+		if (i >= end)
+			break;
 		unsigned char c = p->s[p->i];
 		if (c == '"') {
 			p->tp->t[tok].len = (uint32_t)(p->i - p->tp->t[tok].start);
@@ -77,11 +92,7 @@ static int string(struct parser *p)
 		}
 		if (c < 0x20)
 			return -EPROTO;
-		if (c != '\\') {
-			p->i++;
-			continue;
-		}
-		esc = true;
+		esc = true; /* at a backslash */
 		if (p->i + 1 >= p->len)
 			return -EPROTO;
 		c = p->s[p->i + 1];

@@ -812,10 +812,18 @@ def profile(args, n, tmp, binary):
         print(r.stderr)
         os.unlink(state)
         data = os.path.join(sdir, "perf.data")
-        subprocess.run([perf, "record", "-q", "-F", "4000", "--call-graph", "dwarf,32768", "-o",
-                        data, "--"] + argv,
-                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       timeout=1800, check=True)
+        rec = [perf, "record", "-q", "-F", "4000", "--call-graph", "dwarf,32768", "-o", data, "--"]
+        if args.profile_daemon:
+            # the daemon's first full refresh: record until every source has succeeded
+            port = free_port()
+            p = procs.start(rec + [binary, "--config.file=" + conf,
+                                   "--web.listen-address=127.0.0.1:%d" % port],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_until(lambda: all_sources_done(port), 600, "the first full refresh", p)
+            procs.stop(p, sig=signal.SIGINT, timeout=120)
+        else:
+            subprocess.run(rec + argv, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=1800, check=True)
         for sort in ("dso,symbol", "symbol"):
             r = subprocess.run([perf, "report", "-i", data, "--no-children", "--stdio",
                                 "--sort", sort, "-g", "none", "--percent-limit", "0.7"],
@@ -846,6 +854,8 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--profile", type=int, metavar="N",
                     help="only profile one --once refresh of N projects with perf")
+    ap.add_argument("--profile-daemon", action="store_true",
+                    help="with --profile: record the daemon's first full refresh instead of --once")
     args = ap.parse_args()
     if args.quick:
         args.sizes, args.duration, args.once_runs = "10,100", 2, 1
