@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "snapshot.h"
@@ -23,6 +25,7 @@ struct server {
 	struct MHD_Daemon *d;
 	char *telemetry_path;
 	struct webauth *auth;
+	bool tls; /* libmicrohttpd cannot sendfile() under TLS: serve the mapping */
 };
 
 /* Adds what every response carries: the web configuration's headers. */
@@ -33,6 +36,16 @@ static void common_headers(struct server *srv, struct MHD_Response *r)
 }
 
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
+
+/*
+ * Bodies from this size on are sent from their memfd with sendfile(); smaller
+ * ones from the mapping with one writev() of headers and body. sendfile()
+ * costs a dup(), a separate send of the headers and per-page splicing, which
+ * a copy of a small body undercuts: at 8 KB it was 30% more CPU per scrape, at
+ * 330 KB about even with 64 connections and 20% more with one; at 2.5 MB it
+ * halved the CPU per scrape (tests/bench, 1,000 projects).
+ */
+#define SENDFILE_MIN ((size_t)1 << 20)
 #define CT_TEXT "text/plain; charset=utf-8"
 
 int server_parse_listen(const char *addr, char *host, size_t hostlen, unsigned short *port)
@@ -119,20 +132,55 @@ static enum MHD_Result reply_text(struct server *srv, struct MHD_Connection *c, 
 }
 
 /*
- * Answers with @len bytes at @data, which snapshot @s owns: zero copy, and the
- * reference this takes is dropped when libmicrohttpd frees the response.
- * @encoding (may be NULL) becomes Content-Encoding; @vary adds Vary: Accept-Encoding.
+ * The response for @len bytes at @data, which snapshot @s owns; takes over the
+ * caller's reference to @s. For a large body with a sealed memfd (@fd >= 0)
+ * and no TLS, the response reads a duplicate of @fd, which libmicrohttpd sends
+ * with sendfile() and closes when it frees the response; the memfd keeps the
+ * bytes, so the reference is dropped at once. Otherwise the response points
+ * at @data (zero copy) and the reference is dropped when libmicrohttpd frees
+ * it. NULL if libmicrohttpd cannot allocate (the reference is dropped then too).
+ *
+ * One response per request, not one per snapshot shared by all connections:
+ * libmicrohttpd holds an fd-backed response's mutex across each sendfile(), so
+ * a shared response serialises the sends of every connection (one A/B run:
+ * about 20% fewer gzip scrapes at 64 connections), and the web configuration's
+ * headers may change between two publishes. A request costs a dup() and a
+ * small allocation, nothing proportional to the body.
  */
-static enum MHD_Result reply_snapshot(struct server *srv, struct MHD_Connection *c, struct snapshot *s,
-				      unsigned int status, const char *data, size_t len,
-				      const char *type, const char *encoding, bool vary)
+static struct MHD_Response *snapshot_body(struct server *srv, struct snapshot *s, int fd,
+					  const char *data, size_t len)
 {
+	if (fd >= 0 && !srv->tls && len >= SENDFILE_MIN) {
+		int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		struct MHD_Response *r =
+			copy < 0 ? NULL : MHD_create_response_from_fd_at_offset64(len, copy, 0);
+		if (r) {
+			snapshot_release(s);
+			return r;
+		}
+		if (copy >= 0)
+			close(copy);
+		/* out of descriptors: the mapping serves just as well */
+	}
 	struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
 		len, (void *)data, release_snapshot, s);
-	if (!r) {
+	if (!r)
 		snapshot_release(s);
+	return r;
+}
+
+/*
+ * Answers with a body of snapshot @s (see snapshot_body(), @fd may be -1),
+ * taking over the caller's reference. @encoding (may be NULL) becomes
+ * Content-Encoding; @vary adds Vary: Accept-Encoding.
+ */
+static enum MHD_Result reply_snapshot(struct server *srv, struct MHD_Connection *c, struct snapshot *s,
+				      unsigned int status, int fd, const char *data, size_t len,
+				      const char *type, const char *encoding, bool vary)
+{
+	struct MHD_Response *r = snapshot_body(srv, s, fd, data, len);
+	if (!r)
 		return MHD_NO;
-	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	if (vary)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT_ENCODING);
@@ -149,9 +197,10 @@ static enum MHD_Result serve_metrics(struct server *srv, struct MHD_Connection *
 	const char *ae = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 						     MHD_HTTP_HEADER_ACCEPT_ENCODING);
 	if (s->gzip && server_accepts_gzip(ae))
-		return reply_snapshot(srv, c, s, MHD_HTTP_OK, s->gzip, s->gzip_len, CT_METRICS, "gzip",
-				      true);
-	return reply_snapshot(srv, c, s, MHD_HTTP_OK, s->plain, s->plain_len, CT_METRICS, NULL, true);
+		return reply_snapshot(srv, c, s, MHD_HTTP_OK, s->gzip_fd, s->gzip, s->gzip_len,
+				      CT_METRICS, "gzip", true);
+	return reply_snapshot(srv, c, s, MHD_HTTP_OK, s->plain_fd, s->plain, s->plain_len, CT_METRICS,
+			      NULL, true);
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
@@ -201,7 +250,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	if (metrics)
 		return serve_metrics(srv, c, s);
 	if (landing)
-		return reply_snapshot(srv, c, s, MHD_HTTP_OK, s->landing, s->landing_len,
+		return reply_snapshot(srv, c, s, MHD_HTTP_OK, -1, s->landing, s->landing_len,
 				      "text/html; charset=utf-8", NULL, false);
 	if (s->ready) {
 		snapshot_release(s);
@@ -209,8 +258,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	}
 	/* the reason lives in the snapshot: serve it from there, zero copy */
 	const char *why = s->not_ready_reason ? s->not_ready_reason : "Not ready\n";
-	return reply_snapshot(srv, c, s, MHD_HTTP_SERVICE_UNAVAILABLE, why, strlen(why), CT_TEXT, NULL,
-			      false);
+	return reply_snapshot(srv, c, s, MHD_HTTP_SERVICE_UNAVAILABLE, -1, why, strlen(why), CT_TEXT,
+			      NULL, false);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -280,6 +329,7 @@ struct server *server_start(const struct server_opts *o)
 			return NULL;
 		}
 		flags |= MHD_USE_TLS;
+		s->tls = true;
 		prio = webconfig_tls_priorities(webauth_initial(o->auth));
 		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
 						      webauth_cert_callback() };

@@ -2,7 +2,10 @@
  * server.h - the HTTP side: /metrics, /, /-/healthy, /-/ready, served from
  * the current snapshot by libmicrohttpd's own threads. A request never
  * renders AWS data and never calls AWS: it takes a snapshot reference and
- * hands its bytes to libmicrohttpd without copying.
+ * hands its bytes to libmicrohttpd without copying, a large /metrics body as
+ * its sealed memfd (sendfile() from the page cache, like a static file
+ * server), anything else and everything under TLS as a pointer into the
+ * snapshot. A scrape allocates nothing proportional to the body.
  */
 #ifndef BCE_SERVER_H
 #define BCE_SERVER_H
