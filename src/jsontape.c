@@ -26,6 +26,19 @@ static const unsigned char string_stop[256] = {
 	[0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, ['"'] = 1, ['\\'] = 1,
 };
 
+/*
+ * Does any byte of @w stop the scan? The classic bit tricks (exact as a yes/no
+ * for the whole word): a byte equal to c is a zero byte of w ^ (c * ONES), and
+ * "has a byte below n" for n <= 128 is (w - n * ONES) & ~w & HIGHS.
+ */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+static inline bool word_has_stop(uint64_t w)
+{
+	uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
+	return (((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - ONES * 0x20) & ~w)) & HIGHS;
+}
+
 static size_t push(struct parser *p, enum jt_type type, size_t start)
 {
 	struct jsontape *tp = p->tp;
@@ -78,6 +91,14 @@ static int string(struct parser *p)
 	while (p->i < p->len) {
 		size_t i = p->i, end = p->len; /* locals: the scan runs in registers */
 		const unsigned char *s = p->s;
+		/* eight bytes at a time while none of them is a quote, a backslash or a control */
+		while (end - i >= 8) {
+			uint64_t w;
+			memcpy(&w, s + i, 8);
+			if (word_has_stop(w))
+				break;
+			i += 8;
+		}
 		while (i < end && !string_stop[s[i]])
 			i++;
 		p->i = i;

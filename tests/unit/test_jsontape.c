@@ -73,6 +73,41 @@ static void invalid_documents(void **state)
 	jsontape_free(&t);
 }
 
+/* The word-at-a-time scan must see a stop byte at every offset of a word. */
+static void stop_bytes_at_every_offset(void **state)
+{
+	(void)state;
+	for (size_t pos = 0; pos < 24; pos++) {
+		char doc[40], want[40];
+		struct jsontape t;
+		/* a control byte anywhere: rejected */
+		memset(doc, 'a', sizeof(doc));
+		doc[0] = '"';
+		doc[1 + pos] = '\x1f';
+		doc[30] = '"';
+		assert_int_equal(jsontape_parse(&t, doc, 31), -EPROTO);
+		jsontape_free(&t);
+		/* an escape anywhere: found and unescaped */
+		doc[1 + pos] = '\\';
+		doc[2 + pos] = 'n';
+		assert_int_equal(jsontape_parse(&t, doc, 31), 0);
+		memset(want, 'a', 28); /* 29 bytes of text with one 2-byte escape: 28 */
+		want[pos] = '\n';
+		want[28] = '\0';
+		char *s = jt_strdup(&t, 0);
+		assert_string_equal(s, want);
+		free(s);
+		jsontape_free(&t);
+		/* a quote anywhere: the string ends there, the rest is junk */
+		memset(doc + 1, 'a', 29);
+		doc[1 + pos] = '"';
+		assert_int_equal(jsontape_parse(&t, doc, 31), -EPROTO);
+		assert_int_equal(jsontape_parse(&t, doc, 2 + pos), 0);
+		assert_int_equal(t.t[0].len, pos);
+		jsontape_free(&t);
+	}
+}
+
 static cJSON *random_value(int depth)
 {
 	static const char *const pieces[] = { "a", "Application$", "\"", "\\", "/", "\n", "\t",
@@ -154,6 +189,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(valid_documents),
 		cmocka_unit_test(invalid_documents),
+		cmocka_unit_test(stop_bytes_at_every_offset),
 		cmocka_unit_test(differential_against_cjson),
 	};
 	return cmocka_run_group_tests_name("jsontape", tests, NULL, NULL);
