@@ -1,5 +1,5 @@
 /*
- * strmap.h - a string-keyed hash map (open addressing, FNV-1a), so lookups
+ * strmap.h - a string-keyed hash map (open addressing, XXH64), so lookups
  * stay O(1) at 10,000 projects. Keys are copied; values are borrowed
  * pointers the map never frees. Not thread-safe; one owner at a time.
  */

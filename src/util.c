@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -270,4 +271,75 @@ bool warn_if_world_readable(const char *path, const char *what)
 	log_warn("a file holding secrets is readable by every user; make it readable by its owner "
 		 "only (chmod o-rwx)", "setting", what, "file", path);
 	return true;
+}
+
+/* ---- hash64: XXH64's algorithm (in memory only, never stored) ---- */
+
+#define P1 11400714785074694791u
+#define P2 14029467366897019727u
+#define P3 1609587929392839161u
+#define P4 9650029242287828579u
+#define P5 2870177450012600261u
+
+static uint64_t rotl(uint64_t x, int r)
+{
+	return (x << r) | (x >> (64 - r));
+}
+
+static uint64_t rd64(const unsigned char *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return v;
+}
+
+static uint32_t rd32(const unsigned char *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static uint64_t xround(uint64_t acc, uint64_t in)
+{
+	return rotl(acc + in * P2, 31) * P1;
+}
+
+static uint64_t xmerge(uint64_t h, uint64_t acc)
+{
+	return (h ^ xround(0, acc)) * P1 + P4;
+}
+
+uint64_t hash64(const void *data, size_t len, uint64_t seed)
+{
+	const unsigned char *p = data, *end = p + len;
+	uint64_t h;
+	if (len >= 32) {
+		uint64_t v1 = seed + P1 + P2, v2 = seed + P2, v3 = seed, v4 = seed - P1;
+		for (; end - p >= 32; p += 32) {
+			v1 = xround(v1, rd64(p));
+			v2 = xround(v2, rd64(p + 8));
+			v3 = xround(v3, rd64(p + 16));
+			v4 = xround(v4, rd64(p + 24));
+		}
+		h = rotl(v1, 1) + rotl(v2, 7) + rotl(v3, 12) + rotl(v4, 18);
+		h = xmerge(xmerge(xmerge(xmerge(h, v1), v2), v3), v4);
+	} else {
+		h = seed + P5;
+	}
+	h += (uint64_t)len;
+	for (; end - p >= 8; p += 8)
+		h = rotl(h ^ xround(0, rd64(p)), 27) * P1 + P4;
+	if (end - p >= 4) {
+		h = rotl(h ^ (uint64_t)rd32(p) * P1, 23) * P2 + P3;
+		p += 4;
+	}
+	for (; p < end; p++)
+		h = rotl(h ^ *p * P5, 11) * P1;
+	h ^= h >> 33;
+	h *= P2;
+	h ^= h >> 29;
+	h *= P3;
+	h ^= h >> 32;
+	return h;
 }

@@ -79,4 +79,10 @@ bool warn_if_world_readable(const char *path, const char *what);
 /* Strips ASCII whitespace at both ends of @s in place; returns @s. */
 char *strtrim(char *s);
 
+/*
+ * XXH64 of @len bytes at @data with @seed: fast (8 bytes per step) and well
+ * mixed, for hash tables and change detection; not cryptographic. Pure.
+ */
+uint64_t hash64(const void *data, size_t len, uint64_t seed);
+
 #endif
