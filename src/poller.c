@@ -189,7 +189,7 @@ static void note_region(struct region_state *rs, int rc, const char *err, size_t
 		rs->last_error = NULL;
 		return;
 	}
-	if (rs->last_error && strcmp(rs->last_error, err) == 0) {
+	if (same_failure(rs->last_error, err)) {
 		log_debug("projects listing still failing", "region", rs->region, "error", err);
 		return;
 	}
@@ -284,7 +284,7 @@ static void note_source(struct source_state *s, int rc, const char *err, double 
 		return;
 	}
 	s->up = false;
-	if (s->last_error && strcmp(s->last_error, err) == 0) {
+	if (same_failure(s->last_error, err)) {
 		log_debug("source still failing", "source", s->name, "error", err);
 		return;
 	}
@@ -303,7 +303,7 @@ static void save_state(struct poller *p)
 	int rc = statefile_save(&p->state_writer, path, &p->st.ce, p->st.regions, p->st.nregions,
 				wall_now(), err, sizeof(err));
 	if (rc) {
-		if (!p->state_error || strcmp(p->state_error, err) != 0)
+		if (!same_failure(p->state_error, err))
 			log_warn("cannot write the state file; a restart will query Cost Explorer again",
 				 "error", err);
 		free(p->state_error);

@@ -273,6 +273,28 @@ bool warn_if_world_readable(const char *path, const char *what)
 	return true;
 }
 
+bool same_failure(const char *a, const char *b)
+{
+	if (!a || !b)
+		return false;
+	for (;;) {
+		bool da = *a >= '0' && *a <= '9', db = *b >= '0' && *b <= '9';
+		if (da && db) { /* a run of digits matches any run of digits */
+			while (*a >= '0' && *a <= '9')
+				a++;
+			while (*b >= '0' && *b <= '9')
+				b++;
+			continue;
+		}
+		if (*a != *b)
+			return false;
+		if (!*a)
+			return true;
+		a++;
+		b++;
+	}
+}
+
 /* ---- hash64: XXH64's algorithm (in memory only, never stored) ---- */
 
 #define P1 11400714785074694791u

@@ -80,6 +80,15 @@ bool warn_if_world_readable(const char *path, const char *what);
 char *strtrim(char *s);
 
 /*
+ * Do two error texts describe the same failure, for complain-once logging?
+ * They do when they differ only in the digits of their numbers: AWS messages
+ * carry timestamps and counts ("Signature expired: 20261126T120000Z is now
+ * earlier than ..."), which would otherwise log the same failure at every
+ * refresh. NULL equals nothing. Pure.
+ */
+bool same_failure(const char *a, const char *b);
+
+/*
  * XXH64 of @len bytes at @data with @seed: fast (8 bytes per step) and well
  * mixed, for hash tables and change detection; not cryptographic. Pure.
  */

@@ -204,7 +204,7 @@ static void maybe_reload_tls(struct webauth *a)
 	char err[512];
 	struct tls_gen *g = NULL;
 	if (load_gen(w, &g, err, sizeof(err))) {
-		if (!a->tls_error || strcmp(a->tls_error, err) != 0)
+		if (!same_failure(a->tls_error, err))
 			log_error("TLS certificate not (re)loaded; serving the previous one", "error", err);
 		free(a->tls_error);
 		a->tls_error = xstrdup(err);
@@ -272,7 +272,7 @@ static void maybe_reload_config(struct webauth *a)
 	a->cur_id = id;
 	if (!w) {
 		const char *e = errors.n ? errors.v[0] : "invalid";
-		if (!a->reload_error || strcmp(a->reload_error, e) != 0)
+		if (!same_failure(a->reload_error, e))
 			log_error("web configuration change rejected; keeping the previous one",
 				  "error", e);
 		free(a->reload_error);

@@ -714,18 +714,6 @@ static void unchanged_state_is_not_rewritten(void **state)
 	remove(path);
 }
 
-static void hash_is_xxh64(void **state)
-{
-	(void)state;
-	/* published XXH64 test vectors, seed 0 */
-	assert_true(hash64("", 0, 0) == 0xef46db3751d8e999u);
-	assert_true(hash64("a", 1, 0) == 0xd24ec4f1a98c6e5bu);
-	assert_true(hash64("abc", 3, 0) == 0x44bc2cf5ad770999u);
-	const char *fox = "The quick brown fox jumps over the lazy dog";
-	assert_true(hash64(fox, strlen(fox), 0) == 0x0b242d361fda71bcu);
-	assert_true(hash64("12345678901234567890123456789012", 32, 0) == 0x40fd1aa52d98274cu);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -736,7 +724,6 @@ int main(void)
 		cmocka_unit_test(hostile_state_round_trips),
 		cmocka_unit_test(non_finite_is_not_written),
 		cmocka_unit_test(unchanged_state_is_not_rewritten),
-		cmocka_unit_test(hash_is_xxh64),
 	};
 	return cmocka_run_group_tests_name("statefile", tests, NULL, NULL);
 }
