@@ -28,6 +28,7 @@ import re
 import resource
 import shutil
 import signal
+import statistics
 import socket
 import subprocess
 import sys
@@ -390,19 +391,41 @@ def bench_size(args, n, tmp, binary, lua, scrape_rows):
         # allocation_tags, each followed by render + gzip + publish), measured on the poller
         # thread, which does all of it
         conf = os.path.join(sdir, "exporter.conf")
-        write_conf(conf, fport, os.path.join(sdir, "state.json"), n)
-        eport = free_port()
+        state = os.path.join(sdir, "state.json")
+        write_conf(conf, fport, state, n)
         elog = open(os.path.join(sdir, "exporter.log"), "w")
-        t1 = time.monotonic()
-        exp = procs.start([binary, "--config.file=" + conf,
-                           "--web.listen-address=127.0.0.1:%d" % eport], env=env,
-                          stdout=elog, stderr=elog)
-        wait_until(lambda: os.path.exists("/proc/%d/task" % exp.pid), 10, "exporter", exp)
-        th0 = thread_runtimes_ns(exp.pid)
-        text = wait_until(lambda: all_sources_done(eport), 1800, "the exporter's first refresh",
-                          exp, 0.25)
-        row["refresh_wall_ms"] = (time.monotonic() - t1) * 1e3
-        row["refresh_cpu_ms"] = busiest_delta_ns(th0, thread_runtimes_ns(exp.pid)) / 1e6
+
+        def start_daemon():
+            """Starts a daemon without a state file; returns it, its port, the text at the
+            moment every source has succeeded, and the refresh's wall and CPU ms."""
+            try:
+                os.unlink(state)
+            except FileNotFoundError:
+                pass
+            port = free_port()
+            t1 = time.monotonic()
+            p = procs.start([binary, "--config.file=" + conf,
+                             "--web.listen-address=127.0.0.1:%d" % port], env=env,
+                            stdout=elog, stderr=elog)
+            wait_until(lambda: os.path.exists("/proc/%d/task" % p.pid), 10, "exporter", p)
+            th0 = thread_runtimes_ns(p.pid)
+            txt = wait_until(lambda: all_sources_done(port), 1800,
+                             "the exporter's first refresh", p, 0.25)
+            return (p, port, txt, (time.monotonic() - t1) * 1e3,
+                    busiest_delta_ns(th0, thread_runtimes_ns(p.pid)) / 1e6)
+
+        # the first full refresh is measured on --refresh-runs daemon starts (median); the
+        # last daemon stays up for the scrapes
+        walls, cpus = [], []
+        for i in range(args.refresh_runs):
+            exp, eport, text, wall_ms, cpu_ms = start_daemon()
+            walls.append(wall_ms)
+            cpus.append(cpu_ms)
+            if i + 1 < args.refresh_runs:
+                procs.stop(exp)
+        row["refresh_wall_ms"] = statistics.median(walls)
+        row["refresh_cpu_ms"] = statistics.median(cpus)
+        row["refresh_cpu_ms_runs"] = " ".join("%.1f" % v for v in cpus)
         row["process_cpu_ms_at_ready"] = proc_cpu(exp.pid) * 1e3
         mem = proc_status(exp.pid)
         row["rss_after_refresh"] = mem["VmRSS"]
@@ -416,8 +439,9 @@ def bench_size(args, n, tmp, binary, lua, scrape_rows):
         row["projects_requests"] = int(sum(v for k, v in reqs.items()
                                            if 'operation="ListProjects"' in k))
         log("%d projects: daemon's first full refresh %.0f ms wall, %.1f ms CPU (poller "
-            "thread), %d CE requests" % (n, row["refresh_wall_ms"], row["refresh_cpu_ms"],
-                                         row["ce_requests"]))
+            "thread; median of %d starts: %s ms), %d CE requests"
+            % (n, row["refresh_wall_ms"], row["refresh_cpu_ms"], args.refresh_runs,
+               row["refresh_cpu_ms_runs"], row["ce_requests"]))
 
         # the body every server serves
         st, h, plain = req(eport, "/metrics", timeout=60)
@@ -619,7 +643,9 @@ def build_table(rows, scrape, meta, args):
     add("exporter keeps connections alive", col("keepalive", lambda v: v or "?"))
     add("CE requests per full refresh", col("ce_requests", fmt_num))
     add("  of which GetCostAndUsage pages", col("ce_get_cost_and_usage", fmt_num))
-    add("full refresh CPU ms (daemon)", col("refresh_cpu_ms", lambda v: fmt_num(v, 1)))
+    add("full refresh CPU ms (daemon, median)", col("refresh_cpu_ms", lambda v: fmt_num(v, 1)))
+    add("  each daemon start", col("refresh_cpu_ms_runs", lambda v: " ".join(
+        fmt_num(float(x), 0) for x in v.split())))
     add("  growth vs previous size", growth("refresh_cpu_ms"))
     add("full refresh wall ms (daemon)", col("refresh_wall_ms", lambda v: fmt_num(v, 0)))
     add("  growth vs previous size", growth("refresh_wall_ms"))
@@ -709,7 +735,8 @@ def targets(rows, S, args):
          "plain %.1f ms, gzip %.1f ms (nginx: %.1f, %.1f ms)" % (p99["plain"], p99["gzip"],
                                                               ng99["plain"], ng99["gzip"]))
     line("full refresh < 100 ms CPU", r["refresh_cpu_ms"] < 100,
-         "%.1f ms (poller thread, daemon)" % r["refresh_cpu_ms"])
+         "%.1f ms (poller thread, daemon; median of starts: %s ms)"
+         % (r["refresh_cpu_ms"], r["refresh_cpu_ms_runs"]))
     if 100 in by and 10000 in by:
         a, b = by[100], by[10000]
         k = 10000 / 100
@@ -870,6 +897,8 @@ def main():
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
     ap.add_argument("--conns", default="1,64")
     ap.add_argument("--once-runs", type=int, default=3, help="--once runs per size (median)")
+    ap.add_argument("--refresh-runs", type=int, default=3,
+                    help="daemon starts per size whose first full refresh is measured (median)")
     ap.add_argument("--out", default=None,
                     help="results directory (default tests/bench/results; --quick: a new /tmp dir)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 10 and 100 projects, 2 s runs")
@@ -880,7 +909,7 @@ def main():
                     help="with --profile: record the daemon's first full refresh instead of --once")
     args = ap.parse_args()
     if args.quick:
-        args.sizes, args.duration, args.once_runs = "10,100", 2, 1
+        args.sizes, args.duration, args.once_runs, args.refresh_runs = "10,100", 2, 1, 1
         if args.out is None:     # a smoke run never replaces the real results
             args.out = tempfile.mkdtemp(prefix="bce-bench-quick-")
     if args.out is None:
