@@ -679,25 +679,24 @@ out:
 void ce_error_type(const char *body, size_t len, char *out, size_t outlen)
 {
 	out[0] = '\0';
-	cJSON *root = cJSON_ParseWithLength(body, len);
-	if (!root)
+	struct jsontape t;
+	if (jsontape_parse(&t, body, len))
 		return;
-	const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "__type");
-	if (!cJSON_IsString(t)) {
-		/* STS answers {"Error":{"Code":...}} */
-		const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "Error");
-		t = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "Code") : NULL;
-	}
-	if (cJSON_IsString(t)) {
-		const char *h = strrchr(t->valuestring, '#');
-		const char *name = h ? h + 1 : t->valuestring;
+	size_t ty = jt_get(&t, 0, "__type");
+	if (!jt_is(&t, ty, JT_STRING)) /* STS answers {"Error":{"Code":...}} */
+		ty = jt_get(&t, jt_get(&t, 0, "Error"), "Code");
+	char *s = jt_strdup(&t, ty);
+	if (s) {
+		const char *h = strrchr(s, '#');
+		const char *name = h ? h + 1 : s;
 		size_t n = 0;
 		for (const char *p = name; *p && n + 1 < outlen && n < 64; p++)
 			if (isalnum((unsigned char)*p))
 				out[n++] = *p;
 		out[n] = '\0';
+		free(s);
 	}
-	cJSON_Delete(root);
+	jsontape_free(&t);
 }
 
 enum hc_verdict ce_classify(long status, const char *body, size_t len, enum api_reason *reason,
