@@ -25,6 +25,8 @@ import os
 import re
 import sys
 
+from grafana import all_panels, variable_query, variables_used
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 DASH_DIR = os.path.join(ROOT, "dashboards")
@@ -61,25 +63,6 @@ class Checks:
             self.failed += 1
             print("FAIL " + name + (": " + str(detail) if detail else ""))
         return ok
-
-
-def all_panels(dash):
-    for p in dash.get("panels", []):
-        yield p
-        for q in p.get("panels", []) or []:
-            yield q
-
-
-def variables_used(text):
-    return set(n for t in re.findall(r"\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]|\$(\w+)", text)
-               for n in t if n)
-
-
-def variable_query(var):
-    q = var.get("query")
-    if isinstance(q, dict):
-        q = q.get("query")
-    return q or ""
 
 
 def is_money(exprs):

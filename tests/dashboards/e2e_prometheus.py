@@ -43,6 +43,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from grafana import all_panels, substitute, variable_query, variables_used
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 FAKE = os.path.join(ROOT, "tests", "fake_aws", "fake_aws.py")
@@ -142,26 +144,6 @@ class Prom:
         return d["data"]["result"]
 
 
-def substitute(text, values):
-    """Grafana-style $var, ${var}, ${var:fmt} and [[var]] replacement."""
-    def repl(m):
-        name = m.group(1) or m.group(2) or m.group(3)
-        return values[name] if name in values else m.group(0)
-    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]|\$(\w+)", repl, text)
-
-
-def referenced(text):
-    return set(n for t in re.findall(r"\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]|\$(\w+)", text)
-               for n in t if n)
-
-
-def variable_query(var):
-    q = var.get("query")
-    if isinstance(q, dict):
-        q = q.get("query")
-    return q or var.get("definition") or ""
-
-
 def label_values(prom, query):
     """Run a Grafana label_values(...) variable query; (values, error)."""
     m = re.fullmatch(r"\s*label_values\(\s*(?:(.*\S)\s*,\s*)?(\w+)\s*\)\s*", query, re.S)
@@ -177,13 +159,6 @@ def label_values(prom, query):
         if s.get("status") != "success" or not s["data"]:
             return None, "no series for %s: %s" % (selector, s.get("error", "empty"))
     return d["data"], None
-
-
-def all_panels(dash):
-    for p in dash.get("panels", []):
-        yield p
-        for q in p.get("panels", []) or []:
-            yield q
 
 
 def github_anchors(markdown):
@@ -410,7 +385,7 @@ def check_dashboard(c, prom, path):
             opts = [o.strip() for o in var.get("query", "").split(",") if o.strip()]
         elif var.get("type") == "query":
             q = substitute(variable_query(var), values)
-            unresolved = referenced(q)
+            unresolved = variables_used(q)
             if not c.check(not unresolved, "%s: variable $%s query has no unresolved variables"
                            % (name, vname), "%s in %s" % (unresolved, q)):
                 continue
@@ -439,13 +414,13 @@ def check_dashboard(c, prom, path):
             expr = t.get("expr", "")
             label = "%s: panel %d \"%s\" target %s" % (name, panel.get("id"), panel.get("title"),
                                                         t.get("refId"))
-            used = sorted(v for v in referenced(expr) if v in choices)
+            used = sorted(v for v in variables_used(expr) if v in choices)
             combos = itertools.product(*(choices[v] for v in used)) if used else [()]
             for combo in combos:
                 vals = dict(values)
                 vals.update(zip(used, combo))
                 e = substitute(expr, vals)
-                unresolved = referenced(e)
+                unresolved = variables_used(e)
                 suffix = "".join(" %s=%s" % kv for kv in zip(used, combo) if kv[0] in ITERATE_ALL)
                 if not c.check(not unresolved, label + suffix + " [variables resolved]",
                                "%s in %s" % (unresolved, e)):
