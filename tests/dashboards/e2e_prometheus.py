@@ -43,6 +43,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fake_aws"))
+from exporter_conf import exporter_conf  # noqa: E402
 from grafana import all_panels, substitute, variable_query, variables_used
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -228,30 +230,12 @@ class Stack:
 
         conf = os.path.join(self.tmp, "exporter.conf")
         with open(conf, "w") as f:
-            f.write(f"""# written by tests/dashboards/e2e_prometheus.py
-projects: {{
-  regions = ["us-east-1", "eu-west-1"];
-  endpoint = "{self.fake}/mantle/{{region}}/v1";
-  auth = "api_key";
-  api_key_env = "BEDROCK_API_KEY";
-  refresh_interval = 60;
-}};
-aws: {{
-  sts_endpoint = "{self.fake}/sts";
-  imds_enabled = false;
-}};
-cost_explorer: {{
-  enabled = true;
-  endpoint = "{self.fake}/ce";
-  refresh_interval = 10;           # the minimum: the seeded spike shows within ~11 s
-  max_requests_per_day = 10000;    # a 10 s refresh must not hit the ceiling during the test
-}};
-budgets = (
-  {{ project = "CustomerChatbot-Prod"; monthly_usd = 500.0; }},
-  {{ tag = "Team"; value = "DataScience"; monthly_usd = 2000.0; }}
-);
-state_file = "{self.tmp}/state.json";
-""")
+            # a 10 s refresh (the minimum) shows the seeded spike within ~11 s, and must
+            # not hit the request ceiling during the test
+            f.write(exporter_conf(self.fake, self.tmp, 10,
+                                  ce_extra="  max_requests_per_day = 10000;\n",
+                                  header="# written by tests/dashboards/e2e_prometheus.py\n"))
+
         env = dict(os.environ, BEDROCK_API_KEY="demo-bedrock-api-key", HOME=self.tmp,
                    AWS_ACCESS_KEY_ID="AKIDFAKEEXAMPLE",
                    AWS_SECRET_ACCESS_KEY="fake/secret/EXAMPLEKEY",

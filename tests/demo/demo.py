@@ -22,6 +22,8 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 FAKE = os.path.join(ROOT, "tests", "fake_aws", "fake_aws.py")
+sys.path.insert(0, os.path.dirname(FAKE))
+from exporter_conf import exporter_conf  # noqa: E402
 DEMO_API_KEY = "demo-bedrock-api-key"  # the fake account's key, not a real secret
 
 
@@ -87,29 +89,9 @@ def main():
 
         conf = os.path.join(tmp, "demo.conf")
         with open(conf, "w") as f:
-            f.write(f"""# demo configuration written by tests/demo/demo.py
-projects: {{
-  regions = ["us-east-1", "eu-west-1"];
-  endpoint = "http://127.0.0.1:{fake_port}/mantle/{{region}}/v1";
-  auth = "api_key";
-  api_key_env = "BEDROCK_API_KEY";
-  refresh_interval = 60;
-}};
-aws: {{
-  sts_endpoint = "http://127.0.0.1:{fake_port}/sts";
-  imds_enabled = false;           # the demo never talks to anything but the fake
-}};
-cost_explorer: {{
-  enabled = true;
-  endpoint = "http://127.0.0.1:{fake_port}/ce";
-  refresh_interval = 3600;
-}};
-budgets = (
-  {{ project = "CustomerChatbot-Prod"; monthly_usd = 500.0; }},
-  {{ tag = "Team"; value = "DataScience"; monthly_usd = 2000.0; }}
-);
-state_file = "{tmp}/state.json";
-""")
+            f.write(exporter_conf("http://127.0.0.1:%d" % fake_port, tmp, 3600,
+                                  header="# demo configuration written by tests/demo/demo.py\n"))
+
         listen_port = free_port(args.listen_port)
         # the fake account's credentials; HOME and the metadata switch keep the demo from
         # finding anything real on this machine
