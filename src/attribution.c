@@ -245,14 +245,6 @@ void attribution_compute(const struct attr_input *in, struct attribution *out)
 	size_t r_ambiguous = row_index(&x, ATTR_AMBIGUOUS);
 	for (size_t k = 0; k < nl; k++)
 		tag_index(&x, labels->v[k], ATTR_UNTAGGED);
-	struct combo untagged = { 0 };
-	{
-		size_t dummy;
-		size_t c = combo_add(&cs, &dummy);
-		resolve_unowned(&x, &cs, c, r_untagged, "", "");
-		untagged = cs.v[c];
-	}
-
 	const struct ce_series *s = in->spend;
 	for (size_t d = 0; s && d < s->n; d++) {
 		const struct ce_day *day = &s->days[d];
@@ -264,24 +256,22 @@ void attribution_compute(const struct attr_input *in, struct attribution *out)
 			const struct ce_group *g = &day->g[i];
 			const char *a = g->k[0] ? g->k[0] : "";
 			const char *b = keys->n > 1 && g->k[1] ? g->k[1] : "";
-			const struct combo *cb;
-			if (!*a && !*b) {
-				cb = &untagged;
-			} else {
-				bool fresh;
-				size_t *slot = pairmap_slot(cs.map, a, b, &fresh);
-				size_t c = fresh ? combo_add(&cs, slot) : *slot - 1;
-				if (cs.v[c].row == SIZE_MAX && cs.v[c].count == 1)
-					resolve_owned(&x, &cs, c, prow, ptag);
-				else if (cs.v[c].row == SIZE_MAX)
-					resolve_unowned(&x, &cs, c, cs.v[c].count ? r_ambiguous : r_unmatched,
-							a, b);
-				if (cs.v[c].count > 1 && !cs.v[c].noted) {
-					cs.v[c].noted = true;
-					note_ambiguous(&x, a, b, cs.v[c].count);
-				}
-				cb = &cs.v[c];
+			bool fresh;
+			size_t *slot = pairmap_slot(cs.map, a, b, &fresh);
+			size_t c = fresh ? combo_add(&cs, slot) : *slot - 1;
+			if (cs.v[c].row == SIZE_MAX && cs.v[c].count == 1)
+				resolve_owned(&x, &cs, c, prow, ptag);
+			else if (cs.v[c].row == SIZE_MAX) /* no project carries ("", ""): untagged */
+				resolve_unowned(&x, &cs, c,
+						!*a && !*b       ? r_untagged
+						: cs.v[c].count ? r_ambiguous
+								: r_unmatched,
+						a, b);
+			if (cs.v[c].count > 1 && !cs.v[c].noted) {
+				cs.v[c].noted = true;
+				note_ambiguous(&x, a, b, cs.v[c].count);
 			}
+			const struct combo *cb = &cs.v[c];
 			double amount = g->amount;
 			double *row = out->rows[cb->row].v;
 			const size_t *tr = cs.tagrows + cb->tag0;
