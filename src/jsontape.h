@@ -5,9 +5,10 @@
  * 16-byte token per value and per object key, in document order, each
  * holding its span in the text and the index of the token after it, so
  * siblings are skipped in O(1). Strings stay escaped in the text until a
- * caller copies one out. This is for the megabytes of Cost Explorer pages
- * per refresh, where building (and freeing) a cJSON tree costs more than the
- * parse; small documents keep using cJSON.
+ * caller copies one out. Made for the megabytes of Cost Explorer pages per
+ * refresh, where building (and freeing) a cJSON tree costs more than the
+ * parse, it reads every Cost Explorer and Projects response; cJSON builds the
+ * request bodies and reads the state file and the credential responses.
  *
  * Semantics follow cJSON where a reader could tell: a duplicate object key
  * finds the first occurrence; nesting deeper than JSONTAPE_MAX_DEPTH is
