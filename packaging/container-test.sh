@@ -33,24 +33,11 @@ OUT=$WORK/out
 PYTHON=/usr/bin/python3
 STAMP_CONTENT="bookworm minbase v1"
 
-passed=0 failed=0
-ok()   { passed=$((passed + 1)); echo "ok   - $*"; }
-bad()  { failed=$((failed + 1)); echo "FAIL - $*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+# shellcheck source=packaging/testlib.sh
+. "$ROOT/packaging/testlib.sh"
 finish() { echo "$passed passed, $failed failed"; [ "$failed" = 0 ]; exit $?; }
 
 [ "$(id -u)" = 0 ] || { echo "container-test.sh: needs root (debootstrap, chroot)" >&2; exit 2; }
-
-apt_ensure() {
-    local missing="" p
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || missing="$missing $p"
-    done
-    [ -z "$missing" ] && return 0
-    echo "# installing$missing"
-    # shellcheck disable=SC2086  # a list of package names
-    apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >/dev/null
-}
 
 # ---- the Dockerfile, parsed: one "INSTRUCTION<TAB>base64(arguments)" line per instruction ----
 parse() { # parse STAGE  (STAGE = build|runtime|all)

@@ -20,24 +20,11 @@ BASE=$WORK/rootfs
 PYTHON=/usr/bin/python3
 STAMP_CONTENT="bookworm minbase systemd systemd-sysv dbus v1"
 
-passed=0 failed=0
-ok()   { passed=$((passed + 1)); echo "ok   - $*"; }
-bad()  { failed=$((failed + 1)); echo "FAIL - $*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+# shellcheck source=packaging/testlib.sh
+. "$ROOT/packaging/testlib.sh"
 skip() { echo "skip - systemd stage: $*"; echo "0 passed, 0 failed"; exit 0; }
 
 [ "$(id -u)" = 0 ] || skip "needs root"
-
-apt_ensure() {
-    local missing="" p
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || missing="$missing $p"
-    done
-    [ -z "$missing" ] && return 0
-    echo "# installing$missing"
-    # shellcheck disable=SC2086  # a list of package names
-    apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >/dev/null
-}
 
 TMP=$(mktemp -d /tmp/bce-deb-systemd.XXXXXX)
 NSPAWN_PID="" FAKE_PID="" INIT=""

@@ -32,10 +32,8 @@ SRC=$(dirname "$DEB")/$(basename "$DEB" | sed 's/^\([^_]*\)_\([^-_]*\).*/\1-\2/'
 [ "$(id -u)" = 0 ] || { echo "deb-test.sh: needs root (dpkg -i, runuser)" >&2; exit 2; }
 [ -f "$DEB" ] || { echo "deb-test.sh: no such package: $DEB" >&2; exit 2; }
 
-passed=0 failed=0
-ok()   { passed=$((passed + 1)); echo "ok   - $*"; }
-bad()  { failed=$((failed + 1)); echo "FAIL - $*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+# shellcheck source=packaging/testlib.sh
+. "$ROOT/packaging/testlib.sh"
 
 TMP=$(mktemp -d /tmp/bce-deb-test.XXXXXX)
 chmod 0755 "$TMP"
