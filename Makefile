@@ -26,7 +26,7 @@ PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 
 WARNINGS   := -Wall -Wextra -Werror -Wshadow -Wconversion -Wstrict-prototypes \
               -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral
-BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -O2 -g $(WARNINGS) -MMD -MP \
+BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -O2 -g $(WARNINGS) -MMD -MP -Isrc \
               -DBCE_VERSION='"$(VERSION)"' -DBCE_REVISION='"$(REVISION)"' \
               -DBCE_SYSCONFDIR='"$(SYSCONFDIR)"' $(PKG_CFLAGS)
 ifneq ($(SANITIZE),)
@@ -40,9 +40,10 @@ LIBS        = $(PKG_LIBS) -lpthread -lm
 # Objects that embed the version are rebuilt when it changes (new commit).
 REV_STAMP  := build/version.stamp
 $(shell mkdir -p build; echo '$(VERSION) $(REVISION)' | cmp -s - $(REV_STAMP) || echo '$(VERSION) $(REVISION)' > $(REV_STAMP))
-VERSIONED  := main metrics landing http_client
+VERSIONED  := main model/metrics serve/landing aws/http_client
 
-SRCS    := $(wildcard src/*.c)
+# src/ is one folder per layer (src/README.md); every .c below it is built
+SRCS    := $(wildcard src/*.c src/*/*.c)
 LIBSRCS := $(filter-out src/main.c,$(SRCS))
 OBJS    := $(SRCS:src/%.c=build/obj/%.o)
 

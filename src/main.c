@@ -12,15 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "conf.h"
-#include "log.h"
-#include "notify.h"
-#include "poller.h"
-#include "server.h"
-#include "webauth.h"
-#include "util.h"
-#include "version.h"
+#include "config/cli.h"
+#include "config/conf.h"
+#include "base/log.h"
+#include "serve/notify.h"
+#include "engine/poller.h"
+#include "serve/server.h"
+#include "serve/webauth.h"
+#include "base/util.h"
+#include "base/version.h"
 
 #define MAX_CONNECTIONS 256
 #define CONNECTION_TIMEOUT 10 /* seconds */

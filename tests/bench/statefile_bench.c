@@ -20,8 +20,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "statefile.h"
-#include "util.h"
+#include "engine/statefile.h"
+#include "base/util.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15u;
 

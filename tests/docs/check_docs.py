@@ -22,9 +22,9 @@ def main():
     flags = re.findall(r"^  --([a-z.-]+)", help_text, re.M)
     keys = re.findall(r"^  ([a-z_]+(?:\.[a-z_]+)?)\s+\S+\s+default\b", help_text, re.M)
     metrics = set()
-    for name in os.listdir(os.path.join(ROOT, "src")):
-        if name.endswith(".c"):
-            text = open(os.path.join(ROOT, "src", name), encoding="utf-8").read()
+    for dirpath, _, names in os.walk(os.path.join(ROOT, "src")):
+        for name in (n for n in names if n.endswith(".c")):
+            text = open(os.path.join(dirpath, name), encoding="utf-8").read()
             metrics.update(re.findall(r'"(bedrock_cost_[a-z_]+)", METRIC_', text))
     checks = []
     checks += [("flag --%s in README" % f, "`--%s`" % f in readme) for f in flags]

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/ce_api.h"
-#include "../../src/days.h"
-#include "../../src/util.h"
+#include "../../src/sources/ce_api.h"
+#include "../../src/base/days.h"
+#include "../../src/base/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

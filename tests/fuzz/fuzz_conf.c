@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/conf.h"
-#include "../../src/util.h"
+#include "../../src/config/conf.h"
+#include "../../src/base/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../../src/projects.h"
+#include "../../src/sources/projects.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,7 +9,7 @@
 
 #include <math.h>
 
-#include "../../src/attribution.c"
+#include "../../src/model/attribution.c"
 
 static struct project mkp(const char *id, const char *app, const char *env, const char *team)
 {

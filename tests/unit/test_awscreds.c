@@ -5,7 +5,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "../../src/awscreds.c"
+#include "../../src/aws/awscreds.c"
 
 static void credentials_file(void **state)
 {

@@ -8,7 +8,7 @@
 #include <math.h>
 #include <cjson/cJSON.h>
 
-#include "../../src/ce_api.c"
+#include "../../src/sources/ce_api.c"
 
 static void amounts(void **state)
 {

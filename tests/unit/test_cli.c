@@ -5,7 +5,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "../../src/cli.c"
+#include "../../src/config/cli.c"
 
 static int parse(struct cli *c, int argc, const char **argv)
 {

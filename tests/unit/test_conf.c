@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/conf.c"
+#include "../../src/config/conf.c"
 
 #define FIX "tests/unit/fixtures/conf/"
 

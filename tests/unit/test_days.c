@@ -6,7 +6,7 @@
 #include <cmocka.h>
 #include <errno.h>
 
-#include "../../src/days.c"
+#include "../../src/base/days.c"
 
 static long d(const char *s)
 {

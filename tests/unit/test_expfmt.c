@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/expfmt.c"
+#include "../../src/model/expfmt.c"
 
 static char *escaped(const char *in)
 {

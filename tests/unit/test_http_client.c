@@ -5,7 +5,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "../../src/http_client.c"
+#include "../../src/aws/http_client.c"
 
 static void backoff_is_full_jitter_with_cap(void **state)
 {

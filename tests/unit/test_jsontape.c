@@ -9,7 +9,7 @@
 #include <cjson/cJSON.h>
 #include <stdio.h>
 
-#include "../../src/jsontape.c"
+#include "../../src/base/jsontape.c"
 #include "jsontape_cjson.h"
 
 static void valid_documents(void **state)

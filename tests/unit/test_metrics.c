@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/metrics.c"
+#include "../../src/model/metrics.c"
 
 static struct project mk(const char *id, const char *name, const char *status, double created,
 			 const char *k1, const char *v1, const char *k2, const char *v2)

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/projects.c"
+#include "../../src/sources/projects.c"
 
 static const char good_page[] =
 	"{\"object\":\"list\",\"data\":["

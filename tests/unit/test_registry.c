@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/registry.c"
+#include "../../src/model/registry.c"
 
 static const struct metric_def m_b = { "b_metric", METRIC_GAUGE, "B help\nwith \\ newline" };
 static const struct metric_def m_a = { "a_total", METRIC_COUNTER, "A help" };

@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <zlib.h>
 
-#include "../../src/server.c"
+#include "../../src/serve/server.c"
 
 static void listen_addresses(void **state)
 {

@@ -7,8 +7,8 @@
 #include <cmocka.h>
 #include <sys/stat.h>
 
-#include "../../src/statefile.c"
-#include "../../src/expfmt.h"
+#include "../../src/engine/statefile.c"
+#include "../../src/model/expfmt.h"
 
 #define DIR "build/unit"
 

@@ -7,7 +7,7 @@
 
 #include <stdio.h>
 
-#include "../../src/strmap.c"
+#include "../../src/base/strmap.c"
 
 static void strmap_basics(void **state)
 {

@@ -5,7 +5,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "../../src/usage.c"
+#include "../../src/model/usage.c"
 
 static void cases(void **state)
 {

@@ -5,7 +5,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "../../src/util.c"
+#include "../../src/base/util.c"
 
 static void failures_differing_only_in_numbers_are_the_same(void **state)
 {

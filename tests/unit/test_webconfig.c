@@ -5,7 +5,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "../../src/webconfig.c"
+#include "../../src/serve/webconfig.c"
 
 static struct webconfig *parse(const char *text, struct strlist *errs)
 {

@@ -1,0 +1,552 @@
+/*
+ * awscreds.c - see awscreds.h.
+ */
+#include "aws/awscreds.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sources/ce_api.h"
+#include "base/days.h"
+#include "base/log.h"
+#include "base/util.h"
+
+/* Temporary credentials are replaced this long before they expire. */
+#define REFRESH_MARGIN 300.0
+
+struct aws_provider {
+	struct aws_creds creds;
+	bool have;
+	const char *source;
+	double refresh_at; /* when to fetch anew: REFRESH_MARGIN before expiry, or halfway */
+	bool warned_short; /* "short-lived credentials" said once */
+};
+
+int awscreds_from_env(struct aws_creds *out)
+{
+	const char *id = getenv("AWS_ACCESS_KEY_ID");
+	const char *secret = getenv("AWS_SECRET_ACCESS_KEY");
+	const char *token = getenv("AWS_SESSION_TOKEN");
+	if (!id || !*id || !secret || !*secret)
+		return -ENOENT;
+	out->access_key_id = xstrdup(id);
+	out->secret_access_key = xstrdup(secret);
+	out->session_token = token && *token ? xstrdup(token) : NULL;
+	out->expiration = 0;
+	return 0;
+}
+
+void awscreds_clear(struct aws_creds *c)
+{
+	free_secret(c->access_key_id);
+	free_secret(c->secret_access_key);
+	free_secret(c->session_token);
+	c->access_key_id = c->secret_access_key = c->session_token = NULL;
+	c->expiration = 0;
+}
+
+void awscreds_copy(const struct aws_creds *from, struct aws_creds *to)
+{
+	to->access_key_id = xstrdup(from->access_key_id);
+	to->secret_access_key = xstrdup(from->secret_access_key);
+	to->session_token = xstrdup(from->session_token);
+	to->expiration = from->expiration;
+}
+
+char *awscreds_userpwd(const struct aws_creds *c)
+{
+	return xasprintf("%s:%s", c->access_key_id, c->secret_access_key);
+}
+
+int awscreds_from_file(const char *path, const char *profile, struct aws_creds *out)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -ENOENT;
+	char line[4096];
+	bool in = false, found = false;
+	struct aws_creds c = { 0 };
+	while (fgets(line, sizeof(line), f)) {
+		strtrim(line);
+		if (!*line || *line == '#' || *line == ';')
+			continue;
+		if (*line == '[') {
+			char *end = strchr(line, ']');
+			if (end)
+				*end = '\0';
+			char *name = strtrim(line + 1);
+			in = strcmp(name, profile) == 0;
+			found = found || in;
+			continue;
+		}
+		if (!in)
+			continue;
+		char *eq = strchr(line, '=');
+		if (!eq)
+			continue;
+		*eq = '\0';
+		char *k = strtrim(line), *v = strtrim(eq + 1);
+		char **dst = strcmp(k, "aws_access_key_id") == 0	 ? &c.access_key_id
+			   : strcmp(k, "aws_secret_access_key") == 0 ? &c.secret_access_key
+			   : strcmp(k, "aws_session_token") == 0	 ? &c.session_token
+								 : NULL;
+		if (dst && *v) {
+			free_secret(*dst);
+			*dst = xstrdup(v);
+		}
+	}
+	secure_zero(line, sizeof(line));
+	fclose(f);
+	if (!found) {
+		awscreds_clear(&c);
+		return -ENOENT;
+	}
+	if (!c.access_key_id || !c.secret_access_key) {
+		awscreds_clear(&c);
+		return -EPROTO;
+	}
+	*out = c;
+	return 0;
+}
+
+int awscreds_parse_iso8601(const char *s, double *out)
+{
+	int y, mo, d, h, mi, sec, n = 0;
+	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 || n != 19)
+		return -EINVAL;
+	char date[40];
+	snprintf(date, sizeof(date), "%04d-%02d-%02d", y, mo, d);
+	long day;
+	if (days_parse(date, &day) || h > 23 || mi > 59 || sec > 60)
+		return -EINVAL;
+	const char *p = s + 19;
+	if (*p == '.')
+		for (p++; isdigit((unsigned char)*p); p++)
+			;
+	double offset = 0;
+	if (*p == '+' || *p == '-') {
+		int oh, om;
+		if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2)
+			return -EINVAL;
+		offset = (*p == '+' ? 1 : -1) * (oh * 3600.0 + om * 60.0);
+		p += 6;
+	} else if (*p == 'Z') {
+		p++;
+	}
+	if (*p)
+		return -EINVAL;
+	*out = days_start_time(day) + h * 3600.0 + mi * 60.0 + sec - offset;
+	return 0;
+}
+
+/* Reads {AccessKeyId, SecretAccessKey, Token|SessionToken, Expiration} from @obj. */
+static int creds_from_json(const cJSON *obj, struct aws_creds *out, char *err, size_t errlen)
+{
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(obj, "AccessKeyId");
+	const cJSON *sk = cJSON_GetObjectItemCaseSensitive(obj, "SecretAccessKey");
+	const cJSON *tk = cJSON_GetObjectItemCaseSensitive(obj, "SessionToken");
+	if (!tk)
+		tk = cJSON_GetObjectItemCaseSensitive(obj, "Token");
+	const cJSON *ex = cJSON_GetObjectItemCaseSensitive(obj, "Expiration");
+	double exp = 0;
+	if (!cJSON_IsString(id) || !*id->valuestring || !cJSON_IsString(sk) || !*sk->valuestring ||
+	    !cJSON_IsString(tk) || !*tk->valuestring) {
+		snprintf(err, errlen, "credentials response lacks AccessKeyId, SecretAccessKey or token");
+		return -EPROTO;
+	}
+	if (cJSON_IsNumber(ex))
+		exp = ex->valuedouble;
+	else if (!cJSON_IsString(ex) || awscreds_parse_iso8601(ex->valuestring, &exp)) {
+		snprintf(err, errlen, "credentials response has no valid Expiration");
+		return -EPROTO;
+	}
+	out->access_key_id = xstrdup(id->valuestring);
+	out->secret_access_key = xstrdup(sk->valuestring);
+	out->session_token = xstrdup(tk->valuestring);
+	out->expiration = exp;
+	return 0;
+}
+
+/* Parses a JSON body and finds the credentials object at @path (NULL-terminated keys). */
+static int creds_from_body(const char *body, size_t len, const char *const *path,
+			   struct aws_creds *out, char *err, size_t errlen)
+{
+	cJSON *root = cJSON_ParseWithLength(body, len);
+	if (!root) {
+		snprintf(err, errlen, "credentials response is not valid JSON");
+		return -EPROTO;
+	}
+	const cJSON *o = root;
+	for (const char *const *k = path; *k && o; k++)
+		o = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, *k) : NULL;
+	int rc;
+	if (!cJSON_IsObject(o)) {
+		snprintf(err, errlen, "credentials response lacks %s", path[0] ? path[0] : "an object");
+		rc = -EPROTO;
+	} else {
+		rc = creds_from_json(o, out, err, errlen);
+	}
+	cJSON_Delete(root);
+	return rc;
+}
+
+static void form_put(struct buf *b, const char *k, const char *v)
+{
+	if (b->len)
+		buf_putc(b, '&');
+	buf_puts(b, k);
+	buf_putc(b, '=');
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+		if (isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~')
+			buf_putc(b, (char)*p);
+		else
+			buf_printf(b, "%%%02X", *p);
+	}
+}
+
+static char *sts_url(const struct conf *c)
+{
+	struct buf b;
+	buf_init(&b, 4096);
+	for (const char *p = c->aws_sts_endpoint; *p;) {
+		if (strncmp(p, "{region}", 8) == 0) {
+			buf_puts(&b, c->aws_region);
+			p += 8;
+		} else {
+			buf_putc(&b, *p++);
+		}
+	}
+	while (b.len && b.data[b.len - 1] == '/')
+		b.data[--b.len] = '\0';
+	buf_putc(&b, '/');
+	return buf_steal(&b, NULL);
+}
+
+/* Sends one request and parses credentials at @path out of the answer. */
+static int fetch(struct hc *hc, const struct hc_opts *o, struct hc_req *req, const char *const *path,
+		 struct aws_creds *out, char *err, size_t errlen)
+{
+	struct hc_resp resp = { 0 };
+	enum api_reason reason = REASON_NETWORK;
+	char herr[256] = "";
+	int rc = hc_perform(hc, o, req, &resp, &reason, herr, sizeof(herr));
+	if (rc == -ECANCELED)
+		return rc;
+	if (rc) {
+		snprintf(err, errlen, "%s (%s)", herr, apistats_reason_name(reason));
+		return rc;
+	}
+	rc = creds_from_body(resp.body, resp.len, path, out, err, errlen);
+	if (rc)
+		apistats_error(req->op, REASON_PARSE);
+	free_secret(resp.body);
+	return rc;
+}
+
+static int read_small_file(const char *path, char **out)
+{
+	int rc = read_file_max(path, 64 * 1024, out, NULL);
+	if (!rc)
+		strtrim(*out);
+	return rc;
+}
+
+static int web_identity(struct hc *hc, const struct hc_opts *o, const struct conf *c,
+			const char *token_file, const char *role, struct aws_creds *out, char *err,
+			size_t errlen)
+{
+	char *token = NULL;
+	int rc = read_small_file(token_file, &token);
+	if (rc) {
+		snprintf(err, errlen, "cannot read AWS_WEB_IDENTITY_TOKEN_FILE %s: %s", token_file,
+			 strerror(-rc));
+		return -EACCES;
+	}
+	const char *session = getenv("AWS_ROLE_SESSION_NAME");
+	struct buf form;
+	buf_init(&form, 128 * 1024);
+	form_put(&form, "Action", "AssumeRoleWithWebIdentity");
+	form_put(&form, "RoleArn", role);
+	form_put(&form, "RoleSessionName", session && *session ? session : c->aws_role_session_name);
+	form_put(&form, "Version", "2011-06-15");
+	form_put(&form, "WebIdentityToken", token);
+	free_secret(token);
+	char *url = sts_url(c);
+	struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json");
+	h = curl_slist_append(h, "Content-Type: application/x-www-form-urlencoded");
+	struct hc_req req = { .op = OP_STS_ASSUME_ROLE_WEB_IDENTITY, .method = "POST", .url = url,
+			      .body = form.data, .body_len = form.len, .headers = h,
+			      .classify = ce_classify };
+	static const char *const path[] = { "AssumeRoleWithWebIdentityResponse",
+					    "AssumeRoleWithWebIdentityResult", "Credentials", NULL };
+	rc = fetch(hc, o, &req, path, out, err, errlen);
+	curl_slist_free_all(h);
+	secure_zero(form.data, form.len);
+	buf_free(&form);
+	free(url);
+	return rc;
+}
+
+static int container(struct hc *hc, const struct hc_opts *o, const struct conf *c,
+		     struct aws_creds *out, char *err, size_t errlen)
+{
+	const char *full = getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+	const char *rel = getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+	char *url = full && *full ? xstrdup(full) : xasprintf("%s%s", c->aws_container_endpoint, rel);
+	char *token = NULL;
+	const char *tfile = getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+	const char *tenv = getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+	int rc = 0;
+	if (tfile && *tfile) {
+		rc = read_small_file(tfile, &token);
+		if (rc) {
+			snprintf(err, errlen, "cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s: %s",
+				 tfile, strerror(-rc));
+			free(url);
+			return -EACCES;
+		}
+	} else if (tenv && *tenv) {
+		token = xstrdup(tenv);
+	}
+	struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json");
+	if (token) {
+		char *ah = xasprintf("Authorization: %s", token);
+		h = curl_slist_append(h, ah);
+		free_secret(ah);
+		free_secret(token);
+	}
+	struct hc_req req = { .op = OP_CONTAINER_CREDENTIALS, .method = "GET", .url = url, .headers = h };
+	static const char *const path[] = { NULL };
+	rc = fetch(hc, o, &req, path, out, err, errlen);
+	hc_slist_free_secret(h);
+	free(url);
+	return rc;
+}
+
+static int imds(struct hc *hc, const struct hc_opts *o0, const struct conf *c,
+		struct aws_creds *out, char *err, size_t errlen)
+{
+	const char *env = getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+	const char *base = env && *env ? env : c->aws_imds_endpoint;
+	size_t bl = strlen(base);
+	while (bl && base[bl - 1] == '/')
+		bl--;
+	/* instance metadata answers in milliseconds or not at all */
+	struct hc_opts o = *o0;
+	o.connect_timeout = 1;
+	o.request_timeout = 3;
+	o.max_retries = o.max_retries > 1 ? 1 : o.max_retries;
+	o.max_body = 64 * 1024;
+
+	char *url = xasprintf("%.*s/latest/api/token", (int)bl, base);
+	struct curl_slist *h = curl_slist_append(NULL, "X-aws-ec2-metadata-token-ttl-seconds: 21600");
+	struct hc_req req = { .op = OP_IMDS_CREDENTIALS, .method = "PUT", .url = url, .headers = h };
+	struct hc_resp resp = { 0 };
+	enum api_reason reason = REASON_NETWORK;
+	char herr[256] = "";
+	char *role = NULL, *tokhdr = NULL;
+	int rc = hc_perform(hc, &o, &req, &resp, &reason, herr, sizeof(herr));
+	curl_slist_free_all(h);
+	h = NULL;
+	free(url);
+	url = NULL;
+	if (rc) {
+		snprintf(err, errlen, "IMDSv2 token: %s (%s)", herr, apistats_reason_name(reason));
+		goto out;
+	}
+	tokhdr = xasprintf("X-aws-ec2-metadata-token: %s", strtrim(resp.body));
+	free_secret(resp.body);
+	h = curl_slist_append(NULL, tokhdr);
+	url = xasprintf("%.*s/latest/meta-data/iam/security-credentials/", (int)bl, base);
+	req = (struct hc_req){ .op = OP_IMDS_CREDENTIALS, .method = "GET", .url = url, .headers = h };
+	rc = hc_perform(hc, &o, &req, &resp, &reason, herr, sizeof(herr));
+	if (rc) {
+		snprintf(err, errlen, "IMDS role name: %s (%s)", herr, apistats_reason_name(reason));
+		goto out;
+	}
+	role = resp.body;
+	char *nl = strchr(role, '\n');
+	if (nl)
+		*nl = '\0';
+	strtrim(role);
+	if (!*role || strpbrk(role, "/?#% ")) {
+		apistats_error(OP_IMDS_CREDENTIALS, REASON_PARSE);
+		snprintf(err, errlen, "IMDS: no IAM role attached to this instance");
+		rc = -EPROTO;
+		goto out;
+	}
+	free(url);
+	url = xasprintf("%.*s/latest/meta-data/iam/security-credentials/%s", (int)bl, base, role);
+	req.url = url;
+	static const char *const path[] = { NULL };
+	rc = fetch(hc, &o, &req, path, out, err, errlen);
+out:
+	hc_slist_free_secret(h);
+	free_secret(tokhdr);
+	free(role);
+	free(url);
+	return rc;
+}
+
+static int assume_role(struct hc *hc, const struct hc_opts *o, const struct conf *c,
+		       const struct aws_creds *base, struct aws_creds *out, char *err, size_t errlen)
+{
+	struct buf form;
+	buf_init(&form, 64 * 1024);
+	/* parameters sorted, as the signature is computed over the body as sent */
+	form_put(&form, "Action", "AssumeRole");
+	form_put(&form, "DurationSeconds", "3600");
+	if (*c->aws_external_id)
+		form_put(&form, "ExternalId", c->aws_external_id);
+	form_put(&form, "RoleArn", c->aws_role_arn);
+	form_put(&form, "RoleSessionName", c->aws_role_session_name);
+	form_put(&form, "Version", "2011-06-15");
+	char *url = sts_url(c);
+	char *sig = xasprintf("aws:amz:%s:sts", c->aws_region);
+	char *userpwd = awscreds_userpwd(base);
+	struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json");
+	h = curl_slist_append(h, "Content-Type: application/x-www-form-urlencoded");
+	if (base->session_token) {
+		char *t = xasprintf("X-Amz-Security-Token: %s", base->session_token);
+		h = curl_slist_append(h, t);
+		free_secret(t);
+	}
+	struct hc_req req = { .op = OP_STS_ASSUME_ROLE, .method = "POST", .url = url,
+			      .body = form.data, .body_len = form.len, .headers = h,
+			      .aws_sigv4 = sig, .userpwd = userpwd, .classify = ce_classify };
+	static const char *const path[] = { "AssumeRoleResponse", "AssumeRoleResult", "Credentials",
+					    NULL };
+	int rc = fetch(hc, o, &req, path, out, err, errlen);
+	hc_slist_free_secret(h);
+	free_secret(userpwd);
+	free(sig);
+	free(url);
+	buf_free(&form);
+	return rc;
+}
+
+struct aws_provider *aws_provider_new(void)
+{
+	return xcalloc(1, sizeof(struct aws_provider));
+}
+
+void aws_provider_free(struct aws_provider *p)
+{
+	if (!p)
+		return;
+	awscreds_clear(&p->creds);
+	free(p);
+}
+
+void aws_provider_invalidate(struct aws_provider *p)
+{
+	awscreds_clear(&p->creds);
+	p->have = false;
+	p->source = NULL;
+}
+
+const char *aws_provider_source(const struct aws_provider *p)
+{
+	return p->have && p->source ? p->source : "";
+}
+
+/* Runs the chain into @out; sets *source. */
+static int resolve_base(struct hc *hc, const struct hc_opts *o, const struct conf *c,
+			struct aws_creds *out, const char **source, char *err, size_t errlen)
+{
+	if (awscreds_from_env(out) == 0) {
+		*source = "environment";
+		return 0;
+	}
+	const char *file = getenv("AWS_SHARED_CREDENTIALS_FILE");
+	const char *home = getenv("HOME");
+	char *path = file && *file ? xstrdup(file) : home ? xasprintf("%s/.aws/credentials", home) : NULL;
+	const char *envp = getenv("AWS_PROFILE");
+	const char *profile = *c->aws_profile ? c->aws_profile : envp && *envp ? envp : "default";
+	bool explicit_profile = *c->aws_profile || (envp && *envp);
+	int rc = path ? awscreds_from_file(path, profile, out) : -ENOENT;
+	if (rc == 0) {
+		free(path);
+		*source = "shared credentials file";
+		return 0;
+	}
+	if (rc == -EPROTO || (explicit_profile && rc == -ENOENT)) {
+		snprintf(err, errlen, "profile \"%s\" %s in %s", profile,
+			 rc == -EPROTO ? "lacks aws_access_key_id/aws_secret_access_key" : "not found",
+			 path ? path : "(no credentials file)");
+		free(path);
+		return -EACCES;
+	}
+	free(path);
+	const char *wif = getenv("AWS_WEB_IDENTITY_TOKEN_FILE");
+	const char *role = getenv("AWS_ROLE_ARN");
+	if (wif && *wif && role && *role) {
+		*source = "web identity";
+		rc = web_identity(hc, o, c, wif, role, out, err, errlen);
+		return rc;
+	}
+	const char *full = getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+	const char *rel = getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+	if ((full && *full) || (rel && *rel)) {
+		*source = "container";
+		return container(hc, o, c, out, err, errlen);
+	}
+	const char *disabled = getenv("AWS_EC2_METADATA_DISABLED");
+	if (c->aws_imds_enabled && !(disabled && strcasecmp(disabled, "true") == 0)) {
+		*source = "instance metadata";
+		return imds(hc, o, c, out, err, errlen);
+	}
+	snprintf(err, errlen, "no AWS credentials found (environment, shared credentials file, web "
+		 "identity, container; instance metadata disabled)");
+	return -ENOENT;
+}
+
+int aws_provider_get(struct aws_provider *p, struct hc *hc, const struct hc_opts *o,
+		     const struct conf *c, double now, struct aws_creds *out, char *err,
+		     size_t errlen)
+{
+	if (p->have && (p->creds.expiration == 0 || now < p->refresh_at)) {
+		awscreds_copy(&p->creds, out);
+		return 0;
+	}
+	aws_provider_invalidate(p);
+	struct aws_creds base = { 0 };
+	const char *source = "";
+	int rc = resolve_base(hc, o, c, &base, &source, err, errlen);
+	if (rc)
+		return rc;
+	if (*c->aws_role_arn) {
+		struct aws_creds assumed = { 0 };
+		rc = assume_role(hc, o, c, &base, &assumed, err, errlen);
+		awscreds_clear(&base);
+		if (rc)
+			return rc;
+		base = assumed;
+		source = "assumed role";
+	}
+	/* replace them 5 minutes before they expire; credentials issued with less
+	 * than that left are used for half of what remains (never fetched per request) */
+	double left = base.expiration - now;
+	p->refresh_at = base.expiration == 0	  ? 0
+			: left > 2 * REFRESH_MARGIN ? base.expiration - REFRESH_MARGIN
+						    : now + (left > 0 ? left / 2 : 0);
+	if (base.expiration != 0 && left <= 2 * REFRESH_MARGIN) {
+		if (!p->warned_short)
+			log_warn("AWS credentials arrive with less than 10 minutes to live; they are "
+				 "fetched again halfway through", "source", source);
+		p->warned_short = true;
+	} else {
+		p->warned_short = false;
+	}
+	p->creds = base;
+	p->have = true;
+	p->source = source;
+	log_debug("AWS credentials obtained", "source", source);
+	awscreds_copy(&p->creds, out);
+	return 0;
+}

@@ -1,0 +1,108 @@
+/*
+ * http_client.h - one HTTP request to an AWS API, with timeouts, a cap on
+ * the response size, and bounded retries (exponential backoff with full
+ * jitter, Retry-After honoured).
+ *
+ * Every attempt is counted in apistats (requests, errors by reason, retries).
+ * The final failure is NOT logged here: the caller decides what it means and
+ * logs it once; retries are logged at debug level only.
+ *
+ * A struct hc keeps one libcurl handle so connections are reused. It belongs
+ * to one thread at a time (the poller).
+ */
+#ifndef BCE_HTTP_CLIENT_H
+#define BCE_HTTP_CLIENT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <curl/curl.h>
+
+#include "aws/apistats.h"
+
+struct hc;
+
+struct hc_opts {
+	long connect_timeout;  /* seconds */
+	long request_timeout;  /* seconds, whole transfer */
+	long max_retries;
+	long retry_max_delay;  /* seconds; also the longest Retry-After honoured */
+	size_t max_body;       /* bytes */
+	/* Set to true to abort transfers and waits (shutdown). May be NULL. */
+	const atomic_bool *stop;
+	/* Sleeps @seconds unless woken; returns non-zero if it was woken to stop.
+	 * NULL means nanosleep. */
+	int (*wait)(void *arg, double seconds);
+	void *wait_arg;
+};
+
+/* What the classifier decided about one response. */
+enum hc_verdict { HC_OK, HC_RETRY, HC_FAIL };
+
+struct hc_req {
+	enum api_op op;
+	const char *method;            /* "GET", "POST" or "PUT" */
+	const char *url;
+	const char *body;              /* POST body or NULL */
+	size_t body_len;
+	const struct curl_slist *headers; /* borrowed */
+	const char *aws_sigv4;         /* e.g. "aws:amz:us-east-1:bedrock-mantle", or NULL */
+	const char *userpwd;           /* "AKID:SECRET" for SigV4; borrowed secret */
+	/*
+	 * Decides what a response with @status and @body means. NULL = the default:
+	 * 2xx ok; 429 throttled (retry); 401/403 auth; other 4xx client; 5xx server (retry).
+	 * Must set *reason and may write a short message (never a secret) into @msg.
+	 */
+	enum hc_verdict (*classify)(long status, const char *body, size_t len,
+				    enum api_reason *reason, char *msg, size_t msglen);
+	/* Called before every attempt; non-zero refuses it (hc_perform returns
+	 * -EDQUOT). Used for the paid Cost Explorer API's daily ceiling. */
+	int (*admit)(void *arg);
+	void *admit_arg;
+};
+
+struct hc_resp {
+	long status;
+	char *body; /* NUL-terminated; caller frees */
+	size_t len;
+};
+
+/* Returns a new client, or NULL if libcurl cannot make a handle. */
+struct hc *hc_new(void);
+void hc_free(struct hc *c);
+
+/* Interrupts a transfer in progress so it notices hc_opts.stop at once. The
+ * only function any thread may call while another uses @c. */
+void hc_wakeup(struct hc *c);
+
+/*
+ * Performs @req, retrying as allowed. On success (HC_OK) returns 0 and fills
+ * @out (caller frees out->body). On failure returns -EIO (the last attempt's
+ * reason in *reason and a one-line description in @err), -EDQUOT when
+ * req->admit refused, or -ECANCELED when stopped. @out is only written on success.
+ */
+int hc_perform(struct hc *c, const struct hc_opts *o, const struct hc_req *req,
+	       struct hc_resp *out, enum api_reason *reason, char *err, size_t errlen);
+
+/* The default classifier (see struct hc_req). */
+enum hc_verdict hc_classify_default(long status, const char *body, size_t len,
+				    enum api_reason *reason, char *msg, size_t msglen);
+
+/*
+ * Writes the human message of an AWS/OpenAI error body (error.message,
+ * message or Message) into @out, control characters blanked, at most 160
+ * bytes; "" if there is none. Pure.
+ */
+void hc_error_message(const char *body, size_t len, char *out, size_t outlen);
+
+/* Zeroes every string of @l, then frees it (for lists holding secrets). */
+void hc_slist_free_secret(struct curl_slist *l);
+
+/*
+ * The delay before retry number @attempt (0-based): full jitter over
+ * min(cap, base * 2^attempt), raised to @retry_after when that is > 0.
+ * @u is a uniform random number in [0,1). Pure; exposed for tests.
+ */
+double hc_backoff(unsigned attempt, double base, double cap, double retry_after, double u);
+
+#endif

@@ -1,0 +1,704 @@
+/*
+ * conf.c - see conf.h.
+ *
+ * Loading is two passes over libconfig's tree: the first checks every
+ * setting against the schema table (unknown key, type, range) and copies
+ * values out; the second checks what no single key can (derived label-name
+ * collisions). libconfig memory never leaves conf_load().
+ */
+#include "config/conf.h"
+
+#include <errno.h>
+#include <libconfig.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/expfmt.h"
+#include "base/util.h"
+
+enum key_type { T_BOOL, T_INT, T_STRING, T_ENUM, T_STRLIST, T_FLOAT, T_BUDGETS };
+
+static const char *const type_names[] = { "boolean", "integer", "string", "string",
+					   "list of strings", "number", "list of budget groups" };
+
+struct key {
+	const char *path;  /* "group.name" */
+	enum key_type type;
+	size_t offset;     /* into struct conf */
+	long def_int;      /* T_BOOL, T_INT */
+	const char *def_str; /* T_STRING, T_ENUM; T_STRLIST: comma-separated */
+	long min, max;     /* T_INT: value range; T_STRING/T_STRLIST: length/count range */
+	const char *const *choices; /* T_ENUM */
+	const char *help;
+	double fdef, fmin, fmax; /* T_FLOAT */
+};
+
+static const char *const auth_choices[] = { "api_key", "sigv4", NULL };
+static const char *const metric_choices[] = { "UnblendedCost", "AmortizedCost", "BlendedCost",
+					      "NetUnblendedCost", "NetAmortizedCost", NULL };
+
+#define OFF(f) offsetof(struct conf, f)
+
+/* Only T_FLOAT entries spell out the trailing float fields. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+static const struct key keys[] = {
+	{ "projects.enabled", T_BOOL, OFF(projects_enabled), 1, NULL, 0, 1, NULL,
+	  "Poll the Bedrock Projects API (source \"projects\")." },
+	{ "projects.regions", T_STRLIST, OFF(projects_regions), 0, "us-east-1", 1, 32, NULL,
+	  "AWS regions whose projects are listed, one listing per region." },
+	{ "projects.endpoint", T_STRING, OFF(projects_endpoint), 0,
+	  "https://bedrock-mantle.{region}.api.aws/v1", 8, 1024, NULL,
+	  "Base URL of the Projects API; {region} is replaced by each region." },
+	{ "projects.auth", T_ENUM, OFF(projects_auth_name), 0, "api_key", 0, 0, auth_choices,
+	  "api_key (Authorization: Bearer) or sigv4 (signing name bedrock-mantle)." },
+	{ "projects.api_key_env", T_STRING, OFF(projects_api_key_env), 0, "BEDROCK_API_KEY", 0, 256,
+	  NULL, "Environment variable holding the Bedrock API key (auth = api_key)." },
+	{ "projects.api_key_file", T_STRING, OFF(projects_api_key_file), 0, "", 0, 4096, NULL,
+	  "File holding the API key; read at every refresh; wins over api_key_env." },
+	{ "projects.refresh_interval", T_INT, OFF(projects_refresh_interval), 300, NULL, 10, 86400,
+	  NULL, "Seconds between two listings (10% jitter is added)." },
+	{ "projects.tag_labels", T_STRLIST, OFF(projects_tag_labels), 0,
+	  "Application,Environment,Team,CostCenter", 0, 32, NULL,
+	  "Tag keys exposed as tag_<key> labels on bedrock_cost_project_info." },
+	{ "projects.page_size", T_INT, OFF(projects_page_size), 100, NULL, 1, 100, NULL,
+	  "Projects per page requested (the API's limit parameter)." },
+	{ "projects.max_projects", T_INT, OFF(projects_max_projects), 1000, NULL, 1, 100000, NULL,
+	  "A region listing more projects than this fails (AWS quota: 1,000)." },
+	{ "aws.region", T_STRING, OFF(aws_region), 0, "us-east-1", 1, 32, NULL,
+	  "Region for STS (AssumeRole, web identity)." },
+	{ "aws.role_arn", T_STRING, OFF(aws_role_arn), 0, "", 0, 2048, NULL,
+	  "Role to assume with STS AssumeRole on top of the found credentials (\"\" = none)." },
+	{ "aws.external_id", T_STRING, OFF(aws_external_id), 0, "", 0, 1224, NULL,
+	  "ExternalId for AssumeRole, if the role's trust policy requires one." },
+	{ "aws.profile", T_STRING, OFF(aws_profile), 0, "", 0, 256, NULL,
+	  "Profile in the shared credentials file (\"\" = $AWS_PROFILE or \"default\")." },
+	{ "aws.role_session_name", T_STRING, OFF(aws_role_session_name), 0, "bedrock-cost-exporter",
+	  2, 64, NULL, "RoleSessionName sent to STS." },
+	{ "aws.sts_endpoint", T_STRING, OFF(aws_sts_endpoint), 0, "https://sts.{region}.amazonaws.com",
+	  8, 1024, NULL, "STS endpoint; {region} is aws.region." },
+	{ "aws.imds_enabled", T_BOOL, OFF(aws_imds_enabled), 1, NULL, 0, 1, NULL,
+	  "Try EC2 instance metadata (IMDSv2) last in the credential chain." },
+	{ "aws.imds_endpoint", T_STRING, OFF(aws_imds_endpoint), 0, "http://169.254.169.254", 8, 1024,
+	  NULL, "IMDS endpoint ($AWS_EC2_METADATA_SERVICE_ENDPOINT wins)." },
+	{ "aws.container_endpoint", T_STRING, OFF(aws_container_endpoint), 0, "http://169.254.170.2",
+	  8, 1024, NULL, "Base URL for $AWS_CONTAINER_CREDENTIALS_RELATIVE_URI." },
+	{ "cost_explorer.enabled", T_BOOL, OFF(ce_enabled), 1, NULL, 0, 1, NULL,
+	  "Read Bedrock spend from Cost Explorer (sources cost_explorer, forecast, allocation_tags)." },
+	{ "cost_explorer.endpoint", T_STRING, OFF(ce_endpoint), 0, "https://ce.us-east-1.amazonaws.com",
+	  8, 1024, NULL, "Cost Explorer endpoint." },
+	{ "cost_explorer.signing_region", T_STRING, OFF(ce_signing_region), 0, "us-east-1", 1, 32, NULL,
+	  "SigV4 region for Cost Explorer (always us-east-1 on AWS)." },
+	{ "cost_explorer.refresh_interval", T_INT, OFF(ce_refresh_interval), 21600, NULL, 10, 604800,
+	  NULL, "Seconds between cost refreshes (10% jitter); billing data moves slowly." },
+	{ "cost_explorer.attribution_tags", T_STRLIST, OFF(ce_attribution_tags), 0,
+	  "Application,Environment", 1, 2, NULL,
+	  "1 or 2 tag keys whose values identify a project; spend is grouped by them." },
+	{ "cost_explorer.cost_metric", T_ENUM, OFF(ce_cost_metric), 0, "UnblendedCost", 0, 0,
+	  metric_choices, "Cost Explorer metric to report." },
+	{ "cost_explorer.services", T_STRLIST, OFF(ce_services), 0, "", 0, 64, NULL,
+	  "SERVICE values counted as Bedrock spend; empty = discover them daily." },
+	{ "cost_explorer.service_search", T_STRING, OFF(ce_service_search), 0, "Bedrock", 1, 64, NULL,
+	  "Discovery keeps the SERVICE values containing this string." },
+	{ "cost_explorer.max_requests_per_day", T_INT, OFF(ce_max_requests_per_day), 40, NULL, 1, 100000,
+	  NULL, "Hard ceiling on Cost Explorer requests per UTC day (each costs money)." },
+	{ "cost_explorer.request_price_usd", T_FLOAT, OFF(ce_request_price_usd), 0, NULL, 0, 0, NULL,
+	  "Price of one Cost Explorer request, for the spend counter.", 0.01, 0, 10 },
+	{ "cost_explorer.settle_days", T_INT, OFF(ce_settle_days), 3, NULL, 1, 31, NULL,
+	  "Days treated as still changing even when Cost Explorer says final." },
+	{ "cost_explorer.max_pages", T_INT, OFF(ce_max_pages), 20, NULL, 1, 1000, NULL,
+	  "Pages one query may take before the refresh fails (endless pagination guard)." },
+	{ "cost_explorer.forecast", T_BOOL, OFF(ce_forecast), 1, NULL, 0, 1, NULL,
+	  "Ask GetCostForecast for the month-end forecast (one request per refresh)." },
+	{ "cost_explorer.allocation_tags_interval", T_INT, OFF(ce_allocation_tags_interval), 86400, NULL,
+	  3600, 604800, NULL, "Seconds between checks that the tag keys are active cost allocation tags." },
+	{ "budgets", T_BUDGETS, OFF(budgets), 0, NULL, 0, 1000, NULL,
+	  "( { project = \"name or id\"; monthly_usd = N; }, { tag = \"Team\"; value = \"X\"; monthly_usd = N; } )" },
+	{ "state_file", T_STRING, OFF(state_file), 0, "/var/lib/bedrock-cost-exporter/state.json", 0,
+	  4096, NULL, "Where cost data survives restarts (\"\" = nowhere)." },
+	{ "http.connect_timeout", T_INT, OFF(http_connect_timeout), 5, NULL, 1, 120, NULL,
+	  "Seconds to establish a connection to an AWS endpoint." },
+	{ "http.request_timeout", T_INT, OFF(http_request_timeout), 30, NULL, 1, 600, NULL,
+	  "Seconds one HTTP request may take in total, body included." },
+	{ "http.max_retries", T_INT, OFF(http_max_retries), 3, NULL, 0, 10, NULL,
+	  "Retries after a throttled, 5xx, timed-out or network-failed request." },
+	{ "http.retry_max_delay", T_INT, OFF(http_retry_max_delay), 30, NULL, 1, 600, NULL,
+	  "Longest wait before a retry; a longer Retry-After gives up the refresh." },
+	{ "http.max_response_mib", T_INT, OFF(http_max_response_mib), 16, NULL, 1, 1024, NULL,
+	  "Largest response body accepted, in MiB; a larger one is an error." },
+};
+
+#pragma GCC diagnostic pop
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+void strlist_push(struct strlist *l, char *s)
+{
+	l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+	l->v[l->n++] = s;
+}
+
+void strlist_free(struct strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+bool strlist_equal(const struct strlist *a, const struct strlist *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->v[i], b->v[i]) != 0)
+			return false;
+	return true;
+}
+
+static void split_default(struct strlist *l, const char *csv)
+{
+	const char *p = csv;
+	while (*p) {
+		const char *e = strchr(p, ',');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		strlist_push(l, xstrndup(p, n));
+		p += n + (e ? 1 : 0);
+	}
+}
+
+static void set_default(struct conf *c, const struct key *k)
+{
+	char *base = (char *)c + k->offset;
+	switch (k->type) {
+	case T_BOOL:
+		*(bool *)(void *)base = k->def_int != 0;
+		break;
+	case T_INT:
+		*(long *)(void *)base = k->def_int;
+		break;
+	case T_STRING:
+	case T_ENUM:
+		*(char **)(void *)base = xstrdup(k->def_str);
+		break;
+	case T_STRLIST:
+		split_default((struct strlist *)(void *)base, k->def_str);
+		break;
+	case T_FLOAT:
+		*(double *)(void *)base = k->fdef;
+		break;
+	case T_BUDGETS:
+		break; /* empty */
+	}
+}
+
+static void budgets_free(struct budget_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->v[i].project);
+		free(l->v[i].tag);
+		free(l->v[i].value);
+	}
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static void free_value(struct conf *c, const struct key *k)
+{
+	char *base = (char *)c + k->offset;
+	if (k->type == T_STRING || k->type == T_ENUM) {
+		free(*(char **)(void *)base);
+		*(char **)(void *)base = NULL;
+	} else if (k->type == T_STRLIST) {
+		strlist_free((struct strlist *)(void *)base);
+	} else if (k->type == T_BUDGETS) {
+		budgets_free((struct budget_list *)(void *)base);
+	}
+}
+
+void conf_free(struct conf *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < NKEYS; i++)
+		free_value(c, &keys[i]);
+	strlist_free(&c->projects_tag_label_names);
+	free(c->path);
+	free(c);
+}
+
+/* Fills everything derived from keys; returns 0 or -EINVAL with @errors filled. */
+static int derive(struct conf *c, struct strlist *errors, const char *file, const int *lines,
+		  const char *const *files);
+
+struct conf *conf_defaults(void)
+{
+	struct conf *c = xcalloc(1, sizeof(*c));
+	c->path = xstrdup("");
+	for (size_t i = 0; i < NKEYS; i++)
+		set_default(c, &keys[i]);
+	struct strlist errs = { 0 };
+	int lines[NKEYS] = { 0 };
+	const char *files[NKEYS] = { 0 };
+	derive(c, &errs, "", lines, files); /* the defaults are valid by construction */
+	strlist_free(&errs);
+	return c;
+}
+
+static const struct key *find_key(const char *path)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].path, path) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+static bool is_group(const char *name)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strncmp(keys[i].path, name, n) == 0 && keys[i].path[n] == '.')
+			return true;
+	return false;
+}
+
+static void add_error(struct strlist *errors, const char *file, int line, const char *fmt,
+		      const char *a, const char *b)
+{
+	char *msg = xasprintf(fmt, a, b ? b : "");
+	strlist_push(errors, line > 0 ? xasprintf("%s:%d: %s", file, line, msg)
+				      : xasprintf("%s: %s", file, msg));
+	free(msg);
+}
+
+static bool region_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 1 || n > 32)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
+			return false;
+	return true;
+}
+
+/* Reads the budgets list: each entry a group with project, or tag + value, and monthly_usd. */
+static int read_budgets(struct budget_list *out, const struct key *k, const config_setting_t *s,
+			const char *file, struct strlist *errors)
+{
+	struct budget_list l = { 0 };
+	int n = config_setting_length(s);
+	int rc = 0;
+	if (n > k->max) {
+		add_error(errors, file, (int)config_setting_source_line(s),
+			  "%s: more than 1000 entries%s", k->path, NULL);
+		return -EINVAL;
+	}
+	l.v = xcalloc((size_t)n + 1, sizeof(*l.v));
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned int)i);
+		int line = (int)config_setting_source_line(e);
+		struct budget *b = &l.v[l.n++];
+		if (config_setting_type(e) != CONFIG_TYPE_GROUP) {
+			add_error(errors, file, line, "budgets: every entry must be a group { ... }%s%s", "", NULL);
+			rc = -EINVAL;
+			continue;
+		}
+		bool have_amount = false;
+		for (int j = 0; j < config_setting_length(e); j++) {
+			const config_setting_t *f = config_setting_get_elem(e, (unsigned int)j);
+			const char *name = config_setting_name(f);
+			int ft = config_setting_type(f);
+			int fl = (int)config_setting_source_line(f);
+			char **dst = strcmp(name, "project") == 0 ? &b->project
+				   : strcmp(name, "tag") == 0	? &b->tag
+				   : strcmp(name, "value") == 0 ? &b->value
+								: NULL;
+			if (dst) {
+				if (ft != CONFIG_TYPE_STRING || !*config_setting_get_string(f)) {
+					add_error(errors, file, fl, "budgets.%s: expected a non-empty string%s",
+						  name, NULL);
+					rc = -EINVAL;
+				} else {
+					free(*dst);
+					*dst = xstrdup(config_setting_get_string(f));
+				}
+			} else if (strcmp(name, "monthly_usd") == 0) {
+				double v = ft == CONFIG_TYPE_FLOAT ? config_setting_get_float(f)
+					 : (ft == CONFIG_TYPE_INT || ft == CONFIG_TYPE_INT64)
+						 ? (double)config_setting_get_int64(f)
+						 : -1;
+				if (ft != CONFIG_TYPE_FLOAT && ft != CONFIG_TYPE_INT && ft != CONFIG_TYPE_INT64) {
+					add_error(errors, file, fl, "budgets.monthly_usd: wrong type (expected number)%s%s", "", NULL);
+					rc = -EINVAL;
+				} else if (!(v > 0 && v < 1e12)) {
+					add_error(errors, file, fl, "budgets.monthly_usd: value out of range (allowed > 0)%s%s", "", NULL);
+					rc = -EINVAL;
+				}
+				b->monthly_usd = v;
+				have_amount = true;
+			} else {
+				add_error(errors, file, fl, "unknown key \"budgets.%s\"%s", name, NULL);
+				rc = -EINVAL;
+			}
+		}
+		bool is_project = b->project && !b->tag && !b->value;
+		bool is_tag = !b->project && b->tag && b->value;
+		if (!is_project && !is_tag) {
+			add_error(errors, file, line, "budgets: give either project, or tag and value%s%s", "", NULL);
+			rc = -EINVAL;
+		} else if (!have_amount) {
+			add_error(errors, file, line, "budgets: monthly_usd missing%s%s", "", NULL);
+			rc = -EINVAL;
+		}
+		for (size_t j = 0; rc == 0 && j + 1 < l.n; j++) {
+			const struct budget *o = &l.v[j];
+			bool same = is_project ? o->project && strcmp(o->project, b->project) == 0
+					       : o->tag && strcmp(o->tag, b->tag) == 0 &&
+							 strcmp(o->value, b->value) == 0;
+			if (same) {
+				add_error(errors, file, line, "budgets: \"%s\" has two budgets%s",
+					  is_project ? b->project : b->value, NULL);
+				rc = -EINVAL;
+			}
+		}
+	}
+	if (rc) {
+		budgets_free(&l);
+		return rc;
+	}
+	budgets_free(out);
+	*out = l;
+	return 0;
+}
+
+/* Reads one setting into @c per @k. Returns 0 or -EINVAL (error recorded). */
+static int read_value(struct conf *c, const struct key *k, const config_setting_t *s,
+		      const char *file, struct strlist *errors)
+{
+	int line = (int)config_setting_source_line(s);
+	int type = config_setting_type(s);
+	char *base = (char *)c + k->offset;
+	char range[64];
+
+	switch (k->type) {
+	case T_BOOL:
+		if (type != CONFIG_TYPE_BOOL)
+			goto wrong_type;
+		*(bool *)(void *)base = config_setting_get_bool(s) != 0;
+		return 0;
+	case T_INT: {
+		if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
+			goto wrong_type;
+		long long v = config_setting_get_int64(s);
+		if (v < k->min || v > k->max) {
+			snprintf(range, sizeof(range), "%ld..%ld", k->min, k->max);
+			add_error(errors, file, line, "%s: value out of range (allowed %s)", k->path, range);
+			return -EINVAL;
+		}
+		*(long *)(void *)base = (long)v;
+		return 0;
+	}
+	case T_STRING:
+	case T_ENUM: {
+		if (type != CONFIG_TYPE_STRING)
+			goto wrong_type;
+		const char *v = config_setting_get_string(s);
+		size_t n = strlen(v);
+		if (k->type == T_ENUM) {
+			bool ok = false;
+			for (const char *const *ch = k->choices; *ch; ch++)
+				ok = ok || strcmp(*ch, v) == 0;
+			if (!ok) {
+				add_error(errors, file, line, "%s: unknown value \"%s\"", k->path, v);
+				return -EINVAL;
+			}
+		} else if ((long)n < k->min || (long)n > k->max) {
+			snprintf(range, sizeof(range), "%ld..%ld characters", k->min, k->max);
+			add_error(errors, file, line, "%s: length out of range (allowed %s)", k->path, range);
+			return -EINVAL;
+		}
+		free(*(char **)(void *)base);
+		*(char **)(void *)base = xstrdup(v);
+		return 0;
+	}
+	case T_STRLIST: {
+		if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST)
+			goto wrong_type;
+		int n = config_setting_length(s);
+		if (n < k->min || n > k->max) {
+			snprintf(range, sizeof(range), "%ld..%ld entries", k->min, k->max);
+			add_error(errors, file, line, "%s: list length out of range (allowed %s)", k->path, range);
+			return -EINVAL;
+		}
+		struct strlist l = { 0 };
+		for (int i = 0; i < n; i++) {
+			const config_setting_t *e = config_setting_get_elem(s, (unsigned int)i);
+			if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+				add_error(errors, file, line, "%s: every entry must be a string%s", k->path, NULL);
+				strlist_free(&l);
+				return -EINVAL;
+			}
+			const char *v = config_setting_get_string(e);
+			if (!*v || strlen(v) > 256) {
+				add_error(errors, file, line, "%s: entries must be 1..256 characters%s", k->path, NULL);
+				strlist_free(&l);
+				return -EINVAL;
+			}
+			for (size_t j = 0; j < l.n; j++) {
+				if (strcmp(l.v[j], v) == 0) {
+					add_error(errors, file, line, "%s: \"%s\" is listed twice", k->path, v);
+					strlist_free(&l);
+					return -EINVAL;
+				}
+			}
+			strlist_push(&l, xstrdup(v));
+		}
+		strlist_free((struct strlist *)(void *)base);
+		*(struct strlist *)(void *)base = l;
+		return 0;
+	}
+	case T_FLOAT: {
+		if (type != CONFIG_TYPE_FLOAT && type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
+			goto wrong_type;
+		double v = type == CONFIG_TYPE_FLOAT ? config_setting_get_float(s)
+						     : (double)config_setting_get_int64(s);
+		if (!(v >= k->fmin && v <= k->fmax)) {
+			snprintf(range, sizeof(range), "%g..%g", k->fmin, k->fmax);
+			add_error(errors, file, line, "%s: value out of range (allowed %s)", k->path, range);
+			return -EINVAL;
+		}
+		*(double *)(void *)base = v;
+		return 0;
+	}
+	case T_BUDGETS:
+		if (type != CONFIG_TYPE_LIST && type != CONFIG_TYPE_ARRAY)
+			goto wrong_type;
+		return read_budgets((struct budget_list *)(void *)base, k, s, file, errors);
+	}
+	return 0;
+wrong_type:
+	add_error(errors, file, line, "%s: wrong type (expected %s)", k->path, type_names[k->type]);
+	return -EINVAL;
+}
+
+static int line_of(const struct key *k, const int *lines)
+{
+	return lines[k - keys];
+}
+
+/* The file a key was set in (an @include may differ from the main file). */
+static const char *file_of(const struct key *k, const char *const *files, const char *main)
+{
+	return files[k - keys] ? files[k - keys] : main;
+}
+
+static int derive(struct conf *c, struct strlist *errors, const char *file, const int *lines,
+		  const char *const *files)
+{
+	int rc = 0;
+	c->projects_auth = strcmp(c->projects_auth_name, "sigv4") == 0 ? AUTH_SIGV4 : AUTH_API_KEY;
+
+	for (size_t i = 0; i < c->projects_regions.n; i++) {
+		if (!region_ok(c->projects_regions.v[i])) {
+			add_error(errors, file_of(find_key("projects.regions"), files, file), line_of(find_key("projects.regions"), lines),
+				  "projects.regions: \"%s\" is not a region name%s", c->projects_regions.v[i], NULL);
+			rc = -EINVAL;
+		}
+	}
+	static const char *const urls[] = { "projects.endpoint", "aws.sts_endpoint",
+					     "aws.imds_endpoint", "aws.container_endpoint",
+					     "cost_explorer.endpoint" };
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		const struct key *k = find_key(urls[i]);
+		const char *ep = *(char **)(void *)((char *)c + k->offset);
+		if ((strncmp(ep, "http://", 7) != 0 && strncmp(ep, "https://", 8) != 0) ||
+		    strpbrk(ep, " \t\r\n?#")) {
+			add_error(errors, file_of(k, files, file), line_of(k, lines), "%s: \"%s\" is not an http(s) base URL",
+				  urls[i], ep);
+			rc = -EINVAL;
+		}
+	}
+	static const char *const regions[] = { "aws.region", "cost_explorer.signing_region" };
+	for (size_t i = 0; i < sizeof(regions) / sizeof(regions[0]); i++) {
+		const struct key *k = find_key(regions[i]);
+		const char *r = *(char **)(void *)((char *)c + k->offset);
+		if (!region_ok(r)) {
+			add_error(errors, file_of(k, files, file), line_of(k, lines), "%s: \"%s\" is not a region name",
+				  regions[i], r);
+			rc = -EINVAL;
+		}
+	}
+	for (size_t i = 0; i < c->budgets.n; i++) {
+		const struct budget *b = &c->budgets.v[i];
+		bool known = !b->tag;
+		for (size_t j = 0; b->tag && j < c->projects_tag_labels.n; j++)
+			known = known || strcmp(c->projects_tag_labels.v[j], b->tag) == 0;
+		if (!known) {
+			add_error(errors, file_of(find_key("budgets"), files, file), line_of(find_key("budgets"), lines),
+				  "budgets: tag \"%s\" is not in projects.tag_labels%s", b->tag, NULL);
+			rc = -EINVAL;
+		}
+	}
+
+	strlist_free(&c->projects_tag_label_names);
+	for (size_t i = 0; i < c->projects_tag_labels.n; i++) {
+		char *name = expfmt_tag_label_name(c->projects_tag_labels.v[i]);
+		for (size_t j = 0; j < c->projects_tag_label_names.n; j++) {
+			if (strcmp(c->projects_tag_label_names.v[j], name) == 0) {
+				add_error(errors, file_of(find_key("projects.tag_labels"), files, file), line_of(find_key("projects.tag_labels"), lines),
+					  "projects.tag_labels: \"%s\" and \"%s\" map to the same label name",
+					  c->projects_tag_labels.v[j], c->projects_tag_labels.v[i]);
+				rc = -EINVAL;
+			}
+		}
+		strlist_push(&c->projects_tag_label_names, name);
+	}
+	return rc;
+}
+
+/* Reads @path, or @text when it is not NULL (then @path only names it). */
+static struct conf *load(const char *path, const char *text, struct strlist *errors)
+{
+	config_t cfg;
+	struct conf *c = conf_defaults();
+	int lines[NKEYS] = { 0 };
+	const char *files[NKEYS] = { 0 }; /* into libconfig's memory: used before config_destroy */
+	int rc = 0;
+
+	config_init(&cfg);
+	free(c->path);
+	c->path = xstrdup(path);
+	int ok = text ? config_read_string(&cfg, text) : config_read_file(&cfg, path);
+	if (ok != CONFIG_TRUE) {
+		if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO) {
+			FILE *f = fopen(path, "r");
+			const char *why = f ? "cannot parse" : strerror(errno);
+			if (f)
+				fclose(f);
+			add_error(errors, path, 0, "cannot read configuration: %s%s", why, NULL);
+		} else {
+			const char *file = config_error_file(&cfg);
+			add_error(errors, file ? file : path, config_error_line(&cfg), "%s%s",
+				  config_error_text(&cfg), NULL);
+		}
+		rc = -EINVAL;
+		goto out;
+	}
+
+	config_setting_t *root = config_root_setting(&cfg);
+	for (int i = 0; i < config_setting_length(root); i++) {
+		config_setting_t *g = config_setting_get_elem(root, (unsigned int)i);
+		const char *gname = config_setting_name(g);
+		const char *file = config_setting_source_file(g) ? config_setting_source_file(g) : path;
+		int gline = (int)config_setting_source_line(g);
+		if (!is_group(gname)) {
+			const struct key *k = find_key(gname);
+			if (!k) {
+				add_error(errors, file, gline, "unknown key \"%s\"%s", gname, NULL);
+				rc = -EINVAL;
+			} else {
+				lines[k - keys] = gline;
+				files[k - keys] = file;
+				if (read_value(c, k, g, file, errors))
+					rc = -EINVAL;
+			}
+			continue;
+		}
+		if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+			add_error(errors, file, gline, "%s: wrong type (expected a group { ... })%s", gname, NULL);
+			rc = -EINVAL;
+			continue;
+		}
+		for (int j = 0; j < config_setting_length(g); j++) {
+			config_setting_t *s = config_setting_get_elem(g, (unsigned int)j);
+			const char *sfile = config_setting_source_file(s) ? config_setting_source_file(s)
+									  : file;
+			char *kpath = xasprintf("%s.%s", gname, config_setting_name(s));
+			const struct key *k = find_key(kpath);
+			if (!k) {
+				add_error(errors, sfile, (int)config_setting_source_line(s),
+					  "unknown key \"%s\"%s", kpath, NULL);
+				rc = -EINVAL;
+			} else {
+				lines[k - keys] = (int)config_setting_source_line(s);
+				files[k - keys] = sfile;
+				if (read_value(c, k, s, sfile, errors))
+					rc = -EINVAL;
+			}
+			free(kpath);
+		}
+	}
+	if (derive(c, errors, path, lines, files))
+		rc = -EINVAL;
+out:
+	config_destroy(&cfg);
+	if (rc) {
+		conf_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+struct conf *conf_load(const char *path, struct strlist *errors)
+{
+	return load(path, NULL, errors);
+}
+
+struct conf *conf_parse_string(const char *name, const char *text, struct strlist *errors)
+{
+	return load(name, text, errors);
+}
+
+void conf_print_keys(FILE *f)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct key *k = &keys[i];
+		char def[160], range[128] = "";
+		switch (k->type) {
+		case T_BOOL:
+			snprintf(def, sizeof(def), "%s", k->def_int ? "true" : "false");
+			break;
+		case T_INT:
+			snprintf(def, sizeof(def), "%ld", k->def_int);
+			snprintf(range, sizeof(range), "%ld..%ld", k->min, k->max);
+			break;
+		case T_STRING:
+			snprintf(def, sizeof(def), "\"%s\"", k->def_str);
+			break;
+		case T_ENUM: {
+			snprintf(def, sizeof(def), "\"%s\"", k->def_str);
+			size_t n = 0;
+			for (const char *const *ch = k->choices; *ch && n < sizeof(range); ch++)
+				n += (size_t)snprintf(range + n, sizeof(range) - n, "%s%s",
+						      n ? "|" : "", *ch);
+			break;
+		}
+		case T_FLOAT:
+			snprintf(def, sizeof(def), "%g", k->fdef);
+			snprintf(range, sizeof(range), "%g..%g", k->fmin, k->fmax);
+			break;
+		case T_BUDGETS:
+			snprintf(def, sizeof(def), "()");
+			break;
+		case T_STRLIST: {
+			struct strlist l = { 0 };
+			split_default(&l, k->def_str);
+			size_t n = (size_t)snprintf(def, sizeof(def), "[");
+			for (size_t j = 0; j < l.n && n < sizeof(def); j++)
+				n += (size_t)snprintf(def + n, sizeof(def) - n, "%s\"%s\"", j ? ", " : "", l.v[j]);
+			if (n < sizeof(def))
+				snprintf(def + n, sizeof(def) - n, "]");
+			strlist_free(&l);
+			snprintf(range, sizeof(range), "%ld..%ld entries", k->min, k->max);
+			break;
+		}
+		}
+		fprintf(f, "  %-40s %-7s default %s%s%s\n      %s\n", k->path,
+			k->type == T_STRLIST || k->type == T_BUDGETS ? "list" : type_names[k->type], def,
+			*range ? ", allowed " : "", range, k->help);
+	}
+}

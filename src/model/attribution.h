@@ -1,0 +1,81 @@
+/*
+ * attribution.h - turns Cost Explorer's tag-grouped daily spend into spend
+ * per project, per tag value and per model, over the reporting windows.
+ * Pure: no clock (today is passed in), no I/O; thread-safe.
+ *
+ * A group's attribution-tag values are matched against every listed
+ * project's tags (a missing tag counts as ""):
+ *   - all values empty                 -> __untagged__ (default project, untagged use)
+ *   - exactly one project has them     -> that project
+ *   - no project has them              -> __unmatched__
+ *   - several projects have them       -> __ambiguous__ (and the combination is listed)
+ * so the sum over project_id always equals Cost Explorer's total.
+ */
+#ifndef BCE_ATTRIBUTION_H
+#define BCE_ATTRIBUTION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "sources/ce_api.h"
+#include "config/conf.h"
+#include "base/days.h"
+#include "sources/projects.h"
+
+#define ATTR_UNTAGGED "__untagged__"
+#define ATTR_UNMATCHED "__unmatched__"
+#define ATTR_AMBIGUOUS "__ambiguous__"
+
+struct attr_row {
+	char *project_id;
+	double v[WIN_COUNT]; /* WIN_BASELINE holds the daily mean */
+};
+
+struct attr_tag {
+	char *key;
+	char *value;
+	double v[WIN_COUNT];
+};
+
+struct attr_ambiguous {
+	char *value; /* "Application=X,Environment=Y" */
+	size_t projects;
+};
+
+struct model_row {
+	char *service;
+	char *usage_type;
+	char *model;
+	const char *token_type;
+	double yesterday;
+	double month_to_date;
+};
+
+struct attribution {
+	struct attr_row *rows; /* every listed project but "default", then the reserved rows */
+	size_t nrows;
+	struct attr_tag *tags; /* every tag_labels key x value, plus __untagged__ */
+	size_t ntags;
+	struct attr_ambiguous *ambiguous;
+	size_t nambiguous;
+	struct model_row *models;
+	size_t nmodels;
+	double total[WIN_COUNT];
+	bool estimated[WIN_COUNT]; /* a day of the window is Estimated or missing */
+};
+
+struct attr_input {
+	const struct project *const *projects; /* every listed project, all regions */
+	size_t nprojects;
+	const struct strlist *keys;       /* cost_explorer.attribution_tags */
+	const struct strlist *tag_labels; /* projects.tag_labels */
+	const struct ce_series *spend;    /* grouped by the attribution tags */
+	const struct ce_series *models;   /* grouped by SERVICE, USAGE_TYPE; may be NULL */
+	long today;
+};
+
+/* Fills @out (caller frees with attribution_free). */
+void attribution_compute(const struct attr_input *in, struct attribution *out);
+void attribution_free(struct attribution *a);
+
+#endif
