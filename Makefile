@@ -19,7 +19,12 @@ DESTDIR    ?=
 CC         ?= cc
 PYTHON     ?= /usr/bin/python3
 PKG_CONFIG ?= pkg-config
-PKGS       := libmicrohttpd libcurl libcjson libconfig zlib yaml-0.1 gnutls libxcrypt
+PKGS       := libmicrohttpd libcurl libconfig zlib yaml-0.1 gnutls libxcrypt
+# the tests only: cmocka, and cJSON as the reference parser the JSON reader and writer are
+# checked against (the daemon itself reads with src/base/jsontape.c, writes with jsonw.c)
+TEST_PKGS  := cmocka libcjson
+TEST_PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(TEST_PKGS) 2>/dev/null)
+TEST_PKG_LIBS   = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS) 2>/dev/null)
 
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
@@ -49,18 +54,18 @@ OBJS    := $(SRCS:src/%.c=build/obj/%.o)
 
 # Unit tests always build with ASan+UBSan, in their own object directory.
 TEST_SAN    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-TEST_CFLAGS  = $(BASE_CFLAGS) $(TEST_SAN) $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null) \
+TEST_CFLAGS  = $(BASE_CFLAGS) $(TEST_SAN) $(TEST_PKG_CFLAGS) \
                -Wno-missing-prototypes $(CFLAGS)
 SAN_OBJS    := $(LIBSRCS:src/%.c=build/san/%.o)
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
 
 # Debian packages for building and testing. libcurl: any of its -dev flavours will do.
-DEB_BUILD_PKGS := gcc make pkg-config libc6-dev libmicrohttpd-dev libcjson-dev libconfig-dev \
+DEB_BUILD_PKGS := gcc make pkg-config libc6-dev libmicrohttpd-dev libconfig-dev \
                   libyaml-dev libgnutls28-dev libcrypt-dev zlib1g-dev
 # only the tests need these (the packaging checks compare the build list with debian/control
 # and the Dockerfile)
-DEB_TEST_PKGS  := libcmocka-dev prometheus python3 python3-botocore git ca-certificates \
+DEB_TEST_PKGS  := libcmocka-dev libcjson-dev prometheus python3 python3-botocore git ca-certificates \
                   shellcheck curl openssl valgrind libfaketime
 DEB_PKGS       := $(DEB_BUILD_PKGS) $(DEB_TEST_PKGS)
 
@@ -102,8 +107,7 @@ build/san/bedrock-cost-exporter: build/san/main.o build/san/libbce.a
 build/unit/%: tests/unit/%.c build/san/libbce.a
 	@mkdir -p $(@D)
 	@$(if $(V),,echo "  CC unit $<")
-	$(Q)$(CC) $(TEST_CFLAGS) -Isrc -o $@ $< build/san/libbce.a $(LIBS) \
-	  $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+	$(Q)$(CC) $(TEST_CFLAGS) -o $@ $< build/san/libbce.a $(LIBS) $(TEST_PKG_LIBS)
 
 deps:
 	@missing=""; \
@@ -139,8 +143,8 @@ FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -O1 -g $(PKG_CFLAGS) -Isrc -DBCE_VERSION=
 
 build/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay.c build/san/libbce.a
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(BASE_CFLAGS) $(TEST_SAN) -Wno-missing-prototypes -Isrc -o $@ $< tests/fuzz/replay.c \
-	  build/san/libbce.a $(LIBS)
+	$(Q)$(CC) $(BASE_CFLAGS) $(TEST_PKG_CFLAGS) $(TEST_SAN) -Wno-missing-prototypes -o $@ $< \
+	  tests/fuzz/replay.c build/san/libbce.a $(LIBS) $(TEST_PKG_LIBS)
 
 fuzz-replay: $(FUZZ_TARGETS:%=build/fuzz-replay/%)
 	@for t in $(FUZZ_TARGETS); do \
@@ -151,7 +155,8 @@ fuzz-replay: $(FUZZ_TARGETS:%=build/fuzz-replay/%)
 
 build/fuzz/%: tests/fuzz/%.c $(LIBSRCS)
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $< $(LIBSRCS) $(LIBS)
+	clang $(FUZZ_CFLAGS) $(TEST_PKG_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	  -o $@ $< $(LIBSRCS) $(LIBS) $(TEST_PKG_LIBS)
 
 fuzz: $(FUZZ_TARGETS:%=build/fuzz/%)
 	@for t in $(FUZZ_TARGETS); do \
@@ -191,8 +196,10 @@ security-check: bedrock-cost-exporter
 dashboards-check: bedrock-cost-exporter
 	tests/dashboards/run.sh
 
-# the README documents every flag, key and metric the binary has
+# the docs (man page, etc/ example, folder READMEs) match the binary and src/, and src/'s
+# folders are layers whose includes only go down (src/README.md)
 docs-check: bedrock-cost-exporter
+	$(PYTHON) tests/docs/check_layers.py
 	$(PYTHON) tests/docs/check_docs.py ./bedrock-cost-exporter
 
 # make demo's own path, checked without waiting for Ctrl-C

@@ -12,15 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config/cli.h"
-#include "config/conf.h"
+#include "base/files.h"
 #include "base/log.h"
-#include "serve/notify.h"
-#include "engine/poller.h"
-#include "serve/server.h"
-#include "serve/webauth.h"
 #include "base/util.h"
 #include "base/version.h"
+#include "config/cli.h"
+#include "config/conf.h"
+#include "engine/poller.h"
+#include "serve/notify.h"
+#include "serve/server.h"
+#include "serve/webauth.h"
 
 #define MAX_CONNECTIONS 256
 #define CONNECTION_TIMEOUT 10 /* seconds */
@@ -29,7 +30,7 @@
 
 static int check_config(const char *path, const char *web_config)
 {
-	struct strlist errors = { 0 };
+	struct textlist errors = { 0 };
 	if (*web_config) {
 		struct webconfig *w = webconfig_load(web_config, &errors);
 		if (w)
@@ -40,7 +41,7 @@ static int check_config(const char *path, const char *web_config)
 	bool bad = !c || errors.n;
 	for (size_t i = 0; i < errors.n; i++)
 		fprintf(stderr, "%s\n", errors.v[i]);
-	strlist_free(&errors);
+	textlist_free(&errors);
 	if (bad) {
 		conf_free(c);
 		return 1;
@@ -52,17 +53,19 @@ static int check_config(const char *path, const char *web_config)
 
 static struct conf *load_or_log(const char *path)
 {
-	struct strlist errors = { 0 };
+	struct textlist errors = { 0 };
 	struct conf *c = conf_load(path, &errors);
 	for (size_t i = 0; i < errors.n; i++)
 		log_error("invalid configuration", "error", errors.v[i]);
-	strlist_free(&errors);
+	textlist_free(&errors);
 	return c;
 }
 
 static int run_once(struct conf *c, const struct cli *cli)
 {
-	struct poller *p = poller_new(c, cli->config_file, cli->telemetry_path);
+	struct poller_opts po = { .config_path = cli->config_file,
+				  .telemetry_path = cli->telemetry_path };
+	struct poller *p = poller_new(c, &po);
 	if (!p)
 		return 1;
 	struct buf out;
@@ -88,17 +91,19 @@ static int run_daemon(struct conf *c, const struct cli *cli)
 	struct webauth *auth = NULL;
 	warn_if_world_readable(cli->web_config_file, "--web.config.file");
 	if (*cli->web_config_file) {
-		struct strlist errors = { 0 };
+		struct textlist errors = { 0 };
 		auth = webauth_new(cli->web_config_file, &errors);
 		for (size_t i = 0; i < errors.n; i++)
 			log_error("invalid web configuration", "error", errors.v[i]);
-		strlist_free(&errors);
+		textlist_free(&errors);
 		if (!auth) {
 			conf_free(c);
 			return 1;
 		}
 	}
-	struct poller *p = poller_new(c, cli->config_file, cli->telemetry_path);
+	struct poller_opts po = { .config_path = cli->config_file,
+				  .telemetry_path = cli->telemetry_path };
+	struct poller *p = poller_new(c, &po);
 	if (!p) {
 		webauth_free(auth);
 		return 1;

@@ -28,23 +28,19 @@ static struct {
 	double errors[REASON_COUNT];
 } counters[OP_COUNT];
 
-static const struct metric_def m_requests = {
-	"bedrock_cost_exporter_api_requests_total", METRIC_COUNTER,
-	"HTTP requests sent to AWS APIs, retries included, by API and operation.",
-};
-static const struct metric_def m_errors = {
-	"bedrock_cost_exporter_api_request_errors_total", METRIC_COUNTER,
-	"AWS API requests that failed, by reason: throttled (429/throttling), auth (401/403), "
-	"client (other 4xx), server (5xx), timeout, network, parse (unusable or oversized body).",
-};
-static const struct metric_def m_retries = {
-	"bedrock_cost_exporter_api_retries_total", METRIC_COUNTER,
-	"AWS API requests retried after a throttle, 5xx, timeout or network error.",
-};
-
 const char *apistats_reason_name(enum api_reason r)
 {
 	return r < REASON_COUNT ? reason_names[r] : "unknown";
+}
+
+const char *apistats_api_name(enum api_op op)
+{
+	return op < OP_COUNT ? ops[op].api : "unknown";
+}
+
+const char *apistats_operation_name(enum api_op op)
+{
+	return op < OP_COUNT ? ops[op].operation : "unknown";
 }
 
 void apistats_request(enum api_op op)
@@ -62,25 +58,17 @@ void apistats_error(enum api_op op, enum api_reason r)
 	counters[op].errors[r]++;
 }
 
-double apistats_errors(enum api_op op, enum api_reason r)
-{
-	return counters[op].errors[r];
-}
-
 double apistats_requests(enum api_op op)
 {
 	return counters[op].requests;
 }
 
-void apistats_collect(struct reg *r)
+double apistats_retries(enum api_op op)
 {
-	for (int i = 0; i < OP_COUNT; i++) {
-		reg_addv(r, &m_requests, counters[i].requests, "api", ops[i].api, "operation",
-			 ops[i].operation, (char *)0);
-		reg_addv(r, &m_retries, counters[i].retries, "api", ops[i].api, "operation",
-			 ops[i].operation, (char *)0);
-		for (int j = 0; j < REASON_COUNT; j++)
-			reg_addv(r, &m_errors, counters[i].errors[j], "api", ops[i].api, "operation",
-				 ops[i].operation, "reason", reason_names[j], (char *)0);
-	}
+	return counters[op].retries;
+}
+
+double apistats_errors(enum api_op op, enum api_reason r)
+{
+	return counters[op].errors[r];
 }

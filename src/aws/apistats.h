@@ -1,5 +1,6 @@
 /*
- * apistats.h - counters of the AWS API calls the exporter makes:
+ * apistats.h - counters of the AWS API calls the exporter makes, by API,
+ * operation and failure reason; the exposition turns them into
  * bedrock_cost_exporter_api_requests_total, _api_request_errors_total and
  * _api_retries_total.
  *
@@ -10,8 +11,6 @@
  */
 #ifndef BCE_APISTATS_H
 #define BCE_APISTATS_H
-
-#include "model/registry.h"
 
 enum api_reason {
 	REASON_THROTTLED,
@@ -37,18 +36,19 @@ enum api_op {
 	OP_COUNT
 };
 
-/* "throttled", "auth", ... */
+/* Label values: "throttled", "auth", ...; "bedrock_mantle", "cost_explorer", ...;
+ * "ListProjects", "GetCostAndUsage", ... */
 const char *apistats_reason_name(enum api_reason r);
+const char *apistats_api_name(enum api_op op);
+const char *apistats_operation_name(enum api_op op);
 
 void apistats_request(enum api_op op);
 void apistats_retry(enum api_op op);
 void apistats_error(enum api_op op, enum api_reason r);
 
-/* Adds the three counter families to @r. */
-void apistats_collect(struct reg *r);
-
-/* Test helper: the current value of one counter. */
-double apistats_errors(enum api_op op, enum api_reason r);
+/* The current value of each counter. */
 double apistats_requests(enum api_op op);
+double apistats_retries(enum api_op op);
+double apistats_errors(enum api_op op, enum api_reason r);
 
 #endif

@@ -3,7 +3,6 @@
  */
 #include "aws/awscreds.h"
 
-#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -11,8 +10,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "sources/ce_api.h"
 #include "base/days.h"
+#include "base/files.h"
+#include "base/jsontape.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -58,9 +58,23 @@ void awscreds_copy(const struct aws_creds *from, struct aws_creds *to)
 	to->expiration = from->expiration;
 }
 
-char *awscreds_userpwd(const struct aws_creds *c)
+void aws_sign_prepare(struct aws_sign *s, const struct aws_creds *creds, const char *region,
+		      const char *service, struct curl_slist **headers)
 {
-	return xasprintf("%s:%s", c->access_key_id, c->secret_access_key);
+	s->provider = xasprintf("aws:amz:%s:%s", region, service);
+	s->userpwd = xasprintf("%s:%s", creds->access_key_id, creds->secret_access_key);
+	if (creds->session_token) {
+		char *t = xasprintf("X-Amz-Security-Token: %s", creds->session_token);
+		*headers = curl_slist_append(*headers, t);
+		free_secret(t);
+	}
+}
+
+void aws_sign_clear(struct aws_sign *s)
+{
+	free(s->provider);
+	free_secret(s->userpwd);
+	s->provider = s->userpwd = NULL;
 }
 
 int awscreds_from_file(const char *path, const char *profile, struct aws_creds *out)
@@ -72,14 +86,14 @@ int awscreds_from_file(const char *path, const char *profile, struct aws_creds *
 	bool in = false, found = false;
 	struct aws_creds c = { 0 };
 	while (fgets(line, sizeof(line), f)) {
-		strtrim(line);
+		text_trim(line);
 		if (!*line || *line == '#' || *line == ';')
 			continue;
 		if (*line == '[') {
 			char *end = strchr(line, ']');
 			if (end)
 				*end = '\0';
-			char *name = strtrim(line + 1);
+			char *name = text_trim(line + 1);
 			in = strcmp(name, profile) == 0;
 			found = found || in;
 			continue;
@@ -90,7 +104,7 @@ int awscreds_from_file(const char *path, const char *profile, struct aws_creds *
 		if (!eq)
 			continue;
 		*eq = '\0';
-		char *k = strtrim(line), *v = strtrim(eq + 1);
+		char *k = text_trim(line), *v = text_trim(eq + 1);
 		char **dst = strcmp(k, "aws_access_key_id") == 0	 ? &c.access_key_id
 			   : strcmp(k, "aws_secret_access_key") == 0 ? &c.secret_access_key
 			   : strcmp(k, "aws_session_token") == 0	 ? &c.session_token
@@ -144,30 +158,40 @@ int awscreds_parse_iso8601(const char *s, double *out)
 	return 0;
 }
 
-/* Reads {AccessKeyId, SecretAccessKey, Token|SessionToken, Expiration} from @obj. */
-static int creds_from_json(const cJSON *obj, struct aws_creds *out, char *err, size_t errlen)
+/* Reads {AccessKeyId, SecretAccessKey, Token|SessionToken, Expiration} from object @obj. */
+static int creds_from_json(const struct jsontape *t, size_t obj, struct aws_creds *out, char *err,
+			   size_t errlen)
 {
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(obj, "AccessKeyId");
-	const cJSON *sk = cJSON_GetObjectItemCaseSensitive(obj, "SecretAccessKey");
-	const cJSON *tk = cJSON_GetObjectItemCaseSensitive(obj, "SessionToken");
-	if (!tk)
-		tk = cJSON_GetObjectItemCaseSensitive(obj, "Token");
-	const cJSON *ex = cJSON_GetObjectItemCaseSensitive(obj, "Expiration");
+	size_t tk = jt_get(t, obj, "SessionToken");
+	if (tk == JT_NONE)
+		tk = jt_get(t, obj, "Token");
+	size_t ex = jt_get(t, obj, "Expiration");
+	char *id = jt_strdup(t, jt_get(t, obj, "AccessKeyId"));
+	char *sk = jt_strdup(t, jt_get(t, obj, "SecretAccessKey"));
+	char *token = jt_strdup(t, tk);
+	int rc = 0;
 	double exp = 0;
-	if (!cJSON_IsString(id) || !*id->valuestring || !cJSON_IsString(sk) || !*sk->valuestring ||
-	    !cJSON_IsString(tk) || !*tk->valuestring) {
+	if (!id || !*id || !sk || !*sk || !token || !*token) {
 		snprintf(err, errlen, "credentials response lacks AccessKeyId, SecretAccessKey or token");
-		return -EPROTO;
+		rc = -EPROTO;
+	} else if (jt_is(t, ex, JT_NUMBER)) {
+		jt_number(t, ex, &exp);
+	} else {
+		char s[64];
+		if (jt_str(t, ex, s, sizeof(s)) < 0 || awscreds_parse_iso8601(s, &exp)) {
+			snprintf(err, errlen, "credentials response has no valid Expiration");
+			rc = -EPROTO;
+		}
 	}
-	if (cJSON_IsNumber(ex))
-		exp = ex->valuedouble;
-	else if (!cJSON_IsString(ex) || awscreds_parse_iso8601(ex->valuestring, &exp)) {
-		snprintf(err, errlen, "credentials response has no valid Expiration");
-		return -EPROTO;
+	if (rc) {
+		free_secret(id);
+		free_secret(sk);
+		free_secret(token);
+		return rc;
 	}
-	out->access_key_id = xstrdup(id->valuestring);
-	out->secret_access_key = xstrdup(sk->valuestring);
-	out->session_token = xstrdup(tk->valuestring);
+	out->access_key_id = id;
+	out->secret_access_key = sk;
+	out->session_token = token;
 	out->expiration = exp;
 	return 0;
 }
@@ -176,22 +200,23 @@ static int creds_from_json(const cJSON *obj, struct aws_creds *out, char *err, s
 static int creds_from_body(const char *body, size_t len, const char *const *path,
 			   struct aws_creds *out, char *err, size_t errlen)
 {
-	cJSON *root = cJSON_ParseWithLength(body, len);
-	if (!root) {
+	struct jsontape t;
+	if (jsontape_parse(&t, body, len)) {
 		snprintf(err, errlen, "credentials response is not valid JSON");
 		return -EPROTO;
 	}
-	const cJSON *o = root;
-	for (const char *const *k = path; *k && o; k++)
-		o = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, *k) : NULL;
+	size_t o = 0;
+	for (const char *const *k = path; *k && o != JT_NONE; k++)
+		o = jt_get(&t, o, *k);
 	int rc;
-	if (!cJSON_IsObject(o)) {
+	if (!jt_is(&t, o, JT_OBJECT)) {
 		snprintf(err, errlen, "credentials response lacks %s", path[0] ? path[0] : "an object");
 		rc = -EPROTO;
 	} else {
-		rc = creds_from_json(o, out, err, errlen);
+		rc = creds_from_json(&t, o, out, err, errlen);
 	}
-	cJSON_Delete(root);
+	/* the tape holds no copies: the secrets are only in the body, zeroed by the caller */
+	jsontape_free(&t);
 	return rc;
 }
 
@@ -252,7 +277,7 @@ static int read_small_file(const char *path, char **out)
 {
 	int rc = read_file_max(path, 64 * 1024, out, NULL);
 	if (!rc)
-		strtrim(*out);
+		text_trim(*out);
 	return rc;
 }
 
@@ -281,7 +306,7 @@ static int web_identity(struct hc *hc, const struct hc_opts *o, const struct con
 	h = curl_slist_append(h, "Content-Type: application/x-www-form-urlencoded");
 	struct hc_req req = { .op = OP_STS_ASSUME_ROLE_WEB_IDENTITY, .method = "POST", .url = url,
 			      .body = form.data, .body_len = form.len, .headers = h,
-			      .classify = ce_classify };
+			      .classify = aws_classify_json };
 	static const char *const path[] = { "AssumeRoleWithWebIdentityResponse",
 					    "AssumeRoleWithWebIdentityResult", "Credentials", NULL };
 	rc = fetch(hc, o, &req, path, out, err, errlen);
@@ -359,7 +384,7 @@ static int imds(struct hc *hc, const struct hc_opts *o0, const struct conf *c,
 		snprintf(err, errlen, "IMDSv2 token: %s (%s)", herr, apistats_reason_name(reason));
 		goto out;
 	}
-	tokhdr = xasprintf("X-aws-ec2-metadata-token: %s", strtrim(resp.body));
+	tokhdr = xasprintf("X-aws-ec2-metadata-token: %s", text_trim(resp.body));
 	free_secret(resp.body);
 	h = curl_slist_append(NULL, tokhdr);
 	url = xasprintf("%.*s/latest/meta-data/iam/security-credentials/", (int)bl, base);
@@ -373,7 +398,7 @@ static int imds(struct hc *hc, const struct hc_opts *o0, const struct conf *c,
 	char *nl = strchr(role, '\n');
 	if (nl)
 		*nl = '\0';
-	strtrim(role);
+	text_trim(role);
 	if (!*role || strpbrk(role, "/?#% ")) {
 		apistats_error(OP_IMDS_CREDENTIALS, REASON_PARSE);
 		snprintf(err, errlen, "IMDS: no IAM role attached to this instance");
@@ -407,24 +432,19 @@ static int assume_role(struct hc *hc, const struct hc_opts *o, const struct conf
 	form_put(&form, "RoleSessionName", c->aws_role_session_name);
 	form_put(&form, "Version", "2011-06-15");
 	char *url = sts_url(c);
-	char *sig = xasprintf("aws:amz:%s:sts", c->aws_region);
-	char *userpwd = awscreds_userpwd(base);
 	struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json");
 	h = curl_slist_append(h, "Content-Type: application/x-www-form-urlencoded");
-	if (base->session_token) {
-		char *t = xasprintf("X-Amz-Security-Token: %s", base->session_token);
-		h = curl_slist_append(h, t);
-		free_secret(t);
-	}
+	struct aws_sign sign;
+	aws_sign_prepare(&sign, base, c->aws_region, "sts", &h);
 	struct hc_req req = { .op = OP_STS_ASSUME_ROLE, .method = "POST", .url = url,
 			      .body = form.data, .body_len = form.len, .headers = h,
-			      .aws_sigv4 = sig, .userpwd = userpwd, .classify = ce_classify };
+			      .aws_sigv4 = sign.provider, .userpwd = sign.userpwd,
+			      .classify = aws_classify_json };
 	static const char *const path[] = { "AssumeRoleResponse", "AssumeRoleResult", "Credentials",
 					    NULL };
 	int rc = fetch(hc, o, &req, path, out, err, errlen);
 	hc_slist_free_secret(h);
-	free_secret(userpwd);
-	free(sig);
+	aws_sign_clear(&sign);
 	free(url);
 	buf_free(&form);
 	return rc;

@@ -44,8 +44,20 @@ int awscreds_from_file(const char *path, const char *profile, struct aws_creds *
 void awscreds_clear(struct aws_creds *c);
 void awscreds_copy(const struct aws_creds *from, struct aws_creds *to);
 
-/* Returns "AKID:SECRET" for CURLOPT_USERPWD. Caller frees with free_secret(). */
-char *awscreds_userpwd(const struct aws_creds *c);
+/*
+ * What a SigV4-signed request needs (libcurl's CURLOPT_AWS_SIGV4 signs):
+ * the provider string "aws:amz:<region>:<service>" and "AKID:SECRET" for
+ * CURLOPT_USERPWD. aws_sign_prepare() fills @s from @creds and, for temporary
+ * credentials, appends the X-Amz-Security-Token header to *@headers (free the
+ * list with hc_slist_free_secret). aws_sign_clear() zeroes and frees @s.
+ */
+struct aws_sign {
+	char *provider;
+	char *userpwd; /* a secret */
+};
+void aws_sign_prepare(struct aws_sign *s, const struct aws_creds *creds, const char *region,
+		      const char *service, struct curl_slist **headers);
+void aws_sign_clear(struct aws_sign *s);
 
 /* Parses "2026-11-26T18:00:00Z" (fractions and offsets allowed). 0 or -EINVAL. */
 int awscreds_parse_iso8601(const char *s, double *out);

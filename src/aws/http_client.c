@@ -3,7 +3,6 @@
  */
 #include "aws/http_client.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,12 +11,14 @@
 #include <time.h>
 
 #include "base/log.h"
-#include "base/util.h"
 #include "base/version.h"
 
 struct hc {
 	CURL *curl;
 	CURLM *multi; /* drives the transfer so hc_wakeup() can interrupt it at once */
+	hc_fake_fn fake; /* tests: answers instead of the network */
+	void *fake_arg;
+	char errbuf[CURL_ERROR_SIZE]; /* CURLOPT_ERRORBUFFER: libcurl's own words */
 };
 
 struct sink {
@@ -42,6 +43,19 @@ struct hc *hc_new(void)
 	return c;
 }
 
+struct hc *hc_new_fake(hc_fake_fn fn, void *arg)
+{
+	struct hc *c = xcalloc(1, sizeof(*c));
+	c->fake = fn;
+	c->fake_arg = arg;
+	return c;
+}
+
+const char *hc_library_version(void)
+{
+	return curl_version_info(CURLVERSION_NOW)->version;
+}
+
 void hc_free(struct hc *c)
 {
 	if (!c)
@@ -53,7 +67,8 @@ void hc_free(struct hc *c)
 
 void hc_wakeup(struct hc *c)
 {
-	curl_multi_wakeup(c->multi);
+	if (c->multi)
+		curl_multi_wakeup(c->multi);
 }
 
 /*
@@ -107,53 +122,6 @@ double hc_backoff(unsigned attempt, double base, double cap, double retry_after,
 	return retry_after > d ? retry_after : d;
 }
 
-void hc_error_message(const char *body, size_t len, char *out, size_t outlen)
-{
-	out[0] = '\0';
-	cJSON *root = cJSON_ParseWithLength(body, len);
-	if (!root)
-		return;
-	const cJSON *m = NULL;
-	const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
-	if (cJSON_IsObject(e))
-		m = cJSON_GetObjectItemCaseSensitive(e, "message");
-	if (!cJSON_IsString(m))
-		m = cJSON_GetObjectItemCaseSensitive(root, "message");
-	if (!cJSON_IsString(m))
-		m = cJSON_GetObjectItemCaseSensitive(root, "Message");
-	if (cJSON_IsString(m) && m->valuestring) {
-		size_t n = 0;
-		for (const char *p = m->valuestring; *p && n + 1 < outlen && n < 160; p++)
-			out[n++] = (unsigned char)*p < 0x20 ? ' ' : *p;
-		out[n] = '\0';
-	}
-	cJSON_Delete(root);
-}
-
-enum hc_verdict hc_classify_default(long status, const char *body, size_t len,
-				    enum api_reason *reason, char *msg, size_t msglen)
-{
-	if (status >= 200 && status < 300)
-		return HC_OK;
-	char detail[164];
-	hc_error_message(body, len, detail, sizeof(detail));
-	snprintf(msg, msglen, "HTTP %ld%s%s", status, *detail ? ": " : "", detail);
-	if (status == 429) {
-		*reason = REASON_THROTTLED;
-		return HC_RETRY;
-	}
-	if (status == 401 || status == 403) {
-		*reason = REASON_AUTH;
-		return HC_FAIL;
-	}
-	if (status >= 500) {
-		*reason = REASON_SERVER;
-		return HC_RETRY;
-	}
-	*reason = REASON_CLIENT;
-	return HC_FAIL;
-}
-
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
 	struct sink *s = arg;
@@ -189,34 +157,75 @@ static bool classify_curl(CURLcode rc, bool too_big, enum api_reason *reason)
 	}
 }
 
-static void setup(CURL *h, const struct hc_opts *o, const struct hc_req *req, struct sink *s)
+/*
+ * Sets every option of one attempt. Returns CURLE_OK, or the first option's
+ * failure (an unknown option in this libcurl, out of memory): then the request
+ * fails with that reason instead of going out half-configured.
+ */
+static CURLcode setup(struct hc *c, const struct hc_opts *o, const struct hc_req *req,
+		      struct sink *s)
 {
+	CURL *h = c->curl;
+	CURLcode rc = CURLE_OK;
 	curl_easy_reset(h);
-	curl_easy_setopt(h, CURLOPT_URL, req->url);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "bedrock-cost-exporter/" BCE_VERSION);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, o->connect_timeout);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT, o->request_timeout);
-	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
+	c->errbuf[0] = '\0';
+#define SET(opt, val)                                                        \
+	do {                                                                 \
+		if (rc == CURLE_OK)                                          \
+			rc = curl_easy_setopt(h, opt, val);                  \
+	} while (0)
+	SET(CURLOPT_ERRORBUFFER, c->errbuf);
+	SET(CURLOPT_URL, req->url);
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_FOLLOWLOCATION, 0L);
+	SET(CURLOPT_PROTOCOLS_STR, "http,https");
+	SET(CURLOPT_USERAGENT, "bedrock-cost-exporter/" BCE_VERSION);
+	SET(CURLOPT_CONNECTTIMEOUT, o->connect_timeout);
+	SET(CURLOPT_TIMEOUT, o->request_timeout);
+	SET(CURLOPT_ACCEPT_ENCODING, "");
+	SET(CURLOPT_WRITEFUNCTION, on_body);
+	SET(CURLOPT_WRITEDATA, s);
 	if (req->headers)
-		curl_easy_setopt(h, CURLOPT_HTTPHEADER, req->headers);
-	if (strcmp(req->method, "PUT") == 0) {
-		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? req->body : "");
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-	} else if (strcmp(req->method, "POST") == 0) {
-		curl_easy_setopt(h, CURLOPT_POST, 1L);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? req->body : "");
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+		SET(CURLOPT_HTTPHEADER, req->headers);
+	if (strcmp(req->method, "PUT") == 0)
+		SET(CURLOPT_CUSTOMREQUEST, "PUT");
+	else if (strcmp(req->method, "POST") == 0)
+		SET(CURLOPT_POST, 1L);
+	if (strcmp(req->method, "GET") != 0) {
+		SET(CURLOPT_POSTFIELDS, req->body ? req->body : "");
+		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
 	}
 	if (req->aws_sigv4) {
-		curl_easy_setopt(h, CURLOPT_AWS_SIGV4, req->aws_sigv4);
-		curl_easy_setopt(h, CURLOPT_USERPWD, req->userpwd);
+		SET(CURLOPT_AWS_SIGV4, req->aws_sigv4);
+		SET(CURLOPT_USERPWD, req->userpwd);
 	}
+#undef SET
+	return rc;
+}
+
+/* One attempt: the real transfer, or the fake's answer. */
+static CURLcode attempt(struct hc *c, const struct hc_opts *o, const struct hc_req *req,
+			struct sink *s, long *status, bool *setup_failed)
+{
+	*status = 0;
+	*setup_failed = false;
+	if (c->fake) {
+		int rc = c->fake(c->fake_arg, req, status, &s->body);
+		if (s->body.len > o->max_body) {
+			s->too_big = true;
+			return CURLE_WRITE_ERROR;
+		}
+		return rc ? CURLE_COULDNT_CONNECT : CURLE_OK;
+	}
+	CURLcode rc = setup(c, o, req, s);
+	if (rc != CURLE_OK) {
+		*setup_failed = true;
+		return rc;
+	}
+	rc = perform(c, o->stop);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
+	return rc;
 }
 
 static int do_wait(const struct hc_opts *o, double seconds)
@@ -231,10 +240,9 @@ static int do_wait(const struct hc_opts *o, double seconds)
 int hc_perform(struct hc *c, const struct hc_opts *o, const struct hc_req *req,
 	       struct hc_resp *out, enum api_reason *reason, char *err, size_t errlen)
 {
-	enum hc_verdict (*classify)(long, const char *, size_t, enum api_reason *, char *, size_t) =
-		req->classify ? req->classify : hc_classify_default;
+	aws_classifier classify = req->classify ? req->classify : aws_classify_status;
 
-	for (unsigned attempt = 0;; attempt++) {
+	for (unsigned n = 0;; n++) {
 		struct sink s = { .too_big = false };
 		buf_init(&s.body, o->max_body);
 		if (req->admit && req->admit(req->admit_arg)) {
@@ -242,10 +250,11 @@ int hc_perform(struct hc *c, const struct hc_opts *o, const struct hc_req *req,
 			snprintf(err, errlen, "request refused by the daily request ceiling");
 			return -EDQUOT;
 		}
-		setup(c->curl, o, req, &s);
 		apistats_request(req->op);
 		double t0 = mono_now();
-		CURLcode rc = perform(c, o->stop);
+		long status = 0;
+		bool setup_failed;
+		CURLcode rc = attempt(c, o, req, &s, &status, &setup_failed);
 		double took = mono_now() - t0;
 		bool retry;
 		curl_off_t retry_after = 0;
@@ -255,52 +264,51 @@ int hc_perform(struct hc *c, const struct hc_opts *o, const struct hc_req *req,
 			snprintf(err, errlen, "stopped");
 			return -ECANCELED;
 		}
-		if (rc != CURLE_OK) {
+		if (setup_failed) {
+			*reason = REASON_CLIENT;
+			retry = false;
+			snprintf(err, errlen, "cannot set up the request: %s%s%s", curl_easy_strerror(rc),
+				 c->errbuf[0] ? ": " : "", c->errbuf);
+		} else if (rc != CURLE_OK) {
 			retry = classify_curl(rc, s.too_big, reason);
 			if (s.too_big)
 				snprintf(err, errlen, "response larger than %zu bytes", o->max_body);
+			else if (c->errbuf[0]) /* libcurl's own words say more ("Failed to connect to ... port 1") */
+				snprintf(err, errlen, "%s: %s", curl_easy_strerror(rc), c->errbuf);
 			else
 				snprintf(err, errlen, "%s", curl_easy_strerror(rc));
 		} else {
-			long status = 0;
-			curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
 			const char *body = s.body.data ? s.body.data : "";
 			char msg[200] = "";
-			enum hc_verdict v = classify(status, body, s.body.len, reason, msg, sizeof(msg));
-			if (log_enabled(LOG_DEBUG)) {
-				char st[16], ms[32];
-				snprintf(st, sizeof(st), "%ld", status);
-				snprintf(ms, sizeof(ms), "%.1f", took * 1000);
-				log_debug("http request", "method", req->method, "url", req->url,
-					  "status", st, "duration_ms", ms);
-			}
-			if (v == HC_OK) {
+			enum aws_verdict v = classify(status, body, s.body.len, reason, msg, sizeof(msg));
+			log_debug("http request", "method", req->method, "url", req->url, "status",
+				  LOG_INT(status), "duration_ms", LOG_FIXED(took * 1000, 1));
+			if (v == AWS_OK) {
 				out->status = status;
 				out->body = buf_steal(&s.body, &out->len);
 				return 0;
 			}
-			retry = v == HC_RETRY;
+			retry = v == AWS_RETRY;
 			snprintf(err, errlen, "%s", msg);
-			curl_easy_getinfo(c->curl, CURLINFO_RETRY_AFTER, &retry_after);
+			if (!c->fake)
+				curl_easy_getinfo(c->curl, CURLINFO_RETRY_AFTER, &retry_after);
 		}
 		buf_free(&s.body);
 		apistats_error(req->op, *reason);
 
-		if (!retry || attempt >= (unsigned)o->max_retries)
+		if (!retry || n >= (unsigned)o->max_retries)
 			return -EIO;
 		if (retry_after > o->retry_max_delay) {
-			size_t n = strlen(err);
-			snprintf(err + n, errlen - n, " (Retry-After %lds exceeds http.retry_max_delay)",
-				 (long)retry_after);
+			size_t len = strlen(err);
+			snprintf(err + len, errlen - len,
+				 " (Retry-After %lds exceeds http.retry_max_delay)", (long)retry_after);
 			return -EIO;
 		}
-		double delay = hc_backoff(attempt, BACKOFF_BASE, (double)o->retry_max_delay,
+		double delay = hc_backoff(n, BACKOFF_BASE, (double)o->retry_max_delay,
 					  (double)retry_after, rand_unit());
-		char d[32], a[16];
-		snprintf(d, sizeof(d), "%.3f", delay);
-		snprintf(a, sizeof(a), "%u", attempt + 1);
 		log_debug("retrying request", "url", req->url, "reason",
-			  apistats_reason_name(*reason), "error", err, "attempt", a, "delay_seconds", d);
+			  apistats_reason_name(*reason), "error", err, "attempt", LOG_INT(n + 1),
+			  "delay_seconds", LOG_FIXED(delay, 3));
 		apistats_retry(req->op);
 		if (do_wait(o, delay)) {
 			snprintf(err, errlen, "stopped");

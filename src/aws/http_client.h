@@ -19,6 +19,8 @@
 #include <curl/curl.h>
 
 #include "aws/apistats.h"
+#include "aws/aws_error.h"
+#include "base/util.h"
 
 struct hc;
 
@@ -36,9 +38,6 @@ struct hc_opts {
 	void *wait_arg;
 };
 
-/* What the classifier decided about one response. */
-enum hc_verdict { HC_OK, HC_RETRY, HC_FAIL };
-
 struct hc_req {
 	enum api_op op;
 	const char *method;            /* "GET", "POST" or "PUT" */
@@ -48,13 +47,8 @@ struct hc_req {
 	const struct curl_slist *headers; /* borrowed */
 	const char *aws_sigv4;         /* e.g. "aws:amz:us-east-1:bedrock-mantle", or NULL */
 	const char *userpwd;           /* "AKID:SECRET" for SigV4; borrowed secret */
-	/*
-	 * Decides what a response with @status and @body means. NULL = the default:
-	 * 2xx ok; 429 throttled (retry); 401/403 auth; other 4xx client; 5xx server (retry).
-	 * Must set *reason and may write a short message (never a secret) into @msg.
-	 */
-	enum hc_verdict (*classify)(long status, const char *body, size_t len,
-				    enum api_reason *reason, char *msg, size_t msglen);
+	/* Decides what a response means (aws_error.h); NULL = aws_classify_status. */
+	aws_classifier classify;
 	/* Called before every attempt; non-zero refuses it (hc_perform returns
 	 * -EDQUOT). Used for the paid Cost Explorer API's daily ceiling. */
 	int (*admit)(void *arg);
@@ -71,6 +65,19 @@ struct hc_resp {
 struct hc *hc_new(void);
 void hc_free(struct hc *c);
 
+/*
+ * For unit tests: a client that answers every attempt with @fn instead of the
+ * network. @fn returns 0 with *status set and the body appended to @body, or
+ * a negative errno for a failed transfer (counted as reason "network").
+ * Everything else (admission, counters, classification, retries and their
+ * waits) is as with a real client.
+ */
+typedef int (*hc_fake_fn)(void *arg, const struct hc_req *req, long *status, struct buf *body);
+struct hc *hc_new_fake(hc_fake_fn fn, void *arg);
+
+/* libcurl's version, for bedrock_cost_exporter_build_info. */
+const char *hc_library_version(void);
+
 /* Interrupts a transfer in progress so it notices hc_opts.stop at once. The
  * only function any thread may call while another uses @c. */
 void hc_wakeup(struct hc *c);
@@ -78,22 +85,13 @@ void hc_wakeup(struct hc *c);
 /*
  * Performs @req, retrying as allowed. On success (HC_OK) returns 0 and fills
  * @out (caller frees out->body). On failure returns -EIO (the last attempt's
- * reason in *reason and a one-line description in @err), -EDQUOT when
+ * reason in *reason and a one-line description in @err; a libcurl option
+ * that cannot be set fails the request the same way, with libcurl's words
+ * in @err), -EDQUOT when
  * req->admit refused, or -ECANCELED when stopped. @out is only written on success.
  */
 int hc_perform(struct hc *c, const struct hc_opts *o, const struct hc_req *req,
 	       struct hc_resp *out, enum api_reason *reason, char *err, size_t errlen);
-
-/* The default classifier (see struct hc_req). */
-enum hc_verdict hc_classify_default(long status, const char *body, size_t len,
-				    enum api_reason *reason, char *msg, size_t msglen);
-
-/*
- * Writes the human message of an AWS/OpenAI error body (error.message,
- * message or Message) into @out, control characters blanked, at most 160
- * bytes; "" if there is none. Pure.
- */
-void hc_error_message(const char *body, size_t len, char *out, size_t outlen);
 
 /* Zeroes every string of @l, then frees it (for lists holding secrets). */
 void hc_slist_free_secret(struct curl_slist *l);

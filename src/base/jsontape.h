@@ -7,8 +7,10 @@
  * siblings are skipped in O(1). Strings stay escaped in the text until a
  * caller copies one out. Made for the megabytes of Cost Explorer pages per
  * refresh, where building (and freeing) a cJSON tree costs more than the
- * parse, it reads every Cost Explorer and Projects response; cJSON builds the
- * request bodies and reads the state file and the credential responses.
+ * parse. It is the exporter's one JSON reader: Cost Explorer, Projects, STS,
+ * instance-metadata and container-credential responses, AWS error bodies and
+ * the state file (base/jsonw.h is the one writer). cJSON stays the tests'
+ * reference: what the tape accepts, cJSON must read as the same tree.
  *
  * Semantics follow cJSON where a reader could tell: a duplicate object key
  * finds the first occurrence; nesting deeper than JSONTAPE_MAX_DEPTH is

@@ -11,8 +11,8 @@
 
 #include "base/util.h"
 
-static enum log_level min_level = LOG_INFO;
-static enum log_format out_format = LOG_LOGFMT;
+static enum log_level min_level = LOG_LEVEL_INFO;
+static enum log_format out_format = LOG_FORMAT_LOGFMT;
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
@@ -30,9 +30,9 @@ int log_parse_level(const char *s, enum log_level *out)
 int log_parse_format(const char *s, enum log_format *out)
 {
 	if (strcmp(s, "logfmt") == 0)
-		*out = LOG_LOGFMT;
+		*out = LOG_FORMAT_LOGFMT;
 	else if (strcmp(s, "json") == 0)
-		*out = LOG_JSON;
+		*out = LOG_FORMAT_JSON;
 	else
 		return -EINVAL;
 	return 0;
@@ -44,9 +44,21 @@ void log_setup(enum log_level level, enum log_format format)
 	out_format = format;
 }
 
-int log_enabled(enum log_level level)
+bool log_enabled(enum log_level level)
 {
 	return level >= min_level;
+}
+
+const char *log_fmt_int(char out[24], long long v)
+{
+	snprintf(out, 24, "%lld", v);
+	return out;
+}
+
+const char *log_fmt_fixed(char out[48], double v, int decimals)
+{
+	snprintf(out, 48, "%.*f", decimals, v);
+	return out;
 }
 
 static int needs_quotes(const char *v)
@@ -80,7 +92,7 @@ static void put_escaped(struct buf *b, const char *v)
 
 static void put_field(struct buf *b, const char *k, const char *v, int first)
 {
-	if (out_format == LOG_JSON) {
+	if (out_format == LOG_FORMAT_JSON) {
 		buf_puts(b, first ? "{\"" : ",\"");
 		put_escaped(b, k);
 		buf_puts(b, "\":\"");
@@ -128,12 +140,12 @@ void log_event(enum log_level level, const char *msg, ...)
 		put_field(&b, k, v ? v : "", 0);
 	}
 	va_end(ap);
-	buf_puts(&b, out_format == LOG_JSON ? "}\n" : "\n");
+	buf_puts(&b, out_format == LOG_FORMAT_JSON ? "}\n" : "\n");
 	if (b.data) {
 		flockfile(stderr);
 		fwrite(b.data, 1, b.len, stderr);
 		if (b.data[b.len - 1] != '\n') /* line hit the cap */
-			fputs(out_format == LOG_JSON ? "\"}\n" : "\n", stderr);
+			fputs(out_format == LOG_FORMAT_JSON ? "\"}\n" : "\n", stderr);
 		funlockfile(stderr);
 	}
 	buf_free(&b);

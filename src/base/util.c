@@ -11,10 +11,8 @@
 #include <string.h>
 #include <time.h>
 #include <pthread.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include "base/log.h"
 
 static void oom(size_t n)
 {
@@ -220,7 +218,7 @@ double rand_unit(void)
 	return r;
 }
 
-char *strtrim(char *s)
+char *text_trim(char *s)
 {
 	char *e = s + strlen(s);
 	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
@@ -231,46 +229,6 @@ char *strtrim(char *s)
 	if (b != s)
 		memmove(s, b, strlen(b) + 1);
 	return s;
-}
-
-int read_file_max(const char *path, size_t max, char **out, size_t *len)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -errno;
-	struct buf b;
-	buf_init(&b, max);
-	char chunk[8192];
-	size_t n;
-	int rc = 0;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		if (buf_append(&b, chunk, n)) {
-			rc = -EFBIG;
-			break;
-		}
-	}
-	if (!rc && ferror(f))
-		rc = -EIO;
-	secure_zero(chunk, sizeof(chunk));
-	fclose(f);
-	if (rc) {
-		if (b.data)
-			secure_zero(b.data, b.len);
-		buf_free(&b);
-		return rc;
-	}
-	*out = buf_steal(&b, len);
-	return 0;
-}
-
-bool warn_if_world_readable(const char *path, const char *what)
-{
-	struct stat st;
-	if (!path || !*path || stat(path, &st) || !(st.st_mode & S_IROTH))
-		return false;
-	log_warn("a file holding secrets is readable by every user; make it readable by its owner "
-		 "only (chmod o-rwx)", "setting", what, "file", path);
-	return true;
 }
 
 bool same_failure(const char *a, const char *b)
@@ -295,73 +253,12 @@ bool same_failure(const char *a, const char *b)
 	}
 }
 
-/* ---- hash64: XXH64's algorithm (in memory only, never stored) ---- */
-
-#define P1 11400714785074694791u
-#define P2 14029467366897019727u
-#define P3 1609587929392839161u
-#define P4 9650029242287828579u
-#define P5 2870177450012600261u
-
-static uint64_t rotl(uint64_t x, int r)
+uint64_t hash64(const void *data, size_t len, uint64_t h)
 {
-	return (x << r) | (x >> (64 - r));
-}
-
-static uint64_t rd64(const unsigned char *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return v;
-}
-
-static uint32_t rd32(const unsigned char *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return v;
-}
-
-static uint64_t xround(uint64_t acc, uint64_t in)
-{
-	return rotl(acc + in * P2, 31) * P1;
-}
-
-static uint64_t xmerge(uint64_t h, uint64_t acc)
-{
-	return (h ^ xround(0, acc)) * P1 + P4;
-}
-
-uint64_t hash64(const void *data, size_t len, uint64_t seed)
-{
-	const unsigned char *p = data, *end = p + len;
-	uint64_t h;
-	if (len >= 32) {
-		uint64_t v1 = seed + P1 + P2, v2 = seed + P2, v3 = seed, v4 = seed - P1;
-		for (; end - p >= 32; p += 32) {
-			v1 = xround(v1, rd64(p));
-			v2 = xround(v2, rd64(p + 8));
-			v3 = xround(v3, rd64(p + 16));
-			v4 = xround(v4, rd64(p + 24));
-		}
-		h = rotl(v1, 1) + rotl(v2, 7) + rotl(v3, 12) + rotl(v4, 18);
-		h = xmerge(xmerge(xmerge(xmerge(h, v1), v2), v3), v4);
-	} else {
-		h = seed + P5;
+	const unsigned char *p = data;
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3u;
 	}
-	h += (uint64_t)len;
-	for (; end - p >= 8; p += 8)
-		h = rotl(h ^ xround(0, rd64(p)), 27) * P1 + P4;
-	if (end - p >= 4) {
-		h = rotl(h ^ (uint64_t)rd32(p) * P1, 23) * P2 + P3;
-		p += 4;
-	}
-	for (; p < end; p++)
-		h = rotl(h ^ *p * P5, 11) * P1;
-	h ^= h >> 33;
-	h *= P2;
-	h ^= h >> 29;
-	h *= P3;
-	h ^= h >> 32;
 	return h;
 }

@@ -1,5 +1,6 @@
 /*
- * util.h - allocation wrappers, growable bounded buffers, clocks.
+ * util.h - allocation wrappers, growable bounded buffers, clocks, and small
+ * text helpers. The bottom of the house: it includes nothing of ours.
  *
  * Out-of-memory aborts through the x-wrappers. That is acceptable only
  * because every size an outsider controls is capped before it reaches an
@@ -64,20 +65,8 @@ double wall_now(void);
 /* A uniformly distributed double in [0, 1). Thread-safe, not for crypto. */
 double rand_unit(void);
 
-/*
- * Reads the whole file at @path, at most @max bytes. Returns 0 with a
- * NUL-terminated buffer in *out (caller frees; use free_secret for secrets)
- * and its length in *len (may be NULL); -errno if it cannot be read; -EFBIG
- * when larger than @max (the partial bytes are zeroed and freed).
- */
-int read_file_max(const char *path, size_t max, char **out, size_t *len);
-
-/* Logs a warning when @path (a file holding a secret) is readable by other
- * users. Returns true if it is. @what names the setting, for the message. */
-bool warn_if_world_readable(const char *path, const char *what);
-
 /* Strips ASCII whitespace at both ends of @s in place; returns @s. */
-char *strtrim(char *s);
+char *text_trim(char *s);
 
 /*
  * Do two error texts describe the same failure, for complain-once logging?
@@ -89,9 +78,10 @@ char *strtrim(char *s);
 bool same_failure(const char *a, const char *b);
 
 /*
- * XXH64 of @len bytes at @data with @seed: fast (8 bytes per step) and well
- * mixed, for hash tables and change detection; not cryptographic. Pure.
+ * FNV-1a (64 bits) of @len bytes at @data, continuing from @h (start with
+ * HASH64_INIT): for hash tables and change detection; not cryptographic. Pure.
  */
-uint64_t hash64(const void *data, size_t len, uint64_t seed);
+#define HASH64_INIT 0xcbf29ce484222325u
+uint64_t hash64(const void *data, size_t len, uint64_t h);
 
 #endif

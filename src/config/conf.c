@@ -8,13 +8,14 @@
  */
 #include "config/conf.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <libconfig.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/expfmt.h"
 #include "base/util.h"
 
 enum key_type { T_BOOL, T_INT, T_STRING, T_ENUM, T_STRLIST, T_FLOAT, T_BUDGETS };
@@ -133,38 +134,13 @@ static const struct key keys[] = {
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
-void strlist_push(struct strlist *l, char *s)
-{
-	l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
-	l->v[l->n++] = s;
-}
-
-void strlist_free(struct strlist *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
-}
-
-bool strlist_equal(const struct strlist *a, const struct strlist *b)
-{
-	if (a->n != b->n)
-		return false;
-	for (size_t i = 0; i < a->n; i++)
-		if (strcmp(a->v[i], b->v[i]) != 0)
-			return false;
-	return true;
-}
-
-static void split_default(struct strlist *l, const char *csv)
+static void split_default(struct textlist *l, const char *csv)
 {
 	const char *p = csv;
 	while (*p) {
 		const char *e = strchr(p, ',');
 		size_t n = e ? (size_t)(e - p) : strlen(p);
-		strlist_push(l, xstrndup(p, n));
+		textlist_push(l, xstrndup(p, n));
 		p += n + (e ? 1 : 0);
 	}
 }
@@ -184,7 +160,7 @@ static void set_default(struct conf *c, const struct key *k)
 		*(char **)(void *)base = xstrdup(k->def_str);
 		break;
 	case T_STRLIST:
-		split_default((struct strlist *)(void *)base, k->def_str);
+		split_default((struct textlist *)(void *)base, k->def_str);
 		break;
 	case T_FLOAT:
 		*(double *)(void *)base = k->fdef;
@@ -213,7 +189,7 @@ static void free_value(struct conf *c, const struct key *k)
 		free(*(char **)(void *)base);
 		*(char **)(void *)base = NULL;
 	} else if (k->type == T_STRLIST) {
-		strlist_free((struct strlist *)(void *)base);
+		textlist_free((struct textlist *)(void *)base);
 	} else if (k->type == T_BUDGETS) {
 		budgets_free((struct budget_list *)(void *)base);
 	}
@@ -225,13 +201,13 @@ void conf_free(struct conf *c)
 		return;
 	for (size_t i = 0; i < NKEYS; i++)
 		free_value(c, &keys[i]);
-	strlist_free(&c->projects_tag_label_names);
+	textlist_free(&c->projects_tag_label_names);
 	free(c->path);
 	free(c);
 }
 
 /* Fills everything derived from keys; returns 0 or -EINVAL with @errors filled. */
-static int derive(struct conf *c, struct strlist *errors, const char *file, const int *lines,
+static int derive(struct conf *c, struct textlist *errors, const char *file, const int *lines,
 		  const char *const *files);
 
 struct conf *conf_defaults(void)
@@ -240,11 +216,11 @@ struct conf *conf_defaults(void)
 	c->path = xstrdup("");
 	for (size_t i = 0; i < NKEYS; i++)
 		set_default(c, &keys[i]);
-	struct strlist errs = { 0 };
+	struct textlist errs = { 0 };
 	int lines[NKEYS] = { 0 };
 	const char *files[NKEYS] = { 0 };
 	derive(c, &errs, "", lines, files); /* the defaults are valid by construction */
-	strlist_free(&errs);
+	textlist_free(&errs);
 	return c;
 }
 
@@ -265,13 +241,38 @@ static bool is_group(const char *name)
 	return false;
 }
 
-static void add_error(struct strlist *errors, const char *file, int line, const char *fmt,
-		      const char *a, const char *b)
+/* Records "file:line: message" (or "file: message" without a line). */
+static void add_error(struct textlist *errors, const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void add_error(struct textlist *errors, const char *file, int line, const char *fmt, ...)
 {
-	char *msg = xasprintf(fmt, a, b ? b : "");
-	strlist_push(errors, line > 0 ? xasprintf("%s:%d: %s", file, line, msg)
-				      : xasprintf("%s: %s", file, msg));
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	char *msg = xmalloc(n > 0 ? (size_t)n + 1 : 1);
+	msg[0] = '\0';
+	va_start(ap, fmt);
+	if (n > 0)
+		vsnprintf(msg, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	textlist_push(errors, line > 0 ? xasprintf("%s:%d: %s", file, line, msg)
+				       : xasprintf("%s: %s", file, msg));
 	free(msg);
+}
+
+char *conf_tag_label_name(const char *key)
+{
+	size_t n = strlen(key);
+	char *s = xmalloc(n + 5);
+	memcpy(s, "tag_", 4);
+	for (size_t i = 0; i < n; i++) {
+		char ch = (char)tolower((unsigned char)key[i]);
+		s[4 + i] = ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_') ? ch : '_';
+	}
+	s[4 + n] = '\0';
+	return s;
 }
 
 static bool region_ok(const char *s)
@@ -287,14 +288,14 @@ static bool region_ok(const char *s)
 
 /* Reads the budgets list: each entry a group with project, or tag + value, and monthly_usd. */
 static int read_budgets(struct budget_list *out, const struct key *k, const config_setting_t *s,
-			const char *file, struct strlist *errors)
+			const char *file, struct textlist *errors)
 {
 	struct budget_list l = { 0 };
 	int n = config_setting_length(s);
 	int rc = 0;
 	if (n > k->max) {
 		add_error(errors, file, (int)config_setting_source_line(s),
-			  "%s: more than 1000 entries%s", k->path, NULL);
+			  "%s: more than 1000 entries", k->path);
 		return -EINVAL;
 	}
 	l.v = xcalloc((size_t)n + 1, sizeof(*l.v));
@@ -303,7 +304,7 @@ static int read_budgets(struct budget_list *out, const struct key *k, const conf
 		int line = (int)config_setting_source_line(e);
 		struct budget *b = &l.v[l.n++];
 		if (config_setting_type(e) != CONFIG_TYPE_GROUP) {
-			add_error(errors, file, line, "budgets: every entry must be a group { ... }%s%s", "", NULL);
+			add_error(errors, file, line, "budgets: every entry must be a group { ... }");
 			rc = -EINVAL;
 			continue;
 		}
@@ -319,8 +320,8 @@ static int read_budgets(struct budget_list *out, const struct key *k, const conf
 								: NULL;
 			if (dst) {
 				if (ft != CONFIG_TYPE_STRING || !*config_setting_get_string(f)) {
-					add_error(errors, file, fl, "budgets.%s: expected a non-empty string%s",
-						  name, NULL);
+					add_error(errors, file, fl, "budgets.%s: expected a non-empty string",
+						  name);
 					rc = -EINVAL;
 				} else {
 					free(*dst);
@@ -332,26 +333,26 @@ static int read_budgets(struct budget_list *out, const struct key *k, const conf
 						 ? (double)config_setting_get_int64(f)
 						 : -1;
 				if (ft != CONFIG_TYPE_FLOAT && ft != CONFIG_TYPE_INT && ft != CONFIG_TYPE_INT64) {
-					add_error(errors, file, fl, "budgets.monthly_usd: wrong type (expected number)%s%s", "", NULL);
+					add_error(errors, file, fl, "budgets.monthly_usd: wrong type (expected number)");
 					rc = -EINVAL;
 				} else if (!(v > 0 && v < 1e12)) {
-					add_error(errors, file, fl, "budgets.monthly_usd: value out of range (allowed > 0)%s%s", "", NULL);
+					add_error(errors, file, fl, "budgets.monthly_usd: value out of range (allowed > 0)");
 					rc = -EINVAL;
 				}
 				b->monthly_usd = v;
 				have_amount = true;
 			} else {
-				add_error(errors, file, fl, "unknown key \"budgets.%s\"%s", name, NULL);
+				add_error(errors, file, fl, "unknown key \"budgets.%s\"", name);
 				rc = -EINVAL;
 			}
 		}
 		bool is_project = b->project && !b->tag && !b->value;
 		bool is_tag = !b->project && b->tag && b->value;
 		if (!is_project && !is_tag) {
-			add_error(errors, file, line, "budgets: give either project, or tag and value%s%s", "", NULL);
+			add_error(errors, file, line, "budgets: give either project, or tag and value");
 			rc = -EINVAL;
 		} else if (!have_amount) {
-			add_error(errors, file, line, "budgets: monthly_usd missing%s%s", "", NULL);
+			add_error(errors, file, line, "budgets: monthly_usd missing");
 			rc = -EINVAL;
 		}
 		for (size_t j = 0; rc == 0 && j + 1 < l.n; j++) {
@@ -360,8 +361,8 @@ static int read_budgets(struct budget_list *out, const struct key *k, const conf
 					       : o->tag && strcmp(o->tag, b->tag) == 0 &&
 							 strcmp(o->value, b->value) == 0;
 			if (same) {
-				add_error(errors, file, line, "budgets: \"%s\" has two budgets%s",
-					  is_project ? b->project : b->value, NULL);
+				add_error(errors, file, line, "budgets: \"%s\" has two budgets",
+					  is_project ? b->project : b->value);
 				rc = -EINVAL;
 			}
 		}
@@ -377,7 +378,7 @@ static int read_budgets(struct budget_list *out, const struct key *k, const conf
 
 /* Reads one setting into @c per @k. Returns 0 or -EINVAL (error recorded). */
 static int read_value(struct conf *c, const struct key *k, const config_setting_t *s,
-		      const char *file, struct strlist *errors)
+		      const char *file, struct textlist *errors)
 {
 	int line = (int)config_setting_source_line(s);
 	int type = config_setting_type(s);
@@ -434,31 +435,31 @@ static int read_value(struct conf *c, const struct key *k, const config_setting_
 			add_error(errors, file, line, "%s: list length out of range (allowed %s)", k->path, range);
 			return -EINVAL;
 		}
-		struct strlist l = { 0 };
+		struct textlist l = { 0 };
 		for (int i = 0; i < n; i++) {
 			const config_setting_t *e = config_setting_get_elem(s, (unsigned int)i);
 			if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-				add_error(errors, file, line, "%s: every entry must be a string%s", k->path, NULL);
-				strlist_free(&l);
+				add_error(errors, file, line, "%s: every entry must be a string", k->path);
+				textlist_free(&l);
 				return -EINVAL;
 			}
 			const char *v = config_setting_get_string(e);
 			if (!*v || strlen(v) > 256) {
-				add_error(errors, file, line, "%s: entries must be 1..256 characters%s", k->path, NULL);
-				strlist_free(&l);
+				add_error(errors, file, line, "%s: entries must be 1..256 characters", k->path);
+				textlist_free(&l);
 				return -EINVAL;
 			}
 			for (size_t j = 0; j < l.n; j++) {
 				if (strcmp(l.v[j], v) == 0) {
 					add_error(errors, file, line, "%s: \"%s\" is listed twice", k->path, v);
-					strlist_free(&l);
+					textlist_free(&l);
 					return -EINVAL;
 				}
 			}
-			strlist_push(&l, xstrdup(v));
+			textlist_push(&l, xstrdup(v));
 		}
-		strlist_free((struct strlist *)(void *)base);
-		*(struct strlist *)(void *)base = l;
+		textlist_free((struct textlist *)(void *)base);
+		*(struct textlist *)(void *)base = l;
 		return 0;
 	}
 	case T_FLOAT: {
@@ -496,7 +497,7 @@ static const char *file_of(const struct key *k, const char *const *files, const 
 	return files[k - keys] ? files[k - keys] : main;
 }
 
-static int derive(struct conf *c, struct strlist *errors, const char *file, const int *lines,
+static int derive(struct conf *c, struct textlist *errors, const char *file, const int *lines,
 		  const char *const *files)
 {
 	int rc = 0;
@@ -505,7 +506,7 @@ static int derive(struct conf *c, struct strlist *errors, const char *file, cons
 	for (size_t i = 0; i < c->projects_regions.n; i++) {
 		if (!region_ok(c->projects_regions.v[i])) {
 			add_error(errors, file_of(find_key("projects.regions"), files, file), line_of(find_key("projects.regions"), lines),
-				  "projects.regions: \"%s\" is not a region name%s", c->projects_regions.v[i], NULL);
+				  "projects.regions: \"%s\" is not a region name", c->projects_regions.v[i]);
 			rc = -EINVAL;
 		}
 	}
@@ -539,14 +540,14 @@ static int derive(struct conf *c, struct strlist *errors, const char *file, cons
 			known = known || strcmp(c->projects_tag_labels.v[j], b->tag) == 0;
 		if (!known) {
 			add_error(errors, file_of(find_key("budgets"), files, file), line_of(find_key("budgets"), lines),
-				  "budgets: tag \"%s\" is not in projects.tag_labels%s", b->tag, NULL);
+				  "budgets: tag \"%s\" is not in projects.tag_labels", b->tag);
 			rc = -EINVAL;
 		}
 	}
 
-	strlist_free(&c->projects_tag_label_names);
+	textlist_free(&c->projects_tag_label_names);
 	for (size_t i = 0; i < c->projects_tag_labels.n; i++) {
-		char *name = expfmt_tag_label_name(c->projects_tag_labels.v[i]);
+		char *name = conf_tag_label_name(c->projects_tag_labels.v[i]);
 		for (size_t j = 0; j < c->projects_tag_label_names.n; j++) {
 			if (strcmp(c->projects_tag_label_names.v[j], name) == 0) {
 				add_error(errors, file_of(find_key("projects.tag_labels"), files, file), line_of(find_key("projects.tag_labels"), lines),
@@ -555,13 +556,13 @@ static int derive(struct conf *c, struct strlist *errors, const char *file, cons
 				rc = -EINVAL;
 			}
 		}
-		strlist_push(&c->projects_tag_label_names, name);
+		textlist_push(&c->projects_tag_label_names, name);
 	}
 	return rc;
 }
 
 /* Reads @path, or @text when it is not NULL (then @path only names it). */
-static struct conf *load(const char *path, const char *text, struct strlist *errors)
+static struct conf *load(const char *path, const char *text, struct textlist *errors)
 {
 	config_t cfg;
 	struct conf *c = conf_defaults();
@@ -579,11 +580,11 @@ static struct conf *load(const char *path, const char *text, struct strlist *err
 			const char *why = f ? "cannot parse" : strerror(errno);
 			if (f)
 				fclose(f);
-			add_error(errors, path, 0, "cannot read configuration: %s%s", why, NULL);
+			add_error(errors, path, 0, "cannot read configuration: %s", why);
 		} else {
 			const char *file = config_error_file(&cfg);
-			add_error(errors, file ? file : path, config_error_line(&cfg), "%s%s",
-				  config_error_text(&cfg), NULL);
+			add_error(errors, file ? file : path, config_error_line(&cfg), "%s",
+				  config_error_text(&cfg));
 		}
 		rc = -EINVAL;
 		goto out;
@@ -598,7 +599,7 @@ static struct conf *load(const char *path, const char *text, struct strlist *err
 		if (!is_group(gname)) {
 			const struct key *k = find_key(gname);
 			if (!k) {
-				add_error(errors, file, gline, "unknown key \"%s\"%s", gname, NULL);
+				add_error(errors, file, gline, "unknown key \"%s\"", gname);
 				rc = -EINVAL;
 			} else {
 				lines[k - keys] = gline;
@@ -609,7 +610,7 @@ static struct conf *load(const char *path, const char *text, struct strlist *err
 			continue;
 		}
 		if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
-			add_error(errors, file, gline, "%s: wrong type (expected a group { ... })%s", gname, NULL);
+			add_error(errors, file, gline, "%s: wrong type (expected a group { ... })", gname);
 			rc = -EINVAL;
 			continue;
 		}
@@ -621,7 +622,7 @@ static struct conf *load(const char *path, const char *text, struct strlist *err
 			const struct key *k = find_key(kpath);
 			if (!k) {
 				add_error(errors, sfile, (int)config_setting_source_line(s),
-					  "unknown key \"%s\"%s", kpath, NULL);
+					  "unknown key \"%s\"", kpath);
 				rc = -EINVAL;
 			} else {
 				lines[k - keys] = (int)config_setting_source_line(s);
@@ -643,12 +644,12 @@ out:
 	return c;
 }
 
-struct conf *conf_load(const char *path, struct strlist *errors)
+struct conf *conf_load(const char *path, struct textlist *errors)
 {
 	return load(path, NULL, errors);
 }
 
-struct conf *conf_parse_string(const char *name, const char *text, struct strlist *errors)
+struct conf *conf_parse_string(const char *name, const char *text, struct textlist *errors)
 {
 	return load(name, text, errors);
 }
@@ -685,14 +686,14 @@ void conf_print_keys(FILE *f)
 			snprintf(def, sizeof(def), "()");
 			break;
 		case T_STRLIST: {
-			struct strlist l = { 0 };
+			struct textlist l = { 0 };
 			split_default(&l, k->def_str);
 			size_t n = (size_t)snprintf(def, sizeof(def), "[");
 			for (size_t j = 0; j < l.n && n < sizeof(def); j++)
 				n += (size_t)snprintf(def + n, sizeof(def) - n, "%s\"%s\"", j ? ", " : "", l.v[j]);
 			if (n < sizeof(def))
 				snprintf(def + n, sizeof(def) - n, "]");
-			strlist_free(&l);
+			textlist_free(&l);
 			snprintf(range, sizeof(range), "%ld..%ld entries", k->min, k->max);
 			break;
 		}

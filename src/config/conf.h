@@ -18,10 +18,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-struct strlist {
-	char **v;
-	size_t n;
-};
+#include "base/textlist.h"
 
 enum projects_auth { AUTH_API_KEY, AUTH_SIGV4 };
 
@@ -43,15 +40,15 @@ struct conf {
 
 	/* projects: the bedrock-mantle Projects API */
 	bool projects_enabled;
-	struct strlist projects_regions;
+	struct textlist projects_regions;
 	char *projects_endpoint; /* may contain {region} */
 	char *projects_auth_name;
 	enum projects_auth projects_auth;
 	char *projects_api_key_env;
 	char *projects_api_key_file;
 	long projects_refresh_interval;
-	struct strlist projects_tag_labels;
-	struct strlist projects_tag_label_names; /* derived: tag_<key> */
+	struct textlist projects_tag_labels;
+	struct textlist projects_tag_label_names; /* derived: tag_<key> */
 	long projects_page_size;
 	long projects_max_projects;
 
@@ -71,9 +68,9 @@ struct conf {
 	char *ce_endpoint;
 	char *ce_signing_region;
 	long ce_refresh_interval;
-	struct strlist ce_attribution_tags;
+	struct textlist ce_attribution_tags;
 	char *ce_cost_metric;
-	struct strlist ce_services; /* empty = discover */
+	struct textlist ce_services; /* empty = discover */
 	char *ce_service_search;
 	long ce_max_requests_per_day;
 	double ce_request_price_usd;
@@ -100,20 +97,22 @@ struct conf *conf_defaults(void);
  * Loads and validates @path. On success returns a new configuration (caller
  * frees with conf_free) and leaves @errors empty. On failure returns NULL and
  * fills @errors with "file:line: message" strings (caller frees with
- * strlist_free). Never logs.
+ * textlist_free). Never logs.
  */
-struct conf *conf_load(const char *path, struct strlist *errors);
+struct conf *conf_load(const char *path, struct textlist *errors);
 
 /* As conf_load, from @text in memory; @name stands for the file in messages. */
-struct conf *conf_parse_string(const char *name, const char *text, struct strlist *errors);
+struct conf *conf_parse_string(const char *name, const char *text, struct textlist *errors);
 
 void conf_free(struct conf *c);
 
 /* Writes one line per key: "  group.key  type  default  range  help". */
 void conf_print_keys(FILE *f);
 
-void strlist_push(struct strlist *l, char *s); /* takes ownership of @s */
-void strlist_free(struct strlist *l);
-bool strlist_equal(const struct strlist *a, const struct strlist *b);
+/*
+ * The label name of tag key @key: "tag_" + the key lower-cased with every
+ * byte outside [a-z0-9_] replaced by '_'. Caller frees. Pure.
+ */
+char *conf_tag_label_name(const char *key);
 
 #endif

@@ -13,18 +13,17 @@
 #include <time.h>
 
 #include "aws/awscreds.h"
-#include "base/days.h"
 #include "aws/http_client.h"
-#include "serve/landing.h"
+#include "base/days.h"
 #include "base/log.h"
-#include "model/metrics.h"
-#include "sources/projects.h"
-#include "serve/snapshot.h"
-#include "model/state.h"
+#include "engine/render.h"
 #include "engine/statefile.h"
+#include "serve/snapshot.h"
 
 /* Each interval is stretched or shrunk by up to this fraction, at random. */
 #define JITTER 0.1
+/* Largest exposition rendered by default; a larger one is not served (the previous one stays). */
+#define MAX_EXPOSITION ((size_t)1 << 30)
 
 struct poller {
 	pthread_t thread;
@@ -36,63 +35,27 @@ struct poller {
 
 	char *config_path;
 	struct conf *conf;
-	struct exporter_state st;
+	struct source_set set;
 	struct hc *hc;
 	struct aws_provider *creds;
-	/* when each source is due, monotonic seconds */
-	double next_projects;
-	double next_costs;
-	double next_tags;
+	double (*mono)(void);
+	double (*wall)(void);
+	size_t max_exposition;
+	struct render_info info;
 	long rendered_day;    /* UTC day of the last render: re-render at midnight */
 	char *state_error;    /* last state-file write error, for complain-once */
 	struct statefile_writer state_writer; /* lets an unchanged state file go unwritten */
-	bool budgets_checked; /* unmatched project budgets warned for this config */
 	bool prepared;        /* state loaded, first snapshot published */
-	bool state_dirty;     /* cost data changed since the state file was written */
+	bool state_dirty;     /* a source's state-file part changed since the last write */
+	bool dirty;           /* something changed that is not published yet */
 };
 
-/* After a failed Cost Explorer refresh, try again this soon (or at the interval). */
-#define CE_RETRY_AFTER_FAILURE 900.0
-
-/* Makes st.regions match conf->projects_regions, keeping data of regions that stay. */
-static void sync_regions(struct poller *p)
+struct poller *poller_new(struct conf *conf, const struct poller_opts *o)
 {
-	const struct strlist *want = &p->conf->projects_regions;
-	struct region_state *regions = xcalloc(want->n ? want->n : 1, sizeof(*regions));
-	for (size_t i = 0; i < want->n; i++) {
-		regions[i].region = xstrdup(want->v[i]);
-		for (size_t j = 0; j < p->st.nregions; j++) {
-			struct region_state *old = &p->st.regions[j];
-			if (old->region && strcmp(old->region, want->v[i]) == 0) {
-				project_list_move(&regions[i].projects, &old->projects);
-				regions[i].has_data = old->has_data;
-				regions[i].last_error = old->last_error;
-				old->last_error = NULL;
-			}
-		}
-	}
-	for (size_t j = 0; j < p->st.nregions; j++) {
-		free(p->st.regions[j].region);
-		project_list_free(&p->st.regions[j].projects);
-		free(p->st.regions[j].last_error);
-	}
-	free(p->st.regions);
-	p->st.regions = regions;
-	p->st.nregions = want->n;
-	p->st.conf = p->conf;
-	if (p->conf->projects_auth == AUTH_API_KEY)
-		warn_if_world_readable(p->conf->projects_api_key_file, "projects.api_key_file");
-	p->st.projects.enabled = p->conf->projects_enabled;
-	p->st.costs.enabled = p->conf->ce_enabled;
-	p->st.forecast.enabled = p->conf->ce_enabled && p->conf->ce_forecast;
-	p->st.alloc_tags.enabled = p->conf->ce_enabled;
-}
-
-struct poller *poller_new(struct conf *conf, const char *config_path, const char *telemetry_path)
-{
-	struct hc *hc = hc_new();
+	struct hc *hc = o->hc ? o->hc : hc_new();
 	if (!hc) {
 		log_error("cannot initialise libcurl");
+		conf_free(conf);
 		return NULL;
 	}
 	struct poller *p = xcalloc(1, sizeof(*p));
@@ -105,17 +68,16 @@ struct poller *poller_new(struct conf *conf, const char *config_path, const char
 	atomic_init(&p->stop, false);
 	p->hc = hc;
 	p->creds = aws_provider_new();
-	p->config_path = xstrdup(config_path);
+	p->config_path = xstrdup(o->config_path);
 	p->conf = conf;
-	p->st.telemetry_path = xstrdup(telemetry_path);
-	p->st.projects.name = "projects";
-	p->st.costs.name = "cost_explorer";
-	p->st.forecast.name = "forecast";
-	p->st.alloc_tags.name = "allocation_tags";
-	p->rendered_day = days_of_time(wall_now());
-	p->st.reload_ok = true;
-	p->st.reload_success_ts = wall_now();
-	sync_regions(p);
+	p->mono = o->mono_now ? o->mono_now : mono_now;
+	p->wall = o->wall_now ? o->wall_now : wall_now;
+	p->max_exposition = o->max_exposition ? o->max_exposition : MAX_EXPOSITION;
+	p->info.telemetry_path = xstrdup(o->telemetry_path ? o->telemetry_path : "/metrics");
+	p->info.reload_ok = true;
+	p->info.reload_success_ts = p->wall();
+	p->rendered_day = days_of_time(p->wall());
+	source_set_init(&p->set, o->sources ? o->sources : source_table, conf);
 	return p;
 }
 
@@ -123,26 +85,21 @@ void poller_free(struct poller *p)
 {
 	if (!p)
 		return;
-	for (size_t j = 0; j < p->st.nregions; j++) {
-		free(p->st.regions[j].region);
-		project_list_free(&p->st.regions[j].projects);
-		free(p->st.regions[j].last_error);
-	}
-	free(p->st.regions);
-	free(p->st.projects.last_error);
-	free(p->st.costs.last_error);
-	free(p->st.forecast.last_error);
-	free(p->st.alloc_tags.last_error);
-	ce_source_free(&p->st.ce);
+	source_set_free(&p->set);
 	aws_provider_free(p->creds);
 	free(p->state_error);
-	free((char *)p->st.telemetry_path);
+	free((char *)p->info.telemetry_path);
 	conf_free(p->conf);
 	hc_free(p->hc);
 	free(p->config_path);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
+}
+
+const struct source_set *poller_sources(const struct poller *p)
+{
+	return &p->set;
 }
 
 /* Sleeps on the condition variable; returns non-zero if asked to stop. */
@@ -175,122 +132,94 @@ static struct hc_opts client_opts(struct poller *p)
 	};
 }
 
-/* Logs a region's outcome once per change of state (complain once, then on recovery). */
-static void note_region(struct region_state *rs, int rc, const char *err, size_t count)
+static double jittered(double interval)
 {
-	char n[32];
-	snprintf(n, sizeof(n), "%zu", count);
+	return interval * (1.0 + JITTER * (2.0 * rand_unit() - 1.0));
+}
+
+/* Seconds from @now until the next UTC midnight. */
+static double until_midnight(double now)
+{
+	return days_start_time(days_of_time(now) + 1) - now;
+}
+
+/* When @s is due again after a refresh that returned @rc. */
+static void schedule(struct poller *p, struct source *s, int rc)
+{
+	const struct source_def *d = s->def;
+	if (d->after)
+		return; /* runs with the source it follows */
+	double interval = (double)d->interval(p->conf), retry = (double)d->retry_after_failure;
+	double now = p->mono();
+	if (rc == 0)
+		s->next = now + jittered(interval);
+	else if (rc == -EDQUOT) /* the daily ceiling is spent: a new UTC day brings a new one */
+		s->next = now + until_midnight(p->wall()) + 60 * rand_unit();
+	else if (!retry || interval < retry)
+		s->next = now + jittered(interval);
+	else
+		s->next = now + retry * (1 + rand_unit() * JITTER);
+}
+
+/* Records the outcome of a refresh; complains once per change of outcome, notes recovery. */
+static void note(struct source *s, int rc, const char *err, double started, double mono)
+{
+	struct source_health *h = &s->health;
+	bool quiet = s->def->logs_own_failures;
+	h->last_duration = mono - started;
+	h->last_rc = rc;
 	if (rc == 0) {
-		if (rs->last_error)
-			log_info("projects listing recovered", "region", rs->region, "projects", n);
+		if (h->last_error && !quiet)
+			log_info("source recovered", "source", s->def->name);
+		free(h->last_error);
+		h->last_error = NULL;
+		h->up = true;
+		h->has_data = true;
+		return;
+	}
+	h->up = false;
+	if (!quiet) {
+		if (same_failure(h->last_error, err))
+			log_debug("source still failing", "source", s->def->name, "error", err);
 		else
-			log_debug("projects listed", "region", rs->region, "projects", n);
-		free(rs->last_error);
-		rs->last_error = NULL;
-		return;
+			log_warn("refresh failed; serving the last good data", "source", s->def->name,
+				 "error", err);
 	}
-	if (same_failure(rs->last_error, err)) {
-		log_debug("projects listing still failing", "region", rs->region, "error", err);
-		return;
-	}
-	log_warn("projects listing failed; serving the last good data", "region", rs->region,
-		 "error", err);
-	free(rs->last_error);
-	rs->last_error = xstrdup(err);
+	free(h->last_error);
+	h->last_error = xstrdup(err);
 }
 
-/* Refreshes the projects source. Returns 0 if every region succeeded. */
-static int refresh_projects(struct poller *p)
+/* Refreshes one source now. Returns what its refresh returned. */
+static int refresh(struct poller *p, struct source *s)
 {
-	struct source_state *s = &p->st.projects;
 	struct hc_opts o = client_opts(p);
-	double t0 = mono_now();
-	char first_err[512] = "";
-	int failed = 0;
-
-	s->last_attempt = wall_now();
-	struct aws_creds creds = { 0 };
-	char cerr[512] = "";
-	int crc = p->conf->projects_auth == AUTH_SIGV4
-			  ? aws_provider_get(p->creds, p->hc, &o, p->conf, wall_now(), &creds, cerr,
-					     sizeof(cerr))
-			  : 0;
-	if (crc == -ECANCELED)
-		return crc;
-	for (size_t i = 0; i < p->st.nregions; i++) {
-		struct region_state *rs = &p->st.regions[i];
-		struct project_list fresh = { 0 };
-		char err[512] = "";
-		int rc;
-		if (crc) {
-			snprintf(err, sizeof(err), "AWS credentials: %s", cerr);
-			rc = -EACCES;
-		} else {
-			rc = projects_list_region(p->hc, &o, p->conf,
-						  p->conf->projects_auth == AUTH_SIGV4 ? &creds : NULL,
-						  rs->region, &fresh, err, sizeof(err));
-		}
-		if (rc == -EIO && strstr(err, "(auth)"))
-			aws_provider_invalidate(p->creds);
-		if (rc == -ECANCELED) {
-			awscreds_clear(&creds);
-			return rc;
-		}
-		note_region(rs, rc, err, fresh.n);
-		if (rc == 0) {
-			project_list_move(&rs->projects, &fresh);
-			rs->has_data = true;
-		} else {
-			if (!failed)
-				snprintf(first_err, sizeof(first_err), "%s: %s", rs->region, err);
-			failed++;
-		}
-	}
-	awscreds_clear(&creds);
-	s->last_duration = mono_now() - t0;
-	s->up = failed == 0;
-	free(s->last_error);
-	s->last_error = failed ? xstrdup(first_err) : NULL;
-	if (!failed) {
-		s->last_success = wall_now();
-		s->has_data = true;
-	} else {
-		/* ready once every region has data, even if from an earlier refresh */
-		bool all = p->st.nregions > 0;
-		for (size_t i = 0; i < p->st.nregions; i++)
-			all = all && p->st.regions[i].has_data;
-		s->has_data = all;
-	}
-	return failed ? -EIO : 0;
+	struct source_ctx x = { .conf = p->conf, .now = p->wall(), .hc = p->hc, .http = &o,
+				.creds = p->creds, .set = &p->set };
+	char err[512] = "";
+	double t0 = p->mono();
+	s->health.last_attempt = x.now;
+	int rc = s->def->refresh(s->priv, &x, err, sizeof(err));
+	if (x.state_changed)
+		p->state_dirty = true;
+	if (rc == -ECANCELED)
+		return rc;
+	if (rc == 0)
+		s->health.last_success = p->wall();
+	note(s, rc, err, t0, p->mono());
+	schedule(p, s, rc);
+	return rc;
 }
 
-static double jittered(long interval)
+/* Refreshes @s, then the sources that run after it when it succeeded. */
+static int refresh_chain(struct poller *p, struct source *s)
 {
-	return (double)interval * (1.0 + JITTER * (2.0 * rand_unit() - 1.0));
-}
-
-/* Complain once per change of a source's outcome; note recovery. */
-static void note_source(struct source_state *s, int rc, const char *err, double started)
-{
-	s->last_duration = mono_now() - started;
-	if (rc == 0) {
-		if (s->last_error)
-			log_info("source recovered", "source", s->name);
-		free(s->last_error);
-		s->last_error = NULL;
-		s->up = true;
-		s->has_data = true;
-		s->last_success = wall_now();
-		return;
+	int rc = refresh(p, s);
+	for (size_t j = 0; rc == 0 && j < p->set.n; j++) {
+		struct source *t = &p->set.v[j];
+		if (t->enabled && t->def->after == s->def && refresh_chain(p, t) == -ECANCELED)
+			return -ECANCELED;
 	}
-	s->up = false;
-	if (same_failure(s->last_error, err)) {
-		log_debug("source still failing", "source", s->name, "error", err);
-		return;
-	}
-	log_warn("refresh failed; serving the last good data", "source", s->name, "error", err);
-	free(s->last_error);
-	s->last_error = xstrdup(err);
+	return rc;
 }
 
 static void save_state(struct poller *p)
@@ -300,8 +229,7 @@ static void save_state(struct poller *p)
 	if (!*path)
 		return;
 	char err[512] = "";
-	int rc = statefile_save(&p->state_writer, path, &p->st.ce, p->st.regions, p->st.nregions,
-				wall_now(), err, sizeof(err));
+	int rc = statefile_save(&p->state_writer, path, &p->set, p->wall(), err, sizeof(err));
 	if (rc) {
 		if (!same_failure(p->state_error, err))
 			log_warn("cannot write the state file; a restart will query Cost Explorer again",
@@ -315,104 +243,24 @@ static void save_state(struct poller *p)
 	}
 }
 
-static struct ce_ctx ce_context(struct poller *p, const struct hc_opts *o)
-{
-	return (struct ce_ctx){ .hc = p->hc, .opts = o, .creds = p->creds, .conf = p->conf,
-				.src = &p->st.ce, .now = wall_now() };
-}
-
-/* Seconds from @now until the next UTC midnight. */
-static double until_midnight(double now)
-{
-	return days_start_time(days_of_time(now) + 1) - now;
-}
-
-/* Refreshes costs, then the forecast. Returns -ECANCELED when stopped. */
-static int refresh_costs(struct poller *p)
-{
-	struct hc_opts o = client_opts(p);
-	struct ce_ctx x = ce_context(p, &o);
-	char err[512] = "";
-	double t0 = mono_now();
-	p->st.costs.last_attempt = wall_now();
-	int rc = ce_refresh_costs(&x, err, sizeof(err));
-	if (rc == -ECANCELED)
-		return rc;
-	note_source(&p->st.costs, rc, err, t0);
-	double now = wall_now();
-	if (rc == 0)
-		p->next_costs = mono_now() + jittered(p->conf->ce_refresh_interval);
-	else if (rc == -EDQUOT)
-		p->next_costs = mono_now() + until_midnight(now) + 60 * rand_unit();
-	else
-		p->next_costs = mono_now() + (p->conf->ce_refresh_interval < CE_RETRY_AFTER_FAILURE
-						      ? jittered(p->conf->ce_refresh_interval)
-						      : CE_RETRY_AFTER_FAILURE * (1 + rand_unit() * JITTER));
-	if (p->conf->ce_forecast && rc == 0) { /* a failed cost refresh pays for no forecast */
-		t0 = mono_now();
-		x.now = wall_now();
-		p->st.forecast.last_attempt = x.now;
-		int frc = ce_refresh_forecast(&x, err, sizeof(err));
-		if (frc == -ECANCELED)
-			return frc;
-		note_source(&p->st.forecast, frc, err, t0);
-	}
-	p->state_dirty = true;
-	return 0;
-}
-
-static int refresh_tags(struct poller *p)
-{
-	struct hc_opts o = client_opts(p);
-	struct ce_ctx x = ce_context(p, &o);
-	char err[512] = "";
-	double t0 = mono_now();
-	p->st.alloc_tags.last_attempt = wall_now();
-	int rc = ce_refresh_allocation_tags(&x, err, sizeof(err));
-	if (rc == -ECANCELED)
-		return rc;
-	note_source(&p->st.alloc_tags, rc, err, t0);
-	p->next_tags = mono_now() + (rc == 0 ? jittered(p->conf->ce_allocation_tags_interval)
-					     : CE_RETRY_AFTER_FAILURE * (1 + rand_unit() * JITTER));
-	if (rc == 0)
-		p->state_dirty = true;
-	return 0;
-}
-
-/* Warns once per configuration about project budgets naming no listed project. */
-static void check_budgets(struct poller *p)
-{
-	if (p->budgets_checked || !p->st.projects.has_data)
-		return;
-	p->budgets_checked = true;
-	for (size_t i = 0; i < p->conf->budgets.n; i++) {
-		const struct budget *b = &p->conf->budgets.v[i];
-		if (!b->project)
-			continue;
-		bool found = false;
-		for (size_t r = 0; r < p->st.nregions && !found; r++)
-			for (size_t j = 0; j < p->st.regions[r].projects.n && !found; j++) {
-				const struct project *pr = &p->st.regions[r].projects.v[j];
-				found = strcmp(pr->id, b->project) == 0 || strcmp(pr->name, b->project) == 0;
-			}
-		if (!found)
-			log_warn("budget names no listed project (by name or id); it is not exported",
-				 "project", b->project);
-	}
-}
-
+/* Renders and publishes a new snapshot; a failed render keeps the previous one. */
 static void publish(struct poller *p)
 {
 	struct buf body;
-	buf_init(&body, (size_t)1 << 30);
-	p->st.now = wall_now();
-	p->rendered_day = days_of_time(p->st.now);
-	if (metrics_render(&p->st, &body))
-		log_error("exposition exceeds 1 GiB; serving what fits");
+	buf_init(&body, p->max_exposition);
+	double now = p->wall();
+	p->rendered_day = days_of_time(now);
+	if (render_metrics(&p->set, p->conf, &p->info, now, &body)) {
+		p->info.render_failures++;
+		log_error("the exposition does not fit; the previous one stays served", "max_bytes",
+			  LOG_INT(p->max_exposition));
+		buf_free(&body);
+		return;
+	}
 	size_t llen;
-	char *landing = landing_render(&p->st, &llen);
+	char *landing = render_landing(&p->set, p->info.telemetry_path, &llen);
 	char *why = NULL;
-	bool ready = metrics_ready(&p->st, &why);
+	bool ready = render_ready(&p->set, &why);
 	size_t len;
 	char *plain = buf_steal(&body, &len);
 	snapshot_publish(snapshot_new(plain, len, landing, llen, ready, why));
@@ -420,166 +268,141 @@ static void publish(struct poller *p)
 	malloc_trim(0);
 }
 
-/* Restores the state file; schedules the cost sources after the restored data's age. */
+/* Restores the state file; schedules each source after the restored data's age. */
 static void load_state(struct poller *p)
 {
 	const char *path = p->conf->state_file;
-	if (!*path || !p->conf->ce_enabled)
+	if (!*path)
 		return;
 	char err[512] = "";
-	int rc = statefile_load(path, &p->st.ce, p->st.regions, p->st.nregions, err, sizeof(err));
-	if (rc == -ENOENT) {
+	struct source_restored *got = xcalloc(p->set.n + 1, sizeof(*got));
+	double now = p->wall(), mono = p->mono();
+	int rc = statefile_load(path, &p->set, p->conf, now, got, err, sizeof(err));
+	if (rc == -ENOENT)
 		log_info("no state file yet; it is written after the first refresh", "file", path);
-		return;
-	}
-	if (rc) {
+	else if (rc)
 		log_warn("state file ignored; starting afresh", "error", err);
-		return;
+	for (size_t i = 0; !rc && i < p->set.n; i++) {
+		struct source *s = &p->set.v[i];
+		if (got[i].has_data)
+			s->health.has_data = true;
+		if (got[i].at <= 0)
+			continue;
+		/* restored data is good data; the next refresh may say otherwise */
+		s->health.up = true;
+		s->health.last_success = got[i].at;
+		double due = got[i].at + (double)s->def->interval(p->conf) - now;
+		if (!s->def->after)
+			s->next = mono + (due > 0 ? due : 0);
 	}
-	double now = wall_now(), mono = mono_now();
-	struct ce_source *ce = &p->st.ce;
-	char *want = ce_spend_signature(p->conf, &ce->services);
-	bool same = ce->spend_sig && strcmp(want, ce->spend_sig) == 0;
-	free(want);
-	for (size_t r = 0; r < p->st.nregions; r++)
-		if (p->st.regions[r].has_data)
-			p->st.projects.has_data = true;
-	if (same && ce->costs_at > 0 && ce->costs_at <= now) {
-		p->st.costs.has_data = true;
-		p->st.costs.up = true; /* restored data is good data; the next refresh may say otherwise */
-		p->st.costs.last_success = ce->costs_at;
-		double due = ce->costs_at + (double)p->conf->ce_refresh_interval - now;
-		p->next_costs = mono + (due > 0 ? due : 0);
-	} else {
-		log_info("state file's cost data was queried with another configuration; querying again");
-	}
-	if (ce->has_forecast && ce->forecast_at > 0) {
-		p->st.forecast.has_data = true;
-		p->st.forecast.up = true;
-		p->st.forecast.last_success = ce->forecast_at;
-	}
-	if (ce->tags_at > 0 && ce->tags_at <= now) {
-		p->st.alloc_tags.has_data = true;
-		p->st.alloc_tags.up = true;
-		p->st.alloc_tags.last_success = ce->tags_at;
-		double due = ce->tags_at + (double)p->conf->ce_allocation_tags_interval - now;
-		p->next_tags = mono + (due > 0 ? due : 0);
-	}
-	char n[32];
-	snprintf(n, sizeof(n), "%ld", ce_requests_remaining(ce, p->conf, now));
-	log_info("state restored", "file", path, "cost_explorer_requests_left_today", n);
+	if (!rc)
+		log_info("state restored", "file", path);
+	free(got);
 }
 
 static void reload(struct poller *p)
 {
-	struct strlist errors = { 0 };
+	struct textlist errors = { 0 };
 	struct conf *c = conf_load(p->config_path, &errors);
 	if (!c) {
 		for (size_t i = 0; i < errors.n; i++)
 			log_error("configuration rejected, keeping the previous one", "error",
 				  errors.v[i]);
-		strlist_free(&errors);
-		p->st.reload_ok = false;
+		textlist_free(&errors);
+		p->info.reload_ok = false;
 		return;
 	}
 	struct conf *old = p->conf;
-	char *old_sig = ce_spend_signature(old, &p->st.ce.services);
-	char *new_sig = ce_spend_signature(c, &p->st.ce.services);
-	bool ce_changed = strcmp(old_sig, new_sig) != 0 || old->ce_enabled != c->ce_enabled ||
-			  strcmp(old->ce_endpoint, c->ce_endpoint) != 0 ||
-			  !strlist_equal(&old->ce_services, &c->ce_services);
-	free(old_sig);
-	free(new_sig);
 	p->conf = c;
-	sync_regions(p);
-	aws_provider_invalidate(p->creds); /* aws.* may have changed */
-	p->st.reload_ok = true;
-	p->st.reload_success_ts = wall_now();
-	p->budgets_checked = false;
-	conf_free(old);
-	/* list again at once: regions, endpoint, auth or labels may have changed */
-	p->next_projects = mono_now();
-	if (ce_changed) {
-		p->next_costs = mono_now();
-		p->next_tags = mono_now();
+	double mono = p->mono();
+	for (size_t i = 0; i < p->set.n; i++) {
+		struct source *s = &p->set.v[i];
+		bool was = s->enabled;
+		bool again = s->def->reconfigure && s->def->reconfigure(s->priv, old, c);
+		s->enabled = s->def->enabled(c);
+		if (s->enabled && (again || !was))
+			s->next = mono;
 	}
+	aws_provider_invalidate(p->creds); /* aws.* may have changed */
+	p->info.reload_ok = true;
+	p->info.reload_success_ts = p->wall();
+	conf_free(old);
 	log_info("configuration reloaded", "file", p->config_path);
 }
 
-/* Is any source due at @now (monotonic)? */
-static bool any_due(const struct poller *p, double now)
+/* The earliest time (monotonic) a source with a schedule of its own is due. */
+static double next_due(const struct poller *p)
 {
-	const struct conf *c = p->conf;
-	return (c->projects_enabled && now >= p->next_projects) ||
-	       (c->ce_enabled && (now >= p->next_costs || now >= p->next_tags));
+	double next = -1;
+	for (size_t i = 0; i < p->set.n; i++) {
+		const struct source *s = &p->set.v[i];
+		if (s->enabled && !s->def->after && (next < 0 || s->next < next))
+			next = s->next;
+	}
+	return next;
 }
 
 /*
- * The loop refreshes whichever source is due, one at a time. Sources due at
- * the same moment (at start, after a reload) are refreshed back to back and
- * then published, and the state file written, once: each publish renders and
- * compresses the whole exposition, which at 1,000 projects costs more than
- * attributing the spend.
+ * Refreshes every due source, in table order. Sources due at the same moment
+ * (at start, after a reload) are refreshed back to back and then published,
+ * and the state file written, once: each publish renders and compresses the
+ * whole exposition, which for a large account costs more than attributing the
+ * spend. Returns -ECANCELED when stopped.
  */
+static int run_due(struct poller *p)
+{
+	for (size_t i = 0; i < p->set.n && !atomic_load(&p->stop); i++) {
+		struct source *s = &p->set.v[i];
+		if (!s->enabled || s->def->after || p->mono() < s->next)
+			continue;
+		p->dirty = true;
+		if (refresh_chain(p, s) == -ECANCELED)
+			return -ECANCELED;
+	}
+	return atomic_load(&p->stop) ? -ECANCELED : 0;
+}
+
+double poller_step(struct poller *p)
+{
+	pthread_mutex_lock(&p->mu);
+	bool reload_now = p->reload_requested;
+	p->reload_requested = false;
+	pthread_mutex_unlock(&p->mu);
+	if (reload_now) {
+		reload(p);
+		p->dirty = true;
+	}
+	if (run_due(p) == -ECANCELED)
+		return p->mono();
+	if (days_of_time(p->wall()) != p->rendered_day) {
+		log_debug("UTC midnight: windows move");
+		p->dirty = true;
+	}
+	double now = p->mono(), next = next_due(p);
+	if (next >= 0 && next <= now)
+		return next; /* due again already (a refresh took longer than an interval) */
+	if (p->dirty) {
+		if (p->state_dirty)
+			save_state(p);
+		publish(p);
+		p->dirty = false;
+	}
+	double midnight = now + until_midnight(p->wall()) + 0.01;
+	return next >= 0 && next < midnight ? next : midnight;
+}
+
 static void *run(void *arg)
 {
 	struct poller *p = arg;
-	bool dirty = false; /* something changed that is not published yet */
-	pthread_mutex_lock(&p->mu);
 	while (!atomic_load(&p->stop)) {
-		if (p->reload_requested) {
-			p->reload_requested = false;
-			pthread_mutex_unlock(&p->mu);
-			reload(p);
-			dirty = true;
-			pthread_mutex_lock(&p->mu);
-			continue;
-		}
-		double now = mono_now();
-		const struct conf *c = p->conf;
-		int rc = 0;
-		bool work = true;
-		pthread_mutex_unlock(&p->mu);
-		if (c->projects_enabled && now >= p->next_projects) {
-			rc = refresh_projects(p);
-			p->next_projects = mono_now() + jittered(c->projects_refresh_interval);
-			/* the state file is written with each cost refresh (projects included);
-			 * writing it every few minutes for the free listing would cost CPU for nothing */
-			check_budgets(p);
-		} else if (c->ce_enabled && now >= p->next_costs) {
-			rc = refresh_costs(p);
-		} else if (c->ce_enabled && now >= p->next_tags) {
-			rc = refresh_tags(p);
-		} else if (days_of_time(wall_now()) != p->rendered_day) {
-			log_debug("UTC midnight: windows move");
-		} else {
-			work = false;
-		}
-		if (work && rc != -ECANCELED)
-			dirty = true;
-		if (dirty && rc != -ECANCELED && !any_due(p, mono_now())) {
-			if (p->state_dirty)
-				save_state(p);
-			publish(p);
-			dirty = false;
-		}
-		pthread_mutex_lock(&p->mu);
-		if (work)
-			continue;
-		/* sleep until the next source is due, or midnight, or a signal */
-		double deadline = now + until_midnight(wall_now()) + 0.01;
-		if (c->projects_enabled && p->next_projects < deadline)
-			deadline = p->next_projects;
-		if (c->ce_enabled && p->next_costs < deadline)
-			deadline = p->next_costs;
-		if (c->ce_enabled && p->next_tags < deadline)
-			deadline = p->next_tags;
+		double deadline = poller_step(p);
 		struct timespec ts = { (time_t)deadline,
 				       (long)((deadline - (double)(time_t)deadline) * 1e9) };
-		if (!p->reload_requested && !atomic_load(&p->stop))
+		pthread_mutex_lock(&p->mu);
+		if (!p->reload_requested && !atomic_load(&p->stop) && deadline > mono_now())
 			pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+		pthread_mutex_unlock(&p->mu);
 	}
-	pthread_mutex_unlock(&p->mu);
 	if (p->state_dirty) /* stopped mid-round: keep what was paid for */
 		save_state(p);
 	return NULL;
@@ -587,8 +410,9 @@ static void *run(void *arg)
 
 void poller_prepare(struct poller *p)
 {
-	double mono = mono_now();
-	p->next_projects = p->next_costs = p->next_tags = mono;
+	double mono = p->mono();
+	for (size_t i = 0; i < p->set.n; i++)
+		p->set.v[i].next = mono;
 	load_state(p);
 	publish(p);
 	p->prepared = true;
@@ -630,20 +454,19 @@ void poller_stop(struct poller *p)
 
 int poller_run_once(struct poller *p, struct buf *out)
 {
-	int rc = 0;
 	load_state(p);
-	if (p->conf->projects_enabled && refresh_projects(p))
-		rc = -EIO;
-	if (p->conf->ce_enabled) {
-		refresh_costs(p);
-		refresh_tags(p);
-		if (!p->st.costs.up || !p->st.alloc_tags.up || (p->conf->ce_forecast && !p->st.forecast.up))
-			rc = -EIO;
+	for (size_t i = 0; i < p->set.n; i++) {
+		struct source *s = &p->set.v[i];
+		if (s->enabled && !s->def->after)
+			refresh_chain(p, s);
 	}
 	if (p->state_dirty)
 		save_state(p);
-	p->st.now = wall_now();
-	if (metrics_render(&p->st, out))
+	int rc = 0;
+	for (size_t i = 0; i < p->set.n; i++)
+		if (p->set.v[i].enabled && !p->set.v[i].health.up)
+			rc = -EIO;
+	if (render_metrics(&p->set, p->conf, &p->info, p->wall(), out))
 		rc = -ENOSPC;
 	return rc;
 }

@@ -1,13 +1,19 @@
 /*
  * statefile.h - the state file: what a restart needs to serve at once
- * without paying Cost Explorer again (cached cost series, discovered
- * services, forecast, tag activation, today's request count for the
- * ceiling, and the last project listings).
+ * without paying Cost Explorer again. The core here knows the file, not its
+ * content: a JSON object with "format", "version" and "written_at", and then
+ * every source's own members, written by the source's save() and read back
+ * by its restore() (sources/source.h). Which members a source owns is the
+ * source's business; the members of the sources of one table never collide.
+ * They are written in table order; readers look them up by name, so member
+ * order is not part of the format (a file of the previous release, which
+ * wrote "projects" last, loads and saves back the same members).
  *
- * JSON, versioned ("format" and "version" fields), validated field by field
- * on load; written atomically (temporary file in the same directory, fsync,
- * rename, fsync of the directory) with mode 0600, so a crash at any moment
- * leaves either the old or the new file. Poller thread only.
+ * Written atomically (a temporary file in the same directory, fsync, rename,
+ * fsync of the directory) with mode 0600, so a crash at any moment leaves
+ * either the old or the new file. Loaded all or nothing: a file that is
+ * corrupt, foreign or of another version, or any source's part that does not
+ * read back, changes nothing. Poller thread (or main under --once).
  */
 #ifndef BCE_STATEFILE_H
 #define BCE_STATEFILE_H
@@ -16,8 +22,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sources/cost_explorer.h"
-#include "model/state.h"
+#include "sources/source.h"
+
+struct conf;
 
 #define STATEFILE_VERSION 1
 
@@ -36,7 +43,7 @@ struct statefile_writer {
 };
 
 /*
- * Serializes the state and writes it to @path atomically (see above).
+ * Writes every source of @set (those with a save()) to @path atomically.
  * Returns 0 or a negative errno with @err filled; on failure the previous
  * file (if any) is left as it was.
  *
@@ -51,20 +58,19 @@ struct statefile_writer {
  * Numbers are written so that they read back as the identical double; a NaN
  * or infinite number fails the save with -EDOM (the loader would reject the
  * file); a body over 256 MiB fails with -EFBIG.
- *
- * Poller thread (or main under --once).
  */
-int statefile_save(struct statefile_writer *w, const char *path, const struct ce_source *ce,
-		   const struct region_state *regions, size_t nregions, double now, char *err,
-		   size_t errlen);
+int statefile_save(struct statefile_writer *w, const char *path, const struct source_set *set,
+		   double now, char *err, size_t errlen);
 
 /*
- * Loads @path into @ce (replaced) and into the regions of @regions that the
- * file has (their projects and has_data). Returns 0; -ENOENT when there is
- * no file; -EPROTO when it is corrupt, foreign or of another version (nothing
- * changed; the caller warns and starts afresh).
+ * Loads @path: every source of @set with a restore() builds a new private
+ * state for @c from the file, and only when all of them succeed are they
+ * installed (the old ones destroyed); @restored[i] then says what source i
+ * got back (zeroed for sources without restore). Returns 0; -ENOENT when there
+ * is no file; -EPROTO when it is corrupt, foreign or of another version, with
+ * @err saying why (nothing changed).
  */
-int statefile_load(const char *path, struct ce_source *ce, struct region_state *regions,
-		   size_t nregions, char *err, size_t errlen);
+int statefile_load(const char *path, struct source_set *set, const struct conf *c, double now,
+		   struct source_restored *restored, char *err, size_t errlen);
 
 #endif

@@ -12,14 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/strmap.h"
-#include "model/usage.h"
+#include "base/textmap.h"
 #include "base/util.h"
+#include "model/usage.h"
 
 struct ctx {
 	const struct attr_input *in;
 	struct attribution *out;
-	struct strmap *rows;   /* project_id -> row index + 1 */
+	struct textmap *rows;   /* project_id -> row index + 1 */
 	struct pairmap *tagrow; /* (key, value) -> tag index + 1 */
 	size_t rows_cap, tags_cap, amb_cap;
 	long win_start[WIN_COUNT], win_end[WIN_COUNT];
@@ -27,7 +27,7 @@ struct ctx {
 
 static size_t row_index(struct ctx *x, const char *id)
 {
-	uintptr_t i = (uintptr_t)strmap_get(x->rows, id, NULL);
+	uintptr_t i = (uintptr_t)textmap_get(x->rows, id, NULL);
 	if (i)
 		return i - 1;
 	struct attribution *a = x->out;
@@ -37,7 +37,7 @@ static size_t row_index(struct ctx *x, const char *id)
 	}
 	memset(&a->rows[a->nrows], 0, sizeof(a->rows[0]));
 	a->rows[a->nrows].project_id = xstrdup(id);
-	strmap_put(x->rows, id, (void *)(uintptr_t)(a->nrows + 1));
+	textmap_put(x->rows, id, (void *)(uintptr_t)(a->nrows + 1));
 	return a->nrows++;
 }
 
@@ -62,7 +62,7 @@ static size_t tag_index(struct ctx *x, const char *key, const char *value)
 
 static void note_ambiguous(struct ctx *x, const char *a, const char *b, size_t nprojects)
 {
-	const struct strlist *keys = x->in->keys;
+	const struct textlist *keys = x->in->keys;
 	struct attribution *out = x->out;
 	if (out->nambiguous == x->amb_cap) {
 		x->amb_cap = x->amb_cap ? 2 * x->amb_cap : 16;
@@ -181,7 +181,7 @@ static size_t tagrows_add(struct combos *cs, size_t n)
 static void resolve_unowned(struct ctx *x, struct combos *cs, size_t c, size_t row, const char *a,
 			    const char *b)
 {
-	const struct strlist *keys = x->in->keys, *labels = x->in->tag_labels;
+	const struct textlist *keys = x->in->keys, *labels = x->in->tag_labels;
 	size_t t0 = tagrows_add(cs, labels->n);
 	for (size_t k = 0; k < labels->n; k++) {
 		const char *v = NULL;
@@ -210,12 +210,12 @@ static void resolve_owned(struct ctx *x, struct combos *cs, size_t c, const size
 void attribution_compute(const struct attr_input *in, struct attribution *out)
 {
 	memset(out, 0, sizeof(*out));
-	struct ctx x = { .in = in, .out = out, .rows = strmap_new(),
+	struct ctx x = { .in = in, .out = out, .rows = textmap_new(),
 			 .tagrow = pairmap_new(in->nprojects) };
 	for (int w = 0; w < WIN_COUNT; w++)
 		days_window((enum window)w, in->today, &x.win_start[w], &x.win_end[w]);
-	const struct strlist *keys = in->keys;
-	const struct strlist *labels = in->tag_labels;
+	const struct textlist *keys = in->keys;
+	const struct textlist *labels = in->tag_labels;
 	size_t nl = labels->n;
 
 	/* per project, once: its row and its tag rows; per combination: who carries it
@@ -307,7 +307,7 @@ void attribution_compute(const struct attr_input *in, struct attribution *out)
 	free(cs.tagrows);
 	free(prow);
 	free(ptag);
-	strmap_free(x.rows);
+	textmap_free(x.rows);
 	pairmap_free(x.tagrow);
 }
 

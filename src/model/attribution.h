@@ -17,10 +17,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "sources/ce_api.h"
-#include "config/conf.h"
 #include "base/days.h"
-#include "sources/projects.h"
+#include "base/textlist.h"
+#include "model/ce_series.h"
+#include "model/project.h"
 
 #define ATTR_UNTAGGED "__untagged__"
 #define ATTR_UNMATCHED "__unmatched__"
@@ -67,8 +67,8 @@ struct attribution {
 struct attr_input {
 	const struct project *const *projects; /* every listed project, all regions */
 	size_t nprojects;
-	const struct strlist *keys;       /* cost_explorer.attribution_tags */
-	const struct strlist *tag_labels; /* projects.tag_labels */
+	const struct textlist *keys;       /* cost_explorer.attribution_tags */
+	const struct textlist *tag_labels; /* projects.tag_labels */
 	const struct ce_series *spend;    /* grouped by the attribution tags */
 	const struct ce_series *models;   /* grouped by SERVICE, USAGE_TYPE; may be NULL */
 	long today;

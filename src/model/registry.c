@@ -13,8 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/expfmt.h"
 #include "base/log.h"
+#include "base/numfmt.h"
+#include "model/expfmt.h"
 
 struct sample {
 	const struct metric_def *def;
@@ -27,6 +28,7 @@ struct reg {
 	struct sample *samples;
 	size_t n, cap;
 	struct buf arena;
+	bool overflow; /* a sample did not fit: the registry cannot be rendered whole */
 };
 
 /* Arena cap: comfortably above 10,000 projects with a wide taxonomy. */
@@ -83,7 +85,10 @@ int reg_add(struct reg *r, const struct metric_def *def, double value, size_t n,
 	}
 	if (rc) {
 		r->arena.len = off;
-		log_error("registry: exposition too large, sample dropped", "metric", def->name);
+		if (!r->overflow)
+			log_error("registry: exposition too large; it will not be rendered", "metric",
+				  def->name);
+		r->overflow = true;
 		return -ENOSPC;
 	}
 	if (r->n == r->cap) {
@@ -145,7 +150,9 @@ static bool same_series(const struct reg *r, const struct sample *a, const struc
 
 int reg_render(struct reg *r, struct buf *out, size_t *dropped)
 {
-	size_t drop = 0;
+	size_t drop = 0, start = out->len;
+	if (r->overflow)
+		return -ENOSPC;
 	sort_arena = r->arena.data;
 	if (r->n)
 		qsort(r->samples, r->n, sizeof(*r->samples), cmp_sample);
@@ -172,10 +179,16 @@ int reg_render(struct reg *r, struct buf *out, size_t *dropped)
 		rc |= buf_puts(out, s->def->name);
 		rc |= buf_append(out, r->arena.data + s->labels_off, s->labels_len);
 		rc |= buf_putc(out, ' ');
-		rc |= buf_puts(out, expfmt_format_double(s->value, num));
+		rc |= buf_puts(out, numfmt_double(s->value, num));
 		rc |= buf_putc(out, '\n');
 	}
 	if (dropped)
 		*dropped = drop;
-	return rc ? -ENOSPC : 0;
+	if (rc) { /* never half an exposition: give back what was appended */
+		out->len = start;
+		if (out->data)
+			out->data[start] = '\0';
+		return -ENOSPC;
+	}
+	return 0;
 }

@@ -31,8 +31,9 @@ void reg_free(struct reg *r);
 
 /*
  * Adds one sample of family @def (the pointer must outlive the registry) with
- * @n labels. Label values are copied and escaped. Returns 0, or -EINVAL when
- * a metric or label name is invalid (logged; the sample is dropped).
+ * @n labels. Label values are copied and escaped. Returns 0; -EINVAL when a
+ * metric or label name is invalid (logged; the sample is dropped); -ENOSPC
+ * when the registry is full (logged once; reg_render then fails).
  */
 int reg_add(struct reg *r, const struct metric_def *def, double value, size_t n,
 	    const char *const names[], const char *const values[]);
@@ -42,7 +43,9 @@ int reg_addv(struct reg *r, const struct metric_def *def, double value, ...)
 	__attribute__((sentinel));
 
 /*
- * Renders all families into @out (appended). Returns 0 or -ENOSPC.
+ * Renders all families into @out (appended). Returns 0, or -ENOSPC when a
+ * sample did not fit the registry or the exposition does not fit @out; then
+ * @out is exactly as it was (an exposition is whole or absent, never cut).
  * @dropped (optional) receives the number of duplicate series dropped.
  */
 int reg_render(struct reg *r, struct buf *out, size_t *dropped);

@@ -37,14 +37,12 @@ static void put_time(struct buf *b, double t)
 	buf_puts(b, s);
 }
 
-static void put_source(struct buf *b, const struct source_state *s)
+static void put_source(struct buf *b, const struct landing_source *s)
 {
-	if (!s->enabled)
-		return;
 	buf_puts(b, "<tr><td>");
 	put_html(b, s->name);
 	buf_puts(b, "</td><td>");
-	buf_puts(b, s->up ? "up" : (s->last_attempt > 0 ? "down" : "starting"));
+	put_html(b, s->state);
 	buf_puts(b, "</td><td>");
 	put_time(b, s->last_success);
 	buf_puts(b, "</td><td>");
@@ -52,7 +50,8 @@ static void put_source(struct buf *b, const struct source_state *s)
 	buf_puts(b, "</td></tr>\n");
 }
 
-char *landing_render(const struct exporter_state *st, size_t *len)
+char *landing_render(const char *telemetry_path, const struct landing_source *sources, size_t n,
+		     size_t *len)
 {
 	struct buf b;
 	buf_init(&b, 1024 * 1024);
@@ -60,15 +59,13 @@ char *landing_render(const struct exporter_state *st, size_t *len)
 		     "<title>Bedrock Cost Exporter</title></head>\n<body>\n"
 		     "<h1>Bedrock Cost Exporter</h1>\n<p>Version " BCE_VERSION
 		     " (revision " BCE_REVISION ")</p>\n<p><a href=\"");
-	put_html(&b, st->telemetry_path);
+	put_html(&b, telemetry_path);
 	buf_puts(&b, "\">Metrics</a> &middot; <a href=\"/-/healthy\">Health</a> &middot; "
 		     "<a href=\"/-/ready\">Readiness</a></p>\n<h2>Sources</h2>\n"
 		     "<table border=\"1\" cellpadding=\"4\">\n<tr><th>Source</th><th>State</th>"
 		     "<th>Last success</th><th>Last error</th></tr>\n");
-	put_source(&b, &st->projects);
-	put_source(&b, &st->costs);
-	put_source(&b, &st->forecast);
-	put_source(&b, &st->alloc_tags);
+	for (size_t i = 0; i < n; i++)
+		put_source(&b, &sources[i]);
 	buf_puts(&b, "</table>\n</body></html>\n");
 	return buf_steal(&b, len);
 }

@@ -17,9 +17,9 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/util.h"
 #include "serve/snapshot.h"
 #include "serve/webauth.h"
-#include "base/util.h"
 
 struct server {
 	struct MHD_Daemon *d;
@@ -72,6 +72,11 @@ int server_parse_listen(const char *addr, char *host, size_t hostlen, unsigned s
 	host[hl] = '\0';
 	*port = (unsigned short)p;
 	return 0;
+}
+
+const char *server_library_version(void)
+{
+	return MHD_get_version();
 }
 
 bool server_accepts_gzip(const char *h)
@@ -265,6 +270,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	(void)cls;
+	if (!log_enabled(LOG_LEVEL_DEBUG))
+		return;
 	char msg[512];
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	size_t n = strlen(msg);
@@ -356,9 +363,8 @@ struct server *server_start(const struct server_opts *o)
 		return NULL;
 	}
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-	char ps[8];
-	snprintf(ps, sizeof(ps), "%u", info ? info->port : port);
-	log_info("listening", "address", o->listen_address, "port", ps, "telemetry_path",
+	log_info("listening", "address", o->listen_address, "port",
+		 LOG_INT(info ? info->port : port), "telemetry_path",
 		 o->telemetry_path, "tls", (flags & MHD_USE_TLS) ? "true" : "false", "basic_auth",
 		 o->auth ? "from web configuration" : "off");
 	return s;

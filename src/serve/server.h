@@ -38,6 +38,9 @@ void server_stop(struct server *s);
  */
 int server_parse_listen(const char *addr, char *host, size_t hostlen, unsigned short *port);
 
+/* libmicrohttpd's version, for bedrock_cost_exporter_build_info. */
+const char *server_library_version(void);
+
 /* Whether an Accept-Encoding header value accepts gzip (q > 0). Pure. */
 bool server_accepts_gzip(const char *accept_encoding);
 

@@ -11,9 +11,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "serve/gz.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "serve/gzip.h"
 
 #define SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 
@@ -106,7 +106,7 @@ struct snapshot *snapshot_new(char *plain, size_t plain_len, char *landing, size
 	s->landing_len = landing_len;
 	s->ready = ready;
 	s->not_ready_reason = reason;
-	if (gz_compress(plain, plain_len, &s->gzip, &s->gzip_len)) {
+	if (gzip_compress(plain, plain_len, &s->gzip, &s->gzip_len)) {
 		log_error("gzip compression failed, serving uncompressed");
 		s->gzip = NULL;
 	}

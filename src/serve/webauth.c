@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/files.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -73,7 +74,7 @@ static bool same_id(const struct file_id *a, const struct file_id *b)
 	       a->ino == b->ino;
 }
 
-struct webauth *webauth_new(const char *path, struct strlist *errors)
+struct webauth *webauth_new(const char *path, struct textlist *errors)
 {
 	struct webconfig *w = webconfig_load(path, errors);
 	if (!w)
@@ -98,7 +99,7 @@ struct webauth *webauth_new(const char *path, struct strlist *errors)
 		if (ca) {
 			int rc = read_file_max(ca, MAX_PEM, &a->trust_pem, NULL);
 			if (rc) {
-				strlist_push(errors, xasprintf("%s: cannot read %s: %s", path, ca,
+				textlist_push(errors, xasprintf("%s: cannot read %s: %s", path, ca,
 							       strerror(-rc)));
 				webauth_free(a);
 				return NULL;
@@ -267,7 +268,7 @@ static void maybe_reload_config(struct webauth *a)
 	struct file_id id;
 	if (file_id(a->path, &id) || same_id(&id, &a->cur_id))
 		return;
-	struct strlist errors = { 0 };
+	struct textlist errors = { 0 };
 	struct webconfig *w = webconfig_load(a->path, &errors);
 	a->cur_id = id;
 	if (!w) {
@@ -277,7 +278,7 @@ static void maybe_reload_config(struct webauth *a)
 				  "error", e);
 		free(a->reload_error);
 		a->reload_error = xstrdup(e);
-		strlist_free(&errors);
+		textlist_free(&errors);
 		return;
 	}
 	if (w->tls != a->initial->tls)

@@ -17,13 +17,13 @@
 #include <microhttpd.h>
 #include <stdbool.h>
 
-#include "config/conf.h"
+#include "base/textlist.h"
 #include "serve/webconfig.h"
 
 struct webauth;
 
 /* Loads @path. Returns NULL with "file:line: message" errors in @errors. */
-struct webauth *webauth_new(const char *path, struct strlist *errors);
+struct webauth *webauth_new(const char *path, struct textlist *errors);
 /* After the HTTP server has stopped. */
 void webauth_free(struct webauth *a);
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "base/files.h"
 #include "base/util.h"
 
 #define MAX_WEB_CONFIG ((size_t)1024 * 1024)
@@ -19,7 +20,7 @@ struct walk {
 	yaml_document_t *doc;
 	const char *path;
 	char *dir; /* for relative file names */
-	struct strlist *errors;
+	struct textlist *errors;
 	struct webconfig *w;
 };
 
@@ -27,7 +28,7 @@ static void err_at(struct walk *x, const yaml_node_t *n, const char *fmt, const 
 {
 	char msg[512];
 	snprintf(msg, sizeof(msg), fmt, a ? a : "");
-	strlist_push(x->errors, xasprintf("%s:%zu: %s", x->path, n ? n->start_mark.line + 1 : 0, msg));
+	textlist_push(x->errors, xasprintf("%s:%zu: %s", x->path, n ? n->start_mark.line + 1 : 0, msg));
 }
 
 static const char *scalar(const yaml_node_t *n)
@@ -247,7 +248,7 @@ void webconfig_free(struct webconfig *w)
 }
 
 struct webconfig *webconfig_parse(const char *path, const char *text, size_t len,
-				  struct strlist *errors)
+				  struct textlist *errors)
 {
 	yaml_parser_t parser;
 	yaml_document_t doc;
@@ -263,7 +264,7 @@ struct webconfig *webconfig_parse(const char *path, const char *text, size_t len
 		abort();
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 	if (!yaml_parser_load(&parser, &doc)) {
-		strlist_push(errors, xasprintf("%s:%zu: %s", path, parser.problem_mark.line + 1,
+		textlist_push(errors, xasprintf("%s:%zu: %s", path, parser.problem_mark.line + 1,
 					       parser.problem ? parser.problem : "invalid YAML"));
 		yaml_parser_delete(&parser);
 		free(x.dir);
@@ -277,18 +278,18 @@ struct webconfig *webconfig_parse(const char *path, const char *text, size_t len
 	bool has_cert = w->cert_file && *w->cert_file, has_key = w->key_file && *w->key_file;
 	w->tls = has_cert || has_key;
 	if (has_cert != has_key)
-		strlist_push(errors, xasprintf("%s: tls_server_config needs both cert_file and key_file",
+		textlist_push(errors, xasprintf("%s: tls_server_config needs both cert_file and key_file",
 					       path));
 	if (!w->tls && (w->client_ca_file || w->client_auth != CLIENT_AUTH_NONE))
-		strlist_push(errors, xasprintf("%s: client certificate settings need cert_file and key_file",
+		textlist_push(errors, xasprintf("%s: client certificate settings need cert_file and key_file",
 					       path));
 	if ((w->client_auth == CLIENT_AUTH_VERIFY_IF_GIVEN ||
 	     w->client_auth == CLIENT_AUTH_REQUIRE_VERIFY) &&
 	    !(w->client_ca_file && *w->client_ca_file))
-		strlist_push(errors, xasprintf("%s: client_auth_type %s needs client_ca_file", path,
+		textlist_push(errors, xasprintf("%s: client_auth_type %s needs client_ca_file", path,
 					       auth_names[w->client_auth]));
 	if (w->min_version > w->max_version)
-		strlist_push(errors, xasprintf("%s: min_version is above max_version", path));
+		textlist_push(errors, xasprintf("%s: min_version is above max_version", path));
 
 	yaml_document_delete(&doc);
 	yaml_parser_delete(&parser);
@@ -300,13 +301,13 @@ struct webconfig *webconfig_parse(const char *path, const char *text, size_t len
 	return w;
 }
 
-struct webconfig *webconfig_load(const char *path, struct strlist *errors)
+struct webconfig *webconfig_load(const char *path, struct textlist *errors)
 {
 	char *text = NULL;
 	size_t len = 0;
 	int rc = read_file_max(path, MAX_WEB_CONFIG, &text, &len);
 	if (rc) {
-		strlist_push(errors, xasprintf("%s: cannot read: %s", path,
+		textlist_push(errors, xasprintf("%s: cannot read: %s", path,
 					       rc == -EFBIG ? "larger than 1 MiB" : strerror(-rc)));
 		return NULL;
 	}

@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config/conf.h"
+#include "base/textlist.h"
 
 enum client_auth {
 	CLIENT_AUTH_NONE,            /* NoClientCert */
@@ -60,9 +60,9 @@ struct webconfig {
  * webconfig_free) or NULL with "file:line: message" strings in @errors.
  */
 struct webconfig *webconfig_parse(const char *path, const char *text, size_t len,
-				  struct strlist *errors);
+				  struct textlist *errors);
 /* Reads and parses @path (at most 1 MiB). */
-struct webconfig *webconfig_load(const char *path, struct strlist *errors);
+struct webconfig *webconfig_load(const char *path, struct textlist *errors);
 void webconfig_free(struct webconfig *w);
 
 /* "RequireAndVerifyClientCert" etc. */

@@ -3,7 +3,6 @@
  */
 #include "sources/ce_api.h"
 
-#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -14,143 +13,14 @@
 
 #include "base/days.h"
 #include "base/jsontape.h"
-#include "base/strmap.h"
+#include "base/jsonw.h"
+#include "base/numfmt.h"
+#include "base/textmap.h"
 #include "base/util.h"
 
 /* Caps on what one page may hold; real pages are far smaller. */
 #define MAX_GROUPS_PER_DAY 100000
 #define MAX_KEY_LEN 2048
-
-static void day_free(struct ce_day *d)
-{
-	for (size_t i = 0; i < d->n; i++) {
-		free(d->g[i].k[0]);
-		free(d->g[i].k[1]);
-	}
-	free(d->g);
-}
-
-void ce_series_free(struct ce_series *s)
-{
-	for (size_t i = 0; i < s->n; i++)
-		day_free(&s->days[i]);
-	free(s->days);
-	s->days = NULL;
-	s->n = 0;
-}
-
-void ce_series_copy_range(const struct ce_series *s, long from, long to, struct ce_series *out)
-{
-	for (size_t i = 0; i < s->n; i++) {
-		const struct ce_day *d = &s->days[i];
-		if (d->day < from || d->day >= to)
-			continue;
-		out->days = xrealloc(out->days, (out->n + 1) * sizeof(*out->days));
-		struct ce_day *c = &out->days[out->n++];
-		c->day = d->day;
-		c->estimated = d->estimated;
-		c->n = d->n;
-		c->g = xcalloc(d->n ? d->n : 1, sizeof(*c->g));
-		for (size_t j = 0; j < d->n; j++) {
-			c->g[j].k[0] = xstrdup(d->g[j].k[0]);
-			c->g[j].k[1] = xstrdup(d->g[j].k[1]);
-			c->g[j].amount = d->g[j].amount;
-		}
-	}
-}
-
-const struct ce_day *ce_series_find(const struct ce_series *s, long day)
-{
-	size_t lo = 0, hi = s->n;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (s->days[mid].day == day)
-			return &s->days[mid];
-		if (s->days[mid].day < day)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
-
-/*
- * Clinger's fast path: a decimal with at most 15 significant digits (so the
- * digits fit a double exactly) and a power of ten up to 1e22 (also exact) is
- * one correctly rounded multiplication or division away from its value, which
- * is exactly what strtod() returns. Cost Explorer's amounts ("0.0123456789")
- * all take this path; anything else falls back to strtod().
- */
-static const double pow10_exact[] = { 1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-				      1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-				      1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22 };
-
-int ce_parse_amount(const char *s, double *out)
-{
-	const char *p = s;
-	uint64_t mant = 0;
-	int digits = 0, scale = 0; /* significant digits; value = mant * 10^scale */
-	bool neg = *p == '-';
-	if (neg)
-		p++;
-	if (!isdigit((unsigned char)*p))
-		return -EINVAL;
-	for (; isdigit((unsigned char)*p); p++)
-		if (mant || *p != '0') {
-			if (++digits <= 15)
-				mant = mant * 10 + (uint64_t)(*p - '0');
-			else
-				scale++;
-		}
-	if (*p == '.') {
-		p++;
-		if (!isdigit((unsigned char)*p))
-			return -EINVAL;
-		for (; isdigit((unsigned char)*p); p++)
-			if (mant || *p != '0') {
-				if (++digits <= 15) {
-					mant = mant * 10 + (uint64_t)(*p - '0');
-					scale--;
-				}
-			} else {
-				scale--;
-			}
-	}
-	bool fast = digits <= 15;
-	if (*p == 'e' || *p == 'E') {
-		p++;
-		int esign = 1;
-		long e = 0;
-		if (*p == '+' || *p == '-')
-			esign = *p++ == '-' ? -1 : 1;
-		if (!isdigit((unsigned char)*p))
-			return -EINVAL;
-		for (; isdigit((unsigned char)*p); p++)
-			if (e < 100000)
-				e = e * 10 + (*p - '0');
-		if (e >= 100000)
-			fast = false;
-		else
-			scale += esign * (int)e;
-	}
-	if (*p || p - s > 64)
-		return -EINVAL;
-	double v;
-	if (fast && mant == 0) {
-		v = 0.0;
-	} else if (fast && scale >= -22 && scale <= 22) {
-		v = scale < 0 ? (double)mant / pow10_exact[-scale] : (double)mant * pow10_exact[scale];
-	} else {
-		v = strtod(s, NULL);
-		neg = false; /* strtod read the sign */
-	}
-	if (neg)
-		v = -v;
-	if (!isfinite(v))
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
 
 int ce_split_tag_key(const char *k, const char *want_key, const char **value)
 {
@@ -175,101 +45,143 @@ void ce_forecast_metric(const char *metric, char *out, size_t outlen)
 	out[n] = '\0';
 }
 
-static cJSON *time_period(long start, long end)
+static void time_period(struct jsonw *w, long start, long end)
 {
 	char s[11], e[11];
 	days_format(start, s);
 	days_format(end, e);
-	cJSON *tp = cJSON_CreateObject();
-	cJSON_AddStringToObject(tp, "Start", s);
-	cJSON_AddStringToObject(tp, "End", e);
-	return tp;
+	jsonw_key(w, "TimePeriod");
+	jsonw_object_begin(w);
+	jsonw_key(w, "Start");
+	jsonw_string(w, s);
+	jsonw_key(w, "End");
+	jsonw_string(w, e);
+	jsonw_object_end(w);
 }
 
-static cJSON *service_filter(const struct strlist *services)
+static void service_filter(struct jsonw *w, const struct textlist *services)
 {
-	cJSON *f = cJSON_CreateObject();
-	cJSON *dim = cJSON_AddObjectToObject(f, "Dimensions");
-	cJSON_AddStringToObject(dim, "Key", "SERVICE");
-	cJSON *vals = cJSON_AddArrayToObject(dim, "Values");
+	jsonw_key(w, "Filter");
+	jsonw_object_begin(w);
+	jsonw_key(w, "Dimensions");
+	jsonw_object_begin(w);
+	jsonw_key(w, "Key");
+	jsonw_string(w, "SERVICE");
+	jsonw_key(w, "Values");
+	jsonw_array_begin(w);
 	for (size_t i = 0; i < services->n; i++)
-		cJSON_AddItemToArray(vals, cJSON_CreateString(services->v[i]));
-	cJSON *mo = cJSON_AddArrayToObject(dim, "MatchOptions");
-	cJSON_AddItemToArray(mo, cJSON_CreateString("EQUALS"));
-	return f;
+		jsonw_string(w, services->v[i]);
+	jsonw_array_end(w);
+	jsonw_key(w, "MatchOptions");
+	jsonw_array_begin(w);
+	jsonw_string(w, "EQUALS");
+	jsonw_array_end(w);
+	jsonw_object_end(w);
+	jsonw_object_end(w);
 }
 
-static char *print_and_free(cJSON *root)
+/* A request body is far below this; the inputs (tags, services, tokens) are capped. */
+#define MAX_BODY ((size_t)4 << 20)
+
+static char *finish(struct jsonw *w)
 {
-	char *s = cJSON_PrintUnformatted(root);
-	cJSON_Delete(root);
+	jsonw_object_end(w);
+	char *s = jsonw_steal(w, NULL);
 	if (!s)
-		abort(); /* cJSON only fails on out-of-memory */
-	char *copy = xstrdup(s);
-	cJSON_free(s);
-	return copy;
+		abort(); /* only a programming error: every input is capped far below MAX_BODY */
+	return s;
 }
 
 char *ce_body_cost_and_usage(const struct ce_query *q, const char *next_token)
 {
-	cJSON *root = cJSON_CreateObject();
-	cJSON_AddItemToObject(root, "TimePeriod", time_period(q->start, q->end));
-	cJSON_AddStringToObject(root, "Granularity", q->granularity);
-	cJSON *metrics = cJSON_AddArrayToObject(root, "Metrics");
-	cJSON_AddItemToArray(metrics, cJSON_CreateString(q->metric));
-	cJSON_AddItemToObject(root, "Filter", service_filter(q->services));
+	struct jsonw w;
+	jsonw_init(&w, MAX_BODY);
+	jsonw_object_begin(&w);
+	time_period(&w, q->start, q->end);
+	jsonw_key(&w, "Granularity");
+	jsonw_string(&w, q->granularity);
+	jsonw_key(&w, "Metrics");
+	jsonw_array_begin(&w);
+	jsonw_string(&w, q->metric);
+	jsonw_array_end(&w);
+	service_filter(&w, q->services);
 	if (q->ngroups) {
-		cJSON *gb = cJSON_AddArrayToObject(root, "GroupBy");
+		jsonw_key(&w, "GroupBy");
+		jsonw_array_begin(&w);
 		for (size_t i = 0; i < q->ngroups; i++) {
-			cJSON *g = cJSON_CreateObject();
-			cJSON_AddStringToObject(g, "Type",
-						q->group_type[i] == CE_GROUP_TAG ? "TAG" : "DIMENSION");
-			cJSON_AddStringToObject(g, "Key", q->group_key[i]);
-			cJSON_AddItemToArray(gb, g);
+			jsonw_object_begin(&w);
+			jsonw_key(&w, "Type");
+			jsonw_string(&w, q->group_type[i] == CE_GROUP_TAG ? "TAG" : "DIMENSION");
+			jsonw_key(&w, "Key");
+			jsonw_string(&w, q->group_key[i]);
+			jsonw_object_end(&w);
 		}
+		jsonw_array_end(&w);
 	}
-	if (next_token)
-		cJSON_AddStringToObject(root, "NextPageToken", next_token);
-	return print_and_free(root);
+	if (next_token) {
+		jsonw_key(&w, "NextPageToken");
+		jsonw_string(&w, next_token);
+	}
+	return finish(&w);
 }
 
-char *ce_body_forecast(long start, long end, const char *metric, const struct strlist *services)
+char *ce_body_forecast(long start, long end, const char *metric, const struct textlist *services)
 {
 	char m[64];
 	ce_forecast_metric(metric, m, sizeof(m));
-	cJSON *root = cJSON_CreateObject();
-	cJSON_AddItemToObject(root, "TimePeriod", time_period(start, end));
-	cJSON_AddStringToObject(root, "Metric", m);
-	cJSON_AddStringToObject(root, "Granularity", "MONTHLY");
-	cJSON_AddItemToObject(root, "Filter", service_filter(services));
-	cJSON_AddNumberToObject(root, "PredictionIntervalLevel", 80);
-	return print_and_free(root);
+	struct jsonw w;
+	jsonw_init(&w, MAX_BODY);
+	jsonw_object_begin(&w);
+	time_period(&w, start, end);
+	jsonw_key(&w, "Metric");
+	jsonw_string(&w, m);
+	jsonw_key(&w, "Granularity");
+	jsonw_string(&w, "MONTHLY");
+	service_filter(&w, services);
+	jsonw_key(&w, "PredictionIntervalLevel");
+	jsonw_int(&w, 80);
+	return finish(&w);
 }
 
 char *ce_body_dimension_values(long start, long end, const char *dimension, const char *search,
 			       const char *next_token)
 {
-	cJSON *root = cJSON_CreateObject();
-	cJSON_AddItemToObject(root, "TimePeriod", time_period(start, end));
-	cJSON_AddStringToObject(root, "Dimension", dimension);
-	if (search)
-		cJSON_AddStringToObject(root, "SearchString", search);
-	cJSON_AddStringToObject(root, "Context", "COST_AND_USAGE");
-	if (next_token)
-		cJSON_AddStringToObject(root, "NextPageToken", next_token);
-	return print_and_free(root);
+	struct jsonw w;
+	jsonw_init(&w, MAX_BODY);
+	jsonw_object_begin(&w);
+	time_period(&w, start, end);
+	jsonw_key(&w, "Dimension");
+	jsonw_string(&w, dimension);
+	if (search) {
+		jsonw_key(&w, "SearchString");
+		jsonw_string(&w, search);
+	}
+	jsonw_key(&w, "Context");
+	jsonw_string(&w, "COST_AND_USAGE");
+	if (next_token) {
+		jsonw_key(&w, "NextPageToken");
+		jsonw_string(&w, next_token);
+	}
+	return finish(&w);
 }
 
-char *ce_body_allocation_tags(const struct strlist *keys, const char *next_token)
+char *ce_body_allocation_tags(const struct textlist *keys, const char *next_token)
 {
-	cJSON *root = cJSON_CreateObject();
-	cJSON *tk = cJSON_AddArrayToObject(root, "TagKeys");
+	struct jsonw w;
+	jsonw_init(&w, MAX_BODY);
+	jsonw_object_begin(&w);
+	jsonw_key(&w, "TagKeys");
+	jsonw_array_begin(&w);
 	for (size_t i = 0; i < keys->n; i++)
-		cJSON_AddItemToArray(tk, cJSON_CreateString(keys->v[i]));
-	cJSON_AddNumberToObject(root, "MaxResults", 100);
-	if (next_token)
-		cJSON_AddStringToObject(root, "NextToken", next_token);
-	return print_and_free(root);
+		jsonw_string(&w, keys->v[i]);
+	jsonw_array_end(&w);
+	jsonw_key(&w, "MaxResults");
+	jsonw_int(&w, 100);
+	if (next_token) {
+		jsonw_key(&w, "NextToken");
+		jsonw_string(&w, next_token);
+	}
+	return finish(&w);
 }
 
 /*
@@ -312,7 +224,7 @@ static int get_money(const struct jsontape *t, size_t obj, const char *name, dou
 		return -EPROTO;
 	}
 	size_t a = jt_get(t, m, "Amount"), u = jt_get(t, m, "Unit");
-	if (jt_str(t, a, s, sizeof(s)) < 0 || ce_parse_amount(s, out)) {
+	if (jt_str(t, a, s, sizeof(s)) < 0 || numfmt_parse_decimal(s, out)) {
 		snprintf(err, errlen, "%s.%s.Amount: expected a decimal string",
 			 loc_str(l, wbuf, sizeof(wbuf)), name);
 		return -EPROTO;
@@ -361,7 +273,7 @@ struct period {
 static void period_free(struct period *p)
 {
 	struct ce_day d = { p->day, p->estimated, p->g, p->n };
-	day_free(&d);
+	ce_day_free(&d);
 }
 
 /* Reads a date string ("2026-11-24") at @obj[@key]. */
@@ -582,7 +494,7 @@ int ce_parse_forecast(const char *body, size_t len, double *mean, double *lower,
 		double a, b;
 		if (jt_str(&t, jt_get(&t, r, "PredictionIntervalLowerBound"), ls, sizeof(ls)) < 0 ||
 		    jt_str(&t, jt_get(&t, r, "PredictionIntervalUpperBound"), us, sizeof(us)) < 0 ||
-		    ce_parse_amount(ls, &a) || ce_parse_amount(us, &b)) {
+		    numfmt_parse_decimal(ls, &a) || numfmt_parse_decimal(us, &b)) {
 			snprintf(err, errlen, "ForecastResultsByTime: bounds must be decimal strings");
 			goto out;
 		}
@@ -599,11 +511,11 @@ out:
 	return rc;
 }
 
-int ce_parse_dimension_values(const char *body, size_t len, struct strlist *out, char **next,
+int ce_parse_dimension_values(const char *body, size_t len, struct textlist *out, char **next,
 			      char *err, size_t errlen)
 {
 	struct jsontape t;
-	struct strlist vals = { 0 };
+	struct textlist vals = { 0 };
 	char *tok = NULL;
 	int rc = parse_json(&t, body, len, err, errlen);
 	if (rc)
@@ -620,12 +532,12 @@ int ce_parse_dimension_values(const char *body, size_t len, struct strlist *out,
 			snprintf(err, errlen, "DimensionValues[].Value: expected a string");
 			goto out;
 		}
-		strlist_push(&vals, xstrdup(v));
+		textlist_push(&vals, xstrdup(v));
 	}
 	if (get_next(&t, 0, "NextPageToken", &tok, err, errlen))
 		goto out;
 	for (size_t i = 0; i < vals.n; i++)
-		strlist_push(out, vals.v[i]);
+		textlist_push(out, vals.v[i]);
 	free(vals.v);
 	vals.v = NULL;
 	vals.n = 0;
@@ -633,13 +545,13 @@ int ce_parse_dimension_values(const char *body, size_t len, struct strlist *out,
 	tok = NULL;
 	rc = 0;
 out:
-	strlist_free(&vals);
+	textlist_free(&vals);
 	free(tok);
 	jsontape_free(&t);
 	return rc;
 }
 
-int ce_parse_allocation_tags(const char *body, size_t len, struct strlist *keys, bool **active,
+int ce_parse_allocation_tags(const char *body, size_t len, struct textlist *keys, bool **active,
 			     char **next, char *err, size_t errlen)
 {
 	struct jsontape t;
@@ -665,7 +577,7 @@ int ce_parse_allocation_tags(const char *body, size_t len, struct strlist *keys,
 	for (size_t e = jt_first(&t, tags); e != JT_NONE; e = jt_next(&t, tags, e)) {
 		*active = xrealloc(*active, (keys->n + 1) * sizeof(**active));
 		(*active)[keys->n] = jt_str_eq(&t, jt_get(&t, e, "Status"), "Active");
-		strlist_push(keys, jt_strdup(&t, jt_get(&t, e, "TagKey")));
+		textlist_push(keys, jt_strdup(&t, jt_get(&t, e, "TagKey")));
 	}
 	*next = tok;
 	tok = NULL;
@@ -674,64 +586,4 @@ out:
 	free(tok);
 	jsontape_free(&t);
 	return rc;
-}
-
-void ce_error_type(const char *body, size_t len, char *out, size_t outlen)
-{
-	out[0] = '\0';
-	struct jsontape t;
-	if (jsontape_parse(&t, body, len))
-		return;
-	size_t ty = jt_get(&t, 0, "__type");
-	if (!jt_is(&t, ty, JT_STRING)) /* STS answers {"Error":{"Code":...}} */
-		ty = jt_get(&t, jt_get(&t, 0, "Error"), "Code");
-	char *s = jt_strdup(&t, ty);
-	if (s) {
-		const char *h = strrchr(s, '#');
-		const char *name = h ? h + 1 : s;
-		size_t n = 0;
-		for (const char *p = name; *p && n + 1 < outlen && n < 64; p++)
-			if (isalnum((unsigned char)*p))
-				out[n++] = *p;
-		out[n] = '\0';
-		free(s);
-	}
-	jsontape_free(&t);
-}
-
-enum hc_verdict ce_classify(long status, const char *body, size_t len, enum api_reason *reason,
-			    char *msg, size_t msglen)
-{
-	if (status >= 200 && status < 300)
-		return HC_OK;
-	char type[72], detail[128];
-	ce_error_type(body, len, type, sizeof(type));
-	hc_error_message(body, len, detail, sizeof(detail));
-	snprintf(msg, msglen, "HTTP %ld%s%s%s%s", status, *type ? " " : "", type,
-		 *detail ? ": " : "", detail);
-	static const char *const auth_types[] = {
-		"UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException",
-		"ExpiredToken", "AccessDeniedException", "AccessDenied", "IncompleteSignature",
-		"MissingAuthenticationToken", "InvalidClientTokenId", "InvalidIdentityToken", NULL,
-	};
-	if (status == 429 || strstr(type, "LimitExceeded") || strstr(type, "Throttl")) {
-		*reason = REASON_THROTTLED;
-		return HC_RETRY;
-	}
-	for (const char *const *a = auth_types; *a; a++) {
-		if (strcmp(type, *a) == 0) {
-			*reason = REASON_AUTH;
-			return HC_FAIL;
-		}
-	}
-	if (status == 401 || status == 403) {
-		*reason = REASON_AUTH;
-		return HC_FAIL;
-	}
-	if (status >= 500) {
-		*reason = REASON_SERVER;
-		return HC_RETRY;
-	}
-	*reason = REASON_CLIENT;
-	return HC_FAIL;
 }

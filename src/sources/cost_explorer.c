@@ -3,66 +3,162 @@
  */
 #include "sources/cost_explorer.h"
 
-#include <ctype.h>
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "base/days.h"
+#include "base/jsontape.h"
+#include "base/jsonw.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "config/conf.h"
+#include "model/attribution.h"
+#include "model/registry.h"
+#include "sources/ce_api.h"
+#include "sources/projects.h"
 
 #define DISCOVERY_INTERVAL 86400.0
 
-void ce_source_free(struct ce_source *s)
+struct state {
+	struct ce_meter meter;
+	struct textlist services;  /* the SERVICE values filtered on */
+	double services_at;        /* when discovered; 0 = never */
+	char *services_search;     /* the search string they were discovered with */
+	struct ce_series spend;    /* grouped by the attribution tags */
+	char *spend_sig;           /* what the cache was queried with */
+	struct ce_series models;   /* grouped by SERVICE, USAGE_TYPE */
+	char *models_sig;
+	double costs_at;           /* last successful cost refresh; 0 = never */
+	long costs_requests;       /* requests the last successful cost refresh took */
+};
+
+/* ---- families ---- */
+
+#define CE_HELP " From Cost Explorer (GetCostAndUsage, grouped by cost_explorer.attribution_tags and " \
+		"mapped to projects by their tags), refreshed every cost_explorer.refresh_interval seconds."
+
+static const struct metric_def m_project_cost[WIN_COUNT] = {
+	{ "bedrock_cost_project_today_usd", METRIC_GAUGE,
+	  "Bedrock spend of the project on the current UTC day so far (estimated, partial), USD." CE_HELP },
+	{ "bedrock_cost_project_yesterday_usd", METRIC_GAUGE,
+	  "Bedrock spend of the project on the previous UTC day, USD." CE_HELP },
+	{ "bedrock_cost_project_baseline_daily_usd", METRIC_GAUGE,
+	  "Mean daily Bedrock spend of the project over the 7 complete UTC days before yesterday, USD "
+	  "(the spike baseline)." CE_HELP },
+	{ "bedrock_cost_project_month_to_date_usd", METRIC_GAUGE,
+	  "Bedrock spend of the project in the current UTC month so far, USD." CE_HELP },
+	{ "bedrock_cost_project_previous_month_usd", METRIC_GAUGE,
+	  "Bedrock spend of the project in the previous UTC month, USD (for chargeback)." CE_HELP },
+};
+#define TAG_HELP " Derived from the per-project spend and each project's current tags; project_id " \
+		 "rows without the tag (and untagged, unmatched or ambiguous spend) count as __untagged__."
+static const struct metric_def m_tag_cost[WIN_COUNT] = {
+	{ "bedrock_cost_tag_today_usd", METRIC_GAUGE,
+	  "Bedrock spend per tag value on the current UTC day so far, USD." TAG_HELP },
+	{ "bedrock_cost_tag_yesterday_usd", METRIC_GAUGE,
+	  "Bedrock spend per tag value on the previous UTC day, USD." TAG_HELP },
+	{ NULL, METRIC_GAUGE, NULL },
+	{ "bedrock_cost_tag_month_to_date_usd", METRIC_GAUGE,
+	  "Bedrock spend per tag value in the current UTC month so far, USD." TAG_HELP },
+	{ "bedrock_cost_tag_previous_month_usd", METRIC_GAUGE,
+	  "Bedrock spend per tag value in the previous UTC month, USD." TAG_HELP },
+};
+static const struct metric_def m_ambiguous = {
+	"bedrock_cost_attribution_ambiguous", METRIC_GAUGE,
+	"Attribution tag values shared by several projects (value: how many); their spend is "
+	"reported as project_id=\"__ambiguous__\".",
+};
+static const struct metric_def m_model_yesterday = {
+	"bedrock_cost_model_yesterday_usd", METRIC_GAUGE,
+	"Bedrock spend per SERVICE and USAGE_TYPE on the previous UTC day, USD; model and token_type "
+	"parsed best effort. From Cost Explorer, refreshed every cost_explorer.refresh_interval seconds.",
+};
+static const struct metric_def m_model_mtd = {
+	"bedrock_cost_model_month_to_date_usd", METRIC_GAUGE,
+	"Bedrock spend per SERVICE and USAGE_TYPE in the current UTC month so far, USD; model and "
+	"token_type parsed best effort. From Cost Explorer.",
+};
+static const struct metric_def m_window_estimated = {
+	"bedrock_cost_window_estimated", METRIC_GAUGE,
+	"1 if Cost Explorer marked any day of the window Estimated (or it is missing): the "
+	"figures may still change.",
+};
+static const struct metric_def m_window_start = {
+	"bedrock_cost_window_start_timestamp_seconds", METRIC_GAUGE,
+	"Start of each reporting window (UTC midnight, Unix seconds).",
+};
+static const struct metric_def m_project_budget = {
+	"bedrock_cost_project_budget_monthly_usd", METRIC_GAUGE,
+	"Monthly Bedrock budget of the project, USD, from the budgets configuration.",
+};
+static const struct metric_def m_tag_budget = {
+	"bedrock_cost_tag_budget_monthly_usd", METRIC_GAUGE,
+	"Monthly Bedrock budget of the tag value, USD, from the budgets configuration.",
+};
+static const struct metric_def m_billable = {
+	"bedrock_cost_exporter_cost_explorer_billable_requests_total", METRIC_COUNTER,
+	"Cost Explorer requests sent (each is billed, failures and retries included).",
+};
+static const struct metric_def m_spend = {
+	"bedrock_cost_exporter_cost_explorer_spend_usd_total", METRIC_COUNTER,
+	"What the Cost Explorer requests sent have cost, USD (cost_explorer.request_price_usd each).",
+};
+static const struct metric_def m_ceiling = {
+	"bedrock_cost_exporter_cost_explorer_max_requests_per_day", METRIC_GAUGE,
+	"The daily ceiling on Cost Explorer requests (cost_explorer.max_requests_per_day); used "
+	"today = this minus _requests_remaining_today.",
+};
+static const struct metric_def m_remaining = {
+	"bedrock_cost_exporter_cost_explorer_requests_remaining_today", METRIC_GAUGE,
+	"Cost Explorer requests left today (UTC) under cost_explorer.max_requests_per_day.",
+};
+
+/* ---- the private state ---- */
+
+struct ce_meter *cost_explorer_meter(void *priv)
 {
-	strlist_free(&s->services);
+	return priv ? &((struct state *)priv)->meter : NULL;
+}
+
+const struct textlist *cost_explorer_services(const void *priv, double *discovered_at)
+{
+	const struct state *s = priv;
+	if (discovered_at)
+		*discovered_at = s ? s->services_at : 0;
+	return s ? &s->services : NULL;
+}
+
+const struct ce_series *cost_explorer_spend(const void *priv)
+{
+	return priv ? &((const struct state *)priv)->spend : NULL;
+}
+
+static void *create(const struct conf *c)
+{
+	(void)c;
+	return xcalloc(1, sizeof(struct state));
+}
+
+static void destroy(void *priv)
+{
+	struct state *s = priv;
+	if (!s)
+		return;
+	textlist_free(&s->services);
 	free(s->services_search);
 	ce_series_free(&s->spend);
 	ce_series_free(&s->models);
 	free(s->spend_sig);
 	free(s->models_sig);
-	free(s->forecast_sig);
-	strlist_free(&s->tag_keys);
-	free(s->tag_active);
-	memset(s, 0, sizeof(*s));
+	free(s);
 }
 
-static void roll_day(struct ce_source *s, double now)
-{
-	long today = days_of_time(now);
-	if (s->req_day != today) {
-		s->req_day = today;
-		s->req_count = 0;
-	}
-}
-
-long ce_requests_remaining(const struct ce_source *s, const struct conf *c, double now)
-{
-	long used = s->req_day == days_of_time(now) ? s->req_count : 0;
-	long left = c->ce_max_requests_per_day - used;
-	return left > 0 ? left : 0;
-}
-
-struct admit_arg {
-	struct ce_ctx *x;
-};
-
-/* Every Cost Explorer attempt is billable: counted before it is sent. */
-static int admit(void *arg)
-{
-	struct ce_ctx *x = ((struct admit_arg *)arg)->x;
-	roll_day(x->src, x->now);
-	if (x->src->req_count >= x->conf->ce_max_requests_per_day)
-		return 1;
-	x->src->req_count++;
-	x->src->billable_total++;
-	return 0;
-}
-
-static void join(struct buf *b, const struct strlist *l)
+static void join(struct buf *b, const struct textlist *l)
 {
 	for (size_t i = 0; i < l->n; i++) {
 		buf_puts(b, l->v[i]);
@@ -70,7 +166,8 @@ static void join(struct buf *b, const struct strlist *l)
 	}
 }
 
-char *ce_spend_signature(const struct conf *c, const struct strlist *services)
+/* What a cached series must have been queried with to be reused. Caller frees. */
+static char *spend_signature(const struct conf *c, const struct textlist *services)
 {
 	struct buf b;
 	buf_init(&b, 1 << 20);
@@ -81,7 +178,7 @@ char *ce_spend_signature(const struct conf *c, const struct strlist *services)
 	return buf_steal(&b, NULL);
 }
 
-char *ce_models_signature(const struct conf *c, const struct strlist *services)
+static char *models_signature(const struct conf *c, const struct textlist *services)
 {
 	struct buf b;
 	buf_init(&b, 1 << 20);
@@ -90,108 +187,32 @@ char *ce_models_signature(const struct conf *c, const struct strlist *services)
 	return buf_steal(&b, NULL);
 }
 
-/* One Cost Explorer call: SigV4, awsJson1.1, the ceiling, the CE error model. */
-static int call(struct ce_ctx *x, enum api_op op, const char *target, const char *body,
-		struct hc_resp *resp, char *err, size_t errlen)
+bool cost_explorer_query_changed(const struct conf *old, const struct conf *c)
 {
-	struct aws_creds cr = { 0 };
-	int rc = aws_provider_get(x->creds, x->hc, x->opts, x->conf, x->now, &cr, err, errlen);
-	if (rc)
-		return rc;
-	const char *ep = x->conf->ce_endpoint;
-	size_t el = strlen(ep);
-	while (el && ep[el - 1] == '/')
-		el--;
-	char *url = xasprintf("%.*s/", (int)el, ep);
-	char *sig = xasprintf("aws:amz:%s:ce", x->conf->ce_signing_region);
-	char *userpwd = awscreds_userpwd(&cr);
-	char *th = xasprintf("X-Amz-Target: AWSInsightsIndexService.%s", target);
-	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/x-amz-json-1.1");
-	h = curl_slist_append(h, th);
-	h = curl_slist_append(h, "Accept: application/json");
-	if (cr.session_token) {
-		char *t = xasprintf("X-Amz-Security-Token: %s", cr.session_token);
-		h = curl_slist_append(h, t);
-		free_secret(t);
-	}
-	struct admit_arg aa = { x };
-	struct hc_req req = { .op = op, .method = "POST", .url = url, .body = body,
-			      .body_len = strlen(body), .headers = h, .aws_sigv4 = sig,
-			      .userpwd = userpwd, .classify = ce_classify, .admit = admit,
-			      .admit_arg = &aa };
-	enum api_reason reason = REASON_NETWORK;
-	char herr[256] = "";
-	rc = hc_perform(x->hc, x->opts, &req, resp, &reason, herr, sizeof(herr));
-	if (rc == -EDQUOT)
-		snprintf(err, errlen, "%s: daily ceiling of %ld requests reached "
-			 "(cost_explorer.max_requests_per_day)", target, x->conf->ce_max_requests_per_day);
-	else if (rc && rc != -ECANCELED)
-		snprintf(err, errlen, "%s failed (%s): %s", target, apistats_reason_name(reason), herr);
-	if (rc == -EIO && reason == REASON_AUTH)
-		aws_provider_invalidate(x->creds); /* e.g. expired token: fetch anew next time */
-	hc_slist_free_secret(h);
-	free_secret(userpwd);
-	awscreds_clear(&cr);
-	free(th);
-	free(sig);
-	free(url);
-	return rc;
+	return strcmp(old->ce_cost_metric, c->ce_cost_metric) != 0 ||
+	       !textlist_equal(&old->ce_attribution_tags, &c->ce_attribution_tags) ||
+	       old->ce_enabled != c->ce_enabled || strcmp(old->ce_endpoint, c->ce_endpoint) != 0 ||
+	       !textlist_equal(&old->ce_services, &c->ce_services) ||
+	       (!c->ce_services.n && strcmp(old->ce_service_search, c->ce_service_search) != 0);
 }
 
-/* Builds a request body for one page; @token is NULL for the first. Caller frees. */
-typedef char *(*body_fn)(void *arg, const char *token);
-/* Parses one page into @arg's accumulator; *next receives the next token or NULL. */
-typedef int (*parse_fn)(void *arg, const char *body, size_t len, char **next, char *err,
-			size_t errlen);
-
-/*
- * Runs a paginated operation to the end: at most cost_explorer.max_pages
- * pages, and a token that repeats is a pagination loop. Errors in the
- * answers count as reason="parse".
- */
-static int paginate(struct ce_ctx *x, enum api_op op, const char *target, body_fn make_body,
-		    parse_fn parse, void *arg, char *err, size_t errlen)
+static bool enabled(const struct conf *c)
 {
-	char *token = NULL, *prev = NULL;
-	int rc = 0;
-	for (long page = 0;; page++) {
-		if (page >= x->conf->ce_max_pages) {
-			apistats_error(op, REASON_PARSE);
-			snprintf(err, errlen, "%s: pagination did not end after %ld pages "
-				 "(cost_explorer.max_pages)", target, page);
-			rc = -EPROTO;
-			break;
-		}
-		char *body = make_body(arg, token);
-		struct hc_resp resp = { 0 };
-		rc = call(x, op, target, body, &resp, err, errlen);
-		free(body);
-		if (rc)
-			break;
-		free(prev);
-		prev = token;
-		token = NULL;
-		char perr[256];
-		rc = parse(arg, resp.body, resp.len, &token, perr, sizeof(perr));
-		free(resp.body);
-		if (rc) {
-			apistats_error(op, REASON_PARSE);
-			snprintf(err, errlen, "%s page %ld: %s", target, page + 1, perr);
-			break;
-		}
-		if (!token)
-			break;
-		if (prev && strcmp(prev, token) == 0) {
-			apistats_error(op, REASON_PARSE);
-			snprintf(err, errlen, "%s: the next-page token repeats (pagination loop)", target);
-			rc = -EPROTO;
-			break;
-		}
-	}
-	free(token);
-	free(prev);
-	return rc;
+	return c->ce_enabled;
 }
+
+static long interval(const struct conf *c)
+{
+	return c->ce_refresh_interval;
+}
+
+static bool reconfigure(void *priv, const struct conf *old, const struct conf *c)
+{
+	(void)priv;
+	return cost_explorer_query_changed(old, c);
+}
+
+/* ---- refresh ---- */
 
 static bool contains_ci(const char *hay, const char *needle)
 {
@@ -210,7 +231,7 @@ static int cmp_str(const void *a, const void *b)
 struct discover_arg {
 	long start, end;
 	const char *search;
-	struct strlist found;
+	struct textlist found;
 };
 
 static char *discover_body(void *arg, const char *token)
@@ -226,42 +247,50 @@ static int discover_parse(void *arg, const char *body, size_t len, char **next, 
 					 errlen);
 }
 
-static int discover(struct ce_ctx *x, char *err, size_t errlen)
+/* Whether discover() will ask Cost Explorer: no services configured, and none discovered
+ * within a day with the current search string. */
+static bool discovery_due(const struct state *s, const struct conf *c, double now)
 {
-	struct ce_source *s = x->src;
+	return !c->ce_services.n &&
+	       (s->services_at <= 0 || now - s->services_at >= DISCOVERY_INTERVAL ||
+		!s->services_search || strcmp(s->services_search, c->ce_service_search) != 0);
+}
+
+/* The SERVICE values to filter on: configured, or discovered once a day. */
+static int discover(struct state *s, struct source_ctx *x, char *err, size_t errlen)
+{
 	const struct conf *c = x->conf;
 	if (c->ce_services.n) {
-		if (!strlist_equal(&s->services, &c->ce_services)) {
-			strlist_free(&s->services);
+		if (!textlist_equal(&s->services, &c->ce_services)) {
+			textlist_free(&s->services);
 			for (size_t i = 0; i < c->ce_services.n; i++)
-				strlist_push(&s->services, xstrdup(c->ce_services.v[i]));
+				textlist_push(&s->services, xstrdup(c->ce_services.v[i]));
 			qsort(s->services.v, s->services.n, sizeof(char *), cmp_str);
 		}
 		s->services_at = x->now;
 		return 0;
 	}
-	if (s->services_at > 0 && x->now - s->services_at < DISCOVERY_INTERVAL &&
-	    s->services_search && strcmp(s->services_search, c->ce_service_search) == 0)
+	if (!discovery_due(s, c, x->now))
 		return 0;
 	long today = days_of_time(x->now), start, end;
 	days_query_window(today, &start, &end);
 	struct discover_arg da = { start, end, c->ce_service_search, { 0 } };
-	int rc = paginate(x, OP_CE_GET_DIMENSION_VALUES, "GetDimensionValues", discover_body,
-			  discover_parse, &da, err, errlen);
-	struct strlist found = da.found;
+	int rc = ce_paginate(x, &s->meter, OP_CE_GET_DIMENSION_VALUES, "GetDimensionValues",
+			     discover_body, discover_parse, &da, err, errlen);
+	struct textlist found = da.found;
 	if (rc) {
-		strlist_free(&found);
+		textlist_free(&found);
 		return rc;
 	}
 	/* keep only what really matches, de-duplicated and sorted */
-	struct strlist keep = { 0 };
+	struct textlist keep = { 0 };
 	qsort(found.v, found.n, sizeof(char *), cmp_str);
 	for (size_t i = 0; i < found.n; i++)
 		if (contains_ci(found.v[i], c->ce_service_search) &&
 		    (!keep.n || strcmp(keep.v[keep.n - 1], found.v[i]) != 0))
-			strlist_push(&keep, xstrdup(found.v[i]));
-	strlist_free(&found);
-	if (!strlist_equal(&keep, &s->services)) {
+			textlist_push(&keep, xstrdup(found.v[i]));
+	textlist_free(&found);
+	if (!textlist_equal(&keep, &s->services) && log_enabled(LOG_LEVEL_INFO)) {
 		struct buf names;
 		buf_init(&names, 8192);
 		for (size_t i = 0; i < keep.n; i++)
@@ -270,7 +299,7 @@ static int discover(struct ce_ctx *x, char *err, size_t errlen)
 			 names.data ? names.data : "(none)");
 		buf_free(&names);
 	}
-	strlist_free(&s->services);
+	textlist_free(&s->services);
 	s->services = keep;
 	s->services_at = x->now;
 	free(s->services_search);
@@ -295,21 +324,13 @@ static int query_parse(void *arg, const char *body, size_t len, char **next, cha
 	return ce_parse_cost_and_usage(body, len, a->q, a->acc, next, err, errlen);
 }
 
-/* Runs a paginated GetCostAndUsage for @q into @acc. */
-static int query(struct ce_ctx *x, const struct ce_query *q, struct ce_series *acc, char *err,
-		 size_t errlen)
-{
-	struct query_arg a = { q, acc };
-	return paginate(x, OP_CE_GET_COST_AND_USAGE, "GetCostAndUsage", query_body, query_parse, &a,
-			err, errlen);
-}
-
 /*
- * Brings @series up to date for [start, end): keeps the settled days, asks
- * again for everything from the first day that can still change.
+ * Brings @series up to date for [q->start, q->end): keeps the settled days,
+ * asks again for everything from the first day that can still change.
  */
-static int refresh_series(struct ce_ctx *x, struct ce_query *q, struct ce_series *series,
-			  char **sig, const char *want_sig, char *err, size_t errlen)
+static int refresh_series(struct state *s, struct source_ctx *x, struct ce_query *q,
+			  struct ce_series *series, char **sig, const char *want_sig, char *err,
+			  size_t errlen)
 {
 	long today = days_of_time(x->now);
 	if (!*sig || strcmp(*sig, want_sig) != 0) {
@@ -328,7 +349,9 @@ static int refresh_series(struct ce_ctx *x, struct ce_query *q, struct ce_series
 	struct ce_query qq = *q;
 	qq.start = from;
 	if (q->services->n) {
-		int rc = query(x, &qq, &fresh, err, errlen);
+		struct query_arg a = { &qq, &fresh };
+		int rc = ce_paginate(x, &s->meter, OP_CE_GET_COST_AND_USAGE, "GetCostAndUsage",
+				     query_body, query_parse, &a, err, errlen);
 		if (rc) {
 			ce_series_free(&fresh);
 			return rc;
@@ -342,36 +365,37 @@ static int refresh_series(struct ce_ctx *x, struct ce_query *q, struct ce_series
 	free(fresh.days);
 	ce_series_free(series);
 	*series = merged;
-	char a[11], b[11];
-	days_format(from, a);
-	days_format(q->end, b);
-	log_debug("cost series refreshed", "from", a, "to", b);
+	if (log_enabled(LOG_LEVEL_DEBUG)) {
+		char a[11], b[11];
+		days_format(from, a);
+		days_format(q->end, b);
+		log_debug("cost series refreshed", "from", a, "to", b);
+	}
 	return 0;
 }
 
-int ce_refresh_costs(struct ce_ctx *x, char *err, size_t errlen)
+static int refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
 {
-	struct ce_source *s = x->src;
+	struct state *s = priv;
 	const struct conf *c = x->conf;
-	bool discovery_due = !c->ce_services.n &&
-			     (s->services_at == 0 || x->now - s->services_at >= DISCOVERY_INTERVAL);
+	x->state_changed = true; /* requests are counted even when the refresh fails */
 	/* what the last refresh took is the best guess of what this one needs */
-	long need = 2 + (discovery_due ? 1 : 0);
+	long need = 2 + (discovery_due(s, c, x->now) ? 1 : 0);
 	if (s->costs_requests > need)
 		need = s->costs_requests;
-	long left = ce_requests_remaining(s, c, x->now);
+	long left = ce_meter_remaining(&s->meter, c->ce_max_requests_per_day, x->now);
 	if (left < need) {
 		snprintf(err, errlen, "skipped: %ld of %ld Cost Explorer requests left today, a refresh "
 			 "needs at least %ld (cost_explorer.max_requests_per_day)", left,
 			 c->ce_max_requests_per_day, need);
 		return -EDQUOT;
 	}
-	roll_day(s, x->now);
-	long used_before = s->req_count;
-	int rc = discover(x, err, errlen);
+	long today = days_of_time(x->now);
+	long used_before = s->meter.day == today ? s->meter.count : 0;
+	int rc = discover(s, x, err, errlen);
 	if (rc)
 		return rc;
-	long today = days_of_time(x->now), start, end;
+	long start, end;
 	days_query_window(today, &start, &end);
 
 	struct ce_query q = { .start = start, .end = end, .granularity = "DAILY",
@@ -381,8 +405,8 @@ int ce_refresh_costs(struct ce_ctx *x, char *err, size_t errlen)
 		q.group_type[i] = CE_GROUP_TAG;
 		q.group_key[i] = c->ce_attribution_tags.v[i];
 	}
-	char *sig = ce_spend_signature(c, &s->services);
-	rc = refresh_series(x, &q, &s->spend, &s->spend_sig, sig, err, errlen);
+	char *sig = spend_signature(c, &s->services);
+	rc = refresh_series(s, x, &q, &s->spend, &s->spend_sig, sig, err, errlen);
 	free(sig);
 	if (rc)
 		return rc;
@@ -393,135 +417,270 @@ int ce_refresh_costs(struct ce_ctx *x, char *err, size_t errlen)
 			      .services = &s->services, .ngroups = 2,
 			      .group_type = { CE_GROUP_DIMENSION, CE_GROUP_DIMENSION },
 			      .group_key = { "SERVICE", "USAGE_TYPE" } };
-	sig = ce_models_signature(c, &s->services);
-	rc = refresh_series(x, &m, &s->models, &s->models_sig, sig, err, errlen);
+	sig = models_signature(c, &s->services);
+	rc = refresh_series(s, x, &m, &s->models, &s->models_sig, sig, err, errlen);
 	free(sig);
 	if (rc)
 		return rc;
 	s->costs_at = x->now;
-	s->costs_requests = s->req_count >= used_before ? s->req_count - used_before : 0; /* midnight */
+	long used = s->meter.day == today ? s->meter.count : 0;
+	s->costs_requests = used >= used_before ? used - used_before : 0;
 	return 0;
 }
 
-int ce_refresh_forecast(struct ce_ctx *x, char *err, size_t errlen)
+/* ---- the state file: ce_requests, services, costs_at, spend, models ---- */
+
+static void save_series(struct jsonw *w, const char *key, const struct ce_series *s,
+			const char *sig)
 {
-	struct ce_source *s = x->src;
+	jsonw_key(w, key);
+	jsonw_object_begin(w);
+	jsonw_key(w, "signature");
+	jsonw_string(w, sig);
+	jsonw_key(w, "days");
+	jsonw_array_begin(w);
+	for (size_t i = 0; i < s->n; i++) {
+		const struct ce_day *d = &s->days[i];
+		char ds[11];
+		days_format(d->day, ds);
+		jsonw_object_begin(w);
+		jsonw_key(w, "day");
+		jsonw_string(w, ds);
+		jsonw_key(w, "estimated");
+		jsonw_bool(w, d->estimated);
+		jsonw_key(w, "groups");
+		jsonw_array_begin(w);
+		for (size_t j = 0; j < d->n; j++) {
+			jsonw_object_begin(w);
+			jsonw_key(w, "k");
+			jsonw_array_begin(w);
+			for (int q = 0; q < 2 && d->g[j].k[q]; q++)
+				jsonw_string(w, d->g[j].k[q]);
+			jsonw_array_end(w);
+			jsonw_key(w, "amount");
+			jsonw_number(w, d->g[j].amount);
+			jsonw_object_end(w);
+		}
+		jsonw_array_end(w);
+		jsonw_object_end(w);
+	}
+	jsonw_array_end(w);
+	jsonw_object_end(w);
+}
+
+static void save(const void *priv, struct jsonw *w)
+{
+	const struct state *s = priv;
+	char ds[11];
+	days_format(s->meter.day, ds);
+	jsonw_key(w, "ce_requests");
+	jsonw_object_begin(w);
+	jsonw_key(w, "day");
+	jsonw_string(w, ds);
+	jsonw_key(w, "count");
+	jsonw_int(w, s->meter.count);
+	jsonw_object_end(w);
+	jsonw_key(w, "services");
+	jsonw_object_begin(w);
+	jsonw_key(w, "at");
+	jsonw_number(w, s->services_at);
+	jsonw_key(w, "search");
+	jsonw_string(w, s->services_search);
+	jsonw_key(w, "values");
+	jsonw_array_begin(w);
+	for (size_t i = 0; i < s->services.n; i++)
+		jsonw_string(w, s->services.v[i]);
+	jsonw_array_end(w);
+	jsonw_object_end(w);
+	jsonw_key(w, "costs_at");
+	jsonw_number(w, s->costs_at);
+	save_series(w, "spend", &s->spend, s->spend_sig);
+	save_series(w, "models", &s->models, s->models_sig);
+}
+
+/* A finite number member of object @o, or -EPROTO. */
+static int get_num(const struct jsontape *t, size_t o, const char *k, double *out)
+{
+	size_t v = jt_get(t, o, k);
+	if (jt_number(t, v, out) || !isfinite(*out))
+		return -EPROTO;
+	return 0;
+}
+
+/* A date member ("2026-11-26"), or -EPROTO. */
+static int get_day(const struct jsontape *t, size_t o, const char *k, long *out)
+{
+	char s[16];
+	if (jt_str(t, jt_get(t, o, k), s, sizeof(s)) < 0 || days_parse(s, out))
+		return -EPROTO;
+	return 0;
+}
+
+static int restore_series(const struct jsontape *t, size_t o, struct ce_series *out, char **sig)
+{
+	size_t sv = jt_get(t, o, "signature"), days = jt_get(t, o, "days");
+	if (!jt_is(t, o, JT_OBJECT) || !jt_is(t, sv, JT_STRING) || !jt_is(t, days, JT_ARRAY))
+		return -EPROTO;
+	long prev = LONG_MIN;
+	out->days = xcalloc(jt_count(t, days) + 1, sizeof(*out->days));
+	for (size_t jd = jt_first(t, days); jd != JT_NONE; jd = jt_next(t, days, jd)) {
+		long day;
+		size_t est = jt_get(t, jd, "estimated"), gs = jt_get(t, jd, "groups");
+		if (!jt_is(t, jd, JT_OBJECT) || get_day(t, jd, "day", &day) || day <= prev ||
+		    (!jt_is(t, est, JT_TRUE) && !jt_is(t, est, JT_FALSE)) || !jt_is(t, gs, JT_ARRAY))
+			return -EPROTO;
+		prev = day;
+		struct ce_day *d = &out->days[out->n++];
+		d->day = day;
+		d->estimated = jt_is(t, est, JT_TRUE);
+		d->g = xcalloc(jt_count(t, gs) + 1, sizeof(*d->g));
+		for (size_t g = jt_first(t, gs); g != JT_NONE; g = jt_next(t, gs, g)) {
+			size_t k = jt_get(t, g, "k");
+			struct ce_group *cg = &d->g[d->n];
+			if (!jt_is(t, g, JT_OBJECT) || !jt_is(t, k, JT_ARRAY) || jt_count(t, k) > 2 ||
+			    get_num(t, g, "amount", &cg->amount))
+				return -EPROTO;
+			d->n++;
+			int q = 0;
+			for (size_t kv = jt_first(t, k); kv != JT_NONE; kv = jt_next(t, k, kv), q++)
+				if (!(cg->k[q] = jt_strdup(t, kv)))
+					return -EPROTO;
+		}
+	}
+	char *s = jt_strdup(t, sv);
+	if (*s)
+		*sig = s;
+	else
+		free(s);
+	return 0;
+}
+
+static void *restore(const struct jsontape *t, size_t root, const struct conf *c, double now,
+		     struct source_restored *out, char *err, size_t errlen)
+{
+	size_t q = jt_get(t, root, "ce_requests");
+	if (q == JT_NONE)
+		return create(c); /* nothing saved */
+	struct state *s = create(c);
+	size_t sv = jt_get(t, root, "services");
+	size_t values = jt_get(t, sv, "values");
+	double count;
+	if (!jt_is(t, q, JT_OBJECT) || get_day(t, q, "day", &s->meter.day) ||
+	    get_num(t, q, "count", &count) || !(count >= 0 && count <= 1e9) ||
+	    !jt_is(t, sv, JT_OBJECT) ||
+	    get_num(t, sv, "at", &s->services_at) || !jt_is(t, jt_get(t, sv, "search"), JT_STRING) ||
+	    !jt_is(t, values, JT_ARRAY) || get_num(t, root, "costs_at", &s->costs_at))
+		goto corrupt;
+	s->meter.count = (long)count;
+	s->services_search = jt_strdup(t, jt_get(t, sv, "search"));
+	for (size_t v = jt_first(t, values); v != JT_NONE; v = jt_next(t, values, v)) {
+		char *str = jt_strdup(t, v);
+		if (!str)
+			goto corrupt;
+		textlist_push(&s->services, str);
+	}
+	if (restore_series(t, jt_get(t, root, "spend"), &s->spend, &s->spend_sig) ||
+	    restore_series(t, jt_get(t, root, "models"), &s->models, &s->models_sig))
+		goto corrupt;
+
+	char *want = spend_signature(c, &s->services);
+	bool same = s->spend_sig && strcmp(want, s->spend_sig) == 0;
+	free(want);
+	if (same && s->costs_at > 0 && s->costs_at <= now) {
+		out->has_data = true;
+		out->at = s->costs_at;
+	} else {
+		log_info("state file's cost data was queried with another configuration; querying again");
+	}
+	return s;
+corrupt:
+	snprintf(err, errlen, "the Cost Explorer cache (ce_requests, services, costs_at, spend, "
+		 "models) is malformed");
+	destroy(s);
+	return NULL;
+}
+
+/* ---- collect ---- */
+
+static void collect(const void *priv, const struct collect_ctx *x, struct reg *r)
+{
+	const struct state *s = priv;
 	const struct conf *c = x->conf;
 	long today = days_of_time(x->now);
-	if (!s->services.n) {
-		/* nothing billed as Bedrock yet: nothing to forecast, and no request to pay for */
-		s->has_forecast = s->services_at > 0;
-		s->forecast_day = today;
-		s->forecast_mean = s->forecast_lower = s->forecast_upper = 0;
-		if (!s->has_forecast) {
-			snprintf(err, errlen, "waiting for Bedrock service discovery");
-			return -EAGAIN;
+	const struct project_catalog *cat = projects_catalog(source_peer(x->set, &projects_source));
+	const struct project_catalog none = { 0 };
+	size_t np = 0;
+	const struct project **projects = project_catalog_flatten(cat ? cat : &none, &np);
+
+	if (x->health->has_data) {
+		struct attr_input in = { .projects = projects, .nprojects = np,
+					 .keys = &c->ce_attribution_tags,
+					 .tag_labels = &c->projects_tag_labels, .spend = &s->spend,
+					 .models = &s->models, .today = today };
+		struct attribution a;
+		attribution_compute(&in, &a);
+		for (size_t i = 0; i < a.nrows; i++)
+			for (int w = 0; w < WIN_COUNT; w++)
+				reg_addv(r, &m_project_cost[w], ce_money(a.rows[i].v[w]), "project_id",
+					 a.rows[i].project_id, (char *)0);
+		for (size_t i = 0; i < a.ntags; i++)
+			for (int w = 0; w < WIN_COUNT; w++)
+				if (m_tag_cost[w].name)
+					reg_addv(r, &m_tag_cost[w], ce_money(a.tags[i].v[w]), "tag_key",
+						 a.tags[i].key, "tag_value", a.tags[i].value, (char *)0);
+		for (size_t i = 0; i < a.nambiguous; i++)
+			reg_addv(r, &m_ambiguous, (double)a.ambiguous[i].projects, "attribution_value",
+				 a.ambiguous[i].value, (char *)0);
+		for (size_t i = 0; i < a.nmodels; i++) {
+			const struct model_row *m = &a.models[i];
+			reg_addv(r, &m_model_yesterday, ce_money(m->yesterday), "service", m->service,
+				 "usage_type", m->usage_type, "model", m->model, "token_type",
+				 m->token_type, (char *)0);
+			reg_addv(r, &m_model_mtd, ce_money(m->month_to_date), "service", m->service,
+				 "usage_type", m->usage_type, "model", m->model, "token_type",
+				 m->token_type, (char *)0);
 		}
-		s->forecast_at = x->now;
-		return 0;
+		for (int w = 0; w < WIN_COUNT; w++) {
+			long ws, we;
+			days_window((enum window)w, today, &ws, &we);
+			reg_addv(r, &m_window_estimated, a.estimated[w] ? 1 : 0, "window",
+				 days_window_name((enum window)w), (char *)0);
+			reg_addv(r, &m_window_start, days_start_time(ws), "window",
+				 days_window_name((enum window)w), (char *)0);
+		}
+		attribution_free(&a);
 	}
-	if (ce_requests_remaining(s, c, x->now) < 1) {
-		snprintf(err, errlen, "skipped: no Cost Explorer requests left today "
-			 "(cost_explorer.max_requests_per_day)");
-		return -EDQUOT;
+	for (size_t i = 0; i < c->budgets.n; i++) {
+		const struct budget *b = &c->budgets.v[i];
+		if (b->tag) {
+			reg_addv(r, &m_tag_budget, b->monthly_usd, "tag_key", b->tag, "tag_value", b->value,
+				 (char *)0);
+			continue;
+		}
+		for (size_t j = 0; j < np; j++)
+			if (strcmp(projects[j]->id, b->project) == 0 ||
+			    strcmp(projects[j]->name, b->project) == 0)
+				reg_addv(r, &m_project_budget, b->monthly_usd, "project_id", projects[j]->id,
+					 (char *)0);
 	}
-	char *body = ce_body_forecast(today, days_next_month(today), c->ce_cost_metric, &s->services);
-	struct hc_resp resp = { 0 };
-	int rc = call(x, OP_CE_GET_COST_FORECAST, "GetCostForecast", body, &resp, err, errlen);
-	free(body);
-	if (rc)
-		return rc;
-	double mean, lo, hi;
-	char perr[256];
-	rc = ce_parse_forecast(resp.body, resp.len, &mean, &lo, &hi, perr, sizeof(perr));
-	free(resp.body);
-	if (rc) {
-		apistats_error(OP_CE_GET_COST_FORECAST, REASON_PARSE);
-		snprintf(err, errlen, "GetCostForecast: %s", perr);
-		return rc;
-	}
-	s->has_forecast = true;
-	s->forecast_day = today;
-	s->forecast_mean = mean;
-	s->forecast_lower = lo;
-	s->forecast_upper = hi;
-	s->forecast_at = x->now;
-	return 0;
+	reg_addv(r, &m_billable, s->meter.billable_total, (char *)0);
+	reg_addv(r, &m_spend, ce_money(s->meter.billable_total * c->ce_request_price_usd), (char *)0);
+	reg_addv(r, &m_remaining,
+		 (double)ce_meter_remaining(&s->meter, c->ce_max_requests_per_day, x->now), (char *)0);
+	reg_addv(r, &m_ceiling, (double)c->ce_max_requests_per_day, (char *)0);
+	free(projects);
 }
 
-struct tags_arg {
-	const struct strlist *want;
-	struct strlist keys;
-	bool *active;
+const struct source_def cost_explorer_source = {
+	.name = "cost_explorer",
+	.enabled = enabled,
+	.interval = interval,
+	.retry_after_failure = 900,
+	.create = create,
+	.destroy = destroy,
+	.reconfigure = reconfigure,
+	.refresh = refresh,
+	.save = save,
+	.restore = restore,
+	.collect = collect,
 };
-
-static char *tags_body(void *arg, const char *token)
-{
-	return ce_body_allocation_tags(((struct tags_arg *)arg)->want, token);
-}
-
-static int tags_parse(void *arg, const char *body, size_t len, char **next, char *err,
-		      size_t errlen)
-{
-	struct tags_arg *t = arg;
-	return ce_parse_allocation_tags(body, len, &t->keys, &t->active, next, err, errlen);
-}
-
-int ce_refresh_allocation_tags(struct ce_ctx *x, char *err, size_t errlen)
-{
-	struct ce_source *s = x->src;
-	const struct conf *c = x->conf;
-	if (ce_requests_remaining(s, c, x->now) < 1) {
-		snprintf(err, errlen, "skipped: no Cost Explorer requests left today "
-			 "(cost_explorer.max_requests_per_day)");
-		return -EDQUOT;
-	}
-	struct strlist want = { 0 };
-	for (size_t i = 0; i < c->ce_attribution_tags.n; i++)
-		strlist_push(&want, xstrdup(c->ce_attribution_tags.v[i]));
-	for (size_t i = 0; i < c->projects_tag_labels.n; i++) {
-		bool dup = false;
-		for (size_t j = 0; j < want.n; j++)
-			dup = dup || strcmp(want.v[j], c->projects_tag_labels.v[i]) == 0;
-		if (!dup)
-			strlist_push(&want, xstrdup(c->projects_tag_labels.v[i]));
-	}
-	struct tags_arg ta = { &want, { 0 }, NULL };
-	int rc = paginate(x, OP_CE_LIST_COST_ALLOCATION_TAGS, "ListCostAllocationTags", tags_body,
-			  tags_parse, &ta, err, errlen);
-	struct strlist keys = ta.keys;
-	bool *active = ta.active;
-	if (rc) {
-		strlist_free(&want);
-		strlist_free(&keys);
-		free(active);
-		return rc;
-	}
-	/* one entry per wanted key: active only if Cost Explorer says so */
-	bool *result = xcalloc(want.n + 1, sizeof(*result));
-	struct buf inactive;
-	buf_init(&inactive, 8192);
-	for (size_t i = 0; i < want.n; i++) {
-		for (size_t j = 0; j < keys.n; j++)
-			if (strcmp(keys.v[j], want.v[i]) == 0 && active[j])
-				result[i] = true;
-		if (!result[i])
-			buf_printf(&inactive, "%s%s", inactive.len ? ", " : "", want.v[i]);
-	}
-	bool changed = want.n != s->tag_keys.n;
-	for (size_t i = 0; !changed && i < want.n; i++)
-		changed = strcmp(want.v[i], s->tag_keys.v[i]) != 0 || result[i] != s->tag_active[i];
-	if (changed && inactive.len)
-		log_warn("tag keys are not active cost allocation tags; their spend cannot be grouped "
-			 "(activate them in the Billing console; it takes up to 24 h and is not retroactive)",
-			 "tag_keys", inactive.data);
-	buf_free(&inactive);
-	strlist_free(&keys);
-	free(active);
-	strlist_free(&s->tag_keys);
-	free(s->tag_active);
-	s->tag_keys = want;
-	s->tag_active = result;
-	s->tags_at = x->now;
-	return 0;
-}

@@ -1,82 +1,44 @@
 /*
- * cost_explorer.h - the three Cost Explorer sources and their cache:
- *   cost_explorer    Bedrock SERVICE discovery (daily), spend grouped by the
- *                    attribution tags, spend grouped by SERVICE and USAGE_TYPE
- *   forecast         GetCostForecast for the rest of the month
- *   allocation_tags  ListCostAllocationTags for the attribution and label keys
+ * cost_explorer.h - the source "cost_explorer": Bedrock spend from AWS Cost
+ * Explorer, and everything the exporter derives from it.
  *
- * Spend discipline: every request costs money, so a refresh re-reads only
- * the days that can still change (from the first day that is Estimated, or
- * within cost_explorer.settle_days of today) and keeps the settled ones;
- * every request passes a hard per-UTC-day ceiling
- * (cost_explorer.max_requests_per_day), and a refresh that cannot finish
- * within what is left is skipped before it starts.
+ *   - Bedrock SERVICE names discovered daily (GetDimensionValues), so
+ *     Marketplace models that bill under their own SERVICE are counted;
+ *   - spend grouped by the attribution tags, daily, from the first day of the
+ *     previous month (GetCostAndUsage), mapped to projects (model/attribution.h)
+ *     through the projects source's catalog;
+ *   - spend grouped by SERVICE and USAGE_TYPE (the per-model families).
  *
- * Poller thread only (or main under --once).
+ * Spend discipline: a refresh re-reads only the days that can still change
+ * (from the first day that is Estimated, or within cost_explorer.settle_days
+ * of today) and keeps the settled ones; a refresh that cannot finish within
+ * what is left of the daily ceiling (judged by what the last one took) is
+ * skipped before it starts (-EDQUOT). The ceiling's meter lives here and is
+ * shared with the forecast and allocation_tags sources. Poller thread.
  */
 #ifndef BCE_COST_EXPLORER_H
 #define BCE_COST_EXPLORER_H
 
 #include <stdbool.h>
 
-#include "aws/awscreds.h"
-#include "sources/ce_api.h"
-#include "config/conf.h"
-#include "aws/http_client.h"
+#include "base/textlist.h"
+#include "model/ce_series.h"
+#include "sources/ce_client.h"
+#include "sources/source.h"
 
-struct ce_source {
-	struct strlist services;   /* the SERVICE values filtered on */
-	double services_at;        /* when discovered; 0 = never */
-	char *services_search;     /* the search string they were discovered with */
+struct conf;
 
-	struct ce_series spend;    /* grouped by the attribution tags */
-	char *spend_sig;           /* what the cache was queried with */
-	struct ce_series models;   /* grouped by SERVICE, USAGE_TYPE */
-	char *models_sig;
-	double costs_at;           /* last successful cost refresh; 0 = never */
-	long costs_requests;       /* requests the last successful cost refresh took */
+extern const struct source_def cost_explorer_source;
 
-	bool has_forecast;
-	long forecast_day;         /* the UTC day the forecast was made on */
-	double forecast_mean, forecast_lower, forecast_upper; /* rest of the month */
-	char *forecast_sig;
-	double forecast_at;
+/* From the source's private state @priv (source_peer): the request meter the
+ * three Cost Explorer sources share, the SERVICE values filtered on (and when
+ * they were discovered, 0 = never), and the spend by attribution tags. */
+struct ce_meter *cost_explorer_meter(void *priv);
+const struct textlist *cost_explorer_services(const void *priv, double *discovered_at);
+const struct ce_series *cost_explorer_spend(const void *priv);
 
-	struct strlist tag_keys;   /* as returned by ListCostAllocationTags */
-	bool *tag_active;
-	double tags_at;
-
-	long req_day;              /* UTC day req_count counts */
-	long req_count;
-	double billable_total;     /* since start (counter) */
-};
-
-struct ce_ctx {
-	struct hc *hc;
-	const struct hc_opts *opts;
-	struct aws_provider *creds;
-	const struct conf *conf;
-	struct ce_source *src;
-	double now;
-};
-
-void ce_source_free(struct ce_source *s);
-
-/* Requests left today under the ceiling. */
-long ce_requests_remaining(const struct ce_source *s, const struct conf *c, double now);
-
-/*
- * Each returns 0; -EDQUOT when skipped or cut short by the daily ceiling;
- * -ECANCELED when stopped; another negative errno on failure. @err receives
- * a one-line reason (never a secret). On failure the cache keeps the last
- * good data.
- */
-int ce_refresh_costs(struct ce_ctx *x, char *err, size_t errlen);
-int ce_refresh_forecast(struct ce_ctx *x, char *err, size_t errlen);
-int ce_refresh_allocation_tags(struct ce_ctx *x, char *err, size_t errlen);
-
-/* The signature a cached spend series must carry to be reused with @c. Caller frees. */
-char *ce_spend_signature(const struct conf *c, const struct strlist *services);
-char *ce_models_signature(const struct conf *c, const struct strlist *services);
+/* Whether a configuration change asks Cost Explorer something else (metric, attribution
+ * tags, services, endpoint, enabled): then the cost sources query again at once. */
+bool cost_explorer_query_changed(const struct conf *old, const struct conf *c);
 
 #endif

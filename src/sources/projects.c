@@ -4,407 +4,351 @@
 #include "sources/projects.h"
 
 #include <errno.h>
-#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aws/awscreds.h"
+#include "base/files.h"
 #include "base/jsontape.h"
+#include "base/jsonw.h"
 #include "base/log.h"
-#include "base/strmap.h"
+#include "base/textmap.h"
 #include "base/util.h"
+#include "config/conf.h"
+#include "model/registry.h"
+#include "sources/projects_api.h"
 
-static void project_free(struct project *p)
+struct state {
+	struct project_catalog cat;
+	bool budgets_checked; /* budgets naming no project warned about, for this configuration */
+	bool key_checked;     /* the API key file's permissions, for this configuration */
+};
+
+static const struct metric_def m_project_info = {
+	"bedrock_cost_project_info", METRIC_GAUGE,
+	"Bedrock project from the Projects API (bedrock-mantle), value 1; one tag_<key> label per "
+	"projects.tag_labels entry. Refreshed every projects.refresh_interval seconds.",
+};
+static const struct metric_def m_project_tag_info = {
+	"bedrock_cost_project_tag_info", METRIC_GAUGE,
+	"Every tag of every Bedrock project, raw key and value, value 1. From the Projects API.",
+};
+static const struct metric_def m_project_created = {
+	"bedrock_cost_project_created_timestamp_seconds", METRIC_GAUGE,
+	"When the Bedrock project was created (Unix seconds), from the Projects API.",
+};
+static const struct metric_def m_projects = {
+	"bedrock_cost_projects", METRIC_GAUGE,
+	"Number of Bedrock projects per region and status, from the Projects API (quota: 1,000 "
+	"per region).",
+};
+
+const struct project_catalog *projects_catalog(const void *priv)
 {
-	free(p->id);
-	free(p->name);
-	free(p->arn);
-	free(p->status);
-	for (size_t i = 0; i < p->ntags; i++) {
-		free(p->tags[i].key);
-		free(p->tags[i].value);
-	}
-	free(p->tags);
+	return priv ? &((const struct state *)priv)->cat : NULL;
 }
 
-void project_list_free(struct project_list *l)
+/* Makes the catalog's regions those of @c, keeping the data of regions that stay. */
+static void sync_regions(struct state *s, const struct conf *c)
 {
-	for (size_t i = 0; i < l->n; i++)
-		project_free(&l->v[i]);
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
-}
-
-void project_list_move(struct project_list *to, struct project_list *from)
-{
-	project_list_free(to);
-	*to = *from;
-	from->v = NULL;
-	from->n = 0;
-}
-
-const char *project_tag(const struct project *p, const char *key)
-{
-	size_t lo = 0, hi = p->ntags;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = strcmp(p->tags[mid].key, key);
-		if (c == 0)
-			return p->tags[mid].value;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
-
-static int cmp_tag(const void *a, const void *b)
-{
-	return strcmp(((const struct project_tag *)a)->key, ((const struct project_tag *)b)->key);
-}
-
-/* Copies the string member @name of @obj into *out. @optional allows missing/null. */
-static int get_string(const struct jsontape *t, size_t obj, const char *name, bool optional,
-		      char **out, size_t idx, char *err, size_t errlen)
-{
-	size_t v = jt_get(t, obj, name);
-	if (optional && (v == JT_NONE || jt_is(t, v, JT_NULL))) {
-		*out = xstrdup("");
-		return 0;
-	}
-	if (v == JT_NONE) {
-		snprintf(err, errlen, "data[%zu].%s: missing", idx, name);
-		return -EPROTO;
-	}
-	char *s = jt_strdup(t, v);
-	if (!s) {
-		snprintf(err, errlen, "data[%zu].%s: expected a string", idx, name);
-		return -EPROTO;
-	}
-	if (strlen(s) > PROJECTS_MAX_STRING) {
-		free(s);
-		snprintf(err, errlen, "data[%zu].%s: longer than %d bytes", idx, name, PROJECTS_MAX_STRING);
-		return -EPROTO;
-	}
-	*out = s;
-	return 0;
-}
-
-static int parse_project(const struct jsontape *t, size_t item, size_t idx, struct project *p,
-			 char *err, size_t errlen)
-{
-	memset(p, 0, sizeof(*p));
-	if (!jt_is(t, item, JT_OBJECT)) {
-		snprintf(err, errlen, "data[%zu]: expected an object", idx);
-		return -EPROTO;
-	}
-	int rc = get_string(t, item, "id", false, &p->id, idx, err, errlen);
-	if (!rc && !*p->id) {
-		snprintf(err, errlen, "data[%zu].id: empty", idx);
-		rc = -EPROTO;
-	}
-	if (!rc)
-		rc = get_string(t, item, "name", false, &p->name, idx, err, errlen);
-	if (!rc)
-		rc = get_string(t, item, "arn", true, &p->arn, idx, err, errlen);
-	if (!rc)
-		rc = get_string(t, item, "status", false, &p->status, idx, err, errlen);
-	if (!rc) {
-		size_t v = jt_get(t, item, "created_at");
-		double d = 0;
-		if (v == JT_NONE) {
-			snprintf(err, errlen, "data[%zu].created_at: missing", idx);
-			rc = -EPROTO;
-		} else if (jt_number(t, v, &d) || !isfinite(d) || d < 0) {
-			snprintf(err, errlen, "data[%zu].created_at: expected a number of seconds", idx);
-			rc = -EPROTO;
-		} else {
-			p->created_at = d;
-		}
-	}
-	if (!rc) {
-		size_t tags = jt_get(t, item, "tags");
-		if (tags != JT_NONE && !jt_is(t, tags, JT_NULL)) {
-			size_t ntags = jt_is(t, tags, JT_OBJECT) ? jt_count(t, tags) : 0;
-			if (!jt_is(t, tags, JT_OBJECT)) {
-				snprintf(err, errlen, "data[%zu].tags: expected an object", idx);
-				rc = -EPROTO;
-			} else if (ntags > PROJECTS_MAX_TAGS) {
-				snprintf(err, errlen, "data[%zu].tags: more than %d tags", idx, PROJECTS_MAX_TAGS);
-				rc = -EPROTO;
-			} else {
-				p->tags = xcalloc(ntags ? ntags : 1, sizeof(*p->tags));
-				for (size_t k = jt_first(t, tags); k != JT_NONE; k = jt_next(t, tags, k)) {
-					if (!jt_is(t, k + 1, JT_STRING)) {
-						snprintf(err, errlen, "data[%zu].tags: values must be strings", idx);
-						rc = -EPROTO;
-						break;
-					}
-					char *key = jt_strdup(t, k), *value = jt_strdup(t, k + 1);
-					if (strlen(key) > PROJECTS_MAX_STRING || strlen(value) > PROJECTS_MAX_STRING) {
-						free(key);
-						free(value);
-						snprintf(err, errlen, "data[%zu].tags: tag longer than %d bytes",
-							 idx, PROJECTS_MAX_STRING);
-						rc = -EPROTO;
-						break;
-					}
-					p->tags[p->ntags].key = key;
-					p->tags[p->ntags].value = value;
-					p->ntags++;
-				}
-				if (!rc && p->ntags > 1) {
-					qsort(p->tags, p->ntags, sizeof(*p->tags), cmp_tag);
-					for (size_t i = 1; i < p->ntags; i++) {
-						if (strcmp(p->tags[i].key, p->tags[i - 1].key) == 0) {
-							snprintf(err, errlen, "data[%zu].tags: key repeated", idx);
-							rc = -EPROTO;
-							break;
-						}
-					}
-				}
+	const struct textlist *want = &c->projects_regions;
+	struct region_projects *regions = xcalloc(want->n + 1, sizeof(*regions));
+	for (size_t i = 0; i < want->n; i++) {
+		regions[i].region = xstrdup(want->v[i]);
+		for (size_t j = 0; j < s->cat.nregions; j++) {
+			struct region_projects *old = &s->cat.regions[j];
+			if (old->region && strcmp(old->region, want->v[i]) == 0) {
+				project_list_move(&regions[i].projects, &old->projects);
+				regions[i].has_data = old->has_data;
+				regions[i].last_error = old->last_error;
+				old->last_error = NULL;
 			}
 		}
 	}
-	if (rc)
-		project_free(p);
-	return rc;
+	project_catalog_free(&s->cat);
+	s->cat.regions = regions;
+	s->cat.nregions = want->n;
 }
 
-int projects_parse_page(const char *body, size_t len, struct project_list *list,
-			bool *has_more, char *err, size_t errlen)
+static bool enabled(const struct conf *c)
 {
-	struct jsontape t;
-	struct project *items = NULL;
-	size_t n = 0;
-	int rc = 0;
-
-	if (jsontape_parse(&t, body, len)) {
-		snprintf(err, errlen, "response is not valid JSON");
-		rc = -EPROTO;
-		goto out;
-	}
-	if (!jt_is(&t, 0, JT_OBJECT)) {
-		snprintf(err, errlen, "response: expected a JSON object");
-		rc = -EPROTO;
-		goto out;
-	}
-	size_t data = jt_get(&t, 0, "data");
-	size_t more = jt_get(&t, 0, "has_more");
-	if (!jt_is(&t, data, JT_ARRAY)) {
-		snprintf(err, errlen, "data: %s", data != JT_NONE ? "expected an array" : "missing");
-		rc = -EPROTO;
-		goto out;
-	}
-	if (!jt_is(&t, more, JT_TRUE) && !jt_is(&t, more, JT_FALSE)) {
-		snprintf(err, errlen, "has_more: %s", more != JT_NONE ? "expected a boolean" : "missing");
-		rc = -EPROTO;
-		goto out;
-	}
-	size_t count = jt_count(&t, data);
-	items = xcalloc(count ? count : 1, sizeof(*items));
-	for (size_t item = jt_first(&t, data); item != JT_NONE; item = jt_next(&t, data, item)) {
-		rc = parse_project(&t, item, n, &items[n], err, errlen);
-		if (rc)
-			goto out;
-		n++;
-	}
-	list->v = xrealloc(list->v, (list->n + n) * sizeof(*list->v) + 1);
-	memcpy(list->v + list->n, items, n * sizeof(*items));
-	list->n += n;
-	n = 0; /* ownership moved */
-	*has_more = jt_is(&t, more, JT_TRUE);
-out:
-	for (size_t i = 0; i < n; i++)
-		project_free(&items[i]);
-	free(items);
-	jsontape_free(&t);
-	return rc;
+	return c->projects_enabled;
 }
 
-char *projects_base_url(const char *endpoint, const char *region)
+static long interval(const struct conf *c)
 {
-	struct buf b;
-	buf_init(&b, 8192);
-	for (const char *p = endpoint; *p;) {
-		if (strncmp(p, "{region}", 8) == 0) {
-			buf_puts(&b, region);
-			p += 8;
-		} else {
-			buf_putc(&b, *p++);
-		}
-	}
-	while (b.len && b.data[b.len - 1] == '/')
-		b.data[--b.len] = '\0';
-	return buf_steal(&b, NULL);
+	return c->projects_refresh_interval;
 }
 
-/* RFC 3986 percent-encoding of everything but unreserved characters. */
-static void put_query_value(struct buf *b, const char *s)
+static void *create(const struct conf *c)
 {
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-		    *p == '-' || *p == '.' || *p == '_' || *p == '~')
-			buf_putc(b, (char)*p);
+	struct state *s = xcalloc(1, sizeof(*s));
+	sync_regions(s, c);
+	return s;
+}
+
+static void destroy(void *priv)
+{
+	struct state *s = priv;
+	if (!s)
+		return;
+	project_catalog_free(&s->cat);
+	free(s);
+}
+
+static bool reconfigure(void *priv, const struct conf *old, const struct conf *c)
+{
+	(void)old;
+	struct state *s = priv;
+	sync_regions(s, c);
+	s->budgets_checked = false;
+	s->key_checked = false;
+	return true; /* regions, endpoint, auth or labels may have changed: list again */
+}
+
+/* Logs a region's outcome once per change of state (complain once, then on recovery). */
+static void note_region(struct region_projects *rs, int rc, const char *err, size_t count)
+{
+	if (rc == 0) {
+		if (rs->last_error)
+			log_info("projects listing recovered", "region", rs->region, "projects",
+				 LOG_INT(count));
 		else
-			buf_printf(b, "%%%02X", *p);
+			log_debug("projects listed", "region", rs->region, "projects", LOG_INT(count));
+		free(rs->last_error);
+		rs->last_error = NULL;
+		return;
+	}
+	if (same_failure(rs->last_error, err)) {
+		log_debug("projects listing still failing", "region", rs->region, "error", err);
+		return;
+	}
+	log_warn("projects listing failed; serving the last good data", "region", rs->region,
+		 "error", err);
+	free(rs->last_error);
+	rs->last_error = xstrdup(err);
+}
+
+/* Warns once per configuration about project budgets that name no listed project. */
+static void check_budgets(struct state *s, const struct conf *c)
+{
+	if (s->budgets_checked)
+		return;
+	s->budgets_checked = true;
+	for (size_t i = 0; i < c->budgets.n; i++) {
+		const struct budget *b = &c->budgets.v[i];
+		if (b->project && !project_catalog_find(&s->cat, b->project))
+			log_warn("budget names no listed project (by name or id); it is not exported",
+				 "project", b->project);
 	}
 }
 
-/* Reads the Bedrock API key per the configuration. Caller frees with free_secret(). */
-static int read_api_key(const struct conf *c, char **out, char *err, size_t errlen)
+/* Lists every region; the source succeeds when every region does. */
+static int refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
 {
-	if (*c->projects_api_key_file) {
-		char *key = NULL;
-		int rc = read_file_max(c->projects_api_key_file, 4096, &key, NULL);
-		if (rc) {
-			snprintf(err, errlen, "cannot read projects.api_key_file %s: %s",
-				 c->projects_api_key_file,
-				 rc == -EFBIG ? "key longer than 4096 bytes" : strerror(-rc));
-			return -EACCES;
-		}
-		if (!*strtrim(key)) {
-			free_secret(key);
-			snprintf(err, errlen, "projects.api_key_file %s is empty", c->projects_api_key_file);
-			return -EACCES;
-		}
-		*out = key;
-		return 0;
-	}
-	const char *v = getenv(c->projects_api_key_env);
-	if (!v || !*v) {
-		snprintf(err, errlen, "no Bedrock API key: environment variable %s is not set "
-			 "(or set projects.api_key_file)", c->projects_api_key_env);
-		return -EACCES;
-	}
-	*out = xstrdup(v);
-	return 0;
-}
-
-int projects_list_region(struct hc *hc, const struct hc_opts *o, const struct conf *c,
-			 const struct aws_creds *creds, const char *region, struct project_list *out,
-			 char *err, size_t errlen)
-{
-	struct project_list all = { 0 };
-	struct strmap *seen = strmap_new();
-	struct curl_slist *headers = NULL;
-	char *base = projects_base_url(c->projects_endpoint, region);
-	char *userpwd = NULL, *sigv4 = NULL, *after = NULL;
-	int rc = 0;
-
-	headers = curl_slist_append(headers, "Accept: application/json");
-	if (c->projects_auth == AUTH_API_KEY) {
-		char *key = NULL;
-		rc = read_api_key(c, &key, err, errlen);
-		if (rc)
-			goto out;
-		char *h = xasprintf("Authorization: Bearer %s", key);
-		headers = curl_slist_append(headers, h);
-		free_secret(h);
-		free_secret(key);
-	} else {
-		if (!creds) {
-			snprintf(err, errlen, "no AWS credentials for SigV4");
+	struct state *s = priv;
+	const struct conf *c = x->conf;
+	bool sigv4 = c->projects_auth == AUTH_SIGV4;
+	if (!s->key_checked && !sigv4)
+		warn_if_world_readable(c->projects_api_key_file, "projects.api_key_file");
+	s->key_checked = true;
+	struct aws_creds creds = { 0 };
+	char cerr[512] = "";
+	int crc = sigv4 ? aws_provider_get(x->creds, x->hc, x->http, c, x->now, &creds, cerr,
+					   sizeof(cerr))
+			: 0;
+	if (crc == -ECANCELED)
+		return crc;
+	int failed = 0;
+	for (size_t i = 0; i < s->cat.nregions; i++) {
+		struct region_projects *rs = &s->cat.regions[i];
+		struct project_list fresh = { 0 };
+		char rerr[512] = "";
+		int rc;
+		if (crc) {
+			snprintf(rerr, sizeof(rerr), "AWS credentials: %s", cerr);
 			rc = -EACCES;
-			goto out;
+		} else {
+			rc = projects_list_region(x->hc, x->http, c, sigv4 ? &creds : NULL, rs->region,
+						  &fresh, rerr, sizeof(rerr));
 		}
-		if (creds->session_token) {
-			char *h = xasprintf("X-Amz-Security-Token: %s", creds->session_token);
-			headers = curl_slist_append(headers, h);
-			free_secret(h);
-		}
-		userpwd = awscreds_userpwd(creds);
-		sigv4 = xasprintf("aws:amz:%s:bedrock-mantle", region);
-	}
-
-	/* One page per `limit` projects, plus slack for the last page. */
-	size_t max_pages = (size_t)(c->projects_max_projects / c->projects_page_size) + 2;
-	for (size_t page = 0;; page++) {
-		if (page >= max_pages) {
-			apistats_error(OP_LIST_PROJECTS, REASON_PARSE);
-			snprintf(err, errlen, "pagination did not end after %zu pages", page);
-			rc = -EPROTO;
-			goto out;
-		}
-		struct buf url;
-		buf_init(&url, 16384);
-		buf_printf(&url, "%s/organization/projects?", base);
-		if (after) { /* query parameters sorted and encoded, as SigV4 on libcurl 7.88 needs */
-			buf_puts(&url, "after=");
-			put_query_value(&url, after);
-			buf_putc(&url, '&');
-		}
-		buf_printf(&url, "limit=%ld", c->projects_page_size);
-		struct hc_req req = {
-			.op = OP_LIST_PROJECTS,
-			.method = "GET",
-			.url = url.data,
-			.headers = headers,
-			.aws_sigv4 = sigv4,
-			.userpwd = userpwd,
-		};
-		struct hc_resp resp = { 0 };
-		enum api_reason reason = REASON_NETWORK;
-		char herr[256] = "";
-		rc = hc_perform(hc, o, &req, &resp, &reason, herr, sizeof(herr));
-		buf_free(&url);
+		if (rc == -EIO && strstr(rerr, "(auth)"))
+			aws_provider_invalidate(x->creds);
 		if (rc == -ECANCELED) {
-			snprintf(err, errlen, "stopped");
-			goto out;
+			awscreds_clear(&creds);
+			return rc;
 		}
-		if (rc) {
-			snprintf(err, errlen, "ListProjects failed (%s): %s",
-				 apistats_reason_name(reason), herr);
-			goto out;
+		note_region(rs, rc, rerr, fresh.n);
+		if (rc == 0) {
+			project_list_move(&rs->projects, &fresh);
+			rs->has_data = true;
+		} else if (!failed++) {
+			snprintf(err, errlen, "%s: %s", rs->region, rerr);
 		}
-		size_t before = all.n;
-		bool has_more = false;
-		char perr[256];
-		rc = projects_parse_page(resp.body, resp.len, &all, &has_more, perr, sizeof(perr));
-		free(resp.body);
-		if (rc) {
-			apistats_error(OP_LIST_PROJECTS, REASON_PARSE);
-			snprintf(err, errlen, "ListProjects page %zu: %s", page + 1, perr);
-			goto out;
-		}
-		for (size_t i = before; i < all.n; i++) {
-			if (!strmap_put(seen, all.v[i].id, NULL)) {
-				apistats_error(OP_LIST_PROJECTS, REASON_PARSE);
-				snprintf(err, errlen, "ListProjects page %zu repeats project %s "
-					 "(pagination loop)", page + 1, all.v[i].id);
-				rc = -EPROTO;
-				goto out;
-			}
-		}
-		if (all.n > (size_t)c->projects_max_projects) {
-			snprintf(err, errlen, "more than %ld projects (projects.max_projects)",
-				 c->projects_max_projects);
-			rc = -EPROTO;
-			goto out;
-		}
-		if (!has_more)
-			break;
-		if (all.n == before) {
-			apistats_error(OP_LIST_PROJECTS, REASON_PARSE);
-			snprintf(err, errlen, "ListProjects page %zu is empty but has_more is true",
-				 page + 1);
-			rc = -EPROTO;
-			goto out;
-		}
-		free(after);
-		after = xstrdup(all.v[all.n - 1].id);
 	}
-	project_list_move(out, &all);
-out:
-	project_list_free(&all);
-	strmap_free(seen);
-	hc_slist_free_secret(headers);
-	free_secret(userpwd);
-	free(sigv4);
-	free(after);
-	free(base);
-	return rc;
+	awscreds_clear(&creds);
+	check_budgets(s, c);
+	return failed ? -EIO : 0;
 }
+
+/* "projects": {"<region>": [<project as the API gives it>, ...], ...} */
+static void save(const void *priv, struct jsonw *w)
+{
+	const struct state *s = priv;
+	jsonw_key(w, "projects");
+	jsonw_object_begin(w);
+	for (size_t r = 0; r < s->cat.nregions; r++) {
+		const struct region_projects *rs = &s->cat.regions[r];
+		if (!rs->has_data)
+			continue;
+		jsonw_key(w, rs->region);
+		jsonw_array_begin(w);
+		for (size_t i = 0; i < rs->projects.n; i++) {
+			const struct project *p = &rs->projects.v[i];
+			jsonw_object_begin(w);
+			jsonw_key(w, "id");
+			jsonw_string(w, p->id);
+			jsonw_key(w, "name");
+			jsonw_string(w, p->name);
+			jsonw_key(w, "arn");
+			jsonw_string(w, p->arn);
+			jsonw_key(w, "status");
+			jsonw_string(w, p->status);
+			jsonw_key(w, "created_at");
+			jsonw_number(w, p->created_at);
+			jsonw_key(w, "tags");
+			jsonw_object_begin(w);
+			for (size_t k = 0; k < p->ntags; k++) {
+				jsonw_key(w, p->tags[k].key);
+				jsonw_string(w, p->tags[k].value);
+			}
+			jsonw_object_end(w);
+			jsonw_object_end(w);
+		}
+		jsonw_array_end(w);
+	}
+	jsonw_object_end(w);
+}
+
+/* The regions of @c that the file lists come back with their projects. */
+static void *restore(const struct jsontape *t, size_t root, const struct conf *c, double now,
+		     struct source_restored *out, char *err, size_t errlen)
+{
+	(void)now;
+	size_t o = jt_get(t, root, "projects");
+	if (o == JT_NONE)
+		return create(c);
+	if (!jt_is(t, o, JT_OBJECT)) {
+		snprintf(err, errlen, "projects: expected an object");
+		return NULL;
+	}
+	struct state *s = create(c);
+	for (size_t r = 0; r < s->cat.nregions; r++) {
+		struct region_projects *rs = &s->cat.regions[r];
+		size_t a = jt_get(t, o, rs->region);
+		if (a == JT_NONE)
+			continue;
+		if (!jt_is(t, a, JT_ARRAY)) {
+			snprintf(err, errlen, "projects.%s: expected an array", rs->region);
+			destroy(s);
+			return NULL;
+		}
+		rs->projects.v = xcalloc(jt_count(t, a) + 1, sizeof(struct project));
+		size_t idx = 0;
+		for (size_t e = jt_first(t, a); e != JT_NONE; e = jt_next(t, a, e), idx++) {
+			char perr[256];
+			if (projects_parse_item(t, e, idx, &rs->projects.v[rs->projects.n], perr,
+						sizeof(perr))) {
+				snprintf(err, errlen, "projects.%s: %s", rs->region, perr);
+				destroy(s);
+				return NULL;
+			}
+			rs->projects.n++;
+		}
+		rs->has_data = true;
+		out->has_data = true;
+	}
+	return s;
+}
+
+static void collect(const void *priv, const struct collect_ctx *x, struct reg *r)
+{
+	const struct state *s = priv;
+	const struct conf *c = x->conf;
+	size_t ntl = c->projects_tag_labels.n;
+	size_t nl = 5 + ntl;
+	const char **names = xcalloc(nl, sizeof(*names));
+	const char **values = xcalloc(nl, sizeof(*values));
+	names[0] = "region";
+	names[1] = "project_id";
+	names[2] = "project_name";
+	names[3] = "project_arn";
+	names[4] = "status";
+	for (size_t k = 0; k < ntl; k++)
+		names[5 + k] = c->projects_tag_label_names.v[k];
+
+	for (size_t i = 0; i < s->cat.nregions; i++) {
+		const struct region_projects *rs = &s->cat.regions[i];
+		if (!rs->has_data)
+			continue;
+		/* count per status; active and archived always exist, others as seen */
+		struct textmap *idx = textmap_new();
+		const char **status = xcalloc(rs->projects.n + 2, sizeof(*status));
+		size_t *count = xcalloc(rs->projects.n + 2, sizeof(*count));
+		size_t nstatus = 0;
+		status[nstatus++] = "active";
+		status[nstatus++] = "archived";
+		textmap_put(idx, "active", (void *)(uintptr_t)1);
+		textmap_put(idx, "archived", (void *)(uintptr_t)2);
+		for (size_t j = 0; j < rs->projects.n; j++) {
+			const struct project *p = &rs->projects.v[j];
+			values[0] = rs->region;
+			values[1] = p->id;
+			values[2] = p->name;
+			values[3] = p->arn;
+			values[4] = p->status;
+			for (size_t k = 0; k < ntl; k++) {
+				const char *v = project_tag(p, c->projects_tag_labels.v[k]);
+				values[5 + k] = v ? v : "";
+			}
+			reg_add(r, &m_project_info, 1, nl, names, values);
+			reg_addv(r, &m_project_created, p->created_at, "region", rs->region,
+				 "project_id", p->id, (char *)0);
+			for (size_t t = 0; t < p->ntags; t++)
+				reg_addv(r, &m_project_tag_info, 1, "region", rs->region, "project_id",
+					 p->id, "key", p->tags[t].key, "value", p->tags[t].value,
+					 (char *)0);
+			uintptr_t slot = (uintptr_t)textmap_get(idx, p->status, NULL);
+			if (!slot) {
+				status[nstatus] = p->status;
+				slot = ++nstatus;
+				textmap_put(idx, p->status, (void *)slot);
+			}
+			count[slot - 1]++;
+		}
+		for (size_t j = 0; j < nstatus; j++)
+			reg_addv(r, &m_projects, (double)count[j], "region", rs->region, "status",
+				 status[j], (char *)0);
+		textmap_free(idx);
+		free(status);
+		free(count);
+	}
+	free(names);
+	free(values);
+}
+
+const struct source_def projects_source = {
+	.name = "projects",
+	.enabled = enabled,
+	.interval = interval,
+	.logs_own_failures = true, /* per region: note_region() */
+	.create = create,
+	.destroy = destroy,
+	.reconfigure = reconfigure,
+	.refresh = refresh,
+	.save = save,
+	.restore = restore,
+	.collect = collect,
+};

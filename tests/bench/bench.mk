@@ -47,8 +47,9 @@ bench: deps bench-deps
 	@$(MAKE) --no-print-directory bedrock-cost-exporter
 	$(PYTHON) tests/bench/bench.py --binary ./bedrock-cost-exporter $(BENCH_ARGS)
 
-# `make statefile-bench` - micro-benchmark of statefile_save at 1,000 projects (not part of
-# make check): builds build/bench/statefile_bench from the optimised objects and runs it.
+# `make statefile-bench` - the state file's writer (jsonw, streamed) against a cJSON tree of
+# the same document, at 1,000 projects (not part of make check): builds
+# build/bench/statefile_bench from the optimised objects and runs it.
 #   STATEFILE_BENCH_ARGS="DIR PROJECTS RUNS"   (default: build/bench 1000 15)
 STATEFILE_BENCH_ARGS ?=
 
@@ -56,7 +57,7 @@ STATEFILE_BENCH_ARGS ?=
 
 build/bench/statefile_bench: tests/bench/statefile_bench.c $(filter-out build/obj/main.o,$(OBJS))
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Isrc $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(TEST_PKG_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(TEST_PKG_LIBS)
 
 statefile-bench: build/bench/statefile_bench
 	build/bench/statefile_bench $(STATEFILE_BENCH_ARGS)

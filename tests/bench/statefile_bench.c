@@ -1,18 +1,28 @@
 /*
- * statefile_bench.c - micro-benchmark of statefile_save (issue 7).
+ * statefile_bench.c - the state file's writer, measured: is a streaming JSON writer worth
+ * having, at a refresh every 6 hours? (issue 11: "no hand-written JSON writer unless a
+ * benchmark shows it matters").
  *
- * Builds a synthetic account shaped like tests/bench/gen_account.py's at 1,000 projects
- * (9 tags each; spend grouped by Application x Environment: 57 days x ~850 groups; models
- * grouped by SERVICE x USAGE_TYPE: 57 days x 36 groups; amounts with up to 10 decimals, as
- * Cost Explorer gives them) and times statefile_save into a directory (default build/bench).
+ * Builds a synthetic account shaped like tests/bench/gen_account.py's (9 tags per project;
+ * spend grouped by Application x Environment: 57 days x ~850 groups per 1,000 projects;
+ * models grouped by SERVICE x USAGE_TYPE: 57 days x 36 groups; amounts with up to 10
+ * decimals, as Cost Explorer gives them), loads it into the real sources (statefile_load),
+ * then measures, for the same document:
+ *   jsonw   statefile_save() as the exporter runs it (base/jsonw.c, streamed), changed and
+ *           unchanged state;
+ *   cJSON   the same document built as a cJSON tree and printed (cJSON_PrintUnformatted),
+ *           the way the exporter wrote it before issue 7.
+ * CPU milliseconds (min and median of the runs) and the heap each writer needs at its peak
+ * (mallinfo2: bytes in use while the document exists, minus before).
  *
  *   make statefile-bench                      build and run (tests/bench/bench.mk)
  *   build/bench/statefile_bench [dir] [projects] [runs]
  *
- * Prints wall and CPU milliseconds (min and median of the runs) and the file size. Not part of
- * make check. Only the local file system is touched.
+ * Not part of make check. Only the local file system is touched.
  */
+#include <cjson/cJSON.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +30,14 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "engine/statefile.h"
+#include "base/days.h"
+#include "base/files.h"
+#include "base/jsontape.h"
+#include "base/jsonw.h"
 #include "base/util.h"
+#include "config/conf.h"
+#include "engine/statefile.h"
+#include "sources/source.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15u;
 
@@ -40,9 +56,10 @@ static double cpu_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static double wall_ms(void)
+static size_t heap_in_use(void)
 {
-	return mono_now() * 1e3;
+	struct mallinfo2 mi = mallinfo2();
+	return mi.uordblks + mi.hblkhd;
 }
 
 static const char *ENVS[] = { "Production", "Staging", "Development", "Sandbox" };
@@ -52,7 +69,7 @@ static const char *WA[] = { "Customer", "Invoice", "Fraud", "Search", "Voice", "
 static const char *WB[] = { "Chatbot", "Summarizer", "Detector", "Assistant", "Agent", "Translator",
 			    "Classifier", "Extractor", "Copilot", "Router", "Analyzer", "Writer" };
 
-/* An amount as Cost Explorer prints it (at most 10 decimals), parsed the way ce_api does. */
+/* An amount as Cost Explorer prints it (at most 10 decimals), parsed as the exporter does. */
 static double amount(void)
 {
 	uint64_t n = next() % 50000000000u; /* < $5 */
@@ -64,29 +81,210 @@ static double amount(void)
 	return strtod(s, NULL);
 }
 
-static void series(struct ce_series *s, size_t ndays, size_t ngroups, char **k0, char **k1,
-		   size_t nk0, size_t nk1)
+static void series(struct jsonw *w, const char *key, size_t ndays, size_t ngroups, char **k0,
+		   char **k1, size_t nk0, size_t nk1)
 {
-	s->n = ndays;
-	s->days = xcalloc(ndays, sizeof(*s->days));
+	jsonw_key(w, key);
+	jsonw_object_begin(w);
+	jsonw_key(w, "signature");
+	jsonw_string(w, key);
+	jsonw_key(w, "days");
+	jsonw_array_begin(w);
 	for (size_t d = 0; d < ndays; d++) {
-		struct ce_day *day = &s->days[d];
-		day->day = 20400 + (long)d;
-		day->estimated = d + 3 >= ndays;
-		day->n = ngroups;
-		day->g = xcalloc(ngroups, sizeof(*day->g));
+		char ds[11];
+		days_format(20400 + (long)d, ds);
+		jsonw_object_begin(w);
+		jsonw_key(w, "day");
+		jsonw_string(w, ds);
+		jsonw_key(w, "estimated");
+		jsonw_bool(w, d + 3 >= ndays);
+		jsonw_key(w, "groups");
+		jsonw_array_begin(w);
 		for (size_t g = 0; g < ngroups; g++) {
-			day->g[g].k[0] = xstrdup(k0[g % nk0]);
-			day->g[g].k[1] = xstrdup(k1[(g / nk0) % nk1]);
-			day->g[g].amount = amount();
+			jsonw_object_begin(w);
+			jsonw_key(w, "k");
+			jsonw_array_begin(w);
+			jsonw_string(w, k0[g % nk0]);
+			jsonw_string(w, k1[(g / nk0) % nk1]);
+			jsonw_array_end(w);
+			jsonw_key(w, "amount");
+			jsonw_number(w, amount());
+			jsonw_object_end(w);
 		}
+		jsonw_array_end(w);
+		jsonw_object_end(w);
 	}
+	jsonw_array_end(w);
+	jsonw_object_end(w);
+}
+
+/* The synthetic account as a state file (the format the sources read back). */
+static char *account(size_t nproj, size_t *len)
+{
+	size_t napps = (nproj + 2) / 3;
+	char **apps = xcalloc(napps + 1, sizeof(char *));
+	for (size_t a = 0; a < napps; a++)
+		apps[a] = xasprintf("%s%s-%04zu", WA[a % 20], WB[(a / 20) % 12], a);
+	struct jsonw w;
+	jsonw_init(&w, (size_t)1 << 30);
+	jsonw_object_begin(&w);
+	jsonw_key(&w, "format");
+	jsonw_string(&w, "bedrock-cost-exporter-state");
+	jsonw_key(&w, "version");
+	jsonw_int(&w, 1);
+	jsonw_key(&w, "written_at");
+	jsonw_number(&w, 1795651600);
+	jsonw_key(&w, "ce_requests");
+	jsonw_object_begin(&w);
+	jsonw_key(&w, "day");
+	jsonw_string(&w, "2026-01-07");
+	jsonw_key(&w, "count");
+	jsonw_int(&w, 123);
+	jsonw_object_end(&w);
+	jsonw_key(&w, "services");
+	jsonw_object_begin(&w);
+	jsonw_key(&w, "at");
+	jsonw_number(&w, 1795651200.123456);
+	jsonw_key(&w, "search");
+	jsonw_string(&w, "Bedrock");
+	jsonw_key(&w, "values");
+	jsonw_array_begin(&w);
+	jsonw_string(&w, "Amazon Bedrock");
+	jsonw_string(&w, "Claude Sonnet 4.5 (Amazon Bedrock Edition)");
+	jsonw_array_end(&w);
+	jsonw_object_end(&w);
+	jsonw_key(&w, "costs_at");
+	jsonw_number(&w, 1795651300.654321);
+	char *envs[4] = { "Production", "Staging", "Development", "" };
+	/* ~850 groups a day per 1,000 projects: most applications in their environments */
+	series(&w, "spend", 57, nproj * 850 / 1000, apps, envs, napps, 4);
+	char *svc[4] = { "Amazon Bedrock", "Claude Sonnet 4.5 (Amazon Bedrock Edition)",
+			 "Claude Haiku 4.5 (Amazon Bedrock Edition)",
+			 "Claude Opus 4.1 (Amazon Bedrock Edition)" };
+	char *ut[9];
+	for (int i = 0; i < 9; i++)
+		ut[i] = xasprintf("USE1-model%d-mantle-tokens-%s", i, i % 3 ? "output" : "input");
+	series(&w, "models", 57, 36, svc, ut, 4, 9);
+	jsonw_key(&w, "forecast");
+	jsonw_object_begin(&w);
+	jsonw_key(&w, "day");
+	jsonw_string(&w, "2026-01-07");
+	const char *fk[] = { "at", "mean", "lower", "upper" };
+	const double fv[] = { 1795651400.5, 12345.6789012345, 11000.5, 13000.25 };
+	for (int i = 0; i < 4; i++) {
+		jsonw_key(&w, fk[i]);
+		jsonw_number(&w, fv[i]);
+	}
+	jsonw_object_end(&w);
+	jsonw_key(&w, "allocation_tags");
+	jsonw_object_begin(&w);
+	jsonw_key(&w, "at");
+	jsonw_number(&w, 1795651500);
+	jsonw_key(&w, "active");
+	jsonw_object_begin(&w);
+	jsonw_key(&w, "Application");
+	jsonw_bool(&w, true);
+	jsonw_key(&w, "Environment");
+	jsonw_bool(&w, true);
+	jsonw_object_end(&w);
+	jsonw_object_end(&w);
+	/* projects: Application x Environment, 3 environments per application, 9 tags */
+	static const char *keys[] = { "Application", "BusinessUnit", "CostCenter",
+				      "DataClassification", "Environment", "Owner", "Project",
+				      "Team", "Tier" };
+	jsonw_key(&w, "projects");
+	jsonw_object_begin(&w);
+	jsonw_key(&w, "us-east-1");
+	jsonw_array_begin(&w);
+	for (size_t i = 0; i < nproj; i++) {
+		const char *env = ENVS[i % 3];
+		char *id = xasprintf("proj_%016llx", (unsigned long long)next());
+		char *s = xasprintf("%s-%.4s-%05zu", apps[i / 3], env, i);
+		jsonw_object_begin(&w);
+		jsonw_key(&w, "id");
+		jsonw_string(&w, id);
+		jsonw_key(&w, "name");
+		jsonw_string(&w, s);
+		free(s);
+		s = xasprintf("arn:aws:bedrock:us-east-1:123456789012:project/%s", id);
+		jsonw_key(&w, "arn");
+		jsonw_string(&w, s);
+		free(s);
+		free(id);
+		jsonw_key(&w, "status");
+		jsonw_string(&w, i % 10 == 9 ? "archived" : "active");
+		jsonw_key(&w, "created_at");
+		jsonw_number(&w, 1767225600 + (double)(next() % 5000000));
+		jsonw_key(&w, "tags");
+		jsonw_object_begin(&w);
+		for (size_t t = 0; t < 9; t++) {
+			jsonw_key(&w, keys[t]);
+			if (t == 0 || t == 4) {
+				jsonw_string(&w, t == 0 ? apps[i / 3] : env);
+			} else {
+				s = xasprintf("%s-%03llu", keys[t], (unsigned long long)(next() % 200));
+				jsonw_string(&w, s);
+				free(s);
+			}
+		}
+		jsonw_object_end(&w);
+		jsonw_object_end(&w);
+	}
+	jsonw_array_end(&w);
+	jsonw_object_end(&w);
+	jsonw_object_end(&w);
+	char *text = jsonw_steal(&w, len);
+	for (size_t a = 0; a < napps; a++)
+		free(apps[a]);
+	free(apps);
+	for (int i = 0; i < 9; i++)
+		free(ut[i]);
+	return text;
+}
+
+/* The cJSON tree of tape value @i (what a cJSON writer builds from the state). */
+static cJSON *tree(const struct jsontape *t, size_t i)
+{
+	if (jt_is(t, i, JT_OBJECT)) {
+		cJSON *o = cJSON_CreateObject();
+		for (size_t k = jt_first(t, i); k != JT_NONE; k = jt_next(t, i, k)) {
+			char *key = jt_strdup(t, k);
+			cJSON_AddItemToObject(o, key, tree(t, k + 1));
+			free(key);
+		}
+		return o;
+	}
+	if (jt_is(t, i, JT_ARRAY)) {
+		cJSON *a = cJSON_CreateArray();
+		for (size_t e = jt_first(t, i); e != JT_NONE; e = jt_next(t, i, e))
+			cJSON_AddItemToArray(a, tree(t, e));
+		return a;
+	}
+	if (jt_is(t, i, JT_STRING)) {
+		char *s = jt_strdup(t, i);
+		cJSON *v = cJSON_CreateString(s);
+		free(s);
+		return v;
+	}
+	if (jt_is(t, i, JT_NUMBER)) {
+		double d;
+		jt_number(t, i, &d);
+		return cJSON_CreateNumber(d);
+	}
+	return cJSON_CreateBool(jt_is(t, i, JT_TRUE));
 }
 
 static int cmp(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 	return (x > y) - (x < y);
+}
+
+static void report(const char *what, double *cpu, int runs, size_t peak)
+{
+	qsort(cpu, (size_t)runs, sizeof(double), cmp);
+	printf("  %-34s cpu min %7.1f ms  median %7.1f ms   peak heap %7.1f MB\n", what, cpu[0],
+	       cpu[runs / 2], (double)peak / 1e6);
 }
 
 int main(int argc, char **argv)
@@ -97,122 +295,104 @@ int main(int argc, char **argv)
 	if (runs < 1 || runs > 1000)
 		runs = 15;
 	mkdir(dir, 0700);
-
-	/* projects: Application x Environment pairs, 3 environments per application */
-	size_t napps = (nproj + 2) / 3;
-	char **apps = xcalloc(napps + 1, sizeof(char *));
-	for (size_t a = 0; a < napps; a++)
-		apps[a] = xasprintf("%s%s-%04zu", WA[a % 20], WB[(a / 20) % 12], a);
-	struct region_state region = { .region = xstrdup("us-east-1"), .has_data = true };
-	region.projects.n = nproj;
-	region.projects.v = xcalloc(nproj + 1, sizeof(struct project));
-	for (size_t i = 0; i < nproj; i++) {
-		struct project *p = &region.projects.v[i];
-		const char *env = ENVS[i % 3];
-		p->id = xasprintf("proj_%016llx", (unsigned long long)next());
-		p->name = xasprintf("%s-%.4s-%05zu", apps[i / 3], env, i);
-		p->arn = xasprintf("arn:aws:bedrock:us-east-1:123456789012:project/%s", p->id);
-		p->status = xstrdup(i % 10 == 9 ? "archived" : "active");
-		p->created_at = 1767225600 + (double)(next() % 5000000);
-		const char *keys[] = { "Application", "BusinessUnit", "CostCenter", "DataClassification",
-				       "Environment", "Owner", "Project", "Team", "Tier" };
-		p->ntags = 9;
-		p->tags = xcalloc(9, sizeof(*p->tags));
-		for (size_t t = 0; t < 9; t++) {
-			p->tags[t].key = xstrdup(keys[t]);
-			p->tags[t].value = t == 0 ? xstrdup(apps[i / 3]) :
-					   t == 4 ? xstrdup(env) :
-						    xasprintf("%s-%03llu", keys[t], (unsigned long long)(next() % 200));
-		}
-	}
-
-	struct ce_source ce = { 0 };
-	ce.req_day = 20458;
-	ce.req_count = 123;
-	strlist_push(&ce.services, xstrdup("Amazon Bedrock"));
-	strlist_push(&ce.services, xstrdup("Claude Sonnet 4.5 (Amazon Bedrock Edition)"));
-	ce.services_at = 1795651200.123456;
-	ce.services_search = xstrdup("Bedrock");
-	ce.costs_at = 1795651300.654321;
-	ce.spend_sig = xstrdup("UnblendedCost|TAG:Application|TAG:Environment|Amazon Bedrock");
-	ce.models_sig = xstrdup("UnblendedCost|SERVICE|USAGE_TYPE|Amazon Bedrock");
-	char *envs[4] = { "Production", "Staging", "Development", "" };
-	/* ~850 groups a day: most applications in their environments, plus untagged */
-	series(&ce.spend, 57, nproj * 850 / 1000, apps, envs, napps, 4);
-	char *svc[4] = { "Amazon Bedrock", "Claude Sonnet 4.5 (Amazon Bedrock Edition)",
-			 "Claude Haiku 4.5 (Amazon Bedrock Edition)", "Claude Opus 4.1 (Amazon Bedrock Edition)" };
-	char *ut[9];
-	for (int i = 0; i < 9; i++)
-		ut[i] = xasprintf("USE1-model%d-mantle-tokens-%s", i, i % 3 ? "output" : "input");
-	series(&ce.models, 57, 36, svc, ut, 4, 9);
-	ce.has_forecast = true;
-	ce.forecast_day = 20458;
-	ce.forecast_mean = 12345.6789012345;
-	ce.forecast_lower = 11000.5;
-	ce.forecast_upper = 13000.25;
-	ce.forecast_at = 1795651400.5;
-	strlist_push(&ce.tag_keys, xstrdup("Application"));
-	strlist_push(&ce.tag_keys, xstrdup("Environment"));
-	ce.tag_active = xcalloc(2, sizeof(bool));
-	ce.tag_active[0] = ce.tag_active[1] = true;
-	ce.tags_at = 1795651500;
-
+	char *src = xasprintf("%s/statefile_bench.src.json", dir);
 	char *path = xasprintf("%s/statefile_bench.json", dir);
-	double *wall = xcalloc((size_t)runs, sizeof(double)), *cpu = xcalloc((size_t)runs, sizeof(double));
-	double *uwall = xcalloc((size_t)runs, sizeof(double)), *ucpu = xcalloc((size_t)runs, sizeof(double));
 	char err[512];
-	struct statefile_writer sw = { 0 };
+
+	/* the account, as a file, read back into the real sources */
+	size_t len;
+	char *text = account(nproj, &len);
+	FILE *f = fopen(src, "w");
+	if (!f || fwrite(text, 1, len, f) != len || fclose(f)) {
+		fprintf(stderr, "cannot write %s\n", src);
+		return 1;
+	}
+	free(text);
+	struct conf *c = conf_defaults();
+	struct source_set set;
+	source_set_init(&set, source_table, c);
+	struct source_restored *got = xcalloc(set.n + 1, sizeof(*got));
+	if (statefile_load(src, &set, c, 1795651600, got, err, sizeof(err))) {
+		fprintf(stderr, "statefile_load: %s\n", err);
+		return 1;
+	}
+	free(got);
+
+	double *cpu = xcalloc((size_t)runs, sizeof(double));
+	size_t peak = 0;
+	/* jsonw, as the exporter saves: a changed state (no writer: always written) */
 	for (int r = 0; r < runs; r++) {
-		ce.req_count++; /* a changed state: every run writes */
-		double w0 = wall_ms(), c0 = cpu_ms();
-		int rc = statefile_save(&sw, path, &ce, &region, 1, 1795651600 + r, err, sizeof(err));
-		wall[r] = wall_ms() - w0;
-		cpu[r] = cpu_ms() - c0;
-		if (rc) {
+		double c0 = cpu_ms();
+		if (statefile_save(NULL, path, &set, 1795651600 + r, err, sizeof(err))) {
 			fprintf(stderr, "statefile_save: %s\n", err);
 			return 1;
 		}
+		cpu[r] = cpu_ms() - c0;
 	}
 	struct stat st;
 	stat(path, &st);
-	for (int r = 0; r < runs; r++) {
-		/* the same state again (only the time differs): serialized and hashed, not written */
-		double w0 = wall_ms(), c0 = cpu_ms();
-		int rc = statefile_save(&sw, path, &ce, &region, 1, 1795652600 + r, err, sizeof(err));
-		uwall[r] = wall_ms() - w0;
-		ucpu[r] = cpu_ms() - c0;
-		struct stat st2;
-		if (rc || stat(path, &st2) || st2.st_ino != st.st_ino) {
-			fprintf(stderr, "statefile_save of an unchanged state wrote the file (%s)\n", err);
-			return 1;
-		}
-	}
-	qsort(wall, (size_t)runs, sizeof(double), cmp);
-	qsort(cpu, (size_t)runs, sizeof(double), cmp);
-	qsort(uwall, (size_t)runs, sizeof(double), cmp);
-	qsort(ucpu, (size_t)runs, sizeof(double), cmp);
+	/* jsonw's peak: its one buffer, the file's size rounded up to a power of two (it grows
+	 * by doubling) */
+	size_t cap = 256;
+	while (cap < (size_t)st.st_size + 1)
+		cap *= 2;
+	peak = cap;
 	size_t groups = 0;
-	for (size_t d = 0; d < ce.spend.n; d++)
-		groups += ce.spend.days[d].n + ce.models.days[d].n;
-	printf("statefile_save: %zu projects, %zu cost groups, %.2f MB, %d runs\n", nproj, groups,
-	       (double)st.st_size / 1e6, runs);
-	printf("  changed state   wall min %.1f ms  median %.1f ms   cpu min %.1f ms  median %.1f ms\n",
-	       wall[0], wall[runs / 2], cpu[0], cpu[runs / 2]);
-	printf("  unchanged state wall min %.1f ms  median %.1f ms   cpu min %.1f ms  median %.1f ms\n",
-	       uwall[0], uwall[runs / 2], ucpu[0], ucpu[runs / 2]);
+	{
+		char *doc;
+		size_t dl;
+		read_file_max(path, (size_t)1 << 30, &doc, &dl);
+		struct jsontape t;
+		jsontape_parse(&t, doc, dl);
+		const char *names[] = { "spend", "models" };
+		for (int s = 0; s < 2; s++) {
+			size_t days = jt_get(&t, jt_get(&t, 0, names[s]), "days");
+			for (size_t d = jt_first(&t, days); d != JT_NONE; d = jt_next(&t, days, d))
+				groups += jt_count(&t, jt_get(&t, d, "groups"));
+		}
+		printf("state file: %zu projects, %zu cost groups, %.2f MB, %d runs each\n", nproj,
+		       groups, (double)st.st_size / 1e6, runs);
+		report("jsonw (statefile_save, changed)", cpu, runs, peak);
+
+		/* jsonw, unchanged state: serialized and hashed, not written */
+		struct statefile_writer sw = { 0 };
+		statefile_save(&sw, path, &set, 1795652600, err, sizeof(err));
+		for (int r = 0; r < runs; r++) {
+			double c0 = cpu_ms();
+			statefile_save(&sw, path, &set, 1795652700 + r, err, sizeof(err));
+			cpu[r] = cpu_ms() - c0;
+		}
+		report("jsonw (statefile_save, unchanged)", cpu, runs, peak);
+
+		/* cJSON: the same document as a tree, printed */
+		size_t cpeak = 0;
+		for (int r = 0; r < runs; r++) {
+			malloc_trim(0);
+			size_t h0 = heap_in_use();
+			double c0 = cpu_ms();
+			cJSON *root = tree(&t, 0);
+			char *out = cJSON_PrintUnformatted(root);
+			cpu[r] = cpu_ms() - c0;
+			size_t h1 = heap_in_use();
+			if (h1 - h0 > cpeak)
+				cpeak = h1 - h0;
+			if (!out || strlen(out) < dl / 2) {
+				fprintf(stderr, "cJSON printed nothing sensible\n");
+				return 1;
+			}
+			cJSON_free(out);
+			cJSON_Delete(root);
+		}
+		report("cJSON tree + PrintUnformatted", cpu, runs, cpeak);
+		jsontape_free(&t);
+		free(doc);
+	}
 	remove(path);
+	remove(src);
 	free(path);
-	free(wall);
+	free(src);
 	free(cpu);
-	free(uwall);
-	free(ucpu);
-	ce_source_free(&ce);
-	project_list_free(&region.projects);
-	free(region.region);
-	for (size_t a = 0; a < napps; a++)
-		free(apps[a]);
-	free(apps);
-	for (int i = 0; i < 9; i++)
-		free(ut[i]);
+	source_set_free(&set);
+	conf_free(c);
 	return 0;
 }

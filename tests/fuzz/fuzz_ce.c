@@ -5,17 +5,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/sources/ce_api.h"
-#include "../../src/base/days.h"
-#include "../../src/base/util.h"
+#include "aws/aws_error.h"
+#include "base/days.h"
+#include "base/util.h"
+#include "sources/ce_api.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *body = (const char *)data;
-	struct strlist sv = { 0 };
-	strlist_push(&sv, xstrdup("Amazon Bedrock"));
+	struct textlist sv = { 0 };
+	textlist_push(&sv, xstrdup("Amazon Bedrock"));
 	long start, end;
 	days_parse("2026-10-01", &start);
 	days_parse("2026-11-27", &end);
@@ -47,20 +48,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	double a, b, c;
 	ce_parse_forecast(body, size, &a, &b, &c, err, sizeof(err));
-	struct strlist vals = { 0 };
+	struct textlist vals = { 0 };
 	next = NULL;
 	if (ce_parse_dimension_values(body, size, &vals, &next, err, sizeof(err)) == 0)
 		free(next);
-	strlist_free(&vals);
-	struct strlist keys = { 0 };
+	textlist_free(&vals);
+	struct textlist keys = { 0 };
 	bool *active = NULL;
 	next = NULL;
 	if (ce_parse_allocation_tags(body, size, &keys, &active, &next, err, sizeof(err)) == 0)
 		free(next);
-	strlist_free(&keys);
+	textlist_free(&keys);
 	free(active);
-	char type[72];
-	ce_error_type(body, size, type, sizeof(type));
-	strlist_free(&sv);
+	char type[72], msg[200];
+	aws_error_type(body, size, type, sizeof(type));
+	aws_error_message(body, size, msg, sizeof(msg));
+	textlist_free(&sv);
 	return 0;
 }

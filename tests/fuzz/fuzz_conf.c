@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/config/conf.h"
-#include "../../src/base/util.h"
+#include "config/conf.h"
+#include "base/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size > 64 * 1024 || memmem(data, size, "@include", 8))
 		return 0; /* includes would read files outside the input */
 	char *text = xstrndup((const char *)data, size);
-	struct strlist errors = { 0 };
+	struct textlist errors = { 0 };
 	struct conf *c = conf_parse_string("fuzz.conf", text, &errors);
 	if (c && errors.n)
 		__builtin_trap(); /* accepted with errors */
@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (strncmp(errors.v[i], "fuzz.conf", 9) != 0)
 			__builtin_trap(); /* every message names the file */
 	conf_free(c);
-	strlist_free(&errors);
+	textlist_free(&errors);
 	free(text);
 	return 0;
 }

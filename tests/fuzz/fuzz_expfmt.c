@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/model/expfmt.h"
-#include "../../src/model/registry.h"
+#include "model/expfmt.h"
+#include "model/registry.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -10,7 +10,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "../../src/base/jsontape.h"
+#include "base/jsontape.h"
 #include "../unit/jsontape_cjson.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

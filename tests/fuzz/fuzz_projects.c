@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../../src/sources/projects.h"
+#include "sources/projects_api.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

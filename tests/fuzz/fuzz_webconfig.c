@@ -3,13 +3,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "../../src/serve/webconfig.h"
+#include "serve/webconfig.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct strlist errors = { 0 };
+	struct textlist errors = { 0 };
 	struct webconfig *w = webconfig_parse("/fuzz/web.yml", (const char *)data, size, &errors);
 	if (!w && !errors.n)
 		__builtin_trap();
@@ -18,6 +18,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(p);
 	}
 	webconfig_free(w);
-	strlist_free(&errors);
+	textlist_free(&errors);
 	return 0;
 }

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
@@ -86,11 +87,11 @@ static void attribution_windows_and_reserved_rows(void **state)
 	const struct project *pp[6];
 	for (int i = 0; i < 6; i++)
 		pp[i] = &ps[i];
-	struct strlist keys = { 0 }, labels = { 0 };
-	strlist_push(&keys, xstrdup("Application"));
-	strlist_push(&keys, xstrdup("Environment"));
-	strlist_push(&labels, xstrdup("Application"));
-	strlist_push(&labels, xstrdup("Team"));
+	struct textlist keys = { 0 }, labels = { 0 };
+	textlist_push(&keys, xstrdup("Application"));
+	textlist_push(&keys, xstrdup("Environment"));
+	textlist_push(&labels, xstrdup("Application"));
+	textlist_push(&labels, xstrdup("Team"));
 
 	struct ce_series spend = { 0 }, models = { 0 };
 	add_group(&spend, "2026-10-31", false, "Chat", "Prod", 100); /* outside every window */
@@ -174,8 +175,8 @@ static void attribution_windows_and_reserved_rows(void **state)
 	attribution_free(&a);
 
 	/* one attribution key: Application only -> Doc is still ambiguous, Chat now too (p1, p2) */
-	struct strlist one = { 0 };
-	strlist_push(&one, xstrdup("Application"));
+	struct textlist one = { 0 };
+	textlist_push(&one, xstrdup("Application"));
 	struct ce_series s1 = { 0 };
 	add_group(&s1, "2026-11-30", false, "Chat", NULL, 6);
 	add_group(&s1, "2026-11-30", false, "Solo", NULL, 1);
@@ -189,9 +190,9 @@ static void attribution_windows_and_reserved_rows(void **state)
 	ce_series_free(&s1);
 	ce_series_free(&spend);
 	ce_series_free(&models);
-	strlist_free(&one);
-	strlist_free(&keys);
-	strlist_free(&labels);
+	textlist_free(&one);
+	textlist_free(&keys);
+	textlist_free(&labels);
 	struct project_list pl = { xcalloc(6, sizeof(struct project)), 6 };
 	memcpy(pl.v, ps, sizeof(ps));
 	project_list_free(&pl);
@@ -214,11 +215,11 @@ static void attribution_matches_reference(void **state)
 	static const char *const apps[] = { "", "A", "B", "C", "D", "E", "F", "G" };
 	static const char *const envs[] = { "", "prod", "dev" };
 	static const char *const teams[] = { "", "T1", "T2", "T\"3" };
-	struct strlist keys = { 0 }, labels = { 0 };
-	strlist_push(&keys, xstrdup("Application"));
-	strlist_push(&keys, xstrdup("Environment"));
-	strlist_push(&labels, xstrdup("Team"));
-	strlist_push(&labels, xstrdup("Environment"));
+	struct textlist keys = { 0 }, labels = { 0 };
+	textlist_push(&keys, xstrdup("Application"));
+	textlist_push(&keys, xstrdup("Environment"));
+	textlist_push(&labels, xstrdup("Team"));
+	textlist_push(&labels, xstrdup("Environment"));
 	for (int round = 0; round < 30; round++) {
 		size_t np = 1 + (size_t)rand() % 25;
 		struct project *ps = xcalloc(np, sizeof(*ps));
@@ -333,8 +334,8 @@ static void attribution_matches_reference(void **state)
 		project_list_free(&pl);
 		free(pp);
 	}
-	strlist_free(&keys);
-	strlist_free(&labels);
+	textlist_free(&keys);
+	textlist_free(&labels);
 }
 
 int main(void)

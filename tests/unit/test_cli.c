@@ -24,8 +24,8 @@ static void defaults(void **state)
 	assert_string_equal(c.config_file, "/etc/bedrock-cost-exporter/bedrock-cost-exporter.conf");
 	assert_string_equal(c.listen_address, ":19880");
 	assert_string_equal(c.telemetry_path, "/metrics");
-	assert_int_equal(c.log_level, LOG_INFO);
-	assert_int_equal(c.log_format, LOG_LOGFMT);
+	assert_int_equal(c.log_level, LOG_LEVEL_INFO);
+	assert_int_equal(c.log_format, LOG_FORMAT_LOGFMT);
 	assert_false(c.once || c.check_config || c.help || c.version);
 }
 
@@ -40,8 +40,8 @@ static void both_flag_forms(void **state)
 	assert_string_equal(c.config_file, "/a.conf");
 	assert_string_equal(c.listen_address, "127.0.0.1:1");
 	assert_string_equal(c.telemetry_path, "/m");
-	assert_int_equal(c.log_level, LOG_DEBUG);
-	assert_int_equal(c.log_format, LOG_JSON);
+	assert_int_equal(c.log_level, LOG_LEVEL_DEBUG);
+	assert_int_equal(c.log_format, LOG_FORMAT_JSON);
 	assert_true(c.once);
 	assert_false(c.check_config);
 }

@@ -9,20 +9,21 @@
 #include <string.h>
 
 #include "../../src/config/conf.c"
+#include "model/expfmt.h"
 
 #define FIX "tests/unit/fixtures/conf/"
 
 static void example_config_is_valid(void **state)
 {
 	(void)state;
-	struct strlist errs = { 0 };
+	struct textlist errs = { 0 };
 	struct conf *c = conf_load("etc/bedrock-cost-exporter.conf", &errs);
 	assert_int_equal(errs.n, 0);
 	assert_non_null(c);
 	/* the example spells out the defaults */
 	struct conf *d = conf_defaults();
-	assert_true(strlist_equal(&c->projects_regions, &d->projects_regions));
-	assert_true(strlist_equal(&c->projects_tag_labels, &d->projects_tag_labels));
+	assert_true(textlist_equal(&c->projects_regions, &d->projects_regions));
+	assert_true(textlist_equal(&c->projects_tag_labels, &d->projects_tag_labels));
 	assert_string_equal(c->projects_endpoint, d->projects_endpoint);
 	assert_int_equal(c->projects_refresh_interval, d->projects_refresh_interval);
 	conf_free(d);
@@ -51,7 +52,7 @@ static void defaults(void **state)
 static void every_key_is_read(void **state)
 {
 	(void)state;
-	struct strlist errs = { 0 };
+	struct textlist errs = { 0 };
 	struct conf *c = conf_load(FIX "good.conf", &errs);
 	assert_int_equal(errs.n, 0);
 	assert_non_null(c);
@@ -84,14 +85,14 @@ static void expect_error(const char *name, int line, const char *what)
 		snprintf(prefix, sizeof(prefix), "%s:%d: ", path, line);
 	else
 		snprintf(prefix, sizeof(prefix), "%s: ", path);
-	struct strlist errs = { 0 };
+	struct textlist errs = { 0 };
 	struct conf *c = conf_load(path, &errs);
 	assert_null(c);
 	if (errs.n < 1)
 		fail_msg("%s: no error reported", name);
 	if (strncmp(errs.v[0], prefix, strlen(prefix)) != 0 || !strstr(errs.v[0], what))
 		fail_msg("%s: got \"%s\", want prefix \"%s\" and \"%s\"", name, errs.v[0], prefix, what);
-	strlist_free(&errs);
+	textlist_free(&errs);
 }
 
 static void bad_fixtures(void **state)
@@ -124,18 +125,41 @@ static void every_error_is_reported(void **state)
 	assert_non_null(f);
 	fputs("projects: {\n  page_size = 0;\n  bogus = 1;\n};\n", f);
 	fclose(f);
-	struct strlist errs = { 0 };
+	struct textlist errs = { 0 };
 	assert_null(conf_load(path, &errs));
 	assert_int_equal(errs.n, 2);
 	assert_non_null(strstr(errs.v[0], ":2: projects.page_size"));
 	assert_non_null(strstr(errs.v[1], ":3: unknown key"));
-	strlist_free(&errs);
+	textlist_free(&errs);
 	remove(path);
+}
+
+static void tag_label_names(void **state)
+{
+	(void)state;
+	struct {
+		const char *key, *want;
+	} cases[] = {
+		{ "Application", "tag_application" },
+		{ "CostCenter", "tag_costcenter" },
+		{ "cost-center", "tag_cost_center" },
+		{ "aws:createdBy", "tag_aws_createdby" },
+		{ "Owner Email", "tag_owner_email" },
+		{ "\xc3\x9c" "ber", "tag___ber" }, /* each non-ASCII byte becomes _ */
+		{ "9lives", "tag_9lives" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *got = conf_tag_label_name(cases[i].key);
+		assert_string_equal(got, cases[i].want);
+		assert_true(expfmt_valid_label_name(got));
+		free(got);
+	}
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(tag_label_names),
 		cmocka_unit_test(example_config_is_valid),
 		cmocka_unit_test(defaults),
 		cmocka_unit_test(every_key_is_read),

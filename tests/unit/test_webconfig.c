@@ -7,7 +7,7 @@
 
 #include "../../src/serve/webconfig.c"
 
-static struct webconfig *parse(const char *text, struct strlist *errs)
+static struct webconfig *parse(const char *text, struct textlist *errs)
 {
 	return webconfig_parse("/etc/x/web.yml", text, strlen(text), errs);
 }
@@ -15,7 +15,7 @@ static struct webconfig *parse(const char *text, struct strlist *errs)
 static void full_file(void **state)
 {
 	(void)state;
-	struct strlist errs = { 0 };
+	struct textlist errs = { 0 };
 	struct webconfig *w = parse(
 		"tls_server_config:\n"
 		"  cert_file: tls/server.crt\n"
@@ -54,7 +54,7 @@ static void full_file(void **state)
 static void empty_and_defaults(void **state)
 {
 	(void)state;
-	struct strlist errs = { 0 };
+	struct textlist errs = { 0 };
 	struct webconfig *w = parse("", &errs);
 	assert_non_null(w);
 	assert_false(w->tls);
@@ -70,7 +70,7 @@ static void empty_and_defaults(void **state)
 
 static void expect_error(const char *text, const char *want)
 {
-	struct strlist errs = { 0 };
+	struct textlist errs = { 0 };
 	struct webconfig *w = parse(text, &errs);
 	if (w || errs.n == 0)
 		fail_msg("accepted: %s", text);
@@ -80,7 +80,7 @@ static void expect_error(const char *text, const char *want)
 	if (!found)
 		fail_msg("errors for %s lack \"%s\" (first: %s)", text, want, errs.v[0]);
 	assert_non_null(strstr(errs.v[0], "/etc/x/web.yml"));
-	strlist_free(&errs);
+	textlist_free(&errs);
 }
 
 static void errors(void **state)

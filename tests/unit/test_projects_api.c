@@ -1,4 +1,4 @@
-/* Unit tests for projects.c: page parsing (good and every malformed shape), URLs. */
+/* Unit tests for projects_api.c: page parsing (good and every malformed shape), URLs. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/sources/projects.c"
+#include "../../src/sources/projects_api.c"
 
 static const char good_page[] =
 	"{\"object\":\"list\",\"data\":["

@@ -7,20 +7,20 @@
 
 #include <stdio.h>
 
-#include "../../src/base/strmap.c"
+#include "../../src/base/textmap.c"
 
-static void strmap_basics(void **state)
+static void textmap_basics(void **state)
 {
 	(void)state;
-	struct strmap *m = strmap_new();
-	assert_true(strmap_put(m, "a", (void *)1));
-	assert_false(strmap_put(m, "a", (void *)2));
+	struct textmap *m = textmap_new();
+	assert_true(textmap_put(m, "a", (void *)1));
+	assert_false(textmap_put(m, "a", (void *)2));
 	bool found = true;
-	assert_null(strmap_get(m, "b", &found));
+	assert_null(textmap_get(m, "b", &found));
 	assert_false(found);
-	assert_ptr_equal(strmap_get(m, "a", &found), (void *)2);
+	assert_ptr_equal(textmap_get(m, "a", &found), (void *)2);
 	assert_true(found);
-	strmap_free(m);
+	textmap_free(m);
 }
 
 static void pairmap_keys_and_growth(void **state)
@@ -59,7 +59,7 @@ static void pairmap_keys_and_growth(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(strmap_basics),
+		cmocka_unit_test(textmap_basics),
 		cmocka_unit_test(pairmap_keys_and_growth),
 	};
 	return cmocka_run_group_tests_name("strmap", tests, NULL, NULL);

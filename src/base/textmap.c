@@ -1,7 +1,7 @@
 /*
- * strmap.c - see strmap.h. Linear probing, load factor <= 1/2, XXH64 (util.h).
+ * textmap.c - see textmap.h. Linear probing, load factor <= 1/2, FNV-1a (util.h).
  */
-#include "base/strmap.h"
+#include "base/textmap.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,27 +15,26 @@ struct slot {
 	uint64_t hash;
 };
 
-struct strmap {
+struct textmap {
 	struct slot *slots;
 	size_t cap; /* power of two */
 	size_t n;
 };
 
-/* hash64 reads 8 bytes a step: Cost Explorer keys are 20-40 bytes, hashed ~100,000 times a refresh */
 static uint64_t str_hash(const char *s)
 {
-	return hash64(s, strlen(s), 0);
+	return hash64(s, strlen(s), HASH64_INIT);
 }
 
-struct strmap *strmap_new(void)
+struct textmap *textmap_new(void)
 {
-	struct strmap *m = xcalloc(1, sizeof(*m));
+	struct textmap *m = xcalloc(1, sizeof(*m));
 	m->cap = 16;
 	m->slots = xcalloc(m->cap, sizeof(*m->slots));
 	return m;
 }
 
-void strmap_free(struct strmap *m)
+void textmap_free(struct textmap *m)
 {
 	if (!m)
 		return;
@@ -45,7 +44,7 @@ void strmap_free(struct strmap *m)
 	free(m);
 }
 
-static struct slot *find(const struct strmap *m, const char *key, uint64_t h)
+static struct slot *find(const struct textmap *m, const char *key, uint64_t h)
 {
 	size_t mask = m->cap - 1;
 	for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
@@ -55,7 +54,7 @@ static struct slot *find(const struct strmap *m, const char *key, uint64_t h)
 	}
 }
 
-static void grow(struct strmap *m)
+static void grow(struct textmap *m)
 {
 	struct slot *old = m->slots;
 	size_t oldcap = m->cap;
@@ -67,7 +66,7 @@ static void grow(struct strmap *m)
 	free(old);
 }
 
-bool strmap_put(struct strmap *m, const char *key, void *value)
+bool textmap_put(struct textmap *m, const char *key, void *value)
 {
 	if ((m->n + 1) * 2 > m->cap)
 		grow(m);
@@ -84,7 +83,7 @@ bool strmap_put(struct strmap *m, const char *key, void *value)
 	return true;
 }
 
-void *strmap_get(const struct strmap *m, const char *key, bool *found)
+void *textmap_get(const struct textmap *m, const char *key, bool *found)
 {
 	struct slot *s = find(m, key, str_hash(key));
 	if (found)
@@ -92,7 +91,7 @@ void *strmap_get(const struct strmap *m, const char *key, bool *found)
 	return s->key ? s->value : NULL;
 }
 
-size_t strmap_size(const struct strmap *m)
+size_t textmap_size(const struct textmap *m)
 {
 	return m->n;
 }
@@ -111,8 +110,8 @@ struct pairmap {
 
 static uint64_t pair_hash(const char *a, const char *b)
 {
-	/* b's hash seeded with a's: ("ab", "") and ("a", "b") hash apart */
-	return hash64(b, strlen(b), hash64(a, strlen(a), 0));
+	/* a's NUL is hashed too: ("ab", "") and ("a", "b") hash apart */
+	return hash64(b, strlen(b), hash64(a, strlen(a) + 1, HASH64_INIT));
 }
 
 struct pairmap *pairmap_new(size_t hint)

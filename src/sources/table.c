@@ -1,0 +1,20 @@
+/*
+ * table.c - the source table: every source the daemon runs, in the order
+ * they refresh when due together (the projects first, so a first cost
+ * refresh already has projects to attribute spend to). Adding a source is a
+ * new file beside this one and a row here.
+ */
+#include "sources/source.h"
+
+#include "sources/allocation_tags.h"
+#include "sources/cost_explorer.h"
+#include "sources/forecast.h"
+#include "sources/projects.h"
+
+const struct source_def *const source_table[] = {
+	&projects_source,
+	&cost_explorer_source,
+	&forecast_source,
+	&allocation_tags_source,
+	NULL,
+};
