@@ -2,13 +2,15 @@
 """Generate bedrock-cost-exporter(1) from the binary's own --help and --version.
 
     packaging/gen-man.py [--binary ./bedrock-cost-exporter] [--output packaging/bedrock-cost-exporter.1]
+                         [--src src]
     packaging/gen-man.py --check [--lint]     # exit 1 (with a diff) if the committed page differs
 
 Flags, configuration keys (type, default, range, help), HTTP endpoints, signals and exit
-status come from `--help`; the version from `--version`. Only prose that --help does not
-carry (description, environment, files, examples) is written here. The parser is strict:
-a --help line it does not understand is an error, so the page cannot silently lose anything.
-Python standard library only.
+status come from `--help`; the version from `--version`; the metric families (name, type,
+HELP) from the metric_def tables in src/**/*.c (`--src`). Only prose that neither carries
+(description, notes on flags, behaviour, security, environment, files, examples) is written
+here. The parsers are strict: a --help line or a metric definition they do not understand is
+an error, so the page cannot silently lose anything. Python standard library only.
 """
 import argparse
 import difflib
@@ -105,6 +107,191 @@ def parse_help(text):
     return h
 
 
+# ---- metric families from the C sources ----------------------------------------------
+
+C_TOKEN_RE = re.compile(r"""
+    (?P<ws>\s+)
+  | (?P<comment>/\*.*?\*/|//[^\n]*)
+  | (?P<pp>(?<![^\n])[ \t]*\#(?:[^\n\\]|\\.|\\\n)*)
+  | (?P<string>"(?:[^"\\\n]|\\.)*")
+  | (?P<char>'(?:[^'\\\n]|\\.)*')
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<number>\.?[0-9](?:[eEpP][-+]|[A-Za-z0-9_.])*)
+  | (?P<punct>\.\.\.|->|<<=|>>=|[-+*/%&|^<>=!]=|&&|\|\||\+\+|--|<<|>>|\#\#|[^\s])
+""", re.X | re.S)
+C_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "?": "?",
+             "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
+METRIC_TYPES = {"METRIC_GAUGE": "gauge", "METRIC_COUNTER": "counter"}
+
+
+def c_string(literal):
+    """The value of one C string literal (the quotes included in @literal)."""
+    def one(m):
+        e = m.group(1)
+        if e[0] in "01234567":
+            return chr(int(e, 8))
+        if e[0] == "x":
+            return chr(int(e[1:], 16))
+        if e in C_ESCAPES:
+            return C_ESCAPES[e]
+        raise HelpFormatError(f"unknown escape \\{e} in {literal}")
+    return re.sub(r"\\([0-7]{1,3}|x[0-9a-fA-F]+|.)", one, literal[1:-1])
+
+
+def c_tokens(text, where):
+    out, pos = [], 0
+    while pos < len(text):
+        m = C_TOKEN_RE.match(text, pos)
+        if not m:
+            raise HelpFormatError(f"{where}: cannot tokenize at {text[pos:pos + 30]!r}")
+        if m.lastgroup not in ("ws", "comment"):
+            out.append((m.lastgroup, m.group()))
+        pos = m.end()
+    return out
+
+
+def c_string_macros(tokens, where):
+    """{NAME: value} of every `#define NAME "..." "..."` whose body is string literals
+    (or such macros defined before it)."""
+    macros = {}
+    for kind, text in tokens:
+        if kind != "pp":
+            continue
+        body = re.sub(r"\\\n", " ", text)
+        m = re.match(r"\s*#\s*define\s+([A-Za-z_][A-Za-z0-9_]*)(?![(\w])\s*(.*)$", body, re.S)
+        if not m or not m.group(2).strip():
+            continue
+        toks = c_tokens(m.group(2), where)
+        if toks and all(k == "string" or (k == "ident" and t in macros) for k, t in toks):
+            macros[m.group(1)] = "".join(c_string(t) if k == "string" else macros[t]
+                                         for k, t in toks)
+    return macros
+
+
+def extract_metrics(src):
+    """[{name, type, help, file}] of every `"bedrock_cost_...", METRIC_GAUGE|METRIC_COUNTER,`
+    in src/**/*.c, sorted by name; the help is the string literals and string macros that
+    follow, concatenated. Raises HelpFormatError on anything else."""
+    found = {}
+    paths = sorted(os.path.join(d, n) for d, _, names in os.walk(src)
+                   for n in names if n.endswith(".c"))
+    for path in paths:
+        rel = os.path.relpath(path, ROOT)
+        with open(path, encoding="utf-8") as f:
+            tokens = c_tokens(f.read(), rel)
+        macros = c_string_macros(tokens, rel)
+        code = [t for t in tokens if t[0] != "pp"]
+        for i in range(len(code) - 3):
+            kind, text = code[i]
+            if kind != "string" or not re.fullmatch(r'"bedrock_cost_[a-z0-9_]+"', text):
+                continue
+            if not (code[i + 1] == ("punct", ",") and code[i + 2][0] == "ident"
+                    and code[i + 2][1] in METRIC_TYPES and code[i + 3] == ("punct", ",")):
+                continue
+            name, mtype = c_string(text), METRIC_TYPES[code[i + 2][1]]
+            parts, j = [], i + 4
+            while j < len(code) and (code[j][0] == "string"
+                                     or (code[j][0] == "ident" and code[j][1] in macros)):
+                parts.append(c_string(code[j][1]) if code[j][0] == "string"
+                             else macros[code[j][1]])
+                j += 1
+            if j < len(code) and code[j][0] == "ident":
+                raise HelpFormatError(f"{rel}: help of {name} uses {code[j][1]}, which is not "
+                                      "a #define of string literals in that file")
+            help_text = " ".join("".join(parts).split())
+            if not help_text:
+                raise HelpFormatError(f"{rel}: {name} has no help text")
+            old = found.get(name)
+            if old and (old["type"], old["help"]) != (mtype, help_text):
+                raise HelpFormatError(f"{name} defined differently in {old['file']} and {rel}")
+            found[name] = {"name": name, "type": mtype, "help": help_text, "file": rel}
+    if len(found) < 20:
+        raise HelpFormatError(f"only {len(found)} metric families found under {src}")
+    return [found[n] for n in sorted(found)]
+
+
+# ---- prose that --help does not carry ------------------------------------------------
+
+# Notes appended to a flag's --help text; a flag named here must exist in --help.
+FLAG_NOTES = {
+    "--config.file": "The file must exist. --check-config validates it (and the file of "
+                     "--web.config.file) without starting.",
+    "--web.listen-address": "Every address means IPv6 and IPv4; [::1]:PORT listens on an IPv6 "
+                            "address. Port 0 picks a free port, which is logged.",
+    "--web.telemetry-path": "Must start with / and be neither / nor under /-/.",
+    "--web.config.file": "The file used for node_exporter works here; see SECURITY.",
+    "--log.format": "One line per event on stderr.",
+    "--once": "It spends real money: about 20 Cost Explorer requests on a first run, fewer "
+              "with the state file of an earlier run.",
+}
+
+BEHAVIOUR = [
+    ("Background refresh, cached serving",
+     "Each source refreshes on its own interval with up to 10% jitter: projects every "
+     "projects.refresh_interval seconds, cost_explorer every cost_explorer.refresh_interval "
+     "immediately followed by forecast, allocation_tags every "
+     "cost_explorer.allocation_tags_interval. Each round renders and compresses the "
+     "exposition once and publishes it as an immutable snapshot; a scrape serves that "
+     "snapshot and never calls AWS. At UTC midnight the exposition is rendered again so "
+     "every window moves even without new data."),
+    ("Failures keep the last good data",
+     "A failed source keeps serving its last good data; bedrock_cost_exporter_source_up "
+     "drops to 0 and bedrock_cost_exporter_last_success_timestamp_seconds tells its age. "
+     "A failed cost refresh is tried again after 15 minutes (or the interval, if shorter). "
+     "A failure is logged once at warn, repeats at debug, the recovery at info."),
+    ("Retries",
+     "429, 5xx, timeouts and network errors are retried up to http.max_retries times with "
+     "exponential backoff and full jitter, never sooner than Retry-After; a Retry-After "
+     "longer than http.retry_max_delay ends the refresh. 401, 403 and other 4xx answers "
+     "are not retried."),
+    ("Spend discipline",
+     "A cost refresh asks again only from the first day Cost Explorer still marks Estimated "
+     "or that lies within cost_explorer.settle_days of today; settled days are kept. Every "
+     "request, retries included, is counted against cost_explorer.max_requests_per_day per "
+     "UTC day before it is sent; a refresh that would not fit is skipped and tried again "
+     "after UTC midnight."),
+    ("State file",
+     "The cost cache, discovered services, forecast, tag activation, the day's request count "
+     "and the last project listings are written atomically to state_file (mode 0600) after "
+     "each Cost Explorer and allocation-tag refresh, and only when they changed. A restart "
+     "serves them and is ready at once, and waits for the next scheduled refresh instead of "
+     "paying again. A corrupt or foreign state file is ignored with one warning."),
+    ("Reload",
+     "SIGHUP builds a new configuration completely; on success it replaces the old one and "
+     "lists projects again at once; Cost Explorer is asked again at once only if what it is "
+     "asked changed (attribution tags, metric, services, endpoint, enabled). On failure every "
+     "error is logged and the old configuration stays; "
+     "bedrock_cost_exporter_config_last_reload_successful says which."),
+    ("Credentials",
+     "Found once through the chain under ENVIRONMENT and cached; temporary credentials are "
+     "replaced 5 minutes before they expire and after any authentication failure. "
+     "aws.role_arn (and aws.external_id) assume a role with STS AssumeRole on top."),
+]
+
+SECURITY = [
+    "TLS, basic authentication and response headers come from --web.config.file, in the "
+    "exporter-toolkit web-config.yml format: tls_server_config (cert_file, key_file, "
+    "client_auth_type, client_ca_file, min_version, max_version; TLS 1.2 to 1.3 by default), "
+    "basic_auth_users (user: bcrypt hash) and http_server_config.headers. Every path, "
+    "/-/healthy included, then needs the credentials. Unknown keys, and toolkit keys this "
+    "exporter cannot honour (cipher_suites, curve_preferences, client_allowed_sans), are "
+    "errors: a security setting is never silently ignored.",
+    "The file is checked for changes at most once a second: users, hashes and headers follow "
+    "it (a broken new file is logged and the old one kept); the certificate and key are "
+    "re-read at the first handshake after they change. Turning TLS on or off, the client CA "
+    "and the TLS versions need a restart.",
+    "The server answers GET and HEAD only (405 otherwise) on the paths under HTTP ENDPOINTS "
+    "(404 otherwise), keeps connections alive, allows 256 connections and 128 per client "
+    "address, caps the request line and headers at 32 KiB and closes connections idle for "
+    "10 s. Error bodies are one fixed line.",
+    "API keys, AWS secret keys, session and web-identity tokens and passwords are never "
+    "logged and never appear in the metrics; they are zeroed before their memory is freed. "
+    "A world-readable projects.api_key_file or --web.config.file is reported with a warning. "
+    "Label values are escaped, invalid UTF-8 is replaced and values are cut at 1,024 bytes, "
+    "so a hostile tag cannot break a scrape.",
+]
+
+
 def esc(s):
     """Escape text for roff: backslashes, hyphens (so options copy-paste), leading dots."""
     s = s.replace("\\", "\\e").replace("-", "\\-")
@@ -142,7 +329,10 @@ def flag_default(h, name):
     raise HelpFormatError(f"--help lists no flag {name}")
 
 
-def render(h, version):
+def render(h, version, metrics):
+    for name in FLAG_NOTES:
+        if not any(f["name"] == name for f in h["flags"]):
+            raise HelpFormatError(f"FLAG_NOTES names {name}, which --help does not list")
     conf = flag_default(h, "--config.file")
     listen = flag_default(h, "--web.listen-address")
     metrics_path = flag_default(h, "--web.telemetry-path")
@@ -150,7 +340,8 @@ def render(h, version):
     api_env = key_default(h, "projects.api_key_env")
     out = []
     w = out.append
-    w(f'.\\" Generated by packaging/gen-man.py from `{NAME} --help`; do not edit.')
+    w(f'.\\" Generated by packaging/gen-man.py from `{NAME} --help` and the metric tables '
+      'in src/; do not edit.')
     w(f'.\\" Regenerate with `make man`; `packaging/gen-man.py --check` compares.')
     w(f'.TH BEDROCK\\-COST\\-EXPORTER 1 "" "{esc(NAME)} {esc(version)}" "User Commands"')
     w(".\\\" no hyphenation, ragged right: paths and keys stay whole")
@@ -181,6 +372,8 @@ def render(h, version):
         text = esc(f["help"])
         if f["default"] is not None:
             text += f" Default: \\fB{esc(f['default'])}\\fR."
+        if f["name"] in FLAG_NOTES:
+            text += " " + esc(FLAG_NOTES[f["name"]])
         w(text)
     w(".SH CONFIGURATION")
     w(esc(f"The configuration file (default {conf}) uses the libconfig syntax: key = value; "
@@ -212,8 +405,35 @@ def render(h, version):
             meaning = ("200 once every enabled source has succeeded once or was restored "
                        "from the state file, 503 before")
         w(esc(meaning[:1].upper() + meaning[1:] + "." if meaning else ""))
+    w(".SH METRICS")
+    w(esc("Every metric family, with its type and HELP text, as the metric tables in the "
+          "source define them. Costs are gauges in USD; no sample carries a timestamp. The "
+          "labels of each family, the reserved project_id values and how spend is attributed "
+          "to projects are in dashboards/README.md (installed in "
+          "/usr/share/bedrock-cost-exporter/dashboards/), with the alerts and their runbook."))
+    for title, exporter in (("Projects, spend, budgets", False), ("The exporter itself", True)):
+        w(f".SS {esc(title)}")
+        for m in metrics:
+            if m["name"].startswith("bedrock_cost_exporter_") == exporter:
+                w(".TP")
+                w(f"\\fB{esc(m['name'])}\\fR (\\fI{m['type']}\\fR)")
+                w(esc(m["help"]))
+    w(".SH BEHAVIOUR")
+    for title, text in BEHAVIOUR:
+        w(".TP")
+        w(f"\\fB{esc(title)}\\fR")
+        w(esc(text))
+    w(".SH SECURITY")
+    for i, text in enumerate(SECURITY):
+        if i:
+            w(".PP")
+        w(esc(text))
     w(".SH SIGNALS")
     w(esc(h["signals"]))
+    w(".PP")
+    w(esc("SIGHUP: see Reload under BEHAVIOUR; under systemd, systemctl reload runs "
+          "--check-config first and sends SIGHUP only if it passes. SIGTERM and SIGINT abort "
+          "in-flight AWS requests and exit 0, well under a second."))
     w(".SH EXIT STATUS")
     for code, meaning in exit_items(h["exit"]):
         w(".TP")
@@ -283,14 +503,20 @@ def render(h, version):
         w(".RE")
     w(".SH SEE ALSO")
     w("\\fBprometheus\\fR(1), \\fBpromtool\\fR(1), \\fBsystemd.exec\\fR(5), \\fBsystemctl\\fR(1)")
+    w(".PP")
+    w(esc("The commented example configuration (every key: meaning, default, range) in "
+          "/usr/share/bedrock-cost-exporter/examples/; metrics, alerts and the runbook in "
+          "/usr/share/bedrock-cost-exporter/dashboards/ (README.md, RUNBOOK.md). In the source "
+          "tree: README.md, packaging/README.md (install and operation), dashboards/README.md, "
+          "src/README.md (architecture)."))
     return "\n".join(out) + "\n"
 
 
-def generate(binary):
+def generate(binary, src):
     version_out = run(binary, "--version").split()
     if len(version_out) < 2 or version_out[0] != NAME:
         raise HelpFormatError(f"unexpected --version output: {' '.join(version_out)!r}")
-    return render(parse_help(run(binary, "--help")), version_out[1])
+    return render(parse_help(run(binary, "--help")), version_out[1], extract_metrics(src))
 
 
 def lint(path):
@@ -311,12 +537,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--binary", default=os.path.join(ROOT, NAME))
     ap.add_argument("--output", default=os.path.join(HERE, f"{NAME}.1"))
+    ap.add_argument("--src", default=os.path.join(ROOT, "src"),
+                    help="source tree whose metric_def tables give the METRICS section")
     ap.add_argument("--check", action="store_true",
                     help="compare with --output instead of writing it; exit 1 on a difference")
     ap.add_argument("--lint", action="store_true", help="also check the page for groff warnings")
     a = ap.parse_args()
     try:
-        page = generate(a.binary)
+        page = generate(a.binary, a.src)
     except (HelpFormatError, OSError, subprocess.SubprocessError) as e:
         print(f"gen-man: {e}", file=sys.stderr)
         return 1
@@ -330,7 +558,8 @@ def main():
         if old != page:
             sys.stdout.writelines(difflib.unified_diff(
                 old.splitlines(True), page.splitlines(True), a.output, f"{a.binary} --help"))
-            print(f"gen-man: {a.output} is out of date with {a.binary} --help; run: make man",
+            print(f"gen-man: {a.output} is out of date with {a.binary} --help or {a.src}; "
+                  "run: make man",
                   file=sys.stderr)
             return 1
         print(f"gen-man: {a.output} matches {a.binary} --help")
