@@ -11,7 +11,10 @@
 - `make install` into a temporary DESTDIR (PREFIX=/usr and PREFIX=/usr/local) lays out the
   documented files, rewrites the unit for BINDIR, keeps a changed config on a second install,
   and `make uninstall` removes everything but the configuration;
-- the shell scripts parse (bash -n) and pass shellcheck when it is installed.
+- the shell scripts parse (bash -n) and pass shellcheck when it is installed;
+- deb-test-systemd.sh, where systemd cannot be booted (stubs on PATH: not root, or an nspawn
+  that fails), exits 77 and says "SKIPPED", never "passed"; testlib.sh's run_stage/summary, as
+  deb-test.sh uses them, report such a stage as skipped (or failed, when asked), never passed.
 
 Ends with "N passed, N failed"; exit 1 on any failure. Python standard library only.
 """
@@ -254,6 +257,104 @@ def check_scripts():
         print("# shellcheck not installed: skipped")
 
 
+SKIP_STATUS = 77  # packaging/testlib.sh
+
+
+def write_exec(path, text):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(path, 0o755)
+
+
+def check_systemd_skip():
+    """deb-test-systemd.sh where systemd cannot be booted. Stubs first on PATH stand in for
+    id, dpkg-query (everything installed), apt-get and apt-cache (must not run), debootstrap
+    and systemd-nspawn (fails as it does without privileges): nothing is installed, booted,
+    downloaded or written outside a temporary directory, as root or not."""
+    script = os.path.join(PACKAGING, "deb-test-systemd.sh")
+    with tempfile.TemporaryDirectory(prefix="bce-systemd-skip-") as d:
+        stubs = os.path.join(d, "bin")
+        os.mkdir(stubs)
+        write_exec(os.path.join(stubs, "dpkg-query"), "#!/bin/sh\necho 'install ok installed'\n")
+        for tool in ("apt-get", "apt-cache"):
+            write_exec(os.path.join(stubs, tool),
+                       f"#!/bin/sh\necho '{tool} called by the skip check' >&2\nexit 100\n")
+        # debootstrap --variant=... --include=... SUITE TARGET MIRROR
+        write_exec(os.path.join(stubs, "debootstrap"), '#!/bin/sh\nmkdir -p "$4/etc"\n')
+        write_exec(os.path.join(stubs, "systemd-nspawn"),
+                   "#!/bin/sh\necho 'Failed to create /init.scope control group: "
+                   "Operation not permitted (stub)' >&2\nexit 1\n")
+        deb = os.path.join(d, f"{PKG}_0.0.0-1_amd64.deb")
+        with open(deb, "wb") as f:
+            f.write(b"not a package\n")
+        env = dict(os.environ, PATH=stubs + os.pathsep + os.environ.get("PATH", ""),
+                   BCE_DEB_TEST_SYSTEMD_MODE="nspawn", BCE_DEB_TEST_WORK=os.path.join(d, "work"))
+        for uid, why, reason in (("1000", "not root", "needs root"),
+                                 ("0", "nspawn cannot boot", "systemd-nspawn exited with status 1")):
+            write_exec(os.path.join(stubs, "id"),
+                       f'#!/bin/sh\n[ "$1" = -u ] && {{ echo {uid}; exit 0; }}\nexec /usr/bin/id "$@"\n')
+            try:
+                p = subprocess.run(["bash", script, deb], env=env, capture_output=True, text=True,
+                                   timeout=60)
+                out, rc = p.stdout + p.stderr, p.returncode
+            except subprocess.TimeoutExpired as e:
+                out, rc = f"timed out: {e.stdout}", None
+            check(f"deb-test-systemd.sh, {why}: exit {SKIP_STATUS} (skipped), got {rc}",
+                  rc == SKIP_STATUS, out[-800:])
+            check(f"deb-test-systemd.sh, {why}: says SKIPPED: ...{reason}...",
+                  re.search(rf"^SKIPPED: .*{re.escape(reason)}", out, re.M) is not None, out[-800:])
+            check(f"deb-test-systemd.sh, {why}: ends with a summary that says skipped",
+                  out.rstrip().splitlines()[-1:] == ["skipped: systemd stage not run"], out[-800:])
+            check(f"deb-test-systemd.sh, {why}: no \"passed\", no ok line",
+                  "passed" not in out and not re.search(r"^ok ", out, re.M), out[-800:])
+            check(f"deb-test-systemd.sh, {why}: apt-get and apt-cache not called",
+                  "called by the skip check" not in out, out[-800:])
+
+
+def check_stage_runner():
+    """testlib.sh's run_stage + summary, as deb-test.sh runs the systemd stage."""
+    lib = os.path.join(PACKAGING, "testlib.sh")
+    with tempfile.TemporaryDirectory(prefix="bce-stage-") as d:
+        stages = {
+            "skips": f'echo "SKIPPED: no systemd here"; echo "skipped: systemd stage not run"; exit {SKIP_STATUS}',
+            "passes": 'echo "ok   - one"; echo "ok   - two"; echo "2 passed, 0 failed"',
+            "fails": 'echo "ok   - one"; echo "FAIL - two"; echo "1 passed, 1 failed"; exit 1',
+            "silent": "exit 0",
+            "crashes": "exit 3",
+            "skips-late": f'echo "ok   - one"; echo "SKIPPED: too late"; exit {SKIP_STATUS}',
+        }
+        for name, body in stages.items():
+            write_exec(os.path.join(d, name), f"#!/bin/sh\n{body}\n")
+
+        def run(stage, skip_is_failure=False):
+            code = (f'. "{lib}"; ok "part one"; '
+                    f'{"SKIP_IS_FAILURE=1; " if skip_is_failure else ""}'
+                    f'run_stage "systemd stage" "{os.path.join(d, stage)}"; summary; [ "$failed" = 0 ]')
+            p = subprocess.run(["bash", "-c", code], capture_output=True, text=True, timeout=30)
+            return p.returncode, p.stdout + p.stderr
+
+        rc, out = run("skips")
+        last = out.rstrip().splitlines()[-1]
+        check("run_stage: a skipped stage is shown (SKIPPED: ...) and counted as skipped",
+              rc == 0 and "SKIPPED: no systemd here" in out
+              and last == "1 passed, 0 failed, 1 skipped (systemd stage: no systemd here)", out)
+        rc, out = run("skips", skip_is_failure=True)
+        check("run_stage: with SKIP_IS_FAILURE=1 a skipped stage fails",
+              rc == 1 and out.rstrip().endswith("1 passed, 1 failed"), out)
+        rc, out = run("passes")
+        check("run_stage: a passing stage's checks are added, its own summary hidden",
+              rc == 0 and out.rstrip().splitlines()[-1] == "3 passed, 0 failed"
+              and "2 passed, 0 failed" not in out, out)
+        for stage, what, want in (
+                ("fails", "a stage with a FAIL line", "2 passed, 1 failed"),
+                ("silent", "a stage that checks nothing", "1 passed, 1 failed"),
+                ("crashes", "a stage that exits 3 without a FAIL line", "1 passed, 1 failed"),
+                ("skips-late", "a stage that exits 77 after a check", "2 passed, 1 failed")):
+            rc, out = run(stage)
+            check(f"run_stage: {what} fails the run ({want})",
+                  rc == 1 and out.rstrip().splitlines()[-1] == want, out)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--binary", default=os.path.join(ROOT, PKG))
@@ -262,6 +363,8 @@ def main():
     check_metadata(os.path.abspath(a.binary))
     check_install()
     check_scripts()
+    check_systemd_skip()
+    check_stage_runner()
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 
