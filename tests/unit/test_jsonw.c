@@ -17,47 +17,9 @@
 
 #include "../../src/base/jsonw.c"
 #include "base/jsontape.h"
+#include "random_values.h"
 
 /* ---- helpers ---- */
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15u;
-
-static uint64_t rnd(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
-
-/* A NUL-terminated string of random bytes 1..255 (quotes, backslashes, control bytes,
- * invalid UTF-8), @min..@max bytes long. Caller frees. */
-static char *hostile(size_t min, size_t max)
-{
-	size_t n = min + (size_t)(rnd() % (max - min + 1));
-	char *s = xmalloc(n + 1);
-	for (size_t i = 0; i < n; i++) {
-		static const char pick[] = "\"\\\b\f\n\r\t\x01\x1f\x7f\x80\xc3\xff/u";
-		uint64_t r = rnd();
-		s[i] = (char)(r % 3 ? 1 + (r >> 8) % 255 : (unsigned char)pick[(r >> 8) % (sizeof(pick) - 1)]);
-	}
-	s[n] = '\0';
-	return s;
-}
-
-static bool same_double(double a, double b)
-{
-	return memcmp(&a, &b, sizeof(a)) == 0;
-}
-
-/* Any double at all, from its bits (non-finite ones included). */
-static double any_double(void)
-{
-	uint64_t bits = rnd();
-	double v;
-	memcpy(&v, &bits, sizeof(v));
-	return v;
-}
 
 /* The writer's text (caller frees); fails the test if the writer failed. */
 static char *steal_ok(struct jsonw *w, size_t *len)

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../../src/base/numfmt.c"
+#include "random_values.h"
 
 static void floats_round_trip(void **state)
 {
@@ -117,42 +118,6 @@ static void amounts_match_strtod(void **state)
 }
 
 /* ---- numfmt_exact: the JSON spelling that reads back as the same double ---- */
-
-static uint64_t rng_state = 0x243f6a8885a308d3u;
-
-static uint64_t rnd(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
-
-static bool same_double(double a, double b)
-{
-	return memcmp(&a, &b, sizeof(a)) == 0;
-}
-
-/* Cost Explorer-like: up to 10 decimals, parsed from text as ce_api does. */
-static double ce_amount(void)
-{
-	static const uint64_t mod[] = { 10u, 1000u, 100000u, 10000000000u, 1000000000000u,
-					100000000000000u, 9000000000000000u };
-	uint64_t n = rnd() % mod[rnd() % 7];
-	char s[48];
-	snprintf(s, sizeof(s), "%s%llu.%010llu", rnd() % 5 ? "" : "-",
-		 (unsigned long long)(n / 10000000000u), (unsigned long long)(n % 10000000000u));
-	return strtod(s, NULL);
-}
-
-/* Any double at all, from its bits (non-finite ones included). */
-static double any_double(void)
-{
-	uint64_t bits = rnd();
-	double v;
-	memcpy(&v, &bits, sizeof(v));
-	return v;
-}
 
 static void expect_exact(double v)
 {

@@ -27,6 +27,7 @@
 #include "sources/cost_explorer.h"
 #include "sources/forecast.h"
 #include "sources/projects.h"
+#include "random_values.h"
 
 #define DIR "build/unit"
 
@@ -68,48 +69,6 @@ static void table_is_as_expected(const struct source_set *set)
 }
 
 /* ---- small helpers ---- */
-
-static uint64_t rng_state = 0x243f6a8885a308d3u;
-
-static uint64_t rnd(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
-
-/* A NUL-terminated string of random bytes 1..255 (quotes, backslashes, control bytes,
- * invalid UTF-8), @min..@max bytes long. Caller frees. */
-static char *hostile(size_t min, size_t max)
-{
-	size_t n = min + (size_t)(rnd() % (max - min + 1));
-	char *s = xmalloc(n + 1);
-	for (size_t i = 0; i < n; i++) {
-		static const char pick[] = "\"\\\b\f\n\r\t\x01\x1f\x7f\x80\xc3\xff/u";
-		uint64_t r = rnd();
-		s[i] = (char)(r % 3 ? 1 + (r >> 8) % 255 : (unsigned char)pick[(r >> 8) % (sizeof(pick) - 1)]);
-	}
-	s[n] = '\0';
-	return s;
-}
-
-static bool same_double(double a, double b)
-{
-	return memcmp(&a, &b, sizeof(a)) == 0;
-}
-
-/* Cost Explorer-like: up to 10 decimals, parsed from text as ce_api does. */
-static double ce_amount(void)
-{
-	static const uint64_t mod[] = { 10u, 1000u, 100000u, 10000000000u, 1000000000000u,
-					100000000000000u, 9000000000000000u };
-	uint64_t n = rnd() % mod[rnd() % 7];
-	char s[48];
-	snprintf(s, sizeof(s), "%s%llu.%010llu", rnd() % 5 ? "" : "-",
-		 (unsigned long long)(n / 10000000000u), (unsigned long long)(n % 10000000000u));
-	return strtod(s, NULL);
-}
 
 /* Any finite double at all, from its bits. */
 static double any_finite(void)
