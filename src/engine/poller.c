@@ -378,9 +378,10 @@ double poller_step(struct poller *p)
 		log_debug("UTC midnight: windows move");
 		p->dirty = true;
 	}
+	/* publish now even if a source is due again already (its refresh took longer than its
+	 * interval): sources due together ran back to back above, and waiting for a moment when
+	 * nothing is due could starve the snapshot */
 	double now = p->mono(), next = next_due(p);
-	if (next >= 0 && next <= now)
-		return next; /* due again already (a refresh took longer than an interval) */
 	if (p->dirty) {
 		if (p->state_dirty)
 			save_state(p);
@@ -399,7 +400,7 @@ static void *run(void *arg)
 		struct timespec ts = { (time_t)deadline,
 				       (long)((deadline - (double)(time_t)deadline) * 1e9) };
 		pthread_mutex_lock(&p->mu);
-		if (!p->reload_requested && !atomic_load(&p->stop) && deadline > mono_now())
+		if (!p->reload_requested && !atomic_load(&p->stop) && deadline > p->mono())
 			pthread_cond_timedwait(&p->cv, &p->mu, &ts);
 		pthread_mutex_unlock(&p->mu);
 	}

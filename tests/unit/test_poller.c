@@ -63,6 +63,7 @@ static struct {
 	bool requery;        /* what its reconfigure returns */
 	int samples;         /* how many samples its collect adds */
 	int after_refreshes; /* calls of "test_after" */
+	double takes;        /* seconds a refresh of "test" takes on the fake clocks */
 	struct tstate *live; /* the private state of "test" in use */
 } ctl;
 
@@ -105,6 +106,7 @@ static int t_refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
 {
 	struct tstate *s = priv;
 	s->refreshes++;
+	advance(ctl.takes);
 	if (ctl.rc) {
 		snprintf(err, errlen, "test failure %d", s->refreshes);
 		return ctl.rc;
@@ -511,6 +513,63 @@ static void state_survives_a_restart(void **state)
 	poller_free(p);
 }
 
+/* Two sources whose refreshes take longer than their interval keep each other due: the loop
+ * still publishes after each round instead of waiting for a moment when nothing is due. */
+static int slow_refreshes;
+
+static int slow_refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
+{
+	(void)priv;
+	(void)x;
+	(void)err;
+	(void)errlen;
+	slow_refreshes++;
+	advance(700); /* the interval is 600 s */
+	return 0;
+}
+
+static const struct source_def slow_source = {
+	.name = "test_slow",
+	.enabled = t_enabled,
+	.interval = t_interval,
+	.create = a_create,
+	.destroy = free,
+	.refresh = slow_refresh,
+	.collect = a_collect,
+};
+
+static void slow_sources_do_not_starve_publishing(void **state)
+{
+	(void)state;
+	setup_each();
+	static const struct source_def *const slow_table[] = { &test_source, &slow_source, NULL };
+	struct textlist errs = { 0 };
+	struct conf *c = conf_load(CONF, &errs);
+	struct poller_opts o = { .config_path = CONF, .sources = slow_table,
+				 .hc = hc_new_fake(no_network, NULL), .mono_now = mono,
+				 .wall_now = wall };
+	struct poller *p = poller_new(c, &o);
+	poller_prepare(p);
+	ctl.takes = 700;
+	slow_refreshes = 0;
+	for (int round = 1; round <= 3; round++) {
+		struct snapshot *before = snapshot_acquire();
+		double next = poller_step(p);
+		assert_true(next <= fake_mono); /* one of them is due again already */
+		struct snapshot *after = snapshot_acquire();
+		assert_ptr_not_equal(before, after); /* published all the same */
+		snapshot_release(before);
+		snapshot_release(after);
+		char want[32];
+		snprintf(want, sizeof(want), "test_value %d\n", ctl.live->refreshes);
+		char *body = published();
+		assert_non_null(strstr(body, want));
+		free(body);
+	}
+	assert_true(slow_refreshes >= 2);
+	poller_free(p);
+}
+
 /* An exposition too large to render is not published: the previous one stays, and it counts. */
 static void failed_render_keeps_the_snapshot(void **state)
 {
@@ -582,6 +641,7 @@ int main(void)
 		cmocka_unit_test(ceiling_waits_for_the_next_day),
 		cmocka_unit_test(reload_swaps_or_refuses),
 		cmocka_unit_test(state_survives_a_restart),
+		cmocka_unit_test(slow_sources_do_not_starve_publishing),
 		cmocka_unit_test(failed_render_keeps_the_snapshot),
 		cmocka_unit_test(once),
 	};
