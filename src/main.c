@@ -87,6 +87,9 @@ static int run_daemon(struct conf *c, const struct cli *cli)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* no use yet; their default action would end the process (a stray `kill -USR1`) */
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
 
 	struct webauth *auth = NULL;
 	warn_if_world_readable(cli->web_config_file, "--web.config.file");

@@ -137,7 +137,7 @@ void cli_usage(FILE *f)
 	conf_print_keys(f);
 	fputs("\nHTTP endpoints: <telemetry-path> (metrics), / (status page), /-/healthy, /-/ready\n"
 	      "\nSignals: SIGHUP reloads the configuration (a bad file is rejected and the old one\n"
-	      "kept); SIGTERM and SIGINT stop the exporter.\n"
+	      "kept); SIGTERM and SIGINT stop the exporter; SIGUSR1 and SIGUSR2 are ignored.\n"
 	      "\nExit status: 0 success; 1 configuration, start-up or (with --once) refresh\n"
 	      "failure; 2 invalid command line.\n", f);
 }

@@ -70,13 +70,16 @@ static const struct key keys[] = {
 	{ "aws.region", T_STRING, OFF(aws_region), 0, "us-east-1", 1, 32, NULL,
 	  "Region for STS (AssumeRole, web identity)." },
 	{ "aws.role_arn", T_STRING, OFF(aws_role_arn), 0, "", 0, 2048, NULL,
-	  "Role to assume with STS AssumeRole on top of the found credentials (\"\" = none)." },
+	  "Role to assume with STS AssumeRole on top of the found credentials (\"\" = none; "
+	  "else 20..2048 characters, as AWS requires)." },
 	{ "aws.external_id", T_STRING, OFF(aws_external_id), 0, "", 0, 1224, NULL,
-	  "ExternalId for AssumeRole, if the role's trust policy requires one." },
+	  "ExternalId for AssumeRole, if the role's trust policy requires one (\"\" = none; else "
+	  "2..1224 characters of [A-Za-z0-9_+=,.@:/-], as AWS requires)." },
 	{ "aws.profile", T_STRING, OFF(aws_profile), 0, "", 0, 256, NULL,
 	  "Profile in the shared credentials file (\"\" = $AWS_PROFILE or \"default\")." },
 	{ "aws.role_session_name", T_STRING, OFF(aws_role_session_name), 0, "bedrock-cost-exporter",
-	  2, 64, NULL, "RoleSessionName sent to STS." },
+	  2, 64, NULL, "RoleSessionName sent to STS: 2..64 characters of [A-Za-z0-9_+=,.@-], as AWS "
+	  "requires." },
 	{ "aws.sts_endpoint", T_STRING, OFF(aws_sts_endpoint), 0, "https://sts.{region}.amazonaws.com",
 	  8, 1024, NULL, "STS endpoint; {region} is aws.region." },
 	{ "aws.imds_enabled", T_BOOL, OFF(aws_imds_enabled), 1, NULL, 0, 1, NULL,
@@ -520,6 +523,34 @@ static int derive(struct conf *c, struct textlist *errors, const char *file, con
 		    strpbrk(ep, " \t\r\n?#")) {
 			add_error(errors, file_of(k, files, file), line_of(k, lines), "%s: \"%s\" is not an http(s) base URL",
 				  urls[i], ep);
+			rc = -EINVAL;
+		}
+	}
+	/* what STS itself accepts (AssumeRole's parameter constraints), so --check-config fails
+	 * where AWS would */
+	static const struct {
+		const char *key, *extra;
+		size_t min;
+	} sts[] = {
+		{ "aws.role_session_name", "_+=,.@-", 2 },
+		{ "aws.external_id", "_+=,.@:/-", 2 },
+		{ "aws.role_arn", NULL, 20 },
+	};
+	for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++) {
+		const struct key *k = find_key(sts[i].key);
+		const char *v = *(char **)(void *)((char *)c + k->offset);
+		if (!*v && strcmp(sts[i].key, "aws.role_session_name") != 0)
+			continue; /* "" = not used */
+		bool ok = strlen(v) >= sts[i].min;
+		for (const char *p = v; ok && sts[i].extra && *p; p++)
+			ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			     (*p >= '0' && *p <= '9') || strchr(sts[i].extra, *p);
+		if (!ok) {
+			add_error(errors, file_of(k, files, file), line_of(k, lines),
+				  sts[i].extra ? "%s: \"%s\" is not what STS accepts (%zu or more of "
+						 "A-Z a-z 0-9 %s)"
+					       : "%s: \"%s\" is not what STS accepts (%zu or more characters)%s",
+				  sts[i].key, v, sts[i].min, sts[i].extra ? sts[i].extra : "");
 			rc = -EINVAL;
 		}
 	}

@@ -1898,6 +1898,19 @@ def test_sigterm_exits_0_within_1s(ctx):
     _stop_fast(ctx, exp, signal.SIGTERM, "idle")
 
 
+@test()
+def test_sigusr1_and_sigusr2_are_ignored(ctx):
+    fake = ctx.fake()
+    exp = ctx.exporter(fake)
+    exp.wait_ready()
+    for sig in (signal.SIGUSR1, signal.SIGUSR2):
+        exp.send(sig)
+        st, _, _ = exp.get("/metrics")
+        eq(st, 200, "/metrics after %s" % sig.name)
+        check(exp.alive(), "the exporter died of %s" % sig.name)
+    _stop_fast(ctx, exp, signal.SIGTERM, "after SIGUSR1/2")
+
+
 @test(serial=True)
 def test_sigint_exits_0_within_1s(ctx):
     fake = ctx.fake()
