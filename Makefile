@@ -202,9 +202,11 @@ docs-check: bedrock-cost-exporter
 	$(PYTHON) tests/docs/check_layers.py
 	$(PYTHON) tests/docs/check_docs.py ./bedrock-cost-exporter
 
-# make demo's own path, checked without waiting for Ctrl-C
+# make demo's own path, checked without waiting for Ctrl-C; and its summary reaching a pipe
+# while it runs (make demo | tee)
 demo-smoke: bedrock-cost-exporter
 	$(PYTHON) tests/demo/demo.py --binary ./bedrock-cost-exporter --smoke --listen-port 0
+	$(PYTHON) tests/demo/check_output.py --binary ./bedrock-cost-exporter
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -63,6 +63,9 @@ def main():
     ap.add_argument("--smoke", action="store_true", help="check and exit instead of running")
     ap.add_argument("--listen-port", type=int, default=19880)
     args = ap.parse_args()
+    # a line at a time even into a pipe or a file (make demo | tee, CI logs, provisioning
+    # scripts): Python would otherwise hold the summary until it exits
+    sys.stdout.reconfigure(line_buffering=True)
 
     tmp = tempfile.mkdtemp(prefix="bce-demo-")
     procs = []
