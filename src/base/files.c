@@ -15,6 +15,11 @@ int read_file_max(const char *path, size_t max, char **out, size_t *len)
 	FILE *f = fopen(path, "r");
 	if (!f)
 		return -errno;
+	struct stat st;
+	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		fclose(f); /* a directory opens, then every read fails with EIO: say what it is */
+		return -EISDIR;
+	}
 	struct buf b;
 	buf_init(&b, max);
 	char chunk[8192];

@@ -589,7 +589,10 @@ static void *restore(const struct jsontape *t, size_t root, const struct conf *c
 	if (same && s->costs_at > 0 && s->costs_at <= now) {
 		out->has_data = true;
 		out->at = s->costs_at;
-	} else {
+	} else if (same && s->costs_at > now) {
+		log_warn("state file's cost data is dated in the future (was the clock set back?); "
+			 "querying again");
+	} else if (s->costs_at > 0) {
 		log_info("state file's cost data was queried with another configuration; querying again");
 	}
 	return s;

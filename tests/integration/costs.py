@@ -836,6 +836,31 @@ def _restart_with_state(ctx):
           "restored) source_up is still 0 for %s" % sorted(down))
 
 
+def test_ce_state_from_the_future_is_queried_again(ctx):
+    """Cost data dated after now (the clock was set back) is not served as fresh, and the log
+    says why, not that the configuration changed."""
+    fake = ctx.fake()
+    ce = CeExporter(ctx, fake, "future")
+    ce.exp.wait_ready()
+    rc, _ = ce.exp.stop()
+    eq(rc, 0, "exit code on SIGTERM")
+    with open(ce.state, encoding="utf-8") as fh:
+        state = json.load(fh)
+    state["costs_at"] = time.time() + 10 * 86400
+    with open(ce.state, "w", encoding="utf-8") as fh:
+        json.dump(state, fh)
+    fake.reset_requests()
+    exp = ce.start()
+    exp.wait_ready()
+    w = exp.logs("state file's cost data is dated in the future (was the clock set back?); "
+                 "querying again", "warn")
+    eq(len(w), 1, "warn lines about cost data from the future")
+    eq(exp.logs("state file's cost data was queried with another configuration; querying again"),
+       [], "'queried with another configuration' lines (the configuration did not change)")
+    check(ce_requests(exp.scrape())["GetCostAndUsage"] > 0,
+          "no GetCostAndUsage after restoring cost data from the future")
+
+
 def test_ce_corrupt_state_file_is_ignored(ctx):
     fake = ctx.fake()
     cases = (("garbage", "\x00not json {{{ \xff", "not valid JSON"),
@@ -1370,7 +1395,7 @@ def register(run):
             _make_ce_fault_test("throttle_auth"), test_ce_creds_container]
     rest = [test_ce_costs_equal_the_ledger, test_ce_attribution_ambiguous_and_one_key,
             test_ce_ceiling_is_hard, test_ce_restart_with_state_file_is_free,
-            test_ce_corrupt_state_file_is_ignored,
+            test_ce_corrupt_state_file_is_ignored, test_ce_state_from_the_future_is_queried_again,
             _make_ce_fault_test("server_client"), _make_ce_fault_test("parse"),
             _make_ce_fault_test("loop_timeouts"),
             test_ce_creds_environment, test_ce_creds_shared_file_and_profile,

@@ -732,7 +732,7 @@ static void bad_files_change_nothing(void **state)
 	/* a path that cannot be read is as bad */
 	*err = '\0';
 	assert_int_equal(statefile_load(DIR, &set, c, 1795651600, got, err, sizeof(err)), -EPROTO);
-	assert_true(*err);
+	assert_non_null(strstr(err, "Is a directory")); /* not "Input/output error" */
 	/* no file: -ENOENT, nothing changed */
 	remove(DIR "/no_such_state.json");
 	assert_int_equal(statefile_load(DIR "/no_such_state.json", &set, c, 1795651600, got, err,
