@@ -476,6 +476,25 @@ def seed_spike(c, stack):
             desc)
 
 
+def check_documented_joins(c, prom):
+    """Every PromQL join the docs show (an inline `bedrock_cost_... group_left ...` expression)
+    returns series that carry the joined labels."""
+    found = 0
+    for doc in ("README.md", os.path.join("dashboards", "README.md"),
+                os.path.join("dashboards", "RUNBOOK.md")):
+        text = open(os.path.join(ROOT, doc), encoding="utf-8").read()
+        for expr in sorted(set(re.findall(r"`(bedrock_cost_[^`]*group_left[^`]*)`", text))):
+            expr = expr.replace('="<value>"', '=~".+"')
+            found += 1
+            got = prom.vector(expr)
+            wanted = re.search(r"group_left\s*\(([^)]*)\)", expr).group(1).split(",")
+            wanted = [w.strip() for w in wanted if w.strip()]
+            c.check(bool(got) and all(all(w in s["metric"] for w in wanted) for s in got),
+                    "%s: the join `%s` returns series with %s" % (doc, expr, ", ".join(wanted)),
+                    "got %d series" % len(got))
+    c.check(found >= 2, "the docs show PromQL joins to check (%d found)" % found)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", default=os.path.join(ROOT, "bedrock-cost-exporter"))
@@ -515,6 +534,7 @@ def main():
         c.check(len(DASHBOARDS) == 3, "three dashboards in dashboards/", str(DASHBOARDS))
         for path in DASHBOARDS:
             check_dashboard(c, prom, path)
+        check_documented_joins(c, prom)
         seed_spike(c, stack)
         for name in ("fake_aws", "exporter", "prometheus"):
             c.check(stack.alive(name), name + " still running at the end", stack.tail(name))

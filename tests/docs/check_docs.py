@@ -420,6 +420,31 @@ def check_links(rel):
     return n
 
 
+def broken_tables(md):
+    """Line numbers where a blank line splits a Markdown table: rows follow it that start no
+    new table (no |---| line under them), so they render as text."""
+    lines = strip_fences(md).split("\n")
+    out = []
+    for i in range(1, len(lines) - 1):
+        if lines[i].strip() or not lines[i - 1].startswith("|") or not lines[i + 1].startswith("|"):
+            continue
+        if not (i + 2 < len(lines) and re.match(r"^\|[ :-]+\|", lines[i + 2])):
+            out.append(i + 1)
+    return out
+
+
+def strip_fences(md):
+    """@md with the lines of fenced code blocks blanked (line numbers kept)."""
+    out, fence = [], False
+    for line in md.split("\n"):
+        if line.startswith("```"):
+            fence = not fence
+            out.append("")
+            continue
+        out.append("" if fence else line)
+    return "\n".join(out)
+
+
 def main():
     args = sys.argv[1:]
     src = os.path.join(ROOT, "src")
@@ -467,6 +492,12 @@ def main():
     for rel in LINKED_DOCS:
         if os.path.exists(os.path.join(ROOT, rel)):
             check_links(rel)
+            broken = broken_tables(read(os.path.join(ROOT, rel)))
+            check("%s: no table split by a blank line" % rel, not broken,
+                  "at line(s) %s" % ", ".join(map(str, broken)))
+    check("self-test: a table split by a blank line is found",
+          broken_tables("| a | b |\n|---|---|\n| 1 | 2 |\n\n| 3 | 4 |\n") == [4] and
+          not broken_tables("| a |\n|---|\n| 1 |\n\n| b |\n|---|\n| 2 |\n"))
 
     failed = sum(1 for _, ok in results if not ok)
     print("%d passed, %d failed" % (len(results) - failed, failed))
