@@ -4,6 +4,7 @@
 #include "base/log.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -51,13 +52,16 @@ bool log_enabled(enum log_level level)
 
 const char *log_fmt_int(char out[24], long long v)
 {
-	snprintf(out, 24, "%lld", v);
+	snprintf(out, 24, "%c%lld", LOG_TYPED, v);
 	return out;
 }
 
 const char *log_fmt_fixed(char out[48], double v, int decimals)
 {
-	snprintf(out, 48, "%.*f", decimals, v);
+	if (!isfinite(v)) /* JSON has no NaN: such a value stays a string */
+		snprintf(out, 48, "%g", v);
+	else
+		snprintf(out, 48, "%c%.*f", LOG_TYPED, decimals, v);
 	return out;
 }
 
@@ -92,10 +96,18 @@ static void put_escaped(struct buf *b, const char *v)
 
 static void put_field(struct buf *b, const char *k, const char *v, int first)
 {
+	bool typed = *v == LOG_TYPED; /* a number or a boolean (LOG_INT, LOG_FIXED, LOG_BOOL) */
+	if (typed)
+		v++;
 	if (out_format == LOG_FORMAT_JSON) {
 		buf_puts(b, first ? "{\"" : ",\"");
 		put_escaped(b, k);
-		buf_puts(b, "\":\"");
+		buf_puts(b, "\":");
+		if (typed) {
+			buf_puts(b, v);
+			return;
+		}
+		buf_putc(b, '"');
 		put_escaped(b, v);
 		buf_putc(b, '"');
 		return;

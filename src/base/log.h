@@ -49,9 +49,15 @@ void log_event(enum log_level level, const char *msg, ...) __attribute__((sentin
 #define log_warn(...) log_at(LOG_LEVEL_WARN, __VA_ARGS__)
 #define log_error(...) log_at(LOG_LEVEL_ERROR, __VA_ARGS__)
 
-/* An integer / a number with @decimals digits after the point, as a log value. */
+/*
+ * An integer, a number with @decimals digits after the point, a boolean, as a log value:
+ * logfmt writes them as they read (port=19880), JSON as numbers and booleans ("port":19880,
+ * "tls":false), not strings. (They carry a leading LOG_TYPED byte that only the writer sees.)
+ */
+#define LOG_TYPED '\x01'
 #define LOG_INT(v) log_fmt_int((char[24]){ 0 }, (long long)(v))
 #define LOG_FIXED(v, decimals) log_fmt_fixed((char[48]){ 0 }, (double)(v), (decimals))
+#define LOG_BOOL(v) ((v) ? "\001true" : "\001false")
 const char *log_fmt_int(char out[24], long long v);
 const char *log_fmt_fixed(char out[48], double v, int decimals);
 

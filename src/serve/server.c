@@ -365,7 +365,7 @@ struct server *server_start(const struct server_opts *o)
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
 	log_info("listening", "address", o->listen_address, "port",
 		 LOG_INT(info ? info->port : port), "telemetry_path",
-		 o->telemetry_path, "tls", (flags & MHD_USE_TLS) ? "true" : "false", "basic_auth",
+		 o->telemetry_path, "tls", LOG_BOOL(flags & MHD_USE_TLS), "basic_auth",
 		 o->auth ? "from web configuration" : "off");
 	return s;
 }

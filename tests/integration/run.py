@@ -2150,6 +2150,12 @@ def test_json_log_format(ctx):
         check({"ts", "level", "msg"} <= set(r), "JSON log line lacks ts/level/msg: %r" % r)
     w = [r for r in recs if r["msg"] == WARN_FAILED]
     eq(sorted(r.get("region") for r in w), ["eu-west-1", "us-east-1"], "warn lines by region")
+    # numbers are JSON numbers, not strings
+    h = [r for r in recs if r["msg"] == "http request"]
+    check(h, "no 'http request' debug lines")
+    for r in h:
+        check(type(r.get("status")) is int and type(r.get("duration_ms")) in (int, float),
+              "status and duration_ms are not JSON numbers: %r" % r)
 
 
 @test()
