@@ -65,8 +65,9 @@ static const struct key keys[] = {
 	  "Tag keys exposed as tag_<key> labels on bedrock_cost_project_info." },
 	{ "projects.page_size", T_INT, OFF(projects_page_size), 100, NULL, 1, 100, NULL,
 	  "Projects per page requested (the API's limit parameter)." },
-	{ "projects.max_projects", T_INT, OFF(projects_max_projects), 1000, NULL, 1, 100000, NULL,
-	  "A region listing more projects than this fails (AWS quota: 1,000)." },
+	{ "projects.max_projects", T_INT, OFF(projects_max_projects), 1100, NULL, 1, 100000, NULL,
+	  "Most projects served per region (AWS quota: 1,000, plus the default project); more are "
+	  "cut off, counted as an error and logged." },
 	{ "aws.region", T_STRING, OFF(aws_region), 0, "us-east-1", 1, 32, NULL,
 	  "Region for STS (AssumeRole, web identity)." },
 	{ "aws.role_arn", T_STRING, OFF(aws_role_arn), 0, "", 0, 2048, NULL,

@@ -181,12 +181,12 @@ static int refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
 			return rc;
 		}
 		note_region(rs, rc, rerr, fresh.n);
-		if (rc == 0) {
+		if (rc == 0 || rc == -E2BIG) { /* -E2BIG: as many as projects.max_projects allows */
 			project_list_move(&rs->projects, &fresh);
 			rs->has_data = true;
-		} else if (!failed++) {
-			snprintf(err, errlen, "%s: %s", rs->region, rerr);
 		}
+		if (rc && !failed++)
+			snprintf(err, errlen, "%s: %s", rs->region, rerr);
 	}
 	awscreds_clear(&creds);
 	check_budgets(s, c);

@@ -329,9 +329,15 @@ int projects_list_region(struct hc *hc, const struct hc_opts *o, const struct co
 			}
 		}
 		if (all.n > (size_t)c->projects_max_projects) {
-			snprintf(err, errlen, "more than %ld projects (projects.max_projects)",
-				 c->projects_max_projects);
-			rc = -EPROTO;
+			/* served as far as the cap allows, and counted: an account over the cap still
+			 * shows its projects, and the error says what to raise */
+			apistats_error(OP_LIST_PROJECTS, REASON_PARSE);
+			snprintf(err, errlen, "more than %ld projects (projects.max_projects); serving the "
+				 "first %ld", c->projects_max_projects, c->projects_max_projects);
+			while (all.n > (size_t)c->projects_max_projects)
+				project_free(&all.v[--all.n]);
+			project_list_move(out, &all);
+			rc = -E2BIG;
 			goto out;
 		}
 		if (!has_more)

@@ -45,11 +45,12 @@ int projects_parse_page(const char *body, size_t len, struct project_list *list,
 			bool *has_more, char *err, size_t errlen);
 
 /*
- * Lists every project of @region into @out, signing with @creds when
- * projects.auth is sigv4 (borrowed; ignored for api_key), (replacing nothing: @out must be
- * empty). Returns 0; or -EIO/-EPROTO/-EACCES with @reason_out (a short
- * reason for the log, never a secret) in @err; or -ECANCELED when stopped.
- * On failure @out is left empty. Poller thread (or main under --once).
+ * Lists every project of @region into @out (which must be empty), signing with
+ * @creds when projects.auth is sigv4 (borrowed; ignored for api_key). Returns 0;
+ * -E2BIG when the region has more than projects.max_projects: @out then holds
+ * the first max_projects of them and @err says so (counted as reason "parse");
+ * -EIO/-EPROTO/-EACCES with a short reason in @err (never a secret), @out
+ * left empty; -ECANCELED when stopped. Poller thread (or main under --once).
  */
 int projects_list_region(struct hc *hc, const struct hc_opts *o, const struct conf *c,
 			 const struct aws_creds *creds, const char *region, struct project_list *out,

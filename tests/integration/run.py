@@ -1107,7 +1107,7 @@ def test_pagination_ids_needing_encoding_sigv4(ctx):
 
 
 @test()
-def test_max_projects_exceeded_fails_the_region(ctx):
+def test_max_projects_exceeded_serves_what_the_cap_allows(ctx):
     fake = ctx.fake()
     conf = ctx.conf(fake, projects={"max_projects": 3})
     rc, out, err = ctx.run(["--once", "--config.file=" + conf], {"BEDROCK_API_KEY": API_KEY})
@@ -1117,8 +1117,24 @@ def test_max_projects_exceeded_fails_the_region(ctx):
     eq(m.up(), 0, "source_up")
     check("max_projects" in err, "no log line naming projects.max_projects: %s" % err[-2000:])
     check(m.has("bedrock_cost_project_info", region="eu-west-1"), "eu-west-1 data missing")
-    check(not m.has("bedrock_cost_project_info", region="us-east-1"),
-          "us-east-1 served although its listing failed and it never had data")
+    inv = fake_inventory(fake)
+    check(len(inv["us-east-1"]) > 3, "the fake's us-east-1 should list more than 3 projects")
+    served = [s for s in m.samples if s.name == "bedrock_cost_project_info"
+              and s.labels.get("region") == "us-east-1"]
+    eq(len(served), 3, "us-east-1 projects served up to projects.max_projects")
+    eq(m.value("bedrock_cost_exporter_api_request_errors_total", api="bedrock_mantle",
+               operation="ListProjects", reason="parse"), 1.0,
+       "the cut-off listing counted in _api_request_errors_total")
+
+
+@test()
+def test_default_max_projects_covers_the_quota_and_default(ctx):
+    rc, out, _ = ctx.run(["--help"])
+    eq(rc, 0, "--help exit code")
+    m = re.search(r"projects\.max_projects\s+integer\s+default (\d+)", out.decode())
+    check(m and int(m.group(1)) >= 1001,
+          "projects.max_projects default must cover 1,000 projects plus default: %r"
+          % (m and m.group(1)))
 
 
 # ---------------------------------------------------------------------------
