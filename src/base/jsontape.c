@@ -17,26 +17,65 @@ struct parser {
 	int depth;
 };
 
-/* Bytes that end the fast scan of a string: the quote, the backslash, controls. */
+/*
+ * Bytes that end the fast scan of a string: the quote, the backslash, controls,
+ * and every byte of a multibyte UTF-8 sequence (checked where it stands).
+ */
+#define STOP16 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
 static const unsigned char string_stop[256] = {
-	[0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1,
-	[0x07] = 1, [0x08] = 1, [0x09] = 1, [0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1,
-	[0x0e] = 1, [0x0f] = 1, [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1,
-	[0x15] = 1, [0x16] = 1, [0x17] = 1, [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1,
-	[0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, ['"'] = 1, ['\\'] = 1,
+	[0x00] = STOP16, STOP16, /* 0x00-0x1f: controls */
+	['"'] = 1, ['\\'] = 1,
+	[0x80] = STOP16, STOP16, STOP16, STOP16, STOP16, STOP16, STOP16, STOP16,
 };
 
 /*
  * Does any byte of @w stop the scan? The classic bit tricks (exact as a yes/no
- * for the whole word): a byte equal to c is a zero byte of w ^ (c * ONES), and
- * "has a byte below n" for n <= 128 is (w - n * ONES) & ~w & HIGHS.
+ * for the whole word): a byte equal to c is a zero byte of w ^ (c * ONES),
+ * "has a byte below n" for n <= 128 is (w - n * ONES) & ~w & HIGHS, and a
+ * byte from 0x80 up has its high bit set in w itself.
  */
 #define ONES 0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
 static inline bool word_has_stop(uint64_t w)
 {
 	uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
-	return (((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - ONES * 0x20) & ~w)) & HIGHS;
+	return (((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - ONES * 0x20) & ~w) | w) & HIGHS;
+}
+
+/*
+ * At a byte from 0x80 up, with @n >= 1 bytes left: the length of the
+ * well-formed UTF-8 sequence there (2-4 bytes; Unicode Table 3-7, which
+ * excludes overlongs, encoded surrogates and code points above U+10FFFF), or
+ * minus the length of its maximal subpart (1-3 bytes: the longest start of a
+ * well-formed sequence), which is the unit that one U+FFFD replaces.
+ */
+static int utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0], lo = 0x80, hi = 0xBF; /* the range of the second byte */
+	size_t len;
+	if (c >= 0xC2 && c <= 0xDF) {
+		len = 2;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		len = 3;
+		if (c == 0xE0)
+			lo = 0xA0; /* overlong below U+0800 */
+		else if (c == 0xED)
+			hi = 0x9F; /* U+D800-U+DFFF */
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		len = 4;
+		if (c == 0xF0)
+			lo = 0x90; /* overlong below U+10000 */
+		else if (c == 0xF4)
+			hi = 0x8F; /* above U+10FFFF */
+	} else {
+		return -1; /* a continuation byte, C0, C1 or F5-FF: never starts a character */
+	}
+	if (n < 2 || s[1] < lo || s[1] > hi)
+		return -1;
+	for (size_t k = 2; k < len; k++)
+		if (k >= n || (s[k] & 0xC0) != 0x80)
+			return -(int)k;
+	return (int)len;
 }
 
 static size_t push(struct parser *p, enum jt_type type, size_t start)
@@ -47,7 +86,7 @@ static size_t push(struct parser *p, enum jt_type type, size_t start)
 		tp->cap = tp->cap ? 2 * tp->cap : 64 + p->len / 10;
 		tp->t = xrealloc(tp->t, tp->cap * sizeof(*tp->t));
 	}
-	tp->t[tp->n] = (struct jt_tok){ (uint32_t)start, 0, (uint32_t)(tp->n + 1), (uint16_t)type, 0 };
+	tp->t[tp->n] = (struct jt_tok){ (uint32_t)start, 0, (uint32_t)(tp->n + 1), (uint16_t)type, 0, 0 };
 	return tp->n++;
 }
 
@@ -83,15 +122,20 @@ static long hex4(const unsigned char *s)
 	return v;
 }
 
-/* At the opening quote. Validates the string, including escapes and surrogate pairs. */
+/*
+ * At the opening quote. Validates the string: escapes must be JSON's (a \u
+ * with four hex digits; a surrogate escape need not be half of a pair, RFC
+ * 8259 section 8.2), control characters must be escaped. Raw bytes that are not
+ * UTF-8 are allowed (they become U+FFFD when copied out) and marked on the token.
+ */
 static int string(struct parser *p)
 {
 	size_t tok = push(p, JT_STRING, ++p->i);
-	bool esc = false;
-	while (p->i < p->len) {
-		size_t i = p->i, end = p->len; /* locals: the scan runs in registers */
-		const unsigned char *s = p->s;
-		/* eight bytes at a time while none of them is a quote, a backslash or a control */
+	bool esc = false, bad = false;
+	size_t i = p->i, end = p->len; /* locals: the scan runs in registers */
+	const unsigned char *s = p->s;
+	while (i < end) {
+		/* eight bytes at a time while none of them stops the scan */
 		while (end - i >= 8) {
 			uint64_t w;
 			memcpy(&w, s + i, 8);
@@ -101,41 +145,36 @@ static int string(struct parser *p)
 		}
 		while (i < end && !string_stop[s[i]])
 			i++;
-		p->i = i;
 		if (i >= end)
 			break;
-		unsigned char c = p->s[p->i];
+		unsigned char c = s[i];
+		if (c >= 0x80) {
+			int n = utf8_seq(s + i, end - i);
+			bad |= n < 0;
+			i += (size_t)(n < 0 ? -n : n);
+			continue;
+		}
 		if (c == '"') {
-			p->tp->t[tok].len = (uint32_t)(p->i - p->tp->t[tok].start);
+			p->tp->t[tok].len = (uint32_t)(i - p->tp->t[tok].start);
 			p->tp->t[tok].escaped = esc;
-			p->i++;
+			p->tp->t[tok].bad_utf8 = bad;
+			p->i = i + 1;
 			return 0;
 		}
 		if (c < 0x20)
 			return -EPROTO;
 		esc = true; /* at a backslash */
-		if (p->i + 1 >= p->len)
+		if (i + 1 >= end)
 			return -EPROTO;
-		c = p->s[p->i + 1];
-		if (c != 'u') {
-			if (!strchr("\"\\/bfnrt", c) || c == '\0')
+		c = s[i + 1];
+		if (c == 'u') {
+			if (end - i < 6 || hex4(s + i + 2) < 0)
 				return -EPROTO;
-			p->i += 2;
-			continue;
-		}
-		if (p->i + 6 > p->len)
+			i += 6;
+		} else if (c != '\0' && strchr("\"\\/bfnrt", c)) {
+			i += 2;
+		} else {
 			return -EPROTO;
-		long u = hex4(p->s + p->i + 2);
-		if (u < 0 || (u >= 0xDC00 && u <= 0xDFFF))
-			return -EPROTO; /* not hex, or a lone low surrogate */
-		p->i += 6;
-		if (u >= 0xD800 && u <= 0xDBFF) { /* a high surrogate needs its low half */
-			if (p->i + 6 > p->len || p->s[p->i] != '\\' || p->s[p->i + 1] != 'u')
-				return -EPROTO;
-			long lo = hex4(p->s + p->i + 2);
-			if (lo < 0xDC00 || lo > 0xDFFF)
-				return -EPROTO;
-			p->i += 6;
 		}
 	}
 	return -EPROTO;
@@ -308,102 +347,142 @@ size_t jt_count(const struct jsontape *tape, size_t c)
 	return n;
 }
 
-static void put_utf8(char *out, size_t *o, unsigned long cp)
+/* Writes code point @cp as UTF-8 at @out, unless @out is NULL. Returns its length. */
+static size_t put_utf8(char *out, unsigned long cp)
 {
+	char u[4];
+	size_t n;
 	if (cp < 0x80) {
-		out[(*o)++] = (char)cp;
+		u[0] = (char)cp;
+		n = 1;
 	} else if (cp < 0x800) {
-		out[(*o)++] = (char)(0xC0 | (cp >> 6));
-		out[(*o)++] = (char)(0x80 | (cp & 0x3F));
+		u[0] = (char)(0xC0 | (cp >> 6));
+		u[1] = (char)(0x80 | (cp & 0x3F));
+		n = 2;
 	} else if (cp < 0x10000) {
-		out[(*o)++] = (char)(0xE0 | (cp >> 12));
-		out[(*o)++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		out[(*o)++] = (char)(0x80 | (cp & 0x3F));
+		u[0] = (char)(0xE0 | (cp >> 12));
+		u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		u[2] = (char)(0x80 | (cp & 0x3F));
+		n = 3;
 	} else {
-		out[(*o)++] = (char)(0xF0 | (cp >> 18));
-		out[(*o)++] = (char)(0x80 | ((cp >> 12) & 0x3F));
-		out[(*o)++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		out[(*o)++] = (char)(0x80 | (cp & 0x3F));
+		u[0] = (char)(0xF0 | (cp >> 18));
+		u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+		u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		u[3] = (char)(0x80 | (cp & 0x3F));
+		n = 4;
 	}
+	if (out)
+		memcpy(out, u, n);
+	return n;
 }
 
-/* Unescapes a validated string span into @out (room for len + 1 bytes: UTF-8
- * never takes more bytes than its escape). Returns the length, NUL-terminated. */
-static size_t unescape(const unsigned char *s, size_t len, char *out)
+#define REPLACEMENT 0xFFFDul
+
+/*
+ * Copies a validated string span into @out as valid UTF-8 (see jsontape.h):
+ * escapes decoded, a pair of surrogate escapes joined, and U+FFFD for a lone
+ * surrogate escape, for \u0000 and for each maximal subpart of raw bytes that
+ * are not UTF-8. With @out NULL it only counts. Returns the length, which is
+ * at most 3 * @len (a raw invalid byte becomes 3 bytes; every escape
+ * shrinks); @out gets no terminating NUL.
+ */
+static size_t decode(const unsigned char *s, size_t len, char *out)
 {
 	size_t o = 0;
 	for (size_t i = 0; i < len;) {
-		if (s[i] != '\\') {
-			if (s[i] == '\0')
-				break;
-			out[o++] = (char)s[i++];
+		unsigned char c = s[i];
+		if (c >= 0x80) {
+			int n = utf8_seq(s + i, len - i);
+			if (n > 0) {
+				if (out)
+					memcpy(out + o, s + i, (size_t)n);
+				o += (size_t)n;
+				i += (size_t)n;
+			} else {
+				o += put_utf8(out ? out + o : NULL, REPLACEMENT);
+				i += (size_t)-n;
+			}
 			continue;
 		}
-		unsigned char c = s[i + 1];
-		i += 2;
-		switch (c) {
-		case 'b': out[o++] = '\b'; break;
-		case 'f': out[o++] = '\f'; break;
-		case 'n': out[o++] = '\n'; break;
-		case 'r': out[o++] = '\r'; break;
-		case 't': out[o++] = '\t'; break;
-		case 'u': {
-			unsigned long cp = (unsigned long)hex4(s + i);
-			i += 4;
-			if (cp >= 0xD800 && cp <= 0xDBFF) {
-				unsigned long lo = (unsigned long)hex4(s + i + 2);
-				i += 6;
-				cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+		i++;
+		if (c == '\\') {
+			c = s[i];
+			i++;
+			switch (c) {
+			case 'b': c = '\b'; break;
+			case 'f': c = '\f'; break;
+			case 'n': c = '\n'; break;
+			case 'r': c = '\r'; break;
+			case 't': c = '\t'; break;
+			case 'u': {
+				unsigned long cp = (unsigned long)hex4(s + i);
+				i += 4;
+				if (cp >= 0xD800 && cp <= 0xDBFF && len - i >= 6 && s[i] == '\\' &&
+				    s[i + 1] == 'u') {
+					unsigned long lo = (unsigned long)hex4(s + i + 2);
+					if (lo >= 0xDC00 && lo <= 0xDFFF) {
+						cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+						i += 6;
+					}
+				}
+				if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF))
+					cp = REPLACEMENT; /* \u0000, or half a pair */
+				o += put_utf8(out ? out + o : NULL, cp);
+				continue;
 			}
-			if (cp == 0) {
-				out[o] = '\0';
-				return o; /* as cJSON: a C string ends at NUL */
+			default: break; /* " \ / */
 			}
-			put_utf8(out, &o, cp);
-			break;
 		}
-		default: out[o++] = (char)c; break; /* " \ / */
-		}
+		if (out)
+			out[o] = (char)c;
+		o++;
 	}
-	out[o] = '\0';
 	return o;
+}
+
+/* Can string token @t be copied as it stands (valid UTF-8, no escape)? */
+static bool verbatim(const struct jt_tok *t)
+{
+	return !t->escaped && !t->bad_utf8;
 }
 
 long jt_str(const struct jsontape *tape, size_t i, char *out, size_t outlen)
 {
-	if (!jt_is(tape, i, JT_STRING))
+	if (!jt_is(tape, i, JT_STRING) || outlen == 0)
 		return -1;
 	const struct jt_tok *t = &tape->t[i];
 	const unsigned char *s = (const unsigned char *)tape->text + t->start;
-	if (!t->escaped) {
-		const void *nul = memchr(s, '\0', t->len);
-		size_t n = nul ? (size_t)((const unsigned char *)nul - s) : t->len;
-		if (n + 1 > outlen)
+	size_t n;
+	if (verbatim(t)) {
+		n = t->len;
+		if (n >= outlen)
 			return -1;
 		memcpy(out, s, n);
-		out[n] = '\0';
-		return (long)n;
+	} else if (t->len <= (outlen - 1) / 3) { /* even the longest result fits */
+		n = decode(s, t->len, out);
+	} else {
+		n = decode(s, t->len, NULL);
+		if (n >= outlen)
+			return -1;
+		decode(s, t->len, out);
 	}
-	if (t->len + 1 > outlen) { /* the unescaped text may still fit */
-		char *tmp = xmalloc((size_t)t->len + 1);
-		size_t n = unescape(s, t->len, tmp);
-		long rc = -1;
-		if (n + 1 <= outlen) {
-			memcpy(out, tmp, n + 1);
-			rc = (long)n;
-		}
-		free(tmp);
-		return rc;
-	}
-	return (long)unescape(s, t->len, out);
+	out[n] = '\0';
+	return (long)n;
 }
 
 char *jt_strdup(const struct jsontape *tape, size_t i)
 {
 	if (!jt_is(tape, i, JT_STRING))
 		return NULL;
-	char *out = xmalloc((size_t)tape->t[i].len + 1);
-	jt_str(tape, i, out, (size_t)tape->t[i].len + 1);
+	const struct jt_tok *t = &tape->t[i];
+	const unsigned char *s = (const unsigned char *)tape->text + t->start;
+	size_t n = verbatim(t) ? t->len : decode(s, t->len, NULL);
+	char *out = xmalloc(n + 1);
+	if (verbatim(t))
+		memcpy(out, s, n);
+	else
+		decode(s, t->len, out);
+	out[n] = '\0';
 	return out;
 }
 
@@ -426,14 +505,15 @@ bool jt_str_eq(const struct jsontape *tape, size_t i, const char *s)
 	if (!jt_is(tape, i, JT_STRING))
 		return false;
 	const struct jt_tok *t = &tape->t[i];
+	const unsigned char *text = (const unsigned char *)tape->text + t->start;
 	size_t n = strlen(s);
-	if (!t->escaped)
-		return t->len == n && memcmp(tape->text + t->start, s, n) == 0;
-	if (n > t->len) /* unescaping never lengthens */
+	if (verbatim(t))
+		return t->len == n && memcmp(text, s, n) == 0;
+	if (n > 3 * (size_t)t->len || decode(text, t->len, NULL) != n)
 		return false;
-	char small[256], *tmp = t->len < sizeof(small) ? small : xmalloc((size_t)t->len + 1);
-	size_t m = unescape((const unsigned char *)tape->text + t->start, t->len, tmp);
-	bool eq = m == n && memcmp(tmp, s, n) == 0;
+	char small[256], *tmp = n < sizeof(small) ? small : xmalloc(n);
+	decode(text, t->len, tmp);
+	bool eq = memcmp(tmp, s, n) == 0;
 	if (tmp != small)
 		free(tmp);
 	return eq;

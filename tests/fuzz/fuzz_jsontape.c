@@ -1,8 +1,10 @@
 /*
  * libFuzzer target: the JSON tape parser (every Cost Explorer and Projects
  * response goes through it). Differential: whatever the tape accepts, cJSON
- * must read as the same tree (the tape is the stricter of the two), and every
- * accessor must stay inside the tape.
+ * must read as the same tree once the tape's string rule is applied to it
+ * (jsontape_cjson.h; the tape is the stricter of the two, except that it
+ * accepts lone surrogate escapes), every string copied out must be valid
+ * UTF-8 at most 3 times its span, and every accessor must stay inside the tape.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -24,9 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < t.n && comparable; i++)
 			comparable = !(t.t[i].type == JT_NUMBER && t.t[i].len > 63);
 		if (comparable) {
-			char *text = malloc(size + 1);
-			memcpy(text, data, size);
-			text[size] = '\0';
+			char *text = cjson_text((const char *)data, size);
 			const char *end = NULL;
 			cJSON *c = cJSON_ParseWithOpts(text, &end, true);
 			if (!c || !same(&t, 0, c))
@@ -36,7 +36,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		char buf[16];
 		for (size_t i = 0; i < t.n; i++) {
-			(void)jt_str(&t, i, buf, sizeof(buf));
+			long n = jt_str(&t, i, buf, sizeof(buf));
+			char *s = jt_strdup(&t, i);
+			if (s) {
+				size_t m = strlen(s);
+				if (!ref_utf8_valid(s, m) || m > 3 * (size_t)t.t[i].len ||
+				    n != (m < sizeof(buf) ? (long)m : -1) || (n >= 0 && strcmp(buf, s) != 0) ||
+				    !jt_str_eq(&t, i, s))
+					__builtin_trap();
+				free(s);
+			} else if (n != -1) {
+				__builtin_trap();
+			}
 			(void)jt_get(&t, i, "Keys");
 			(void)jt_count(&t, i);
 		}

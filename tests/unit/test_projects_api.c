@@ -53,6 +53,78 @@ static void parses_a_good_page(void **state)
 	project_list_free(&l);
 }
 
+/*
+ * A tag value (or a name) that is not valid UTF-8 in any of the three ways
+ * JSON allows costs the page nothing: the page parses, the project is there,
+ * and the bad sequence reads as U+FFFD (base/jsontape.h). Before, \u0000 cut
+ * the value short, a lone surrogate escape failed the whole page, and raw
+ * bytes went through as they were.
+ */
+static void invalid_utf8_in_tags_becomes_fffd(void **state)
+{
+	(void)state;
+#define ITEM(name, tags)                                                                       \
+	"{\"data\":[{\"id\":\"default\",\"name\":\"Default project\",\"status\":\"active\","      \
+	"\"created_at\":1,\"tags\":{}},{\"id\":\"proj_x\",\"name\":" name ",\"status\":\"active\"," \
+	"\"created_at\":2,\"tags\":{" tags "}}],\"has_more\":false}"
+	static const struct {
+		const char *page, *name, *key, *value;
+	} cases[] = {
+		/* an escaped NUL in the middle of a value, and one in a name */
+		{ ITEM("\"Chat\\u0000Bot\"", "\"Team\":\"CX\",\"Application\":\"Chat\\u0000Bot\""),
+		  "Chat\xEF\xBF\xBD" "Bot", "Application", "Chat\xEF\xBF\xBD" "Bot" },
+		/* lone surrogate escapes: a high half followed by text, a low half alone */
+		{ ITEM("\"Chat\\udc00\"", "\"Team\":\"CX\",\"Application\":\"Chat\\ud800Bot\""),
+		  "Chat\xEF\xBF\xBD", "Application", "Chat\xEF\xBF\xBD" "Bot" },
+		/* raw bytes that are not UTF-8: Latin-1, an overlong, an encoded surrogate, a cut
+		 * character at the end */
+		{ ITEM("\"Z\xFCrich\"", "\"Team\":\"CX\",\"City\":\"Z\xFCrich \xC0\x80 \xED\xA0\x80 \xE2\x82\""),
+		  "Z\xEF\xBF\xBDrich", "City",
+		  "Z\xEF\xBF\xBDrich \xEF\xBF\xBD\xEF\xBF\xBD \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD "
+		  "\xEF\xBF\xBD" },
+		/* in a key: the key is made valid the same way and still found */
+		{ ITEM("\"a\"", "\"Team\":\"CX\",\"Cost\\u0000Center\":\"\\ud83d\\ude00\\ud83d\""),
+		  "a", "Cost\xEF\xBF\xBD" "Center", "\xF0\x9F\x98\x80\xEF\xBF\xBD" },
+	};
+#undef ITEM
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct project_list l = { 0 };
+		bool more = true;
+		char err[256] = "";
+		int rc = projects_parse_page(cases[i].page, strlen(cases[i].page), &l, &more, err,
+					     sizeof(err));
+		if (rc != 0)
+			fail_msg("case %zu: rc=%d err=\"%s\"", i, rc, err);
+		assert_false(more);
+		assert_int_equal(l.n, 2);
+		assert_string_equal(l.v[1].id, "proj_x");
+		assert_string_equal(l.v[1].name, cases[i].name);
+		assert_int_equal(l.v[1].ntags, 2);
+		assert_string_equal(project_tag(&l.v[1], "Team"), "CX");
+		const char *v = project_tag(&l.v[1], cases[i].key);
+		if (!v || strcmp(v, cases[i].value) != 0)
+			fail_msg("case %zu: %s=\"%s\"", i, cases[i].key, v ? v : "(missing)");
+		project_list_free(&l);
+	}
+}
+
+/* Keys that differed only after an escaped NUL were one key before (both cut there). */
+static void keys_that_differ_after_a_nul_are_two_keys(void **state)
+{
+	(void)state;
+	const char *page = "{\"data\":[{\"id\":\"p\",\"name\":\"a\",\"status\":\"active\",\"created_at\":1,"
+			   "\"tags\":{\"Team\\u0000A\":\"x\",\"Team\\u0000B\":\"y\"}}],\"has_more\":false}";
+	struct project_list l = { 0 };
+	bool more;
+	char err[256] = "";
+	assert_int_equal(projects_parse_page(page, strlen(page), &l, &more, err, sizeof(err)), 0);
+	assert_int_equal(l.v[0].ntags, 2);
+	assert_string_equal(project_tag(&l.v[0], "Team\xEF\xBF\xBD" "A"), "x");
+	assert_string_equal(project_tag(&l.v[0], "Team\xEF\xBF\xBD" "B"), "y");
+	assert_null(project_tag(&l.v[0], "Team"));
+	project_list_free(&l);
+}
+
 /* Each malformed page fails, names the problem, and leaves the list untouched. */
 static void rejects_malformed_pages(void **state)
 {
@@ -166,6 +238,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(parses_a_good_page),
+		cmocka_unit_test(invalid_utf8_in_tags_becomes_fffd),
+		cmocka_unit_test(keys_that_differ_after_a_nul_are_two_keys),
 		cmocka_unit_test(rejects_malformed_pages),
 		cmocka_unit_test(truncated_body_never_reads_past_length),
 		cmocka_unit_test(too_many_tags),
