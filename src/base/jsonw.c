@@ -49,6 +49,12 @@ static void advance(struct jsonw *w, char *end)
 	*end = '\0';
 }
 
+static void invalid(struct jsonw *w)
+{
+	if (!w->err)
+		w->err = -EINVAL;
+}
+
 /* The separator a new value (or key) needs at the current depth. */
 static void separate(struct jsonw *w)
 {
@@ -75,23 +81,31 @@ static void raw(struct jsonw *w, const char *s, size_t n)
 	}
 }
 
+/* Before a value: inside an object it must follow its key. */
+static void value_begins(struct jsonw *w)
+{
+	if (w->object[w->depth] && !w->after_key)
+		invalid(w); /* a value in an object without a key */
+	separate(w);
+}
+
 static void open_container(struct jsonw *w, char c)
 {
-	separate(w);
+	value_begins(w);
 	if (w->depth >= JSONW_MAX_DEPTH) {
-		if (!w->err)
-			w->err = -EINVAL;
+		invalid(w);
 		return;
 	}
 	raw(w, &c, 1);
 	w->first[++w->depth] = true;
+	w->object[w->depth] = c == '{';
 }
 
 static void close_container(struct jsonw *w, char c)
 {
-	if (w->depth <= 0 || w->after_key) { /* nothing open, or a key without its value */
-		if (!w->err)
-			w->err = -EINVAL;
+	/* nothing open, the other bracket, or a key without its value */
+	if (w->depth <= 0 || w->object[w->depth] != (c == '}') || w->after_key) {
+		invalid(w);
 		return;
 	}
 	w->depth--;
@@ -162,8 +176,8 @@ static void put_string(struct jsonw *w, const char *s)
 
 void jsonw_key(struct jsonw *w, const char *key)
 {
-	if (w->after_key && !w->err)
-		w->err = -EINVAL; /* the previous key has no value */
+	if (w->after_key || !w->object[w->depth])
+		invalid(w); /* the previous key has no value, or this is not an object */
 	separate(w);
 	put_string(w, key);
 	raw(w, ":", 1);
@@ -172,13 +186,13 @@ void jsonw_key(struct jsonw *w, const char *key)
 
 void jsonw_string(struct jsonw *w, const char *s)
 {
-	separate(w);
+	value_begins(w);
 	put_string(w, s);
 }
 
 void jsonw_number(struct jsonw *w, double v)
 {
-	separate(w);
+	value_begins(w);
 	char *o = room(w, 32);
 	if (!o)
 		return;
@@ -192,7 +206,7 @@ void jsonw_number(struct jsonw *w, double v)
 
 void jsonw_int(struct jsonw *w, long long v)
 {
-	separate(w);
+	value_begins(w);
 	char *o = room(w, 21);
 	if (!o)
 		return;
@@ -203,7 +217,7 @@ void jsonw_int(struct jsonw *w, long long v)
 
 void jsonw_bool(struct jsonw *w, bool v)
 {
-	separate(w);
+	value_begins(w);
 	if (v)
 		raw(w, "true", 4);
 	else

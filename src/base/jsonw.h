@@ -10,7 +10,8 @@
  *
  * Errors are sticky: the first failure (the buffer's maximum reached: -EFBIG;
  * a NaN or infinity: -EDOM; nesting deeper than JSONW_MAX_DEPTH, closing what
- * is not open, or a key without a value: -EINVAL)
+ * is not open or with the other bracket, a key outside an object or without a
+ * value, a value in an object without a key: -EINVAL)
  * is kept in w->err and every later call does nothing, so a writer checks
  * once at the end. Not thread-safe; one owner.
  */
@@ -29,6 +30,7 @@ struct jsonw {
 	int err;                          /* 0, or the first failure */
 	int depth;
 	bool first[JSONW_MAX_DEPTH + 1];  /* no value written yet at this depth */
+	bool object[JSONW_MAX_DEPTH + 1]; /* the container at this depth is an object */
 	bool after_key;                   /* a key was written: its value follows */
 };
 
