@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -94,9 +95,33 @@ static void put_escaped(struct buf *b, const char *v)
 	}
 }
 
+/* A JSON literal the typed log values spell: true, false, or a number. */
+static bool json_literal(const char *v)
+{
+	if (strcmp(v, "true") == 0 || strcmp(v, "false") == 0)
+		return true;
+	const char *p = v;
+	if (*p == '-')
+		p++;
+	if (!(*p >= '0' && *p <= '9'))
+		return false;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	if (*p == '.') {
+		p++;
+		if (!(*p >= '0' && *p <= '9'))
+			return false;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	return *p == '\0' && p - v < 40;
+}
+
 static void put_field(struct buf *b, const char *k, const char *v, int first)
 {
-	bool typed = *v == LOG_TYPED; /* a number or a boolean (LOG_INT, LOG_FIXED, LOG_BOOL) */
+	/* a number or a boolean (LOG_INT, LOG_FIXED, LOG_BOOL): written bare only when it is
+	 * one; any other string that starts with the marker byte stays an escaped string */
+	bool typed = *v == LOG_TYPED && json_literal(v + 1);
 	if (typed)
 		v++;
 	if (out_format == LOG_FORMAT_JSON) {

@@ -14,7 +14,7 @@
 
 #include <stdbool.h>
 
-/* Prefixed so that nothing collides with <syslog.h> (LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, ...). */
+/* Prefixed: <syslog.h> defines LOG_DEBUG, LOG_INFO, LOG_ERR, ... as macros. */
 enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
 enum log_format { LOG_FORMAT_LOGFMT, LOG_FORMAT_JSON };
 

@@ -111,6 +111,28 @@ static void levels_and_formats_parse(void **state)
 	assert_int_not_equal(log_parse_format("text", &f), 0);
 }
 
+static void hostile_marked(void)
+{
+	log_info("hostile", "v", "\001Bedrock\" injected=\"1\nts=x level=error msg=FORGED");
+}
+
+/* A value that merely starts with the marker byte is a string like any other: escaped, on one
+ * line, never written bare. */
+static void a_marked_string_cannot_inject(void **state)
+{
+	(void)state;
+	log_setup(LOG_LEVEL_INFO, LOG_FORMAT_JSON);
+	char *out = captured(hostile_marked);
+	assert_non_null(strstr(out, "\"v\":\"\\u0001Bedrock\\\" injected=\\\"1\\nts=x level=error msg=FORGED\"}\n"));
+	assert_int_equal(strchr(out, '\n') - out + 1, (long)strlen(out)); /* one line */
+	free(out);
+	log_setup(LOG_LEVEL_INFO, LOG_FORMAT_LOGFMT);
+	out = captured(hostile_marked);
+	assert_int_equal(strchr(out, '\n') - out + 1, (long)strlen(out));
+	assert_null(strstr(out, "\nts=x"));
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -118,6 +140,7 @@ int main(void)
 		cmocka_unit_test(logfmt_values_read_plainly),
 		cmocka_unit_test(below_the_level_costs_nothing),
 		cmocka_unit_test(levels_and_formats_parse),
+		cmocka_unit_test(a_marked_string_cannot_inject),
 	};
 	return cmocka_run_group_tests_name("log", tests, NULL, NULL);
 }
