@@ -93,7 +93,7 @@ char *numfmt_double(double v, char out[32])
 		strcpy(out, "NaN");
 	} else if (isinf(v)) {
 		strcpy(out, v > 0 ? "+Inf" : "-Inf");
-	} else if (v == (double)(long long)v && v > -9007199254740992.0 && v < 9007199254740992.0) {
+	} else if (v > -9007199254740992.0 && v < 9007199254740992.0 && v == (double)(long long)v) {
 		/* integers (info values, counts, most timestamps): no printf, no strtod */
 		char *o = out;
 		if (v < 0 || signbit(v))
