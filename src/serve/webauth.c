@@ -10,6 +10,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +23,6 @@
 #define MAX_CHAIN 16
 #define CACHE_SLOTS 64
 #define MAX_PEM ((size_t)1024 * 1024)
-/* A valid bcrypt hash of a random string, cost 10: unknown users pay the same. */
-#define DUMMY_HASH "$2y$10$abcdefghijklmnopqrstuuqflPDzB6gcMhKa1rZqKiun2YGL5sa2u"
 
 struct tls_gen {
 	gnutls_pcert_st pcert[MAX_CHAIN];
@@ -55,6 +54,18 @@ struct webauth {
 
 	unsigned char cache[CACHE_SLOTS][32]; /* SHA-256 of user, password and hash that passed */
 	unsigned int cache_next;
+	unsigned long users_gen;  /* bumped when a reload replaces the users */
+	unsigned char name_key[32]; /* random: which user an unknown name stands in for */
+};
+
+/* A password check waiting for bcrypt: copies, so that it can run in any thread. */
+struct webauth_pending {
+	struct webauth *a;
+	char *password;
+	char *hash;   /* the user's, or a stand-in user's for an unknown name */
+	bool known;   /* the name is a configured user */
+	unsigned long users_gen;
+	unsigned char digest[32];
 };
 
 static struct webauth *tls_owner; /* the GnuTLS callback has no user pointer */
@@ -90,6 +101,11 @@ struct webauth *webauth_new(const char *path, struct textlist *errors)
 	}
 	file_id(path, &a->cur_id);
 	a->checked_at = mono_now();
+	if (gnutls_rnd(GNUTLS_RND_RANDOM, a->name_key, sizeof(a->name_key)) < 0) {
+		textlist_push(errors, xasprintf("%s: no random bytes for basic auth", path));
+		webauth_free(a);
+		return NULL;
+	}
 	if (w->tls) {
 		const char *ca = w->client_ca_file && *w->client_ca_file ? w->client_ca_file : NULL;
 		/* libmicrohttpd asks for a client certificate only when it has a trust
@@ -136,6 +152,7 @@ void webauth_free(struct webauth *a)
 	free(a->tls_error);
 	free_gen(a->tls);
 	secure_zero(a->cache, sizeof(a->cache));
+	secure_zero(a->name_key, sizeof(a->name_key));
 	pthread_mutex_destroy(&a->mu);
 	free(a);
 }
@@ -288,6 +305,7 @@ static void maybe_reload_config(struct webauth *a)
 	free(a->reload_error);
 	a->reload_error = NULL;
 	secure_zero(a->cache, sizeof(a->cache)); /* users or hashes may have changed */
+	a->users_gen++; /* and checks under way must not remember what the old file allowed */
 	log_info("web configuration reloaded", "file", a->path);
 }
 
@@ -321,41 +339,96 @@ static void digest(const char *user, const char *password, const char *hash, uns
 	buf_free(&b);
 }
 
-static enum webauth_verdict check_basic(struct webauth *a, struct MHD_Connection *c)
+/*
+ * The hash an unknown user name is checked against: the hash of one configured user, the
+ * same one for the same name for the life of the process, picked by a keyed hash of the
+ * name (so the pick cannot be steered or predicted). An unknown name then costs exactly
+ * what a configured user costs, whatever costs the users' hashes have (10, 12, one of
+ * each...), and repeated tries of one name answer the same way, as they would for a user
+ * who exists. A fixed dummy hash (the old cost-10 one) gave names away as soon as a user's
+ * cost differed: 52 ms against 206 ms at cost 12. Checking the password against another
+ * user's salt reveals nothing: the result is thrown away. Under a->mu, nusers > 0.
+ */
+static const char *stand_in_hash(const struct webauth *a, const char *user)
+{
+	unsigned char mac[32];
+	gnutls_hmac_fast(GNUTLS_MAC_SHA256, a->name_key, sizeof(a->name_key), user, strlen(user),
+			 mac);
+	uint64_t pick = 0;
+	for (int i = 0; i < 8; i++)
+		pick = pick << 8 | mac[i];
+	return a->cur->users[pick % a->cur->nusers].hash;
+}
+
+void webauth_pending_free(struct webauth_pending *p)
+{
+	if (!p)
+		return;
+	free_secret(p->password);
+	free_secret(p->hash);
+	secure_zero(p, sizeof(*p));
+	free(p);
+}
+
+enum webauth_verdict webauth_pending_run(struct webauth_pending *p)
+{
+	/* unknown names cost the same bcrypt as a user (stand_in_hash()), and never pass */
+	bool ok = webauth_bcrypt_ok(p->password, p->hash) && p->known;
+	if (!ok)
+		return WEBAUTH_UNAUTHORIZED;
+	struct webauth *a = p->a;
+	pthread_mutex_lock(&a->mu);
+	if (a->users_gen == p->users_gen) /* not across a reload: the cache was emptied */
+		memcpy(a->cache[a->cache_next++ % CACHE_SLOTS], p->digest, 32);
+	pthread_mutex_unlock(&a->mu);
+	return WEBAUTH_OK;
+}
+
+static enum webauth_verdict check_basic(struct webauth *a, struct MHD_Connection *c,
+					struct webauth_pending **later)
 {
 	char *pass = NULL;
 	char *user = MHD_basic_auth_get_username_password(c, &pass);
 	enum webauth_verdict v = WEBAUTH_UNAUTHORIZED;
+	struct webauth_pending *p = NULL;
 	if (!user || !pass || strlen(user) > 1024 || strlen(pass) > 1024)
 		goto out;
+	p = xcalloc(1, sizeof(*p));
+	p->a = a;
+	/* the same steps for a user and an unknown name: only bcrypt's answer differs */
 	pthread_mutex_lock(&a->mu);
-	char *hash = NULL;
+	const char *hash = NULL;
 	for (size_t i = 0; i < a->cur->nusers; i++)
 		if (strcmp(a->cur->users[i].name, user) == 0)
-			hash = xstrdup(a->cur->users[i].hash);
-	unsigned char d[32];
+			hash = a->cur->users[i].hash;
+	p->known = hash != NULL;
+	if (!hash && a->cur->nusers)
+		hash = stand_in_hash(a, user);
 	bool cached = false;
 	if (hash) {
-		digest(user, pass, hash, d);
-		for (unsigned int i = 0; i < CACHE_SLOTS && !cached; i++)
-			cached = memcmp(a->cache[i], d, 32) == 0;
+		p->hash = xstrdup(hash);
+		p->users_gen = a->users_gen;
+		digest(user, pass, hash, p->digest);
+		for (unsigned int i = 0; i < CACHE_SLOTS; i++)
+			cached |= memcmp(a->cache[i], p->digest, 32) == 0;
 	}
 	pthread_mutex_unlock(&a->mu);
-	if (cached) {
+	if (!hash)
+		goto out; /* no users (webauth_check() does not ask then) */
+	if (cached && p->known) {
 		v = WEBAUTH_OK;
-	} else {
-		/* unknown users cost one bcrypt too, so timing does not reveal who exists */
-		bool ok = webauth_bcrypt_ok(pass, hash ? hash : DUMMY_HASH) && hash;
-		if (ok) {
-			pthread_mutex_lock(&a->mu);
-			memcpy(a->cache[a->cache_next++ % CACHE_SLOTS], d, 32);
-			pthread_mutex_unlock(&a->mu);
-			v = WEBAUTH_OK;
-		}
+		goto out;
 	}
-	free_secret(hash);
-	secure_zero(d, sizeof(d));
+	p->password = xstrdup(pass);
+	if (later) {
+		*later = p;
+		p = NULL;
+		v = WEBAUTH_PENDING;
+	} else {
+		v = webauth_pending_run(p);
+	}
 out:
+	webauth_pending_free(p);
 	if (pass) {
 		secure_zero(pass, strlen(pass));
 		MHD_free(pass);
@@ -388,7 +461,8 @@ static enum webauth_verdict check_cert(struct webauth *a, struct MHD_Connection 
 	return WEBAUTH_OK;
 }
 
-enum webauth_verdict webauth_check(struct webauth *a, struct MHD_Connection *c)
+enum webauth_verdict webauth_check(struct webauth *a, struct MHD_Connection *c,
+				   struct webauth_pending **later)
 {
 	if (a->initial->tls) {
 		enum webauth_verdict v = check_cert(a, c);
@@ -399,7 +473,7 @@ enum webauth_verdict webauth_check(struct webauth *a, struct MHD_Connection *c)
 	maybe_reload_config(a);
 	bool need_basic = a->cur->nusers > 0;
 	pthread_mutex_unlock(&a->mu);
-	return need_basic ? check_basic(a, c) : WEBAUTH_OK;
+	return need_basic ? check_basic(a, c, later) : WEBAUTH_OK;
 }
 
 void webauth_add_headers(struct webauth *a, struct MHD_Response *r)

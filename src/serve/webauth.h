@@ -9,7 +9,8 @@
  * files are re-read at the next TLS handshake after they change. Whether TLS
  * is on, the client CA and the TLS versions are fixed at start.
  *
- * Thread-safe: called from libmicrohttpd's threads.
+ * Thread-safe: called from libmicrohttpd's threads and the server's bcrypt
+ * workers. The webauth outlives every pending check it made.
  */
 #ifndef BCE_WEBAUTH_H
 #define BCE_WEBAUTH_H
@@ -39,10 +40,32 @@ void *webauth_cert_callback(void);
 /* Loads the certificate and key now (start-up check). Returns 0 or -errno (logged). */
 int webauth_install_tls(struct webauth *a);
 
-enum webauth_verdict { WEBAUTH_OK, WEBAUTH_UNAUTHORIZED, WEBAUTH_FORBIDDEN };
+enum webauth_verdict { WEBAUTH_OK, WEBAUTH_UNAUTHORIZED, WEBAUTH_FORBIDDEN, WEBAUTH_PENDING };
 
-/* Checks basic auth and the client certificate of a request. */
-enum webauth_verdict webauth_check(struct webauth *a, struct MHD_Connection *c);
+/* A password check that needs bcrypt; it holds a copy of the password until freed. */
+struct webauth_pending;
+
+/*
+ * Checks the client certificate and basic auth of a request; libmicrohttpd's
+ * threads. A password whose success is cached (SHA-256 of user, password and
+ * hash) is answered at once. One that needs bcrypt (tens to hundreds of
+ * milliseconds) is checked here when @later is NULL; otherwise WEBAUTH_PENDING
+ * is returned and *@later holds the check, which the caller owns: it runs it
+ * with webauth_pending_run() in a thread of its choice and frees it with
+ * webauth_pending_free(). WEBAUTH_PENDING only ever comes with @later set.
+ * An unknown user name costs the same bcrypt as a configured user.
+ */
+enum webauth_verdict webauth_check(struct webauth *a, struct MHD_Connection *c,
+				   struct webauth_pending **later);
+
+/*
+ * Runs the bcrypt check of @p: WEBAUTH_OK (remembered in the cache) or
+ * WEBAUTH_UNAUTHORIZED. Any thread, no lock held; @p stays the caller's.
+ */
+enum webauth_verdict webauth_pending_run(struct webauth_pending *p);
+
+/* Zeroes and frees @p (NULL is fine). */
+void webauth_pending_free(struct webauth_pending *p);
 
 /* Adds the configured http_server_config.headers to @r. */
 void webauth_add_headers(struct webauth *a, struct MHD_Response *r);

@@ -20,6 +20,7 @@
 #include <curl/curl.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -118,6 +119,16 @@ struct srv {
 	bool tls;
 };
 
+/*
+ * How the handler checks: CHECK_HERE lets webauth_check() run bcrypt itself (@later NULL);
+ * CHECK_LATER takes the pending check and runs it with webauth_pending_run(), as the
+ * server's bcrypt workers do; CHECK_HOLD keeps it in 'held' and answers 202. 'pendings'
+ * counts the checks that came back pending. Requests are one at a time.
+ */
+static enum { CHECK_HERE, CHECK_LATER, CHECK_HOLD } check_mode;
+static struct webauth_pending *held;
+static unsigned int pendings;
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
 			      const char *method, const char *version, const char *upload,
 			      size_t *upload_size, void **req_cls)
@@ -133,10 +144,27 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	enum webauth_verdict v = webauth_check(a, c);
-	unsigned int status = v == WEBAUTH_OK ? MHD_HTTP_OK
-			      : v == WEBAUTH_UNAUTHORIZED ? MHD_HTTP_UNAUTHORIZED
-							  : MHD_HTTP_FORBIDDEN;
+	struct webauth_pending *p = NULL;
+	enum webauth_verdict v = webauth_check(a, c, check_mode == CHECK_HERE ? NULL : &p);
+	unsigned int status = 0;
+	if (v == WEBAUTH_PENDING) {
+		assert_non_null(p);
+		pendings++;
+		if (check_mode == CHECK_HOLD) {
+			assert_null(held);
+			held = p;
+			status = MHD_HTTP_ACCEPTED;
+		} else {
+			v = webauth_pending_run(p);
+			webauth_pending_free(p);
+		}
+	} else {
+		assert_null(p);
+	}
+	if (!status)
+		status = v == WEBAUTH_OK ? MHD_HTTP_OK
+			 : v == WEBAUTH_UNAUTHORIZED ? MHD_HTTP_UNAUTHORIZED
+						     : MHD_HTTP_FORBIDDEN;
 	static const char body[] = "answer\n";
 	struct MHD_Response *r =
 		MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
@@ -577,17 +605,197 @@ static void bcrypt_hashes(void **state)
 	assert_false(webauth_bcrypt_ok("pw", bad));
 	assert_false(webauth_bcrypt_ok("pw", "*0"));
 	assert_false(webauth_bcrypt_ok("pw", "$2b$04$!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"));
+}
 
-	/* unknown users are checked against DUMMY_HASH: it must cost a real cost-10 bcrypt
-	 * (a malformed one would fail at once and tell who exists by timing) */
-	struct crypt_data *cd = calloc(1, sizeof(*cd));
-	assert_non_null(cd);
-	const char *out = crypt_r("anything", DUMMY_HASH, cd);
-	assert_non_null(out);
-	assert_int_equal(strlen(out), 60);
-	assert_true(strncmp(out, "$2y$10$", 7) == 0);
-	assert_memory_equal(out, DUMMY_HASH, 29); /* same setting, a real checksum */
-	free(cd);
+/* The hash of the user that @name stands in for, if @name is unknown; NULL otherwise. */
+static const char *stand_in_for(struct webauth *a, const char *name)
+{
+	pthread_mutex_lock(&a->mu);
+	const char *h = stand_in_hash(a, name);
+	pthread_mutex_unlock(&a->mu);
+	return h;
+}
+
+/*
+ * An unknown name is checked against the hash of a configured user: always the same user
+ * for the same name, every user for some names, and picked with a key of the process's
+ * own (another webauth picks differently), so the pick cannot be predicted.
+ */
+static void unknown_names_stand_in_for_users(void **state)
+{
+	(void)state;
+	char h1[128], h2[128], text[512];
+	make_hash("$2y$", 4, "one-pw", h1);
+	make_hash("$2b$", 5, "two-pw", h2);
+	snprintf(text, sizeof(text), "basic_auth_users:\n  one: %s\n  two: %s\n", h1, h2);
+	put("standin.yml", text, 1000000000, false);
+	struct webauth *a = load("standin.yml"), *b = load("standin.yml");
+	unsigned int ones = 0, twos = 0, differ = 0;
+	for (int i = 0; i < 200; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "nobody-%d", i);
+		const char *h = stand_in_for(a, name);
+		assert_true(h == a->cur->users[0].hash || h == a->cur->users[1].hash);
+		assert_ptr_equal(stand_in_for(a, name), h); /* the same one every time */
+		ones += strcmp(h, h1) == 0;
+		twos += strcmp(h, h2) == 0;
+		differ += strcmp(stand_in_for(b, name), h) != 0;
+	}
+	assert_int_equal(ones + twos, 200);
+	if (ones < 50 || twos < 50)
+		fail_msg("200 unknown names stood in for the users %u and %u times", ones, twos);
+	assert_true(differ > 0);
+	webauth_free(a);
+	webauth_free(b);
+}
+
+/* Seconds one request with basic auth @user:@password takes (the status must be @want). */
+static double timed(const struct srv *s, const char *user, const char *password, long want)
+{
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	long st = basic(s, user, password);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_int_equal(st, want);
+	return (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+}
+
+static int cmp_double(const void *x, const void *y)
+{
+	double a = *(const double *)x, b = *(const double *)y;
+	return (a > b) - (a < b);
+}
+
+static double median(double *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/*
+ * Timing does not tell which users exist. With the shipped example's cost 12, a wrong
+ * password for an unknown name took 52 ms (a cost-10 dummy hash) against 206 ms for the
+ * user. Now: a cost-12 user alone, then a cost-10 and a cost-12 user together, a wrong
+ * password for unknown names costs what it costs for the user each name stands in for
+ * (medians of 5 interleaved tries differ by less than 20%).
+ */
+static void unknown_names_cost_what_users_cost(void **state)
+{
+	(void)state;
+	char h12[128], h10[128], text[512];
+	make_hash("$2y$", 12, "prom-pw", h12);
+	make_hash("$2y$", 10, "graf-pw", h10);
+	snprintf(text, sizeof(text), "basic_auth_users:\n  prometheus: %s\n", h12);
+	put("cost.yml", text, 1000000000, false);
+	struct webauth *a = load("cost.yml");
+	struct srv s;
+	srv_start(&s, a);
+	recheck_not_yet(a);
+	double known[5], unknown[5];
+	for (int i = 0; i < 5; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "nobody-%d", i);
+		known[i] = timed(&s, "prometheus", "wrong", 401);
+		unknown[i] = timed(&s, name, "wrong", 401);
+	}
+	double mk = median(known, 5), mu = median(unknown, 5);
+	if (fabs(mu - mk) > 0.2 * mk)
+		fail_msg("cost-12 user: %.0f ms, unknown names: %.0f ms", mk * 1000, mu * 1000);
+	srv_stop(&s);
+	webauth_free(a);
+
+	/* two costs: each unknown name costs what its stand-in user costs */
+	snprintf(text, sizeof(text), "basic_auth_users:\n  prometheus: %s\n  grafana: %s\n", h12,
+		 h10);
+	put("cost.yml", text, 1000000001, false);
+	a = load("cost.yml");
+	srv_start(&s, a);
+	recheck_not_yet(a);
+	char names[2][5][32]; /* [0]: stands in for the cost-12 user, [1]: for the cost-10 one */
+	unsigned int found[2] = { 0, 0 };
+	for (int i = 0; found[0] < 5 || found[1] < 5; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "guest-%d", i);
+		int k = strcmp(stand_in_for(a, name), h12) == 0 ? 0 : 1;
+		if (found[k] < 5)
+			snprintf(names[k][found[k]++], 32, "%s", name);
+	}
+	double t[4][5]; /* user 12, unknown as 12, user 10, unknown as 10 */
+	for (int i = 0; i < 5; i++) {
+		t[0][i] = timed(&s, "prometheus", "wrong", 401);
+		t[1][i] = timed(&s, names[0][i], "wrong", 401);
+		t[2][i] = timed(&s, "grafana", "wrong", 401);
+		t[3][i] = timed(&s, names[1][i], "wrong", 401);
+	}
+	double m[4];
+	for (int k = 0; k < 4; k++)
+		m[k] = median(t[k], 5);
+	if (fabs(m[1] - m[0]) > 0.2 * m[0] || fabs(m[3] - m[2]) > 0.2 * m[2])
+		fail_msg("cost 12: user %.0f ms, unknown %.0f ms; cost 10: user %.0f ms, unknown %.0f ms",
+			 m[0] * 1000, m[1] * 1000, m[2] * 1000, m[3] * 1000);
+	/* and the clock sees the costs at all: 4 times the work shows */
+	if (m[0] < 2 * m[2])
+		fail_msg("cost 12 took %.0f ms and cost 10 %.0f ms", m[0] * 1000, m[2] * 1000);
+	srv_stop(&s);
+	webauth_free(a);
+}
+
+/*
+ * With @later, a check that needs bcrypt comes back WEBAUTH_PENDING for the caller to run
+ * (the server's workers do) and a cached success does not; webauth_pending_run() gives
+ * the verdict and remembers a success, but not one checked against a file that has been
+ * reloaded since.
+ */
+static void pending_checks(void **state)
+{
+	(void)state;
+	char h[128], text[256];
+	make_hash("$2b$", 4, "erin-pw", h);
+	snprintf(text, sizeof(text), "basic_auth_users:\n  erin: %s\n", h);
+	put("later.yml", text, 1000000000, false);
+	struct webauth *a = load("later.yml");
+	struct srv s;
+	srv_start(&s, a);
+	recheck_not_yet(a);
+	check_mode = CHECK_LATER;
+	pendings = 0;
+
+	assert_int_equal(basic(&s, "erin", "erin-pw"), 200);
+	assert_int_equal(pendings, 1);
+	assert_true(cache_has(a, "erin", "erin-pw", h));
+	assert_int_equal(basic(&s, "erin", "erin-pw"), 200); /* from the cache */
+	assert_int_equal(pendings, 1);
+	assert_int_equal(basic(&s, "erin", "wrong"), 401);
+	assert_int_equal(basic(&s, "nobody", "erin-pw"), 401); /* an unknown name costs one too */
+	assert_int_equal(pendings, 3);
+	assert_int_equal(status_of(&s, NULL), 401);            /* nothing to check */
+	assert_int_equal(pendings, 3);
+
+	/* a check held across a reload of the file: its verdict stands, but is not remembered */
+	put("later.yml", text, 1000000100, false);
+	recheck_now(a);
+	check_mode = CHECK_HOLD;
+	held = NULL;
+	assert_int_equal(basic(&s, "erin", "erin-pw"), 202); /* reloaded (cache emptied), held */
+	assert_non_null(held);
+	assert_int_equal(pendings, 4);
+	put("later.yml", text, 1000000200, false);
+	recheck_now(a);
+	assert_int_equal(status_of(&s, NULL), 401); /* reloads again */
+	assert_int_equal(webauth_pending_run(held), WEBAUTH_OK);
+	assert_false(cache_has(a, "erin", "erin-pw", h));
+	webauth_pending_free(held);
+	/* one that is never run is freed all the same */
+	held = NULL;
+	assert_int_equal(basic(&s, "erin", "wrong"), 202);
+	webauth_pending_free(held);
+	held = NULL;
+	check_mode = CHECK_LATER;
+	assert_int_equal(basic(&s, "erin", "erin-pw"), 200);
+	assert_true(cache_has(a, "erin", "erin-pw", h));
+	srv_stop(&s);
+	webauth_free(a);
+	check_mode = CHECK_HERE;
 }
 
 /* The verdicts of webauth_check() over real requests. */
@@ -1039,6 +1247,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(bcrypt_hashes),
+		cmocka_unit_test(unknown_names_stand_in_for_users),
+		cmocka_unit_test(unknown_names_cost_what_users_cost),
+		cmocka_unit_test(pending_checks),
 		cmocka_unit_test(basic_auth_verdicts),
 		cmocka_unit_test(no_users_no_password),
 		cmocka_unit_test(success_is_cached),
