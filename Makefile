@@ -187,8 +187,10 @@ valgrind: bedrock-cost-exporter
 	sh tests/soak/valgrind.sh --binary ./bedrock-cost-exporter
 
 # TLS (with and without client certificates), basic auth and certificate rotation,
-# against curl and a real Prometheus scrape
+# against curl and a real Prometheus scrape; hostile clients (connection slots, vanished
+# clients, basic-auth timing and load)
 security-check: bedrock-cost-exporter
+	$(PYTHON) tests/security/http_abuse.py ./bedrock-cost-exporter
 	$(PYTHON) tests/security/tls_e2e.py ./bedrock-cost-exporter
 
 # rules (promtool check/test), dashboard conventions, and every panel query against a

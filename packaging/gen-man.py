@@ -281,14 +281,18 @@ SECURITY = [
     "re-read at the first handshake after they change. Turning TLS on or off, the client CA "
     "and the TLS versions need a restart.",
     "The server answers GET and HEAD only (405 otherwise) on the paths under HTTP ENDPOINTS "
-    "(404 otherwise), keeps connections alive, allows 256 connections and 128 per client "
-    "address, caps the request line and headers at 32 KiB and closes connections idle for "
-    "10 s. Error bodies are one fixed line.",
+    "(404 otherwise), keeps connections alive, allows 256 connections and 64 per client "
+    "address, gives a client 5 s from connecting (or from its request line, on a kept-alive "
+    "connection) to deliver a complete request however slowly it trickles, notices at once a "
+    "client that closes, caps the request line and headers at 32 KiB and closes connections "
+    "idle for 10 s. Error bodies are one fixed line.",
     "API keys, AWS secret keys, session and web-identity tokens and passwords are never "
     "logged and never appear in the metrics; they are zeroed before their memory is freed. "
     "A world-readable projects.api_key_file or --web.config.file is reported with a warning. "
-    "Label values are escaped, invalid UTF-8 is replaced and values are cut at 1,024 bytes, "
-    "so a hostile tag cannot break a scrape.",
+    "Every string read from AWS is made valid UTF-8 when it is read: each invalid sequence, "
+    "an escaped \\u0000 or a lone surrogate escape becomes U+FFFD and the rest is kept. Label "
+    "values are escaped and cut at 1,024 bytes, so a hostile tag cannot break a scrape, cut a "
+    "value short or fail a region's listing.",
 ]
 
 

@@ -26,7 +26,7 @@
 #define MAX_CONNECTIONS 256
 #define CONNECTION_TIMEOUT 10 /* seconds */
 #define SERVER_THREADS 2
-#define PER_IP_CONNECTIONS 128
+#define PER_IP_CONNECTIONS 64
 
 static int check_config(const char *path, const char *web_config)
 {
