@@ -20,7 +20,6 @@
 
 /* Caps on what one page may hold; real pages are far smaller. */
 #define MAX_GROUPS_PER_DAY 100000
-#define MAX_KEY_LEN 2048
 
 int ce_split_tag_key(const char *k, const char *want_key, const char **value)
 {
@@ -264,7 +263,7 @@ static int get_next(const struct jsontape *t, size_t root, const char *name, cha
 
 /* A parsed period before it is merged. */
 struct period {
-	long day;
+	long day, end;
 	bool estimated;
 	struct ce_group *g;
 	size_t n;
@@ -272,7 +271,7 @@ struct period {
 
 static void period_free(struct period *p)
 {
-	struct ce_day d = { p->day, p->estimated, p->g, p->n };
+	struct ce_day d = { p->day, p->estimated, p->g, p->n, p->end };
 	ce_day_free(&d);
 }
 
@@ -305,6 +304,7 @@ static int parse_period(const struct jsontape *t, size_t r, size_t idx, const st
 		return -EPROTO;
 	}
 	out->day = s;
+	out->end = e == s + 1 ? 0 : e;
 	size_t est = jt_get(t, r, "Estimated");
 	if (est != JT_NONE && !jt_is(t, est, JT_TRUE) && !jt_is(t, est, JT_FALSE)) {
 		snprintf(err, errlen, "%s.Estimated: expected a boolean", where);
@@ -338,7 +338,6 @@ static int parse_period(const struct jsontape *t, size_t r, size_t idx, const st
 	}
 	out->g = xcalloc(count + 1, sizeof(*out->g));
 	size_t gi = 0;
-	char key[MAX_KEY_LEN + 1];
 	for (size_t g = jt_first(t, groups); g != JT_NONE; g = jt_next(t, groups, g)) {
 		/* the group's location is formatted only for an error message */
 		struct loc l = { where, gi++ };
@@ -353,8 +352,9 @@ static int parse_period(const struct jsontape *t, size_t r, size_t idx, const st
 		struct ce_group *cg = &out->g[out->n++];
 		size_t kv = jt_first(t, keys);
 		for (size_t k = 0; k < q->ngroups; k++, kv = jt_next(t, keys, kv)) {
+			char *key = jt_strdup(t, kv);
 			const char *v = key;
-			if (jt_str(t, kv, key, sizeof(key)) < 0) {
+			if (!key) {
 				snprintf(err, errlen, "%s.Keys[%zu]: expected a string",
 					 loc_str(l, gw, sizeof(gw)), k);
 				period_free(out);
@@ -364,10 +364,13 @@ static int parse_period(const struct jsontape *t, size_t r, size_t idx, const st
 			    ce_split_tag_key(key, q->group_key[k], &v)) {
 				snprintf(err, errlen, "%s.Keys[%zu]: expected \"%s$...\"",
 					 loc_str(l, gw, sizeof(gw)), k, q->group_key[k]);
+				free(key);
 				period_free(out);
 				return -EPROTO;
 			}
-			cg->k[k] = xstrdup(v);
+			cg->k[k] = v == key ? key : xstrdup(v);
+			if (v != key)
+				free(key);
 		}
 		size_t metrics = jt_get(t, g, "Metrics");
 		if (!jt_is(t, metrics, JT_OBJECT)) {
@@ -451,7 +454,8 @@ int ce_parse_cost_and_usage(const char *body, size_t len, const struct ce_query 
 			free(ps[i].g);
 		} else {
 			acc->days = xrealloc(acc->days, (acc->n + 1) * sizeof(*acc->days));
-			acc->days[acc->n++] = (struct ce_day){ ps[i].day, ps[i].estimated, ps[i].g, ps[i].n };
+			acc->days[acc->n++] = (struct ce_day){ ps[i].day, ps[i].estimated, ps[i].g,
+							       ps[i].n, ps[i].end };
 		}
 		ps[i].g = NULL;
 		ps[i].n = 0;

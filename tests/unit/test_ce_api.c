@@ -136,6 +136,42 @@ static void pages_merge(void **state)
 	textlist_free(&sv);
 }
 
+/* A tag value of 1,000 raw bytes that are not UTF-8 (3,000 bytes once each is U+FFFD) and
+ * one of 5,000 characters: read whole, not refused for its length. */
+static void long_keys_are_read(void **state)
+{
+	(void)state;
+	struct textlist sv = services();
+	struct ce_query q = tag_query(&sv);
+	struct ce_series acc = { 0 };
+	char *next = NULL, err[256];
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	buf_puts(&b, "{\"ResultsByTime\":[{\"TimePeriod\":{\"Start\":\"2026-11-25\",\"End\":"
+		     "\"2026-11-26\"},\"Estimated\":false,\"Groups\":[{\"Keys\":[\"Application$");
+	for (int i = 0; i < 1000; i++)
+		buf_putc(&b, '\xff');
+	buf_puts(&b, "\",\"Environment$");
+	for (int i = 0; i < 5000; i++)
+		buf_putc(&b, 'e');
+	buf_puts(&b, "\"],\"Metrics\":{\"UnblendedCost\":{\"Amount\":\"1.5\",\"Unit\":\"USD\"}}}]}]}");
+	size_t len;
+	char *page = buf_steal(&b, &len);
+	if (ce_parse_cost_and_usage(page, len, &q, &acc, &next, err, sizeof(err)))
+		fail_msg("refused: %s", err);
+	assert_int_equal(acc.n, 1);
+	assert_int_equal(acc.days[0].n, 1);
+	const char *k0 = acc.days[0].g[0].k[0], *k1 = acc.days[0].g[0].k[1];
+	assert_int_equal(strlen(k0), 3000);
+	for (size_t i = 0; i < 3000; i += 3)
+		assert_memory_equal(k0 + i, "\xef\xbf\xbd", 3);
+	assert_int_equal(strlen(k1), 5000);
+	assert_true(acc.days[0].g[0].amount == 1.5);
+	free(page);
+	ce_series_free(&acc);
+	textlist_free(&sv);
+}
+
 static void rejects_bad_pages(void **state)
 {
 	(void)state;
@@ -226,6 +262,7 @@ int main(void)
 		cmocka_unit_test(group_keys),
 		cmocka_unit_test(request_body),
 		cmocka_unit_test(pages_merge),
+		cmocka_unit_test(long_keys_are_read),
 		cmocka_unit_test(rejects_bad_pages),
 		cmocka_unit_test(other_operations),
 	};
