@@ -3,72 +3,91 @@
  */
 #include "aws/apistats.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 static const char *const reason_names[REASON_COUNT] = {
 	"throttled", "auth", "client", "server", "timeout", "network", "parse",
 };
 
-static const struct {
-	const char *api;
-	const char *operation;
-} ops[OP_COUNT] = {
-	[OP_LIST_PROJECTS] = { "bedrock_mantle", "ListProjects" },
-	[OP_CE_GET_COST_AND_USAGE] = { "cost_explorer", "GetCostAndUsage" },
-	[OP_CE_GET_COST_FORECAST] = { "cost_explorer", "GetCostForecast" },
-	[OP_CE_GET_DIMENSION_VALUES] = { "cost_explorer", "GetDimensionValues" },
-	[OP_CE_LIST_COST_ALLOCATION_TAGS] = { "cost_explorer", "ListCostAllocationTags" },
-	[OP_STS_ASSUME_ROLE] = { "sts", "AssumeRole" },
-	[OP_STS_ASSUME_ROLE_WEB_IDENTITY] = { "sts", "AssumeRoleWithWebIdentity" },
-	[OP_IMDS_CREDENTIALS] = { "imds", "GetRoleCredentials" },
-	[OP_CONTAINER_CREDENTIALS] = { "container", "GetCredentials" },
-};
-
 static struct {
+	struct api_op_def def;
 	double requests;
 	double retries;
 	double errors[REASON_COUNT];
-} counters[OP_COUNT];
+} ops[APISTATS_MAX_OPS];
+static size_t nops;
+
+api_op apistats_op(const char *api, const char *operation)
+{
+	for (size_t i = 0; i < nops; i++)
+		if (strcmp(ops[i].def.api, api) == 0 && strcmp(ops[i].def.operation, operation) == 0)
+			return (api_op)i;
+	if (nops == APISTATS_MAX_OPS) {
+		fprintf(stderr, "level=error msg=\"more than %d AWS operations registered\"\n",
+			APISTATS_MAX_OPS);
+		abort();
+	}
+	ops[nops].def = (struct api_op_def){ api, operation };
+	return (api_op)nops++;
+}
+
+void apistats_register(const struct api_op_def *defs)
+{
+	for (; defs && defs->api; defs++)
+		apistats_op(defs->api, defs->operation);
+}
+
+size_t apistats_count(void)
+{
+	return nops;
+}
 
 const char *apistats_reason_name(enum api_reason r)
 {
 	return r < REASON_COUNT ? reason_names[r] : "unknown";
 }
 
-const char *apistats_api_name(enum api_op op)
+const char *apistats_api_name(api_op op)
 {
-	return op < OP_COUNT ? ops[op].api : "unknown";
+	return op < nops ? ops[op].def.api : "unknown";
 }
 
-const char *apistats_operation_name(enum api_op op)
+const char *apistats_operation_name(api_op op)
 {
-	return op < OP_COUNT ? ops[op].operation : "unknown";
+	return op < nops ? ops[op].def.operation : "unknown";
 }
 
-void apistats_request(enum api_op op)
+void apistats_request(api_op op)
 {
-	counters[op].requests++;
+	if (op < nops)
+		ops[op].requests++;
 }
 
-void apistats_retry(enum api_op op)
+void apistats_retry(api_op op)
 {
-	counters[op].retries++;
+	if (op < nops)
+		ops[op].retries++;
 }
 
-void apistats_error(enum api_op op, enum api_reason r)
+void apistats_error(api_op op, enum api_reason r)
 {
-	counters[op].errors[r]++;
+	if (op < nops && r < REASON_COUNT)
+		ops[op].errors[r]++;
 }
 
-double apistats_requests(enum api_op op)
+double apistats_requests(api_op op)
 {
-	return counters[op].requests;
+	return op < nops ? ops[op].requests : 0;
 }
 
-double apistats_retries(enum api_op op)
+double apistats_retries(api_op op)
 {
-	return counters[op].retries;
+	return op < nops ? ops[op].retries : 0;
 }
 
-double apistats_errors(enum api_op op, enum api_reason r)
+double apistats_errors(api_op op, enum api_reason r)
 {
-	return counters[op].errors[r];
+	return op < nops && r < REASON_COUNT ? ops[op].errors[r] : 0;
 }

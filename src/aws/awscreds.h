@@ -23,6 +23,12 @@
 #include "config/conf.h"
 #include "aws/http_client.h"
 
+/* The credential chain's operations (apistats.h), registered by aws_provider_new(). */
+#define OP_STS_ASSUME_ROLE apistats_op("sts", "AssumeRole")
+#define OP_STS_ASSUME_ROLE_WEB_IDENTITY apistats_op("sts", "AssumeRoleWithWebIdentity")
+#define OP_IMDS_CREDENTIALS apistats_op("imds", "GetRoleCredentials")
+#define OP_CONTAINER_CREDENTIALS apistats_op("container", "GetCredentials")
+
 struct aws_creds {
 	char *access_key_id;
 	char *secret_access_key;

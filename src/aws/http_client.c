@@ -105,6 +105,16 @@ static CURLcode perform(struct hc *c, const atomic_bool *stop)
 	return res;
 }
 
+struct curl_slist *hc_header_add(struct curl_slist *l, const char *line)
+{
+	struct curl_slist *n = curl_slist_append(l, line);
+	if (!n) {
+		fprintf(stderr, "level=error msg=\"out of memory\" what=\"an HTTP header\"\n");
+		abort();
+	}
+	return n;
+}
+
 void hc_slist_free_secret(struct curl_slist *l)
 {
 	for (struct curl_slist *p = l; p; p = p->next)
@@ -274,7 +284,7 @@ int hc_perform(struct hc *c, const struct hc_opts *o, const struct hc_req *req,
 			if (s.too_big)
 				snprintf(err, errlen, "response larger than %zu bytes", o->max_body);
 			else if (c->errbuf[0]) /* libcurl's own words say more ("Failed to connect to ... port 1") */
-				snprintf(err, errlen, "%s: %s", curl_easy_strerror(rc), c->errbuf);
+				snprintf(err, errlen, "%s", c->errbuf);
 			else
 				snprintf(err, errlen, "%s", curl_easy_strerror(rc));
 		} else {
@@ -296,14 +306,17 @@ int hc_perform(struct hc *c, const struct hc_opts *o, const struct hc_req *req,
 		buf_free(&s.body);
 		apistats_error(req->op, *reason);
 
-		if (!retry || n >= (unsigned)o->max_retries)
-			return -EIO;
-		if (retry_after > o->retry_max_delay) {
+		retry = retry && n < (unsigned)o->max_retries;
+		if (retry && retry_after > o->retry_max_delay) {
 			size_t len = strlen(err);
 			snprintf(err + len, errlen - len,
 				 " (Retry-After %lds exceeds http.retry_max_delay)", (long)retry_after);
-			return -EIO;
+			retry = false;
 		}
+		if (o->attempt_failed)
+			o->attempt_failed(o->attempt_failed_arg, err, retry);
+		if (!retry)
+			return -EIO;
 		double delay = hc_backoff(n, BACKOFF_BASE, (double)o->retry_max_delay,
 					  (double)retry_after, rand_unit());
 		log_debug("retrying request", "url", req->url, "reason",

@@ -36,10 +36,16 @@ struct hc_opts {
 	 * NULL means nanosleep. */
 	int (*wait)(void *arg, double seconds);
 	void *wait_arg;
+	/* Called after every failed attempt with its one-line description, before the
+	 * wait for its retry (@will_retry) or before hc_perform returns -EIO: the
+	 * caller can show the failure while the request is still retrying. May be
+	 * NULL. */
+	void (*attempt_failed)(void *arg, const char *err, bool will_retry);
+	void *attempt_failed_arg;
 };
 
 struct hc_req {
-	enum api_op op;
+	api_op op;                     /* apistats_op() */
 	const char *method;            /* "GET", "POST" or "PUT" */
 	const char *url;
 	const char *body;              /* POST body or NULL */
@@ -92,6 +98,10 @@ void hc_wakeup(struct hc *c);
  */
 int hc_perform(struct hc *c, const struct hc_opts *o, const struct hc_req *req,
 	       struct hc_resp *out, enum api_reason *reason, char *err, size_t errlen);
+
+/* Appends header line @line to @l (NULL: a new list) and returns the list; aborts on
+ * out-of-memory rather than send a request without its header. */
+struct curl_slist *hc_header_add(struct curl_slist *l, const char *line);
 
 /* Zeroes every string of @l, then frees it (for lists holding secrets). */
 void hc_slist_free_secret(struct curl_slist *l);

@@ -112,8 +112,9 @@ static const struct key keys[] = {
 	  "Price of one Cost Explorer request, for the spend counter.", 0.01, 0, 10 },
 	{ "cost_explorer.settle_days", T_INT, OFF(ce_settle_days), 3, NULL, 1, 31, NULL,
 	  "Days treated as still changing even when Cost Explorer says final." },
-	{ "cost_explorer.max_pages", T_INT, OFF(ce_max_pages), 20, NULL, 1, 1000, NULL,
-	  "Pages one query may take before the refresh fails (endless pagination guard)." },
+	{ "cost_explorer.max_pages", T_INT, OFF(ce_max_pages), 0, NULL, 0, 100000, NULL,
+	  "Pages one query may take before it fails (endless pagination guard); 0 = twice what "
+	  "its size needs (tag combinations x periods / a page's groups) plus 2." },
 	{ "cost_explorer.forecast", T_BOOL, OFF(ce_forecast), 1, NULL, 0, 1, NULL,
 	  "Ask GetCostForecast for the month-end forecast (one request per refresh)." },
 	{ "cost_explorer.allocation_tags_interval", T_INT, OFF(ce_allocation_tags_interval), 86400, NULL,
@@ -547,11 +548,12 @@ static int derive(struct conf *c, struct textlist *errors, const char *file, con
 			ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
 			     (*p >= '0' && *p <= '9') || strchr(sts[i].extra, *p);
 		if (!ok) {
+			/* the value is not echoed: an ExternalId is shared between two accounts only */
 			add_error(errors, file_of(k, files, file), line_of(k, lines),
-				  sts[i].extra ? "%s: \"%s\" is not what STS accepts (%zu or more of "
+				  sts[i].extra ? "%s: not what STS accepts (%zu or more of "
 						 "A-Z a-z 0-9 %s)"
-					       : "%s: \"%s\" is not what STS accepts (%zu or more characters)%s",
-				  sts[i].key, v, sts[i].min, sts[i].extra ? sts[i].extra : "");
+					       : "%s: not what STS accepts (%zu or more characters)%s",
+				  sts[i].key, sts[i].min, sts[i].extra ? sts[i].extra : "");
 			rc = -EINVAL;
 		}
 	}

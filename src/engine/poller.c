@@ -48,6 +48,8 @@ struct poller {
 	bool prepared;        /* state loaded, first snapshot published */
 	bool state_dirty;     /* a source's state-file part changed since the last write */
 	bool dirty;           /* something changed that is not published yet */
+	long render_failing;  /* renders failed in a row, for complain-once */
+	struct source *refreshing; /* the source whose refresh is running, or NULL */
 };
 
 struct poller *poller_new(struct conf *conf, const struct poller_opts *o)
@@ -117,6 +119,26 @@ static int wait_interruptible(void *arg, double seconds)
 	return atomic_load(&p->stop);
 }
 
+static void publish(struct poller *p);
+
+/*
+ * An attempt of the running refresh failed: the source is down from now, with that error,
+ * published at once (a hung endpoint shows at its first timeout, not after every retry).
+ * The refresh's outcome, when it ends, replaces this; failures are logged there, once.
+ */
+static void attempt_failed(void *arg, const char *err, bool will_retry)
+{
+	(void)will_retry;
+	struct poller *p = arg;
+	struct source *s = p->refreshing;
+	if (!s || !p->prepared)
+		return;
+	s->health.up = false;
+	free(s->health.last_error);
+	s->health.last_error = xstrdup(err);
+	publish(p);
+}
+
 static struct hc_opts client_opts(struct poller *p)
 {
 	const struct conf *c = p->conf;
@@ -129,6 +151,8 @@ static struct hc_opts client_opts(struct poller *p)
 		.stop = &p->stop,
 		.wait = wait_interruptible,
 		.wait_arg = p,
+		.attempt_failed = attempt_failed,
+		.attempt_failed_arg = p,
 	};
 }
 
@@ -169,17 +193,19 @@ static void note(struct source *s, int rc, const char *err, double started, doub
 	h->last_duration = mono - started;
 	h->last_rc = rc;
 	if (rc == 0) {
-		if (h->last_error && !quiet)
+		if (h->logged_error && !quiet)
 			log_info("source recovered", "source", s->def->name);
 		free(h->last_error);
 		h->last_error = NULL;
+		free(h->logged_error);
+		h->logged_error = NULL;
 		h->up = true;
 		h->has_data = true;
 		return;
 	}
 	h->up = false;
 	if (!quiet) {
-		if (same_failure(h->last_error, err))
+		if (same_failure(h->logged_error, err))
 			log_debug("source still failing", "source", s->def->name, "error", err);
 		else
 			log_warn("refresh failed; serving the last good data", "source", s->def->name,
@@ -187,6 +213,8 @@ static void note(struct source *s, int rc, const char *err, double started, doub
 	}
 	free(h->last_error);
 	h->last_error = xstrdup(err);
+	free(h->logged_error);
+	h->logged_error = xstrdup(err);
 }
 
 /* Refreshes one source now. Returns what its refresh returned. */
@@ -197,8 +225,12 @@ static int refresh(struct poller *p, struct source *s)
 				.creds = p->creds, .set = &p->set };
 	char err[512] = "";
 	double t0 = p->mono();
-	s->health.last_attempt = x.now;
+	p->refreshing = s;
 	int rc = s->def->refresh(s->priv, &x, err, sizeof(err));
+	p->refreshing = NULL;
+	/* published when the refresh ends (its failed attempts are published as they fail):
+	 * a moved last_attempt means a finished refresh */
+	s->health.last_attempt = x.now;
 	if (x.state_changed)
 		p->state_dirty = true;
 	if (rc == -ECANCELED)
@@ -206,6 +238,8 @@ static int refresh(struct poller *p, struct source *s)
 	if (rc == 0)
 		s->health.last_success = p->wall();
 	note(s, rc, err, t0, p->mono());
+	if (s->def->has_data)
+		s->health.has_data = s->def->has_data(s->priv);
 	schedule(p, s, rc);
 	return rc;
 }
@@ -232,8 +266,8 @@ static void save_state(struct poller *p)
 	int rc = statefile_save(&p->state_writer, path, &p->set, p->wall(), err, sizeof(err));
 	if (rc) {
 		if (!same_failure(p->state_error, err))
-			log_warn("cannot write the state file; a restart will query Cost Explorer again",
-				 "error", err);
+			log_warn("cannot write the state file; a restart will fetch (and pay for) its data "
+				 "again", "error", err);
 		free(p->state_error);
 		p->state_error = xstrdup(err);
 	} else if (p->state_error) {
@@ -251,11 +285,16 @@ static void publish(struct poller *p)
 	double now = p->wall();
 	p->rendered_day = days_of_time(now);
 	if (render_metrics(&p->set, p->conf, &p->info, now, &body)) {
+		if (p->render_failing++ == 0) /* complain once, then on recovery */
+			log_error("the exposition does not fit; the previous one stays served",
+				  "max_bytes", LOG_INT(p->max_exposition));
 		p->info.render_failures++;
-		log_error("the exposition does not fit; the previous one stays served", "max_bytes",
-			  LOG_INT(p->max_exposition));
 		buf_free(&body);
 		return;
+	}
+	if (p->render_failing) {
+		log_info("the exposition fits again", "failed_renders", LOG_INT(p->render_failing));
+		p->render_failing = 0;
 	}
 	size_t llen;
 	char *landing = render_landing(&p->set, p->info.telemetry_path, &llen);
@@ -320,7 +359,9 @@ static void reload(struct poller *p)
 		bool was = s->enabled;
 		bool again = s->def->reconfigure && s->def->reconfigure(s->priv, old, c);
 		s->enabled = s->def->enabled(c);
-		if (s->enabled && (again || !was))
+		/* a source waiting for the next UTC day's ceiling tries again at once: the reload
+		 * may have raised it (if not, the try costs nothing and waits again) */
+		if (s->enabled && (again || !was || s->health.last_rc == -EDQUOT))
 			s->next = mono;
 	}
 	aws_provider_invalidate(p->creds); /* aws.* may have changed */

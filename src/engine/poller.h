@@ -47,7 +47,7 @@ void poller_prepare(struct poller *p);
  * One turn of the loop (the thread runs it until stopped; tests call it with
  * their own clocks): reloads the configuration if asked, refreshes every due
  * source (in table order; a source that runs `after` another right after it
- * succeeds), and when nothing more is due writes the state file and publishes.
+ * succeeds), then writes the state file and publishes once for the round.
  * Returns the monotonic time of the next turn: when the next source is due,
  * or the next UTC midnight (the windows move), whichever comes first.
  */

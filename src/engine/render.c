@@ -30,7 +30,7 @@ static const struct metric_def m_last_success = {
 };
 static const struct metric_def m_last_attempt = {
 	"bedrock_cost_exporter_last_attempt_timestamp_seconds", METRIC_GAUGE,
-	"When the source last tried to refresh (Unix seconds; 0 = never).",
+	"When the source's last finished refresh started (Unix seconds; 0 = never).",
 };
 static const struct metric_def m_refresh_duration = {
 	"bedrock_cost_exporter_refresh_duration_seconds", METRIC_GAUGE,
@@ -66,16 +66,14 @@ static const struct metric_def m_retries = {
 
 static void collect_api_stats(struct reg *r)
 {
-	for (int i = 0; i < OP_COUNT; i++) {
-		const char *api = apistats_api_name((enum api_op)i);
-		const char *op = apistats_operation_name((enum api_op)i);
-		reg_addv(r, &m_requests, apistats_requests((enum api_op)i), "api", api, "operation", op,
-			 (char *)0);
-		reg_addv(r, &m_retries, apistats_retries((enum api_op)i), "api", api, "operation", op,
-			 (char *)0);
+	for (api_op i = 0; i < apistats_count(); i++) {
+		const char *api = apistats_api_name(i);
+		const char *op = apistats_operation_name(i);
+		reg_addv(r, &m_requests, apistats_requests(i), "api", api, "operation", op, (char *)0);
+		reg_addv(r, &m_retries, apistats_retries(i), "api", api, "operation", op, (char *)0);
 		for (int j = 0; j < REASON_COUNT; j++)
-			reg_addv(r, &m_errors, apistats_errors((enum api_op)i, (enum api_reason)j), "api",
-				 api, "operation", op, "reason", apistats_reason_name((enum api_reason)j),
+			reg_addv(r, &m_errors, apistats_errors(i, (enum api_reason)j), "api", api,
+				 "operation", op, "reason", apistats_reason_name((enum api_reason)j),
 				 (char *)0);
 	}
 }
@@ -139,7 +137,9 @@ char *render_landing(const struct source_set *set, const char *telemetry_path, s
 			continue;
 		rows[n++] = (struct landing_source){
 			.name = s->def->name,
-			.state = s->health.up ? "up" : s->health.last_attempt > 0 ? "down" : "starting",
+			.state = s->health.up ? "up"
+				 : s->health.last_attempt > 0 || s->health.last_error ? "down"
+				 : "starting",
 			.last_success = s->health.last_success,
 			.last_error = s->health.last_error,
 		};

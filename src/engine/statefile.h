@@ -1,13 +1,13 @@
 /*
  * statefile.h - the state file: what a restart needs to serve at once
- * without paying Cost Explorer again. The core here knows the file, not its
+ * without fetching (and paying for) its data again. The core here knows the file, not its
  * content: a JSON object with "format", "version" and "written_at", and then
  * every source's own members, written by the source's save() and read back
  * by its restore() (sources/source.h). Which members a source owns is the
  * source's business; the members of the sources of one table never collide.
  * They are written in table order; readers look them up by name, so member
- * order is not part of the format (a file of the previous release, which
- * wrote "projects" last, loads and saves back the same members).
+ * order is not part of the format (a file whose members come in another
+ * order loads, and saves back the same members).
  *
  * Written atomically (a temporary file in the same directory, fsync, rename,
  * fsync of the directory) with mode 0600, so a crash at any moment leaves

@@ -78,16 +78,6 @@ static int cmp_row(const void *a, const void *b)
 	return strcmp(((const struct attr_row *)a)->project_id, ((const struct attr_row *)b)->project_id);
 }
 
-/* The windows @day falls into, written to @w; returns how many. */
-static int windows_of(const struct ctx *x, long day, int w[WIN_COUNT])
-{
-	int n = 0;
-	for (int i = 0; i < WIN_COUNT; i++)
-		if (day >= x->win_start[i] && day < x->win_end[i])
-			w[n++] = i;
-	return n;
-}
-
 static void compute_models(const struct ctx *x)
 {
 	const struct ce_series *s = x->in->models;
@@ -207,13 +197,39 @@ static void resolve_owned(struct ctx *x, struct combos *cs, size_t c, const size
 	cs->v[c].tag0 = t0;
 }
 
+void attribution_spend_all(struct attr_input *in, const struct ce_series *daily)
+{
+	for (int w = 0; w < WIN_COUNT; w++)
+		in->spend[w] = daily;
+}
+
+/* Whether the final periods of @s inside [from, to) cover every day of it. */
+static bool covered(const struct ce_series *s, long from, long to)
+{
+	long next = from;
+	for (size_t d = 0; s && d < s->n && next < to; d++) {
+		const struct ce_day *p = &s->days[d];
+		if (p->day < from || ce_day_end(p) > to)
+			continue;
+		if (p->day != next || p->estimated)
+			return false;
+		next = ce_day_end(p);
+	}
+	return next >= to;
+}
+
 void attribution_compute(const struct attr_input *in, struct attribution *out)
 {
 	memset(out, 0, sizeof(*out));
 	struct ctx x = { .in = in, .out = out, .rows = textmap_new(),
 			 .tagrow = pairmap_new(in->nprojects) };
-	for (int w = 0; w < WIN_COUNT; w++)
+	for (int w = 0; w < WIN_COUNT; w++) {
 		days_window((enum window)w, in->today, &x.win_start[w], &x.win_end[w]);
+		if (in->from[w] || in->to[w]) {
+			x.win_start[w] = in->from[w];
+			x.win_end[w] = in->to[w];
+		}
+	}
 	const struct textlist *keys = in->keys;
 	const struct textlist *labels = in->tag_labels;
 	size_t nl = labels->n;
@@ -245,39 +261,36 @@ void attribution_compute(const struct attr_input *in, struct attribution *out)
 	size_t r_ambiguous = row_index(&x, ATTR_AMBIGUOUS);
 	for (size_t k = 0; k < nl; k++)
 		tag_index(&x, labels->v[k], ATTR_UNTAGGED);
-	const struct ce_series *s = in->spend;
-	for (size_t d = 0; s && d < s->n; d++) {
-		const struct ce_day *day = &s->days[d];
-		int win[WIN_COUNT];
-		int nw = windows_of(&x, day->day, win);
-		if (!nw)
-			continue;
-		for (size_t i = 0; i < day->n; i++) {
-			const struct ce_group *g = &day->g[i];
-			const char *a = g->k[0] ? g->k[0] : "";
-			const char *b = keys->n > 1 && g->k[1] ? g->k[1] : "";
-			bool fresh;
-			size_t *slot = pairmap_slot(cs.map, a, b, &fresh);
-			size_t c = fresh ? combo_add(&cs, slot) : *slot - 1;
-			if (cs.v[c].row == SIZE_MAX && cs.v[c].count == 1)
-				resolve_owned(&x, &cs, c, prow, ptag);
-			else if (cs.v[c].row == SIZE_MAX) /* no project carries ("", ""): untagged */
-				resolve_unowned(&x, &cs, c,
-						!*a && !*b       ? r_untagged
-						: cs.v[c].count ? r_ambiguous
-								: r_unmatched,
-						a, b);
-			if (cs.v[c].count > 1 && !cs.v[c].noted) {
-				cs.v[c].noted = true;
-				note_ambiguous(&x, a, b, cs.v[c].count);
-			}
-			const struct combo *cb = &cs.v[c];
-			double amount = g->amount;
-			double *row = out->rows[cb->row].v;
-			const size_t *tr = cs.tagrows + cb->tag0;
-			for (int j = 0; j < nw; j++) {
-				int w = win[j];
-				row[w] += amount;
+	for (int w = 0; w < WIN_COUNT; w++) {
+		const struct ce_series *s = in->spend[w];
+		out->present[w] = s != NULL;
+		for (size_t d = 0; s && d < s->n; d++) {
+			const struct ce_day *day = &s->days[d];
+			if (day->day < x.win_start[w] || ce_day_end(day) > x.win_end[w])
+				continue; /* not a period of this window */
+			for (size_t i = 0; i < day->n; i++) {
+				const struct ce_group *g = &day->g[i];
+				const char *a = g->k[0] ? g->k[0] : "";
+				const char *b = keys->n > 1 && g->k[1] ? g->k[1] : "";
+				bool fresh;
+				size_t *slot = pairmap_slot(cs.map, a, b, &fresh);
+				size_t c = fresh ? combo_add(&cs, slot) : *slot - 1;
+				if (cs.v[c].row == SIZE_MAX && cs.v[c].count == 1)
+					resolve_owned(&x, &cs, c, prow, ptag);
+				else if (cs.v[c].row == SIZE_MAX) /* no project carries ("", ""): untagged */
+					resolve_unowned(&x, &cs, c,
+							!*a && !*b       ? r_untagged
+							: cs.v[c].count ? r_ambiguous
+									: r_unmatched,
+							a, b);
+				if (cs.v[c].count > 1 && !cs.v[c].noted) {
+					cs.v[c].noted = true;
+					note_ambiguous(&x, a, b, cs.v[c].count);
+				}
+				const struct combo *cb = &cs.v[c];
+				double amount = g->amount;
+				const size_t *tr = cs.tagrows + cb->tag0;
+				out->rows[cb->row].v[w] += amount;
 				out->total[w] += amount;
 				for (size_t k = 0; k < nl; k++)
 					out->tags[tr[k]].v[w] += amount;
@@ -291,14 +304,8 @@ void attribution_compute(const struct attr_input *in, struct attribution *out)
 		out->tags[t].v[WIN_BASELINE] /= BASELINE_DAYS;
 	out->total[WIN_BASELINE] /= BASELINE_DAYS;
 
-	for (int w = 0; w < WIN_COUNT; w++) {
-		bool est = w == WIN_TODAY;
-		for (long day = x.win_start[w]; day < x.win_end[w] && !est; day++) {
-			const struct ce_day *cd = s ? ce_series_find(s, day) : NULL;
-			est = !cd || cd->estimated;
-		}
-		out->estimated[w] = est;
-	}
+	for (int w = 0; w < WIN_COUNT; w++)
+		out->estimated[w] = w == WIN_TODAY || !covered(in->spend[w], x.win_start[w], x.win_end[w]);
 	qsort(out->rows, out->nrows, sizeof(*out->rows), cmp_row);
 	compute_models(&x);
 

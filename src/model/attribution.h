@@ -61,7 +61,8 @@ struct attribution {
 	struct model_row *models;
 	size_t nmodels;
 	double total[WIN_COUNT];
-	bool estimated[WIN_COUNT]; /* a day of the window is Estimated or missing */
+	bool present[WIN_COUNT];   /* the window's spend is known (input spend[w] given) */
+	bool estimated[WIN_COUNT]; /* a period of the window is Estimated, or a day is not covered */
 };
 
 struct attr_input {
@@ -69,10 +70,23 @@ struct attr_input {
 	size_t nprojects;
 	const struct textlist *keys;       /* cost_explorer.attribution_tags */
 	const struct textlist *tag_labels; /* projects.tag_labels */
-	const struct ce_series *spend;    /* grouped by the attribution tags */
 	const struct ce_series *models;   /* grouped by SERVICE, USAGE_TYPE; may be NULL */
 	long today;
+	/*
+	 * Spend grouped by the attribution tags, per window: the periods of spend[w] that lie
+	 * within window w are summed (WIN_BASELINE is then divided by BASELINE_DAYS). One
+	 * daily series may serve every window, or each window its own query's periods
+	 * (DAILY days, a MONTHLY period). NULL: the window's spend is not known; its values
+	 * are 0 and present[w] is false.
+	 */
+	const struct ce_series *spend[WIN_COUNT];
+	/* The days a window's spend covers when they differ from the window's own (a baseline
+	 * read the day before): [from[w], to[w]); both 0 = the window's own days. */
+	long from[WIN_COUNT], to[WIN_COUNT];
 };
+
+/* The same series for every window (a daily series covering them all). */
+void attribution_spend_all(struct attr_input *in, const struct ce_series *daily);
 
 /* Fills @out (caller frees with attribution_free). */
 void attribution_compute(const struct attr_input *in, struct attribution *out);

@@ -19,6 +19,11 @@ void ce_day_free(struct ce_day *d)
 	d->n = 0;
 }
 
+long ce_day_end(const struct ce_day *d)
+{
+	return d->end ? d->end : d->day + 1;
+}
+
 void ce_series_free(struct ce_series *s)
 {
 	for (size_t i = 0; i < s->n; i++)
@@ -37,6 +42,7 @@ void ce_series_copy_range(const struct ce_series *s, long from, long to, struct 
 		out->days = xrealloc(out->days, (out->n + 1) * sizeof(*out->days));
 		struct ce_day *c = &out->days[out->n++];
 		c->day = d->day;
+		c->end = d->end;
 		c->estimated = d->estimated;
 		c->n = d->n;
 		c->g = xcalloc(d->n ? d->n : 1, sizeof(*c->g));

@@ -18,11 +18,15 @@ struct ce_group {
 
 /* One period (a day for DAILY queries), identified by its first day. */
 struct ce_day {
-	long day; /* base/days.h day number */
+	long day; /* base/days.h day number: the period's first day */
 	bool estimated;
 	struct ce_group *g;
 	size_t n;
+	long end; /* the day after its last day; 0 = day + 1 (a DAILY period) */
 };
+
+/* The day after the period's last day. */
+long ce_day_end(const struct ce_day *d);
 
 /* Periods ascending by day, each day once. */
 struct ce_series {

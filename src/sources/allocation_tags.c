@@ -75,11 +75,14 @@ static char *tags_body(void *arg, const char *token)
 	return ce_body_allocation_tags(((struct tags_arg *)arg)->want, token);
 }
 
-static int tags_parse(void *arg, const char *body, size_t len, char **next, char *err,
-		      size_t errlen)
+static int tags_parse(void *arg, const char *body, size_t len, char **next, size_t *items,
+		      char *err, size_t errlen)
 {
 	struct tags_arg *t = arg;
-	return ce_parse_allocation_tags(body, len, &t->keys, &t->active, next, err, errlen);
+	size_t before = t->keys.n;
+	int rc = ce_parse_allocation_tags(body, len, &t->keys, &t->active, next, err, errlen);
+	*items = t->keys.n - before;
+	return rc;
 }
 
 static int refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
@@ -103,8 +106,10 @@ static int refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
 		if (textlist_find(&want, c->projects_tag_labels.v[i]) < 0)
 			textlist_push(&want, xstrdup(c->projects_tag_labels.v[i]));
 	struct tags_arg ta = { &want, { 0 }, NULL };
+	struct ce_pages pg = { .expected = want.n };
 	int rc = ce_paginate(x, meter, OP_CE_LIST_COST_ALLOCATION_TAGS, "ListCostAllocationTags",
-			     tags_body, tags_parse, &ta, err, errlen);
+			     tags_body, tags_parse, &ta, &pg, err, errlen);
+	ce_pages_clear(&pg);
 	if (rc) {
 		textlist_free(&want);
 		textlist_free(&ta.keys);
@@ -200,11 +205,17 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 		reg_addv(r, &m_tag_active, s->active[i] ? 1 : 0, "tag_key", s->keys.v[i], (char *)0);
 }
 
+static const struct api_op_def operations[] = {
+	{ "cost_explorer", "ListCostAllocationTags" },
+	{ NULL, NULL },
+};
+
 const struct source_def allocation_tags_source = {
 	.name = "allocation_tags",
 	.enabled = enabled,
 	.interval = interval,
 	.retry_after_failure = 900,
+	.operations = operations,
 	.create = create,
 	.destroy = destroy,
 	.reconfigure = reconfigure,

@@ -42,8 +42,9 @@ static int admit(void *arg)
 	return 0;
 }
 
-int ce_call(struct source_ctx *x, struct ce_meter *m, enum api_op op, const char *target,
-	    const char *body, struct hc_resp *resp, char *err, size_t errlen)
+int ce_call(struct source_ctx *x, struct ce_meter *m, api_op op, const char *target,
+	    const char *body, struct hc_resp *resp, enum api_reason *reason_out, char *err,
+	    size_t errlen)
 {
 	const struct conf *c = x->conf;
 	struct aws_creds cr = { 0 };
@@ -56,9 +57,9 @@ int ce_call(struct source_ctx *x, struct ce_meter *m, enum api_op op, const char
 		el--;
 	char *url = xasprintf("%.*s/", (int)el, ep);
 	char *th = xasprintf("X-Amz-Target: AWSInsightsIndexService.%s", target);
-	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/x-amz-json-1.1");
-	h = curl_slist_append(h, th);
-	h = curl_slist_append(h, "Accept: application/json");
+	struct curl_slist *h = hc_header_add(NULL, "Content-Type: application/x-amz-json-1.1");
+	h = hc_header_add(h, th);
+	h = hc_header_add(h, "Accept: application/json");
 	struct aws_sign sign;
 	aws_sign_prepare(&sign, &cr, c->ce_signing_region, "ce", &h);
 	struct admit_arg aa = { m, c->ce_max_requests_per_day, x->now };
@@ -76,6 +77,8 @@ int ce_call(struct source_ctx *x, struct ce_meter *m, enum api_op op, const char
 		snprintf(err, errlen, "%s failed (%s): %s", target, apistats_reason_name(reason), herr);
 	if (rc == -EIO && reason == REASON_AUTH)
 		aws_provider_invalidate(x->creds); /* e.g. expired token: fetch anew next time */
+	if (reason_out)
+		*reason_out = reason;
 	hc_slist_free_secret(h);
 	aws_sign_clear(&sign);
 	awscreds_clear(&cr);
@@ -84,46 +87,76 @@ int ce_call(struct source_ctx *x, struct ce_meter *m, enum api_op op, const char
 	return rc;
 }
 
-int ce_paginate(struct source_ctx *x, struct ce_meter *m, enum api_op op, const char *target,
-		ce_body_fn make_body, ce_parse_fn parse, void *arg, char *err, size_t errlen)
+void ce_pages_clear(struct ce_pages *p)
 {
-	char *token = NULL, *prev = NULL;
+	free(p->token);
+	memset(p, 0, sizeof(*p));
+}
+
+/* The most pages one operation may take. */
+static long page_cap(const struct conf *c, const struct ce_pages *pg)
+{
+	if (c->ce_max_pages > 0)
+		return c->ce_max_pages;
+	if (!pg->expected || !pg->per_page)
+		return 100;
+	size_t need = (pg->expected + pg->per_page - 1) / pg->per_page;
+	return (long)(need > 100000 ? 200002 : 2 * need + 2);
+}
+
+int ce_paginate(struct source_ctx *x, struct ce_meter *m, api_op op, const char *target,
+		ce_body_fn make_body, ce_parse_fn parse, void *arg, struct ce_pages *pg, char *err,
+		size_t errlen)
+{
+	char *prev = NULL;
 	int rc = 0;
-	for (long page = 0;; page++) {
-		if (page >= x->conf->ce_max_pages) {
+	for (;;) {
+		long cap = page_cap(x->conf, pg);
+		if (pg->pages >= cap) {
 			apistats_error(op, REASON_PARSE);
-			snprintf(err, errlen, "%s: pagination did not end after %ld pages "
-				 "(cost_explorer.max_pages)", target, page);
+			snprintf(err, errlen, "%s: pagination did not end after %ld pages (%s)", target,
+				 pg->pages,
+				 x->conf->ce_max_pages > 0 ? "cost_explorer.max_pages"
+							    : "twice the pages its size needs");
 			rc = -EPROTO;
 			break;
 		}
-		char *body = make_body(arg, token);
+		char *body = make_body(arg, pg->token);
 		struct hc_resp resp = { 0 };
-		rc = ce_call(x, m, op, target, body, &resp, err, errlen);
+		enum api_reason reason = REASON_NETWORK;
+		rc = ce_call(x, m, op, target, body, &resp, &reason, err, errlen);
 		free(body);
+		if (rc == -EIO && reason == REASON_CLIENT && pg->token) {
+			ce_pages_clear(pg); /* e.g. InvalidNextTokenException: a token can expire */
+			rc = -EPROTO;
+		}
 		if (rc)
 			break;
-		free(prev);
-		prev = token;
-		token = NULL;
-		char perr[256];
-		rc = parse(arg, resp.body, resp.len, &token, perr, sizeof(perr));
+		char *next = NULL, perr[256];
+		size_t items = 0;
+		rc = parse(arg, resp.body, resp.len, &next, &items, perr, sizeof(perr));
 		free(resp.body);
 		if (rc) {
 			apistats_error(op, REASON_PARSE);
-			snprintf(err, errlen, "%s page %ld: %s", target, page + 1, perr);
+			snprintf(err, errlen, "%s page %ld: %s", target, pg->pages + 1, perr);
 			break;
 		}
-		if (!token)
+		if (pg->pages++ == 0)
+			pg->per_page = items;
+		free(prev);
+		prev = pg->token;
+		pg->token = next;
+		if (!next)
 			break;
-		if (prev && strcmp(prev, token) == 0) {
+		if (prev && strcmp(prev, next) == 0) {
 			apistats_error(op, REASON_PARSE);
 			snprintf(err, errlen, "%s: the next-page token repeats (pagination loop)", target);
 			rc = -EPROTO;
 			break;
 		}
 	}
-	free(token);
 	free(prev);
+	if (rc == 0 || rc == -EPROTO)
+		ce_pages_clear(pg);
 	return rc;
 }

@@ -1,5 +1,19 @@
 /*
  * cost_explorer.c - see cost_explorer.h.
+ *
+ * The query plan: each exported window is read at the coarsest granularity that gives it,
+ * in the order the windows matter (the spike alert first):
+ *
+ *   daily      DAILY   [today-1, today+1)         today, yesterday     every refresh
+ *   baseline   MONTHLY [today-8, today-1)         the 7-day baseline   once a UTC day
+ *   month      MONTHLY [month start, today+1)     month to date        every refresh
+ *   previous   MONTHLY [previous month)           previous month       once a day until final
+ *   models     DAILY, SERVICE x USAGE_TYPE, from the first day that can still change
+ *
+ * A MONTHLY query answers one period per calendar month it touches, one group per tag
+ * combination: a page or two however long the period. A query cut short (the daily
+ * ceiling, a failure, a restart) keeps the pages it has and goes on from its next-page
+ * token; completed queries keep serving until they are read again.
  */
 #include "sources/cost_explorer.h"
 
@@ -23,18 +37,35 @@
 #include "sources/projects.h"
 
 #define DISCOVERY_INTERVAL 86400.0
+/* More SERVICE names than this containing the search string is not Bedrock's answer. */
+#define MAX_SERVICES 64
+
+enum spend_query { Q_DAILY, Q_BASELINE, Q_MONTH, Q_PREVIOUS, Q_COUNT };
+
+/* In the state file and in messages. */
+static const char *const query_names[Q_COUNT] = { "daily", "baseline", "month", "previous" };
+static const char *const query_windows[Q_COUNT] = { "today and yesterday", "baseline",
+						    "month_to_date", "previous_month" };
+
+/* One spend query: its last complete answer, and an answer being filled. */
+struct query {
+	struct ce_series series; /* the last complete answer */
+	long day;                /* the UTC day it answered for; 0 = never */
+	struct ce_series partial;/* the pages of the answer being filled */
+	struct ce_pages pages;   /* where that fill stands (token, pages) */
+	long partial_day;        /* the UTC day that fill is for */
+};
 
 struct state {
 	struct ce_meter meter;
 	struct textlist services;  /* the SERVICE values filtered on */
 	double services_at;        /* when discovered; 0 = never */
 	char *services_search;     /* the search string they were discovered with */
-	struct ce_series spend;    /* grouped by the attribution tags */
-	char *spend_sig;           /* what the cache was queried with */
-	struct ce_series models;   /* grouped by SERVICE, USAGE_TYPE */
+	char *spend_sig;           /* what the spend queries were asked with */
+	struct query q[Q_COUNT];   /* grouped by the attribution tags */
+	struct ce_series models;   /* grouped by SERVICE, USAGE_TYPE, daily */
 	char *models_sig;
-	double costs_at;           /* last successful cost refresh; 0 = never */
-	long costs_requests;       /* requests the last successful cost refresh took */
+	double costs_at;           /* last refresh that brought every query up to date; 0 = never */
 };
 
 /* ---- families ---- */
@@ -133,15 +164,70 @@ const struct textlist *cost_explorer_services(const void *priv, double *discover
 	return s ? &s->services : NULL;
 }
 
+/* Whether the periods of @s inside [from, to) cover each of its days. */
+static bool covers(const struct ce_series *s, long from, long to)
+{
+	long next = from;
+	for (size_t d = 0; d < s->n && next < to; d++) {
+		const struct ce_day *p = &s->days[d];
+		if (p->day < from || ce_day_end(p) > to)
+			continue;
+		if (p->day != next)
+			return false;
+		next = ce_day_end(p);
+	}
+	return next >= to;
+}
+
+/* Sum of the periods of @s inside [from, to). */
+static double sum_within(const struct ce_series *s, long from, long to)
+{
+	double v = 0;
+	for (size_t d = 0; d < s->n; d++)
+		if (s->days[d].day >= from && ce_day_end(&s->days[d]) <= to)
+			for (size_t j = 0; j < s->days[d].n; j++)
+				v += s->days[d].g[j].amount;
+	return v;
+}
+
+bool cost_explorer_spend_before(const void *priv, long day, double *out)
+{
+	const struct state *s = priv;
+	if (!s)
+		return false;
+	long m = days_month_start(day);
+	const struct query *qm = &s->q[Q_MONTH], *qd = &s->q[Q_DAILY];
+	/* the month's answer less the days from @day on, which the daily answer has */
+	if (qm->day && qm->day >= day && days_month_start(qm->day) == m &&
+	    covers(&qd->series, day, qm->day + 1)) {
+		*out = sum_within(&qm->series, m, qm->day + 1) - sum_within(&qd->series, day, qm->day + 1);
+		return true;
+	}
+	/* a daily answer that spans the month so far (a state file of the previous release) */
+	if (covers(&qd->series, m, day)) {
+		*out = sum_within(&qd->series, m, day);
+		return true;
+	}
+	return false;
+}
+
 const struct ce_series *cost_explorer_spend(const void *priv)
 {
-	return priv ? &((const struct state *)priv)->spend : NULL;
+	return priv ? &((const struct state *)priv)->q[Q_DAILY].series : NULL;
 }
 
 static void *create(const struct conf *c)
 {
 	(void)c;
 	return xcalloc(1, sizeof(struct state));
+}
+
+static void query_clear(struct query *q)
+{
+	ce_series_free(&q->series);
+	ce_series_free(&q->partial);
+	ce_pages_clear(&q->pages);
+	q->day = q->partial_day = 0;
 }
 
 static void destroy(void *priv)
@@ -151,7 +237,8 @@ static void destroy(void *priv)
 		return;
 	textlist_free(&s->services);
 	free(s->services_search);
-	ce_series_free(&s->spend);
+	for (int i = 0; i < Q_COUNT; i++)
+		query_clear(&s->q[i]);
 	ce_series_free(&s->models);
 	free(s->spend_sig);
 	free(s->models_sig);
@@ -240,11 +327,18 @@ static char *discover_body(void *arg, const char *token)
 	return ce_body_dimension_values(d->start, d->end, "SERVICE", d->search, token);
 }
 
-static int discover_parse(void *arg, const char *body, size_t len, char **next, char *err,
-			  size_t errlen)
+static int discover_parse(void *arg, const char *body, size_t len, char **next, size_t *items,
+			  char *err, size_t errlen)
 {
-	return ce_parse_dimension_values(body, len, &((struct discover_arg *)arg)->found, next, err,
-					 errlen);
+	struct discover_arg *d = arg;
+	size_t before = d->found.n;
+	int rc = ce_parse_dimension_values(body, len, &d->found, next, err, errlen);
+	*items = d->found.n - before;
+	if (!rc && d->found.n > 100 * MAX_SERVICES) {
+		snprintf(err, errlen, "more than %d SERVICE values", 100 * MAX_SERVICES);
+		rc = -EPROTO;
+	}
+	return rc;
 }
 
 /* Whether discover() will ask Cost Explorer: no services configured, and none discovered
@@ -275,8 +369,10 @@ static int discover(struct state *s, struct source_ctx *x, char *err, size_t err
 	long today = days_of_time(x->now), start, end;
 	days_query_window(today, &start, &end);
 	struct discover_arg da = { start, end, c->ce_service_search, { 0 } };
+	struct ce_pages pg = { 0 };
 	int rc = ce_paginate(x, &s->meter, OP_CE_GET_DIMENSION_VALUES, "GetDimensionValues",
-			     discover_body, discover_parse, &da, err, errlen);
+			     discover_body, discover_parse, &da, &pg, err, errlen);
+	ce_pages_clear(&pg);
 	struct textlist found = da.found;
 	if (rc) {
 		textlist_free(&found);
@@ -290,6 +386,13 @@ static int discover(struct state *s, struct source_ctx *x, char *err, size_t err
 		    (!keep.n || strcmp(keep.v[keep.n - 1], found.v[i]) != 0))
 			textlist_push(&keep, xstrdup(found.v[i]));
 	textlist_free(&found);
+	if (keep.n > MAX_SERVICES) {
+		snprintf(err, errlen, "GetDimensionValues: %zu SERVICE values contain \"%s\" (at most %d "
+			 "are taken for Bedrock; set cost_explorer.services or service_search)", keep.n,
+			 c->ce_service_search, MAX_SERVICES);
+		textlist_free(&keep);
+		return -EPROTO;
+	}
 	if (!textlist_equal(&keep, &s->services) && log_enabled(LOG_LEVEL_INFO)) {
 		struct buf names;
 		buf_init(&names, 8192);
@@ -310,6 +413,8 @@ static int discover(struct state *s, struct source_ctx *x, char *err, size_t err
 struct query_arg {
 	const struct ce_query *q;
 	struct ce_series *acc;
+	struct ce_pages *pg; /* its expected size is raised from what the answer shows */
+	size_t periods;      /* periods the whole answer holds */
 };
 
 static char *query_body(void *arg, const char *token)
@@ -317,30 +422,160 @@ static char *query_body(void *arg, const char *token)
 	return ce_body_cost_and_usage(((struct query_arg *)arg)->q, token);
 }
 
-static int query_parse(void *arg, const char *body, size_t len, char **next, char *err,
-		       size_t errlen)
+static size_t groups_of(const struct ce_series *s)
+{
+	size_t n = 0;
+	for (size_t d = 0; d < s->n; d++)
+		n += s->days[d].n;
+	return n;
+}
+
+static int query_parse(void *arg, const char *body, size_t len, char **next, size_t *items,
+		       char *err, size_t errlen)
 {
 	struct query_arg *a = arg;
-	return ce_parse_cost_and_usage(body, len, a->q, a->acc, next, err, errlen);
+	size_t before = groups_of(a->acc);
+	int rc = ce_parse_cost_and_usage(body, len, a->q, a->acc, next, err, errlen);
+	*items = groups_of(a->acc) - before;
+	/* the expected size is a guess until the answer shows a whole period (one followed by
+	 * another; the last one received may go on on the next page): then it is at least
+	 * that period's groups x the periods */
+	for (size_t d = 0; !rc && d + 1 < a->acc->n; d++)
+		if (a->acc->days[d].n * a->periods > a->pg->expected)
+			a->pg->expected = a->acc->days[d].n * a->periods;
+	return rc;
+}
+
+/* The days and granularity of spend query @qi on UTC day @today. */
+static const char *query_window(int qi, long today, long *start, long *end)
+{
+	switch (qi) {
+	case Q_DAILY:
+		*start = today - 1;
+		*end = today + 1;
+		return "DAILY";
+	case Q_BASELINE:
+		*start = today - 1 - BASELINE_DAYS;
+		*end = today - 1;
+		return "MONTHLY";
+	case Q_MONTH:
+		*start = days_month_start(today);
+		*end = today + 1;
+		return "MONTHLY";
+	default:
+		*start = days_prev_month(today);
+		*end = days_month_start(today);
+		return "MONTHLY";
+	}
+}
+
+static bool any_estimated(const struct ce_series *s)
+{
+	for (size_t d = 0; d < s->n; d++)
+		if (s->days[d].estimated)
+			return true;
+	return false;
+}
+
+/* Whether spend query @qi must be read on @today. */
+static bool query_due(const struct state *s, int qi, long today, const struct conf *c)
+{
+	const struct query *q = &s->q[qi];
+	if (q->pages.token && q->partial_day == today)
+		return true; /* a fill to go on with */
+	switch (qi) {
+	case Q_DAILY:
+	case Q_MONTH:
+		return true; /* today moves at every refresh */
+	case Q_BASELINE:
+		return q->day != today;
+	default: {
+		long start, end;
+		query_window(qi, today, &start, &end);
+		/* the previous month is final once Cost Explorer says so and the settling days
+		 * after its end are over: then it is kept for the rest of the month */
+		bool final = q->day && q->series.n && q->series.days[0].day == start &&
+			     !any_estimated(&q->series) && q->day >= end + c->ce_settle_days;
+		return !final && q->day != today;
+	}
+	}
+}
+
+/* Tag combinations to expect per period: the projects (each may be one) and the reserved
+ * rows, or what an earlier answer held, whichever is more. */
+static size_t expected_combos(const struct state *s, const struct source_ctx *x)
+{
+	const struct project_catalog *cat = projects_catalog(source_peer(x->set, &projects_source));
+	size_t n = (cat ? project_catalog_count(cat) : 0) + 3;
+	for (int i = 0; i < Q_COUNT; i++)
+		for (size_t d = 0; d < s->q[i].series.n; d++)
+			if (s->q[i].series.days[d].n > n)
+				n = s->q[i].series.days[d].n;
+	return n;
+}
+
+/* Reads (or goes on reading) spend query @qi for @today. */
+static int run_query(struct state *s, struct source_ctx *x, int qi, long today, char *err,
+		     size_t errlen)
+{
+	const struct conf *c = x->conf;
+	struct query *q = &s->q[qi];
+	if (q->partial_day != today) { /* a fill of another day's window is of no use */
+		ce_series_free(&q->partial);
+		ce_pages_clear(&q->pages);
+		q->partial_day = today;
+	}
+	struct ce_query cq = { .metric = c->ce_cost_metric, .services = &s->services,
+			       .ngroups = c->ce_attribution_tags.n };
+	cq.granularity = query_window(qi, today, &cq.start, &cq.end);
+	for (size_t i = 0; i < cq.ngroups; i++) {
+		cq.group_type[i] = CE_GROUP_TAG;
+		cq.group_key[i] = c->ce_attribution_tags.v[i];
+	}
+	if (s->services.n) {
+		long periods = qi == Q_DAILY ? cq.end - cq.start
+			       : days_month_start(cq.start) != days_month_start(cq.end - 1) ? 2 : 1;
+		q->pages.expected = expected_combos(s, x) * (size_t)periods;
+		struct query_arg a = { &cq, &q->partial, &q->pages, (size_t)periods };
+		int rc = ce_paginate(x, &s->meter, OP_CE_GET_COST_AND_USAGE, "GetCostAndUsage",
+				     query_body, query_parse, &a, &q->pages, err, errlen);
+		if (rc) {
+			if (!q->pages.token) /* nothing to go on from: start over next time */
+				ce_series_free(&q->partial);
+			return rc;
+		}
+	}
+	/* nothing billed as Bedrock yet: an empty answer, and nothing to pay for */
+	ce_series_free(&q->series);
+	q->series = q->partial;
+	memset(&q->partial, 0, sizeof(q->partial));
+	q->day = today;
+	q->partial_day = 0;
+	if (log_enabled(LOG_LEVEL_DEBUG)) {
+		char a[11], b[11];
+		days_format(cq.start, a);
+		days_format(cq.end, b);
+		log_debug("cost query read", "query", query_names[qi], "from", a, "to", b);
+	}
+	return 0;
 }
 
 /*
- * Brings @series up to date for [q->start, q->end): keeps the settled days,
- * asks again for everything from the first day that can still change.
+ * Brings the daily per-model series up to date for [q->start, q->end): keeps the settled
+ * days, asks again from the first day that can still change.
  */
-static int refresh_series(struct state *s, struct source_ctx *x, struct ce_query *q,
-			  struct ce_series *series, char **sig, const char *want_sig, char *err,
-			  size_t errlen)
+static int refresh_models(struct state *s, struct source_ctx *x, struct ce_query *q,
+			  const char *want_sig, char *err, size_t errlen)
 {
 	long today = days_of_time(x->now);
-	if (!*sig || strcmp(*sig, want_sig) != 0) {
-		ce_series_free(series);
-		free(*sig);
-		*sig = xstrdup(want_sig);
+	if (!s->models_sig || strcmp(s->models_sig, want_sig) != 0) {
+		ce_series_free(&s->models);
+		free(s->models_sig);
+		s->models_sig = xstrdup(want_sig);
 	}
 	long from = q->start;
 	for (; from < q->end; from++) {
-		const struct ce_day *d = ce_series_find(series, from);
+		const struct ce_day *d = ce_series_find(&s->models, from);
 		bool settled = d && !d->estimated && from < today - x->conf->ce_settle_days;
 		if (!settled)
 			break;
@@ -349,28 +584,24 @@ static int refresh_series(struct state *s, struct source_ctx *x, struct ce_query
 	struct ce_query qq = *q;
 	qq.start = from;
 	if (q->services->n) {
-		struct query_arg a = { &qq, &fresh };
+		struct ce_pages pg = { .expected = 64 * (size_t)(q->end - from) };
+		struct query_arg a = { &qq, &fresh, &pg, (size_t)(q->end - from) };
 		int rc = ce_paginate(x, &s->meter, OP_CE_GET_COST_AND_USAGE, "GetCostAndUsage",
-				     query_body, query_parse, &a, err, errlen);
+				     query_body, query_parse, &a, &pg, err, errlen);
+		ce_pages_clear(&pg);
 		if (rc) {
 			ce_series_free(&fresh);
 			return rc;
 		}
 	}
 	struct ce_series merged = { 0 };
-	ce_series_copy_range(series, q->start, from, &merged);
+	ce_series_copy_range(&s->models, q->start, from, &merged);
 	merged.days = xrealloc(merged.days, (merged.n + fresh.n + 1) * sizeof(*merged.days));
 	memcpy(merged.days + merged.n, fresh.days, fresh.n * sizeof(*fresh.days));
 	merged.n += fresh.n;
 	free(fresh.days);
-	ce_series_free(series);
-	*series = merged;
-	if (log_enabled(LOG_LEVEL_DEBUG)) {
-		char a[11], b[11];
-		days_format(from, a);
-		days_format(q->end, b);
-		log_debug("cost series refreshed", "from", a, "to", b);
-	}
+	ce_series_free(&s->models);
+	s->models = merged;
 	return 0;
 }
 
@@ -379,64 +610,68 @@ static int refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
 	struct state *s = priv;
 	const struct conf *c = x->conf;
 	x->state_changed = true; /* requests are counted even when the refresh fails */
-	/* what the last refresh took is the best guess of what this one needs */
-	long need = 2 + (discovery_due(s, c, x->now) ? 1 : 0);
-	if (s->costs_requests > need)
-		need = s->costs_requests;
-	long left = ce_meter_remaining(&s->meter, c->ce_max_requests_per_day, x->now);
-	if (left < need) {
-		snprintf(err, errlen, "skipped: %ld of %ld Cost Explorer requests left today, a refresh "
-			 "needs at least %ld (cost_explorer.max_requests_per_day)", left,
-			 c->ce_max_requests_per_day, need);
-		return -EDQUOT;
-	}
 	long today = days_of_time(x->now);
-	long used_before = s->meter.day == today ? s->meter.count : 0;
+	int first_missing = 0; /* the first spend query not brought up to date */
 	int rc = discover(s, x, err, errlen);
+	if (rc == -EDQUOT)
+		goto ceiling;
 	if (rc)
 		return rc;
-	long start, end;
-	days_query_window(today, &start, &end);
-
-	struct ce_query q = { .start = start, .end = end, .granularity = "DAILY",
-			      .metric = c->ce_cost_metric, .services = &s->services,
-			      .ngroups = c->ce_attribution_tags.n };
-	for (size_t i = 0; i < q.ngroups; i++) {
-		q.group_type[i] = CE_GROUP_TAG;
-		q.group_key[i] = c->ce_attribution_tags.v[i];
-	}
 	char *sig = spend_signature(c, &s->services);
-	rc = refresh_series(s, x, &q, &s->spend, &s->spend_sig, sig, err, errlen);
-	free(sig);
-	if (rc)
-		return rc;
-
-	long mstart = days_month_start(today);
+	if (!s->spend_sig || strcmp(s->spend_sig, sig) != 0) {
+		for (int i = 0; i < Q_COUNT; i++)
+			query_clear(&s->q[i]);
+		free(s->spend_sig);
+		s->spend_sig = sig;
+	} else {
+		free(sig);
+	}
+	for (int i = 0; i < Q_COUNT; i++) {
+		if (!query_due(s, i, today, c))
+			continue;
+		rc = run_query(s, x, i, today, err, errlen);
+		if (rc == -EDQUOT) {
+			first_missing = i;
+			goto ceiling;
+		}
+		if (rc)
+			return rc;
+	}
+	first_missing = Q_COUNT;
+	long mstart = days_month_start(today), end = today + 1;
 	struct ce_query m = { .start = mstart < today - 1 ? mstart : today - 1, .end = end,
 			      .granularity = "DAILY", .metric = c->ce_cost_metric,
 			      .services = &s->services, .ngroups = 2,
 			      .group_type = { CE_GROUP_DIMENSION, CE_GROUP_DIMENSION },
 			      .group_key = { "SERVICE", "USAGE_TYPE" } };
 	sig = models_signature(c, &s->services);
-	rc = refresh_series(s, x, &m, &s->models, &s->models_sig, sig, err, errlen);
+	rc = refresh_models(s, x, &m, sig, err, errlen);
 	free(sig);
+	if (rc == -EDQUOT)
+		goto ceiling;
 	if (rc)
 		return rc;
 	s->costs_at = x->now;
-	long used = s->meter.day == today ? s->meter.count : 0;
-	s->costs_requests = used >= used_before ? used - used_before : 0;
 	return 0;
+ceiling:;
+	/* what this refresh could not bring up to date, in the order it would have */
+	struct buf missing;
+	buf_init(&missing, 4096);
+	for (int i = first_missing; i < Q_COUNT; i++)
+		if (!s->spend_sig || query_due(s, i, today, c))
+			buf_printf(&missing, "%s%s", missing.len ? ", " : "", query_windows[i]);
+	buf_printf(&missing, "%sthe per-model spend", missing.len ? ", " : "");
+	snprintf(err, errlen, "daily ceiling of %ld requests reached (cost_explorer."
+		 "max_requests_per_day); still to read: %s; it goes on after 00:00 UTC, or at once "
+		 "after a SIGHUP that raises the ceiling", c->ce_max_requests_per_day, missing.data);
+	buf_free(&missing);
+	return -EDQUOT;
 }
 
-/* ---- the state file: ce_requests, services, costs_at, spend, models ---- */
+/* ---- the state file: ce_requests, services, costs_at, spend, spend_queries, models ---- */
 
-static void save_series(struct jsonw *w, const char *key, const struct ce_series *s,
-			const char *sig)
+static void save_days(struct jsonw *w, const struct ce_series *s)
 {
-	jsonw_key(w, key);
-	jsonw_object_begin(w);
-	jsonw_key(w, "signature");
-	jsonw_string(w, sig);
 	jsonw_key(w, "days");
 	jsonw_array_begin(w);
 	for (size_t i = 0; i < s->n; i++) {
@@ -446,6 +681,11 @@ static void save_series(struct jsonw *w, const char *key, const struct ce_series
 		jsonw_object_begin(w);
 		jsonw_key(w, "day");
 		jsonw_string(w, ds);
+		if (d->end) { /* a period longer than a day (MONTHLY) */
+			days_format(d->end, ds);
+			jsonw_key(w, "end");
+			jsonw_string(w, ds);
+		}
 		jsonw_key(w, "estimated");
 		jsonw_bool(w, d->estimated);
 		jsonw_key(w, "groups");
@@ -465,6 +705,56 @@ static void save_series(struct jsonw *w, const char *key, const struct ce_series
 		jsonw_object_end(w);
 	}
 	jsonw_array_end(w);
+}
+
+static void save_series(struct jsonw *w, const char *key, const struct ce_series *s,
+			const char *sig)
+{
+	jsonw_key(w, key);
+	jsonw_object_begin(w);
+	jsonw_key(w, "signature");
+	jsonw_string(w, sig);
+	save_days(w, s);
+	jsonw_object_end(w);
+}
+
+static void save_day_member(struct jsonw *w, const char *key, long day)
+{
+	char ds[11] = "";
+	if (day)
+		days_format(day, ds);
+	jsonw_key(w, key);
+	jsonw_string(w, ds);
+}
+
+/* The spend queries but the daily one (which "spend" holds, as it always did), and every
+ * fill in progress with the pages it has and where it goes on. */
+static void save_queries(struct jsonw *w, const struct state *s)
+{
+	jsonw_key(w, "spend_queries");
+	jsonw_object_begin(w);
+	for (int i = 0; i < Q_COUNT; i++) {
+		const struct query *q = &s->q[i];
+		jsonw_key(w, query_names[i]);
+		jsonw_object_begin(w);
+		save_day_member(w, "day", q->day);
+		if (i != Q_DAILY)
+			save_days(w, &q->series);
+		if (q->pages.token) {
+			jsonw_key(w, "partial");
+			jsonw_object_begin(w);
+			save_day_member(w, "day", q->partial_day);
+			jsonw_key(w, "pages");
+			jsonw_int(w, q->pages.pages);
+			jsonw_key(w, "per_page");
+			jsonw_int(w, (long long)q->pages.per_page);
+			jsonw_key(w, "token");
+			jsonw_string(w, q->pages.token);
+			save_days(w, &q->partial);
+			jsonw_object_end(w);
+		}
+		jsonw_object_end(w);
+	}
 	jsonw_object_end(w);
 }
 
@@ -494,7 +784,8 @@ static void save(const void *priv, struct jsonw *w)
 	jsonw_object_end(w);
 	jsonw_key(w, "costs_at");
 	jsonw_number(w, s->costs_at);
-	save_series(w, "spend", &s->spend, s->spend_sig);
+	save_series(w, "spend", &s->q[Q_DAILY].series, s->spend_sig);
+	save_queries(w, s);
 	save_series(w, "models", &s->models, s->models_sig);
 }
 
@@ -516,22 +807,34 @@ static int get_day(const struct jsontape *t, size_t o, const char *k, long *out)
 	return 0;
 }
 
-static int restore_series(const struct jsontape *t, size_t o, struct ce_series *out, char **sig)
+/* A date member that may be "" (0), or -EPROTO. */
+static int get_day_or_none(const struct jsontape *t, size_t o, const char *k, long *out)
 {
-	size_t sv = jt_get(t, o, "signature"), days = jt_get(t, o, "days");
-	if (!jt_is(t, o, JT_OBJECT) || !jt_is(t, sv, JT_STRING) || !jt_is(t, days, JT_ARRAY))
+	if (jt_str_eq(t, jt_get(t, o, k), "")) {
+		*out = 0;
+		return 0;
+	}
+	return get_day(t, o, k, out);
+}
+
+/* The periods of array @days into @out (empty), ascending, each with its groups. */
+static int restore_days(const struct jsontape *t, size_t days, struct ce_series *out)
+{
+	if (!jt_is(t, days, JT_ARRAY))
 		return -EPROTO;
 	long prev = LONG_MIN;
 	out->days = xcalloc(jt_count(t, days) + 1, sizeof(*out->days));
 	for (size_t jd = jt_first(t, days); jd != JT_NONE; jd = jt_next(t, days, jd)) {
-		long day;
+		long day, end = 0;
 		size_t est = jt_get(t, jd, "estimated"), gs = jt_get(t, jd, "groups");
-		if (!jt_is(t, jd, JT_OBJECT) || get_day(t, jd, "day", &day) || day <= prev ||
+		if (!jt_is(t, jd, JT_OBJECT) || get_day(t, jd, "day", &day) || day < prev ||
+		    (jt_get(t, jd, "end") != JT_NONE && (get_day(t, jd, "end", &end) || end <= day)) ||
 		    (!jt_is(t, est, JT_TRUE) && !jt_is(t, est, JT_FALSE)) || !jt_is(t, gs, JT_ARRAY))
 			return -EPROTO;
-		prev = day;
+		prev = end ? end : day + 1;
 		struct ce_day *d = &out->days[out->n++];
 		d->day = day;
+		d->end = end;
 		d->estimated = jt_is(t, est, JT_TRUE);
 		d->g = xcalloc(jt_count(t, gs) + 1, sizeof(*d->g));
 		for (size_t g = jt_first(t, gs); g != JT_NONE; g = jt_next(t, gs, g)) {
@@ -547,11 +850,54 @@ static int restore_series(const struct jsontape *t, size_t o, struct ce_series *
 					return -EPROTO;
 		}
 	}
+	return 0;
+}
+
+static int restore_series(const struct jsontape *t, size_t o, struct ce_series *out, char **sig)
+{
+	size_t sv = jt_get(t, o, "signature");
+	if (!jt_is(t, o, JT_OBJECT) || !jt_is(t, sv, JT_STRING) ||
+	    restore_days(t, jt_get(t, o, "days"), out))
+		return -EPROTO;
 	char *s = jt_strdup(t, sv);
 	if (*s)
 		*sig = s;
 	else
 		free(s);
+	return 0;
+}
+
+/* "spend_queries" (absent in a file of the previous release: nothing to restore). */
+static int restore_queries(const struct jsontape *t, size_t o, struct state *s)
+{
+	if (o == JT_NONE)
+		return 0;
+	if (!jt_is(t, o, JT_OBJECT))
+		return -EPROTO;
+	for (int i = 0; i < Q_COUNT; i++) {
+		size_t qo = jt_get(t, o, query_names[i]);
+		struct query *q = &s->q[i];
+		if (qo == JT_NONE)
+			continue;
+		if (!jt_is(t, qo, JT_OBJECT) || get_day_or_none(t, qo, "day", &q->day) ||
+		    (i != Q_DAILY && restore_days(t, jt_get(t, qo, "days"), &q->series)))
+			return -EPROTO;
+		size_t p = jt_get(t, qo, "partial");
+		if (p == JT_NONE)
+			continue;
+		double pages, per_page;
+		char *token = jt_strdup(t, jt_get(t, p, "token"));
+		if (!token || !*token || strlen(token) > 8192 || get_day(t, p, "day", &q->partial_day) ||
+		    get_num(t, p, "pages", &pages) || !(pages >= 0 && pages <= 1e6) ||
+		    get_num(t, p, "per_page", &per_page) || !(per_page >= 0 && per_page <= 1e9) ||
+		    restore_days(t, jt_get(t, p, "days"), &q->partial)) {
+			free(token);
+			return -EPROTO;
+		}
+		q->pages.token = token;
+		q->pages.pages = (long)pages;
+		q->pages.per_page = (size_t)per_page;
+	}
 	return 0;
 }
 
@@ -579,16 +925,24 @@ static void *restore(const struct jsontape *t, size_t root, const struct conf *c
 			goto corrupt;
 		textlist_push(&s->services, str);
 	}
-	if (restore_series(t, jt_get(t, root, "spend"), &s->spend, &s->spend_sig) ||
+	if (restore_series(t, jt_get(t, root, "spend"), &s->q[Q_DAILY].series, &s->spend_sig) ||
+	    restore_queries(t, jt_get(t, root, "spend_queries"), s) ||
 	    restore_series(t, jt_get(t, root, "models"), &s->models, &s->models_sig))
 		goto corrupt;
+	/* A file of the previous release has the daily series only (for the day it was read):
+	 * it is served at once and the other queries are made at once. */
+	bool previous_release = jt_get(t, root, "spend_queries") == JT_NONE;
+	if (previous_release && s->costs_at > 0)
+		s->q[Q_DAILY].day = days_of_time(s->costs_at);
 
 	char *want = spend_signature(c, &s->services);
 	bool same = s->spend_sig && strcmp(want, s->spend_sig) == 0;
 	free(want);
 	if (same && s->costs_at > 0 && s->costs_at <= now) {
 		out->has_data = true;
-		out->at = s->costs_at;
+		out->at = previous_release ? 0 : s->costs_at;
+		log_info("Cost Explorer data restored", "requests_left_today",
+			 LOG_INT(ce_meter_remaining(&s->meter, c->ce_max_requests_per_day, now)));
 	} else if (same && s->costs_at > now) {
 		log_warn("state file's cost data is dated in the future (was the clock set back?); "
 			 "querying again");
@@ -598,12 +952,53 @@ static void *restore(const struct jsontape *t, size_t root, const struct conf *c
 	return s;
 corrupt:
 	snprintf(err, errlen, "the Cost Explorer cache (ce_requests, services, costs_at, spend, "
-		 "models) is malformed");
+		 "spend_queries, models) is malformed");
 	destroy(s);
 	return NULL;
 }
 
 /* ---- collect ---- */
+
+/*
+ * The answer each window is served from (NULL: not known yet, no series). The daily and the
+ * month's answers serve only on the day they were read and the day after: after midnight,
+ * until the next refresh, the daily answer has yesterday but not today (today is 0), the
+ * month's answer is the month to date without today (or, read on the last day of a month,
+ * the whole previous month, and the new month to date is 0). Older ones (an outage over two
+ * midnights, a clock set back) would serve a wrong 0. The baseline is served for its own days
+ * (window_start says which); the previous month's answer while it is that month.
+ */
+static void choose_windows(const struct state *s, long today, struct attr_input *in)
+{
+	static const struct ce_series empty;
+	const struct query *qd = &s->q[Q_DAILY], *qb = &s->q[Q_BASELINE], *qm = &s->q[Q_MONTH];
+	const struct query *qp = &s->q[Q_PREVIOUS];
+	long m = days_month_start(today), p = days_prev_month(today);
+	if (qd->day && (qd->day == today || qd->day == today - 1)) {
+		in->spend[WIN_TODAY] = &qd->series;
+		in->spend[WIN_YESTERDAY] = &qd->series;
+	}
+	if (qb->day) {
+		in->spend[WIN_BASELINE] = &qb->series;
+		query_window(Q_BASELINE, qb->day, &in->from[WIN_BASELINE], &in->to[WIN_BASELINE]);
+	}
+	bool month_fresh = qm->day && (qm->day == today || qm->day == today - 1);
+	if (month_fresh)
+		in->spend[WIN_MONTH_TO_DATE] = days_month_start(qm->day) == m ? &qm->series : &empty;
+	if (qp->day && qp->series.n && qp->series.days[0].day == p)
+		in->spend[WIN_PREVIOUS_MONTH] = &qp->series;
+	else if (qm->day == today - 1 && days_month_start(qm->day) == p)
+		in->spend[WIN_PREVIOUS_MONTH] = &qm->series;
+	/* a daily answer that spans a window (a state file of the previous release) */
+	for (int w = 0; w < WIN_COUNT && qd->day; w++) {
+		long ws, we;
+		days_window((enum window)w, today, &ws, &we);
+		if (we > qd->day + 1)
+			we = qd->day + 1;
+		if (!in->spend[w] && ws < we && covers(&qd->series, ws, we))
+			in->spend[w] = &qd->series;
+	}
+}
 
 static void collect(const void *priv, const struct collect_ctx *x, struct reg *r)
 {
@@ -615,44 +1010,44 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 	size_t np = 0;
 	const struct project **projects = project_catalog_flatten(cat ? cat : &none, &np);
 
-	if (x->health->has_data) {
-		struct attr_input in = { .projects = projects, .nprojects = np,
-					 .keys = &c->ce_attribution_tags,
-					 .tag_labels = &c->projects_tag_labels, .spend = &s->spend,
-					 .models = &s->models, .today = today };
-		struct attribution a;
-		attribution_compute(&in, &a);
+	struct attr_input in = { .projects = projects, .nprojects = np,
+				 .keys = &c->ce_attribution_tags,
+				 .tag_labels = &c->projects_tag_labels,
+				 .models = s->models_sig ? &s->models : NULL, .today = today };
+	choose_windows(s, today, &in);
+	struct attribution a;
+	attribution_compute(&in, &a);
+	for (int w = 0; w < WIN_COUNT; w++) {
+		if (!a.present[w])
+			continue; /* not read yet: no series rather than a wrong 0 */
 		for (size_t i = 0; i < a.nrows; i++)
-			for (int w = 0; w < WIN_COUNT; w++)
-				reg_addv(r, &m_project_cost[w], ce_money(a.rows[i].v[w]), "project_id",
-					 a.rows[i].project_id, (char *)0);
-		for (size_t i = 0; i < a.ntags; i++)
-			for (int w = 0; w < WIN_COUNT; w++)
-				if (m_tag_cost[w].name)
-					reg_addv(r, &m_tag_cost[w], ce_money(a.tags[i].v[w]), "tag_key",
-						 a.tags[i].key, "tag_value", a.tags[i].value, (char *)0);
-		for (size_t i = 0; i < a.nambiguous; i++)
-			reg_addv(r, &m_ambiguous, (double)a.ambiguous[i].projects, "attribution_value",
-				 a.ambiguous[i].value, (char *)0);
-		for (size_t i = 0; i < a.nmodels; i++) {
-			const struct model_row *m = &a.models[i];
-			reg_addv(r, &m_model_yesterday, ce_money(m->yesterday), "service", m->service,
-				 "usage_type", m->usage_type, "model", m->model, "token_type",
-				 m->token_type, (char *)0);
-			reg_addv(r, &m_model_mtd, ce_money(m->month_to_date), "service", m->service,
-				 "usage_type", m->usage_type, "model", m->model, "token_type",
-				 m->token_type, (char *)0);
-		}
-		for (int w = 0; w < WIN_COUNT; w++) {
-			long ws, we;
-			days_window((enum window)w, today, &ws, &we);
-			reg_addv(r, &m_window_estimated, a.estimated[w] ? 1 : 0, "window",
-				 days_window_name((enum window)w), (char *)0);
-			reg_addv(r, &m_window_start, days_start_time(ws), "window",
-				 days_window_name((enum window)w), (char *)0);
-		}
-		attribution_free(&a);
+			reg_addv(r, &m_project_cost[w], ce_money(a.rows[i].v[w]), "project_id",
+				 a.rows[i].project_id, (char *)0);
+		for (size_t i = 0; m_tag_cost[w].name && i < a.ntags; i++)
+			reg_addv(r, &m_tag_cost[w], ce_money(a.tags[i].v[w]), "tag_key", a.tags[i].key,
+				 "tag_value", a.tags[i].value, (char *)0);
+		long ws, we;
+		days_window((enum window)w, today, &ws, &we);
+		if (in.from[w] || in.to[w])
+			ws = in.from[w];
+		reg_addv(r, &m_window_estimated, a.estimated[w] ? 1 : 0, "window",
+			 days_window_name((enum window)w), (char *)0);
+		reg_addv(r, &m_window_start, days_start_time(ws), "window",
+			 days_window_name((enum window)w), (char *)0);
 	}
+	for (size_t i = 0; i < a.nambiguous; i++)
+		reg_addv(r, &m_ambiguous, (double)a.ambiguous[i].projects, "attribution_value",
+			 a.ambiguous[i].value, (char *)0);
+	for (size_t i = 0; i < a.nmodels; i++) {
+		const struct model_row *mr = &a.models[i];
+		reg_addv(r, &m_model_yesterday, ce_money(mr->yesterday), "service", mr->service,
+			 "usage_type", mr->usage_type, "model", mr->model, "token_type", mr->token_type,
+			 (char *)0);
+		reg_addv(r, &m_model_mtd, ce_money(mr->month_to_date), "service", mr->service,
+			 "usage_type", mr->usage_type, "model", mr->model, "token_type",
+			 mr->token_type, (char *)0);
+	}
+	attribution_free(&a);
 	for (size_t i = 0; i < c->budgets.n; i++) {
 		const struct budget *b = &c->budgets.v[i];
 		if (b->tag) {
@@ -674,11 +1069,18 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 	free(projects);
 }
 
+static const struct api_op_def operations[] = {
+	{ "cost_explorer", "GetCostAndUsage" },
+	{ "cost_explorer", "GetDimensionValues" },
+	{ NULL, NULL },
+};
+
 const struct source_def cost_explorer_source = {
 	.name = "cost_explorer",
 	.enabled = enabled,
 	.interval = interval,
 	.retry_after_failure = 900,
+	.operations = operations,
 	.create = create,
 	.destroy = destroy,
 	.reconfigure = reconfigure,

@@ -4,17 +4,19 @@
  *
  *   - Bedrock SERVICE names discovered daily (GetDimensionValues), so
  *     Marketplace models that bill under their own SERVICE are counted;
- *   - spend grouped by the attribution tags, daily, from the first day of the
- *     previous month (GetCostAndUsage), mapped to projects (model/attribution.h)
- *     through the projects source's catalog;
+ *   - spend grouped by the attribution tags (GetCostAndUsage), one query per
+ *     window at the coarsest granularity that gives it (the plan is at the top
+ *     of cost_explorer.c), mapped to projects (model/attribution.h) through the
+ *     projects source's catalog;
  *   - spend grouped by SERVICE and USAGE_TYPE (the per-model families).
  *
- * Spend discipline: a refresh re-reads only the days that can still change
- * (from the first day that is Estimated, or within cost_explorer.settle_days
- * of today) and keeps the settled ones; a refresh that cannot finish within
- * what is left of the daily ceiling (judged by what the last one took) is
- * skipped before it starts (-EDQUOT). The ceiling's meter lives here and is
- * shared with the forecast and allocation_tags sources. Poller thread.
+ * Spend discipline: a window is read again only while it can change; the
+ * queries run in the order the windows matter (today and yesterday, the
+ * baseline, the month, the previous month, the models) until the daily
+ * ceiling stops them (-EDQUOT, saying what is still missing); a query cut
+ * short keeps its pages and goes on from there, in memory and across restarts.
+ * The ceiling's meter lives here and is shared with the forecast and
+ * allocation_tags sources. Poller thread.
  */
 #ifndef BCE_COST_EXPLORER_H
 #define BCE_COST_EXPLORER_H
@@ -36,6 +38,9 @@ extern const struct source_def cost_explorer_source;
 struct ce_meter *cost_explorer_meter(void *priv);
 const struct textlist *cost_explorer_services(const void *priv, double *discovered_at);
 const struct ce_series *cost_explorer_spend(const void *priv);
+/* The spend of @day's month before @day (month start .. @day, exclusive), from what was read;
+ * false when the answers read do not give it. */
+bool cost_explorer_spend_before(const void *priv, long day, double *out);
 
 /* Whether a configuration change asks Cost Explorer something else (metric, attribution
  * tags, services, endpoint, enabled): then the cost sources query again at once. */

@@ -89,7 +89,7 @@ static int refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
 	}
 	char *body = ce_body_forecast(today, days_next_month(today), c->ce_cost_metric, services);
 	struct hc_resp resp = { 0 };
-	int rc = ce_call(x, meter, OP_CE_GET_COST_FORECAST, "GetCostForecast", body, &resp, err,
+	int rc = ce_call(x, meter, OP_CE_GET_COST_FORECAST, "GetCostForecast", body, &resp, NULL, err,
 			 errlen);
 	free(body);
 	if (rc)
@@ -162,22 +162,27 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 {
 	const struct state *s = priv;
 	long today = days_of_time(x->now);
-	const struct ce_series *spend =
-		cost_explorer_spend(source_peer(x->set, &cost_explorer_source));
-	if (!x->health->has_data || !s->has_forecast || !spend ||
-	    days_month_start(s->day) != days_month_start(today))
+	double actual;
+	if (!x->health->has_data || !s->has_forecast ||
+	    days_month_start(s->day) != days_month_start(today) ||
+	    !cost_explorer_spend_before(source_peer(x->set, &cost_explorer_source), s->day, &actual))
 		return;
-	double actual = ce_series_sum(spend, days_month_start(today), s->day);
 	reg_addv(r, &m_forecast[0], ce_money(actual + s->mean), (char *)0);
 	reg_addv(r, &m_forecast[1], ce_money(actual + s->lower), (char *)0);
 	reg_addv(r, &m_forecast[2], ce_money(actual + s->upper), (char *)0);
 }
+
+static const struct api_op_def operations[] = {
+	{ "cost_explorer", "GetCostForecast" },
+	{ NULL, NULL },
+};
 
 const struct source_def forecast_source = {
 	.name = "forecast",
 	.enabled = enabled,
 	.interval = interval,
 	.after = &cost_explorer_source,
+	.operations = operations,
 	.create = create,
 	.destroy = destroy,
 	.refresh = refresh,

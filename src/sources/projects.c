@@ -131,10 +131,43 @@ static void note_region(struct region_projects *rs, int rc, const char *err, siz
 	rs->last_error = xstrdup(err);
 }
 
-/* Warns once per configuration about project budgets that name no listed project. */
+static bool same_project(const struct project *a, const struct project *b)
+{
+	if (strcmp(a->id, b->id) || strcmp(a->name, b->name) || strcmp(a->arn, b->arn) ||
+	    strcmp(a->status, b->status) || a->created_at != b->created_at || a->ntags != b->ntags)
+		return false;
+	for (size_t t = 0; t < a->ntags; t++)
+		if (strcmp(a->tags[t].key, b->tags[t].key) || strcmp(a->tags[t].value, b->tags[t].value))
+			return false;
+	return true;
+}
+
+/* Whether two listings hold the same projects in the same order. */
+static bool same_listing(const struct project_list *a, const struct project_list *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (!same_project(&a->v[i], &b->v[i]))
+			return false;
+	return true;
+}
+
+/* Every region has been listed (or restored) at least once. */
+static bool has_data(const void *priv)
+{
+	const struct state *s = priv;
+	bool all = s->cat.nregions > 0;
+	for (size_t i = 0; i < s->cat.nregions; i++)
+		all = all && s->cat.regions[i].has_data;
+	return all;
+}
+
+/* Warns once per configuration about project budgets that name no listed project, once
+ * every region has been listed (before, a budget's project may be in a region not yet read). */
 static void check_budgets(struct state *s, const struct conf *c)
 {
-	if (s->budgets_checked)
+	if (s->budgets_checked || !has_data(s))
 		return;
 	s->budgets_checked = true;
 	for (size_t i = 0; i < c->budgets.n; i++) {
@@ -182,6 +215,9 @@ static int refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
 		}
 		note_region(rs, rc, rerr, fresh.n);
 		if (rc == 0 || rc == -E2BIG) { /* -E2BIG: as many as projects.max_projects allows */
+			/* the state file is written when a listing changed, not at every listing */
+			if (!rs->has_data || !same_listing(&rs->projects, &fresh))
+				x->state_changed = true;
 			project_list_move(&rs->projects, &fresh);
 			rs->has_data = true;
 		}
@@ -339,11 +375,17 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 	free(values);
 }
 
+static const struct api_op_def operations[] = {
+	{ "bedrock_mantle", "ListProjects" },
+	{ NULL, NULL },
+};
+
 const struct source_def projects_source = {
 	.name = "projects",
 	.enabled = enabled,
 	.interval = interval,
 	.logs_own_failures = true, /* per region: note_region() */
+	.operations = operations,
 	.create = create,
 	.destroy = destroy,
 	.reconfigure = reconfigure,
@@ -351,4 +393,5 @@ const struct source_def projects_source = {
 	.save = save,
 	.restore = restore,
 	.collect = collect,
+	.has_data = has_data,
 };

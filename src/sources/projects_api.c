@@ -250,14 +250,14 @@ int projects_list_region(struct hc *hc, const struct hc_opts *o, const struct co
 	char *after = NULL;
 	int rc = 0;
 
-	headers = curl_slist_append(headers, "Accept: application/json");
+	headers = hc_header_add(headers, "Accept: application/json");
 	if (c->projects_auth == AUTH_API_KEY) {
 		char *key = NULL;
 		rc = read_api_key(c, &key, err, errlen);
 		if (rc)
 			goto out;
 		char *h = xasprintf("Authorization: Bearer %s", key);
-		headers = curl_slist_append(headers, h);
+		headers = hc_header_add(headers, h);
 		free_secret(h);
 		free_secret(key);
 	} else {

@@ -19,6 +19,9 @@
 #include "config/conf.h"
 #include "model/project.h"
 
+/* The listing's operation (apistats.h). */
+#define OP_LIST_PROJECTS apistats_op("bedrock_mantle", "ListProjects")
+
 /* AWS allows 50 tags per resource; a project with more is refused. */
 #define PROJECTS_MAX_TAGS 128
 /* Longest id/name/arn/status/tag string accepted, in bytes. */

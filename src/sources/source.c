@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 
+#include "aws/apistats.h"
 #include "base/util.h"
 
 void source_set_init(struct source_set *s, const struct source_def *const *table,
@@ -17,6 +18,7 @@ void source_set_init(struct source_set *s, const struct source_def *const *table
 	s->n = n;
 	for (size_t i = 0; i < n; i++) {
 		s->v[i].def = table[i];
+		apistats_register(table[i]->operations);
 		s->v[i].priv = table[i]->create(c);
 		s->v[i].enabled = table[i]->enabled(c);
 	}
@@ -27,6 +29,7 @@ void source_set_free(struct source_set *s)
 	for (size_t i = 0; i < s->n; i++) {
 		s->v[i].def->destroy(s->v[i].priv);
 		free(s->v[i].health.last_error);
+		free(s->v[i].health.logged_error);
 	}
 	free(s->v);
 	s->v = NULL;

@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct api_op_def;
 struct aws_provider;
 struct conf;
 struct hc;
@@ -52,12 +53,14 @@ struct source_ctx {
 
 /* The health of a source, kept by the engine. */
 struct source_health {
-	bool up;              /* the last refresh succeeded */
+	bool up;              /* the last refresh succeeded and no attempt of the running one
+			       * has failed (each failed attempt is published at once) */
 	bool has_data;        /* some refresh succeeded (or data was restored) */
 	double last_success;  /* Unix seconds; 0 = never */
 	double last_attempt;
 	double last_duration; /* seconds */
 	char *last_error;     /* NULL while up */
+	char *logged_error;   /* engine: the refresh failure last logged (complain-once) */
 	int last_rc;          /* what the last refresh returned */
 };
 
@@ -83,6 +86,9 @@ struct source_def {
 	long retry_after_failure;                 /* seconds, capped at the interval; 0 = interval */
 	const struct source_def *after;           /* runs right after this source succeeds */
 	bool logs_own_failures;                   /* the engine does not log its failures */
+	/* The AWS operations it calls ({ NULL }-terminated; may be NULL): registered when the
+	 * source is set up, so their request and error counters exist from the first scrape. */
+	const struct api_op_def *operations;
 
 	/* A private state for @c (never NULL; aborts on out-of-memory). */
 	void *(*create)(const struct conf *c);
@@ -91,7 +97,8 @@ struct source_def {
 	 * Returns true when the source must refresh at once. May be NULL (false). */
 	bool (*reconfigure)(void *priv, const struct conf *old, const struct conf *c);
 	/* Brings the private state up to date; @err receives a one-line reason (never a
-	 * secret) on failure. */
+	 * secret) on failure. What collect reads must be whole whenever it makes a request:
+	 * the engine renders (calls collect) after every failed attempt, mid-refresh. */
 	int (*refresh)(void *priv, struct source_ctx *x, char *err, size_t errlen);
 	/* Writes the source's members ("key": value ...) into the open top-level object.
 	 * May be NULL: the source keeps nothing across restarts. */
@@ -103,6 +110,9 @@ struct source_def {
 			 struct source_restored *out, char *err, size_t errlen);
 	/* Adds the source's samples to @r (called only while the source is enabled). */
 	void (*collect)(const void *priv, const struct collect_ctx *x, struct reg *r);
+	/* Whether the source has data to serve, after each refresh whatever it returned (the
+	 * projects: every region listed once). May be NULL: a refresh that succeeded once. */
+	bool (*has_data)(const void *priv);
 };
 
 /* One row of the table with its private state, health and schedule. */

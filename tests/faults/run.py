@@ -1149,13 +1149,24 @@ def lane_clock(ctx, opts):
     t0 = time.monotonic()
 
     def window(m, w):
-        return m.value("bedrock_cost_window_start_timestamp_seconds", window=w)
+        """The window's start, or None when it is not served."""
+        found = m.find("bedrock_cost_window_start_timestamp_seconds", window=w)
+        return found[0].value if found else None
+
+    def wanted(t):
+        return {"today": utc_midnight(t), "yesterday": utc_midnight(t) - 86400,
+                "month_to_date": month_start(t), "previous_month": prev_month_start(t)}
 
     def windows_match(m, t):
-        return (window(m, "today") == utc_midnight(t) and
-                window(m, "yesterday") == utc_midnight(t) - 86400 and
-                window(m, "month_to_date") == month_start(t) and
-                window(m, "previous_month") == prev_month_start(t))
+        return all(window(m, w) == v for w, v in wanted(t).items())
+
+    def windows_follow(m, t):
+        """Every window served starts where the clock says; one may be missing (answers
+        read days away from the clock serve none rather than a wrong 0), none is stale."""
+        return all(window(m, w) in (None, v) for w, v in wanted(t).items())
+
+    def served(m):
+        return ",".join(w for w in wanted(0) if window(m, w) is not None) or "none"
     try:
         m0 = ln.wait_up(SOURCES)
         now = time.time()
@@ -1167,24 +1178,26 @@ def lane_clock(ctx, opts):
         # forward into the next month (+1 day past its first)
         days = int((month_start(month_start(now) + 32 * 86400) - utc_midnight(now)) // 86400) + 1
         set_offset("+%dd" % days)
-        ln.wait(lambda m: windows_match(m, time.time() + days * 86400), 20,
+        ln.wait(lambda m: windows_follow(m, time.time() + days * 86400), 20,
                 "the windows to follow the clock %d days ahead" % days)
         m1 = ln.wait(lambda m: up(m, "cost_explorer") == 0, 25,
                      "Cost Explorer to refuse the skewed signatures")
         if up(m1, "projects") != 1:
             row.problems.append("projects (API key, no clock in it) went down")
-        row.notes.append("+%dd: windows moved to %s" % (
-            days, time.strftime("%Y-%m-%d", time.gmtime(window(m1, "today")))))
+        if not windows_follow(m1, time.time() + days * 86400):
+            row.problems.append("+%dd: a window is served with a stale start" % days)
+        row.notes.append("+%dd: windows served: %s" % (days, served(m1)))
         # backward, before today
         set_offset("-3d")
-        m2 = ln.wait(lambda m: windows_match(m, time.time() - 3 * 86400), 20,
+        m2 = ln.wait(lambda m: windows_follow(m, time.time() - 3 * 86400), 20,
                      "the windows to follow the clock 3 days back")
         a2 = attempt(m2, "cost_explorer")
         m2 = ln.wait(lambda m: attempt(m, "cost_explorer") != a2, 25,
                      "a Cost Explorer refresh with the clock 3 days back")
-        row.notes.append("-3d: windows moved to %s; cost_explorer up=%s" % (
-            time.strftime("%Y-%m-%d", time.gmtime(window(m2, "today"))),
-            up(m2, "cost_explorer")))
+        if not windows_follow(m2, time.time() - 3 * 86400):
+            row.problems.append("-3d: a window is served with a stale start")
+        row.notes.append("-3d: windows served: %s; cost_explorer up=%s" % (
+            served(m2), up(m2, "cost_explorer")))
         if not ln.exp.alive():
             row.problems.append("exporter died")
         e1 = errors(m2, *OPS["ce"])

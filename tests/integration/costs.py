@@ -414,10 +414,10 @@ def expected_costs(ledger, projects, alloc, keys, labels, today):
     return out, amb
 
 
-def fake_world(fake):
-    """The fake's ledger, projects of both regions and allocation tag table."""
+def fake_world(fake, regions=("us-east-1", "eu-west-1")):
+    """The fake's ledger, projects of @regions and allocation tag table."""
     led = fake.call("GET", "/_fake/ledger")
-    projects = fake.projects("us-east-1") + fake.projects("eu-west-1")
+    projects = [p for r in regions for p in fake.projects(r)]
     alloc = {t["TagKey"]: t["Status"]
              for t in fake.call("GET", "/_fake/allocation_tags")["CostAllocationTags"]}
     return datetime.date.fromisoformat(led["today"]), led["rows"], projects, alloc
@@ -605,9 +605,28 @@ def _ce_requests_after(fake, seq):
     return [e for e in req_log(fake) if e["seq"] > seq and e.get("operation")]
 
 
-def _query_kind(req):
+def _query_kind(req, today):
+    """Which query of the plan (src/sources/cost_explorer.c) @req is."""
     types = [g.get("Type") for g in req.get("GroupBy") or []]
-    return "spend" if types and all(t == "TAG" for t in types) else "models"
+    if not (types and all(t == "TAG" for t in types)):
+        return "models"
+    start = datetime.date.fromisoformat(req["TimePeriod"]["Start"])
+    if req["Granularity"] == "DAILY":
+        return "daily"
+    if start == day(today, -8):
+        return "baseline"
+    if start == month_start(today):
+        return "month"
+    return "previous"
+
+
+def _plan(today):
+    """The query plan: (Granularity, Start, End) of each query on @today."""
+    return {"daily": ("DAILY", day(today, -1), day(today, 1)),
+            "baseline": ("MONTHLY", day(today, -8), day(today, -1)),
+            "month": ("MONTHLY", month_start(today), day(today, 1)),
+            "previous": ("MONTHLY", prev_month_start(today), month_start(today)),
+            "models": ("DAILY", min(month_start(today), day(today, -1)), day(today, 1))}
 
 
 def test_ce_request_budget(ctx):
@@ -616,6 +635,7 @@ def test_ce_request_budget(ctx):
 
 def _request_budget(ctx):
     today = utc_today()
+    plan = _plan(today)
     fake = ctx.fake()
     ce = CeExporter(ctx, fake, "budget-%d" % len(ctx.fakes), ce={"refresh_interval": 10})
     m1 = ce.exp.wait_ready()
@@ -628,20 +648,22 @@ def _request_budget(ctx):
     eq(m1.value("bedrock_cost_exporter_cost_explorer_billable_requests_total"),
        float(n_first), "billable_requests_total after the first refresh")
     log1 = _ce_requests_after(fake, 0)
-    q_start = {"spend": min(prev_month_start(today), day(today, -8)),
-               "models": min(month_start(today), day(today, -1))}
+    kinds = []
     for e in log1:
         if e["operation"] != "GetCostAndUsage":
             continue
         req = e["request"]
-        kind = _query_kind(req)
-        eq(req["TimePeriod"]["Start"], q_start[kind].isoformat(),
-           "first refresh: TimePeriod.Start of the %s query" % kind)
-        eq(req["TimePeriod"]["End"], day(today, 1).isoformat(),
-           "first refresh: TimePeriod.End of the %s query" % kind)
-        eq(req["Granularity"], "DAILY", "Granularity")
+        kind = _query_kind(req, today)
+        if not req.get("NextPageToken"):
+            kinds.append(kind)
+        gran, start, end = plan[kind]
+        eq((req["Granularity"], req["TimePeriod"]["Start"], req["TimePeriod"]["End"]),
+           (gran, start.isoformat(), end.isoformat()), "first refresh: the %s query" % kind)
         eq(sorted(req["Filter"]["Dimensions"]["Values"]), BEDROCK_SERVICES,
            "SERVICE filter (discovered Bedrock services)")
+    # the windows that matter most first: the spike alert's today, yesterday and baseline
+    eq(kinds, ["daily", "baseline", "month", "previous", "models"],
+       "first refresh: the queries, in order")
     fc = [e["request"] for e in log1 if e["operation"] == "GetCostForecast"][0]
     eq((fc["TimePeriod"]["Start"], fc["TimePeriod"]["End"]),
        (today.isoformat(), next_month_start(today).isoformat()), "forecast TimePeriod")
@@ -665,19 +687,22 @@ def _request_budget(ctx):
           "discovery or allocation tags again within a day: %r" % second)
     est_days = fake.call("GET", "/_fake/config")["estimated_days"]
     reread_from = min(day(today, -SETTLE_DAYS), day(today, -(est_days - 1)))
-    starts = set()
+    kinds2 = []
     for e in log2:
         if e["operation"] != "GetCostAndUsage":
             continue
         req = e["request"]
-        kind = _query_kind(req)
-        want = max(q_start[kind], reread_from)
-        eq(req["TimePeriod"]["Start"], want.isoformat(),
-           "incremental refresh: TimePeriod.Start of the %s query (settle_days %d, first "
-           "estimated day %s)" % (kind, SETTLE_DAYS, day(today, -(est_days - 1))))
-        eq(req["TimePeriod"]["End"], day(today, 1).isoformat(), "incremental End")
-        starts.add(kind)
-    eq(starts, {"spend", "models"}, "queries of the incremental refresh")
+        kind = _query_kind(req, today)
+        if not req.get("NextPageToken"):
+            kinds2.append(kind)
+        gran, start, end = plan[kind]
+        if kind == "models":       # re-read from the first day that can still change
+            start = max(start, reread_from)
+        eq((req["Granularity"], req["TimePeriod"]["Start"], req["TimePeriod"]["End"]),
+           (gran, start.isoformat(), end.isoformat()), "incremental refresh: the %s query"
+           % kind)
+    # the baseline is read once a UTC day, the previous month once a day until final
+    eq(kinds2, ["daily", "month", "models"], "queries of the incremental refresh")
     assert_same_values(cost_series(m2), cost_series(m1),
                        "cost series after the incremental refresh", tol=1e-6)
 
@@ -708,14 +733,24 @@ def _request_budget(ctx):
 
 
 # ---------------------------------------------------------------------------
-# 4. the ceiling is hard
+# 4. the ceiling is hard, and nothing paid for is lost
 # ---------------------------------------------------------------------------
 
 def test_ce_ceiling_is_hard(ctx):
+    guard_utc_midnight(ctx, lambda: _ceiling_is_hard(ctx))
+
+
+def _ceiling_is_hard(ctx):
     fake5, fake2 = ctx.fake(), ctx.fake()
     cut = CeExporter(ctx, fake5, "ceiling5", ce={"max_requests_per_day": 5})
-    refused = CeExporter(ctx, fake2, "ceiling2", ce={"max_requests_per_day": 2})
-    for ce, fake, limit in ((cut, fake5, 5), (refused, fake2, 2)):
+    short = CeExporter(ctx, fake2, "ceiling2", ce={"max_requests_per_day": 2})
+    # 5: discovery, then today and yesterday, the baseline, the month, the previous month;
+    #    the per-model query is refused. 2: discovery and the daily query only.
+    for ce, fake, limit, served, missing in (
+            (cut, fake5, 5, ("today", "yesterday", "baseline", "month_to_date",
+                             "previous_month"), ()),
+            (short, fake2, 2, ("today", "yesterday"),
+             ("baseline", "month_to_date", "previous_month"))):
         exp = ce.exp
         m = wait_for(lambda: (lambda e: e and attempt(e, "cost_explorer") > 0 and
                                 attempt(e, "allocation_tags") > 0 and e)(exp.quick()),
@@ -723,39 +758,83 @@ def test_ce_ceiling_is_hard(ctx):
         m = exp.scrape()
         what = "max_requests_per_day=%d" % limit
         eq(up(m, "cost_explorer"), 0.0, "%s: source_up{cost_explorer}" % what)
-        check(not m.has(PROJECT_FAMILY["month_to_date"]),
-              "%s: cost series from a refresh that was cut" % what)
-        total = ce_total(fake)
-        check(total <= limit, "%s: the fake saw %d Cost Explorer requests" % (what, total))
-        eq(m.value("bedrock_cost_exporter_cost_explorer_billable_requests_total"), float(total),
+        eq(ce_total(fake), limit, "%s: the fake saw every request the ceiling allows" % what)
+        eq(m.value("bedrock_cost_exporter_cost_explorer_billable_requests_total"), float(limit),
            "%s: billable_requests_total vs the fake" % what)
-        eq(m.value("bedrock_cost_exporter_cost_explorer_requests_remaining_today"),
-           float(limit - total), "%s: requests_remaining_today" % what)
+        eq(m.value("bedrock_cost_exporter_cost_explorer_requests_remaining_today"), 0.0,
+           "%s: requests_remaining_today" % what)
+        # what was paid for is served; what is missing has no series (not a wrong 0)
+        for w in served:
+            check(m.has(PROJECT_FAMILY[w]), "%s: no %s series although it was read" % (what, w))
+        for w in missing:
+            check(not m.has(PROJECT_FAMILY[w]), "%s: %s series although it was not read"
+                  % (what, w))
         w = ce_warns(exp)
         eq(len(w), 1, "%s: warn lines for the cost_explorer source" % what)
-        check("max_requests_per_day" in w[0].get("error", ""),
-              "%s: the warn line does not name max_requests_per_day: %r" % (what, w[0]))
+        err = w[0].get("error", "")
+        check("max_requests_per_day" in err and "still to read" in err and
+              "the per-model spend" in err and all(x in err for x in missing),
+              "%s: the warn line does not say what is still missing: %r" % (what, err))
+        st, _, page = exp.get("/")
+        check(st == 200 and b"still to read" in page, "%s: the landing page does not say "
+              "what is still missing" % what)
         eq(exp.get("/-/healthy")[0], 200, "%s: /-/healthy" % what)
-        eq(exp.get("/-/ready")[0], 503, "%s: /-/ready without cost data" % what)
-    eq(ce_total(fake5), 5, "max_requests_per_day=5: requests (discovery + 4 pages, cut)")
-    eq(cut.exp.quick().value("bedrock_cost_exporter_cost_explorer_requests_remaining_today"),
-       0.0, "max_requests_per_day=5: requests_remaining_today")
-    by_op = counters(fake2)["by_operation"]
-    eq(by_op.get("GetCostAndUsage", 0) + by_op.get("GetDimensionValues", 0), 0,
-       "max_requests_per_day=2: cost requests of a refresh needing 3 (refused before sending)")
+        eq(exp.get("/-/ready")[0], 503, "%s: /-/ready until the fill is complete" % what)
+    check(cut.exp.alive() and short.exp.alive(), "an exporter died")
 
-    # a CE-relevant reload asks again at once: still refused, nothing sent, exporter serving
-    m0 = cut.exp.quick()
-    m1 = cut.hup_costs()
-    eq(ce_total(fake5), 5, "max_requests_per_day=5: requests after a second attempt")
-    eq(up(m1, "cost_explorer"), 0.0, "source_up after the second attempt")
-    eq(m1.value("bedrock_cost_exporter_cost_explorer_billable_requests_total"), 5.0,
-       "billable_requests_total after the second attempt")
-    check(attempt(m1, "cost_explorer") > attempt(m0, "cost_explorer"), "no second attempt")
-    w = ce_warns(cut.exp)
-    check(w and "max_requests_per_day" in w[-1].get("error", ""),
-          "the refused refresh is not logged naming max_requests_per_day: %r" % w)
-    check(cut.exp.alive() and refused.exp.alive(), "an exporter died")
+    # SIGHUP that raises the ceiling resumes at once, and asks only for what is missing
+    seq = last_seq(fake2)
+    m0 = short.exp.quick()
+    short.groups["cost_explorer"]["max_requests_per_day"] = 40
+    short.write()
+    short.exp.send(signal.SIGHUP)
+    m1 = wait_for(lambda: (lambda e: e and up(e, "cost_explorer") == 1.0 and e)(
+        short.exp.quick()), 20, "cost_explorer up after a SIGHUP that raised the ceiling")
+    check(attempt(m1, "cost_explorer") > attempt(m0, "cost_explorer"), "no attempt after SIGHUP")
+    kinds = [_query_kind(e["request"], utc_today()) for e in _ce_requests_after(fake2, seq)
+             if e["operation"] == "GetCostAndUsage" and not e["request"].get("NextPageToken")]
+    eq(kinds, ["daily", "baseline", "month", "previous", "models"],
+       "the queries after the SIGHUP: what was missing, in order (and today again)")
+    eq(short.exp.get("/-/ready")[0], 200, "/-/ready once the fill is complete")
+
+
+def test_ce_fill_goes_on_where_it_stopped(ctx):
+    guard_utc_midnight(ctx, lambda: _fill_goes_on(ctx))
+
+
+def _fill_goes_on(ctx):
+    """A query cut short by the ceiling keeps its pages, in memory and in the state file: after
+    a restart (and a raised ceiling) it asks for the next page, not the first one again."""
+    fake = ctx.fake("--ce-page-size", "2")   # the daily query takes several pages
+    ce = CeExporter(ctx, fake, "resume", ce={"max_requests_per_day": 3})
+    exp = ce.exp
+    wait_for(lambda: (lambda e: e and attempt(e, "cost_explorer") > 0)(exp.quick()), 40,
+             "the first cost attempt")
+    log = [e for e in _ce_requests_after(fake, 0) if e["operation"] == "GetCostAndUsage"]
+    eq(len(log), 2, "GetCostAndUsage pages before the ceiling (discovery took 1 of 3)")
+    check(not log[0]["request"].get("NextPageToken") and log[1]["request"].get("NextPageToken"),
+          "pages 1 and 2 of the daily query")
+    rc, _ = exp.stop()
+    eq(rc, 0, "exit code on SIGTERM")
+    with open(ce.state, encoding="utf-8") as fh:
+        state = json.load(fh)
+    partial = state["spend_queries"]["daily"].get("partial")
+    check(partial and partial.get("token") and partial.get("pages") == 2,
+          "the state file keeps the daily query's two pages and its next token: %r" % partial)
+    seq = last_seq(fake)
+    ce.groups["cost_explorer"]["max_requests_per_day"] = 200
+    ce.write()
+    exp = ce.start()
+    m = exp.wait_ready(60)
+    eq(up(m, "cost_explorer"), 1.0, "source_up once the fill is complete")
+    after = [e for e in _ce_requests_after(fake, seq) if e["operation"] == "GetCostAndUsage"]
+    first_daily = [e for e in after if _query_kind(e["request"], utc_today()) == "daily"][0]
+    eq(first_daily["request"].get("NextPageToken"), partial["token"],
+       "after the restart the daily query goes on from page 3")
+    # and what the two runs read together is every series of the ledger
+    ftoday, rows, projects, alloc = fake_world(fake)
+    want, _ = expected_costs(rows, projects, alloc, KEYS2, TAG_LABELS, ftoday)
+    assert_close(cost_series(m), want, "cost series after a fill that went on after a restart")
 
 
 # ---------------------------------------------------------------------------
@@ -1035,7 +1114,7 @@ def _one_ce_fault(ctx, fake, ce, case, base, m0):
 def _max_pages_is_a_cap(ctx):
     """A query longer than cost_explorer.max_pages fails (parse) after exactly that many
     pages, each billed, instead of paging on."""
-    fake = ctx.fake()
+    fake = ctx.fake("--ce-page-size", "2")     # the daily query needs more than 3 pages
     ce = CeExporter(ctx, fake, "max-pages", http=FAULT_HTTP, ce={"max_pages": 3})
     m = wait_for(lambda: (lambda e: e and attempt(e, "cost_explorer") > 0 and e)(
         ce.exp.quick()), 30, "the cost attempt with max_pages = 3")
@@ -1394,7 +1473,8 @@ def register(run):
     slow = [test_ce_request_budget, test_ce_creds_assume_role_external_id_and_expiry,
             _make_ce_fault_test("throttle_auth"), test_ce_creds_container]
     rest = [test_ce_costs_equal_the_ledger, test_ce_attribution_ambiguous_and_one_key,
-            test_ce_ceiling_is_hard, test_ce_restart_with_state_file_is_free,
+            test_ce_ceiling_is_hard, test_ce_fill_goes_on_where_it_stopped,
+            test_ce_restart_with_state_file_is_free,
             test_ce_corrupt_state_file_is_ignored, test_ce_state_from_the_future_is_queried_again,
             _make_ce_fault_test("server_client"), _make_ce_fault_test("parse"),
             _make_ce_fault_test("loop_timeouts"),

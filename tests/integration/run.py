@@ -550,7 +550,7 @@ def render_conf(groups):
 
 
 class Fake:
-    def __init__(self, ctx, args=()):
+    def __init__(self, ctx, args=(), env=None):
         self.ctx = ctx
         self.port_file = os.path.join(ctx.dir, "fake-%d.port" % len(ctx.fakes))
         self.log_path = os.path.join(ctx.dir, "fake-%d.log" % len(ctx.fakes))
@@ -559,7 +559,7 @@ class Fake:
             [PYTHON, FAKE_SCRIPT, "--host", HOST, "--port", "0", "--port-file", self.port_file,
              "--quiet"] + list(args),
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
-            env=base_env(), start_new_session=True)
+            env=base_env(env), start_new_session=True)
         _register(self.proc)
         ctx.fakes.append(self)
 
@@ -814,8 +814,8 @@ class Ctx:
             fh.write(text)
         return path
 
-    def fake(self, *args):
-        return Fake(self, args)
+    def fake(self, *args, env=None):
+        return Fake(self, args, env)
 
     def conf(self, fake, name="exporter.conf", **over):
         return self.write(name, render_conf(default_groups(fake, self.dir, **over)))
@@ -1172,9 +1172,10 @@ def test_auth_sigv4_without_session_token(ctx):
     eq(c["auth"].get("sigv4"), 4, "sigv4 requests at the fake")
     eq(c["auth"].get("bearer", 0), 0, "bearer requests at the fake")
     eq(c["by_status"], {"200": 4}, "statuses the fake answered")
-    # the daemon too
+    # the daemon too (it restores what --once saved, so it is ready at once; its own listing
+    # is what shows that it signs)
     exp = ctx.exporter(fake, env=env, projects={"auth": "sigv4"})
-    eq(exp.wait_ready().up(), 1, "source_up of the daemon with sigv4")
+    eq(exp.wait_first_refresh().up(), 1, "source_up of the daemon with sigv4")
     eq(fake.counters()["auth"].get("sigv4"), 8, "sigv4 requests at the fake")
 
 
@@ -1260,6 +1261,37 @@ def test_ready_503_until_first_listing(ctx):
     eq(m.errors("timeout"), 1.0, "timeout errors")
     eq(m.retries(), 1.0, "retries")
     assert_matches_fake(m, fake_inventory(fake))
+
+
+@test()
+def test_hung_endpoint_shows_at_first_timeout(ctx):
+    """A hung endpoint shows as soon as its first attempt times out (source_up 0, the error
+    counted, the landing page naming it), not after every retry of the refresh."""
+    fake = ctx.fake()
+    exp = ctx.exporter(fake, http={"max_retries": 3})  # request_timeout 2 s: 4 attempts, >= 8 s
+    eq(exp.wait_ready().up(), 1, "source_up before the endpoint hangs")
+    fake.fault(kind="hang", seconds=60, count=-1, match="/mantle/us-east-1/")
+    exp.send(signal.SIGHUP)  # a reload lists the projects again
+
+    def down():
+        e = exp.quick()
+        return e if e is not None and e.up() == 0 else None
+    m = wait_for(down, 30, "source_up 0 while the endpoint hangs")
+    timeouts = m.errors("timeout")
+    check(1 <= timeouts < 4, "timeouts counted when source_up first showed 0: %r (4 = only "
+          "after the last retry)" % timeouts)
+    check(m.retries() < 3, "retries counted when source_up first showed 0: %r" % m.retries())
+    st, _, body = exp.get("/")
+    check(st == 200 and b"timed out" in body.lower(),
+          "the landing page names the timeout while the refresh retries:\n%s" % body[-800:])
+    # the refresh is still retrying: the fake holds (or gets) another attempt
+    n = sum("/us-east-1/" in e["path"] for e in fake.request_log())
+    wait_for(lambda: sum("/us-east-1/" in e["path"] for e in fake.request_log()) > n or None,
+             20, "another attempt after the first timeout was published")
+    # and the refresh's end says the same, once
+    fake.clear_faults()
+    m2 = exp.hup_and_wait()
+    eq(m2.up(), 1, "source_up once the endpoint answers again")
 
 
 @test()
@@ -2278,14 +2310,17 @@ def test_no_secret_in_logs_or_metrics(ctx):
 
 # ---------------------------------------------------------------------------
 # 11. Cost Explorer, credentials, spend discipline: tests/integration/costs.py
-#     (its tests join this registry; the ones waiting for the 10 s refresh timer go first)
+#     (its tests join this registry; the ones waiting for the 10 s refresh timer go first);
+#     the account maximum on default settings: tests/integration/full_account.py
 # ---------------------------------------------------------------------------
 
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True          # no __pycache__ in the source tree
 import costs  # noqa: E402
+import full_account  # noqa: E402
 
 costs.register(sys.modules[__name__])
+full_account.register(sys.modules[__name__])
 
 
 # ---------------------------------------------------------------------------

@@ -50,7 +50,7 @@ static void add_group(struct ce_series *s, const char *day, bool est, const char
 	if (!cd) {
 		s->days = xrealloc(s->days, (s->n + 1) * sizeof(*s->days));
 		cd = &s->days[s->n++];
-		*cd = (struct ce_day){ d, est, NULL, 0 };
+		*cd = (struct ce_day){ d, est, NULL, 0, 0 };
 	}
 	cd->g = xrealloc(cd->g, (cd->n + 1) * sizeof(*cd->g));
 	cd->g[cd->n++] = (struct ce_group){ { xstrdup(a), xstrdup(b) }, amount };
@@ -110,7 +110,8 @@ static void attribution_windows_and_reserved_rows(void **state)
 	add_group(&models, "2026-12-01", true, "Claude Sonnet 4.5 (Amazon Bedrock Edition)",
 		  "USE1-MP:USE1_OutputTokens-Units", 1);
 
-	struct attr_input in = { pp, 6, &keys, &labels, &spend, &models, D("2026-12-01") };
+	struct attr_input in = { pp, 6, &keys, &labels, &models, D("2026-12-01"), { 0 }, { 0 }, { 0 } };
+	attribution_spend_all(&in, &spend);
 	struct attribution a;
 	attribution_compute(&in, &a);
 
@@ -180,7 +181,8 @@ static void attribution_windows_and_reserved_rows(void **state)
 	struct ce_series s1 = { 0 };
 	add_group(&s1, "2026-11-30", false, "Chat", NULL, 6);
 	add_group(&s1, "2026-11-30", false, "Solo", NULL, 1);
-	struct attr_input in1 = { pp, 6, &one, &labels, &s1, NULL, D("2026-12-01") };
+	struct attr_input in1 = { pp, 6, &one, &labels, NULL, D("2026-12-01"), { 0 }, { 0 }, { 0 } };
+	attribution_spend_all(&in1, &s1);
 	attribution_compute(&in1, &a);
 	NEAR(row(&a, ATTR_AMBIGUOUS)->v[WIN_YESTERDAY], 6);
 	NEAR(row(&a, "p5")->v[WIN_YESTERDAY], 1);
@@ -245,7 +247,8 @@ static void attribution_matches_reference(void **state)
 				s.days[j] = s.days[j - 1];
 				s.days[j - 1] = t;
 			}
-		struct attr_input in = { pp, np, &keys, &labels, &s, NULL, today };
+		struct attr_input in = { pp, np, &keys, &labels, NULL, today, { 0 }, { 0 }, { 0 } };
+		attribution_spend_all(&in, &s);
 		struct attribution a;
 		attribution_compute(&in, &a);
 
