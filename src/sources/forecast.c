@@ -20,6 +20,7 @@
 
 struct state {
 	bool has_forecast;
+	bool asked;                 /* it is GetCostForecast's (not the "nothing billed" zero) */
 	long day;                   /* the UTC day the forecast was made on */
 	double mean, lower, upper;  /* the rest of the month */
 	double at;                  /* when; 0 = never */
@@ -74,11 +75,18 @@ static int refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
 		/* nothing billed as Bedrock yet: nothing to forecast, and no request to pay for */
 		s->has_forecast = discovered_at > 0;
 		s->day = today;
+		s->asked = false;
 		s->mean = s->lower = s->upper = 0;
 		if (!s->has_forecast) {
 			snprintf(err, errlen, "waiting for Bedrock service discovery");
 			return -EAGAIN;
 		}
+		s->at = x->now;
+		return 0;
+	}
+	if (s->asked && s->day == today) {
+		/* Cost Explorer makes its forecasts about once a day: one request a UTC day (the
+		 * actual spend before today, added at collect, is the cost source's latest) */
 		s->at = x->now;
 		return 0;
 	}
@@ -103,7 +111,7 @@ static int refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
 		snprintf(err, errlen, "GetCostForecast: %s", perr);
 		return rc;
 	}
-	*s = (struct state){ true, today, mean, lo, hi, x->now };
+	*s = (struct state){ true, true, today, mean, lo, hi, x->now };
 	return 0;
 }
 
@@ -151,6 +159,7 @@ static void *restore(const struct jsontape *t, size_t root, const struct conf *c
 		return NULL;
 	}
 	s->has_forecast = true;
+	s->asked = true; /* what was saved is served; a new day asks again */
 	if (s->at > 0) {
 		out->has_data = true;
 		out->at = s->at;

@@ -685,6 +685,9 @@ def _request_budget(ctx):
           % (n_second, n_first))
     check("GetDimensionValues" not in second and "ListCostAllocationTags" not in second,
           "discovery or allocation tags again within a day: %r" % second)
+    check("GetCostForecast" not in second, "a second forecast the same UTC day: %r" % second)
+    eq(m2.value("bedrock_cost_month_forecast_usd"), m1.value("bedrock_cost_month_forecast_usd"),
+       "the forecast after a refresh the same day (the data did not change)")
     est_days = fake.call("GET", "/_fake/config")["estimated_days"]
     reread_from = min(day(today, -SETTLE_DAYS), day(today, -(est_days - 1)))
     kinds2 = []

@@ -1562,24 +1562,30 @@ static void test_shared_meter(void **state)
 	assert_int_equal(remaining(h), 7);
 	assert_int_equal((long)ce(h)->meter.billable_total, 7);
 
-	/* a throttled forecast retried costs two */
+	/* a second forecast the same UTC day asks nothing (Cost Explorer makes its forecasts
+	 * about daily) and still serves */
+	assert_int_equal(run(h, &forecast_source, err, sizeof(err)), 0);
+	assert_int_equal(F.n, 7);
+	assert_int_equal(remaining(h), 7);
+
+	/* a throttled request retried costs two */
 	h->opts.max_retries = 1;
 	F.throttle = 1;
-	assert_int_equal(run(h, &forecast_source, err, sizeof(err)), 0);
-	assert_int_equal(count_op("GetCostForecast", 0), 3);
+	assert_int_equal(run(h, &allocation_tags_source, err, sizeof(err)), 0);
+	assert_int_equal(count_op("ListCostAllocationTags", 0), 3);
 	assert_int_equal(remaining(h), 5);
 
 	/* spend what is left: then nobody sends */
 	h->now += 600;
 	assert_int_equal(run_ce(h, err, sizeof(err)), 0); /* daily, month, models */
 	assert_int_equal(remaining(h), 2);
-	assert_int_equal(run(h, &forecast_source, err, sizeof(err)), 0);
+	assert_int_equal(run(h, &allocation_tags_source, err, sizeof(err)), 0);
 	assert_int_equal(run(h, &allocation_tags_source, err, sizeof(err)), 0);
 	assert_int_equal(remaining(h), 0);
 	int sent = F.n;
-	assert_int_equal(run(h, &forecast_source, err, sizeof(err)), -EDQUOT);
-	assert_contains(err, "skipped");
+	assert_int_equal(run(h, &forecast_source, err, sizeof(err)), 0); /* today's, unasked */
 	assert_int_equal(run(h, &allocation_tags_source, err, sizeof(err)), -EDQUOT);
+	assert_contains(err, "skipped");
 	assert_int_equal(run_ce(h, err, sizeof(err)), -EDQUOT);
 	assert_contains(err, "still to read: today and yesterday, month_to_date, the per-model spend");
 	h->now = days_start_time(T + 1) - 1; /* 23:59:59 */
@@ -1594,6 +1600,10 @@ static void test_shared_meter(void **state)
 	assert_int_equal(run_ce(h, err, sizeof(err)), 0);
 	assert_int_equal(F.n, 18); /* daily, baseline, month, models: October is final */
 	assert_int_equal(remaining(h), 10);
+	/* and a new day's forecast is asked */
+	assert_int_equal(run(h, &forecast_source, err, sizeof(err)), 0);
+	assert_int_equal(F.n, 19);
+	assert_req(18, "GetCostForecast", "MONTHLY", T + 1, DEC1, "", "");
 }
 
 /* ---- 8. the families, and windows across midnight ---- */
