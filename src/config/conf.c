@@ -116,7 +116,7 @@ static const struct key keys[] = {
 	  "Pages one query may take before it fails (endless pagination guard); 0 = twice what "
 	  "its size needs (tag combinations x periods / a page's groups) plus 2." },
 	{ "cost_explorer.forecast", T_BOOL, OFF(ce_forecast), 1, NULL, 0, 1, NULL,
-	  "Ask GetCostForecast for the month-end forecast (one request per refresh)." },
+	  "Ask GetCostForecast for the month-end forecast (one request a UTC day)." },
 	{ "cost_explorer.allocation_tags_interval", T_INT, OFF(ce_allocation_tags_interval), 86400, NULL,
 	  3600, 604800, NULL, "Seconds between checks that the tag keys are active cost allocation tags." },
 	{ "budgets", T_BUDGETS, OFF(budgets), 0, NULL, 0, 1000, NULL,
