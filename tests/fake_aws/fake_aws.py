@@ -35,6 +35,7 @@ Control API (no auth), shared by all surfaces:
   GET    /_fake/credentials        issued temporary credentials (no secrets)
   POST   /_fake/credentials/expire expire every issued temporary credential now
   GET    /_fake/config             today, page size, lifetimes, ...
+  PUT    /_fake/config             {"today": "YYYY-MM-DD"} moves the fake's today (null: the clock)
   POST   /_fake/reset              default seed, no faults, zero counters
   GET    /_fake/requests           counters per surface
   GET    /_fake/requests/log[?surface=S]  recent requests (method, path, query, auth, status, fault)
@@ -2812,7 +2813,11 @@ class ControlAPI:
                 return self.err(405, "method not allowed")
             return Response.json_obj(200, {"expired": app.expire_credentials()})
         if path == "/_fake/config":
-            if method != "GET":
+            if method == "PUT":
+                err = self.put_config(ctx)
+                if err is not None:
+                    return err
+            elif method != "GET":
                 return self.err(405, "method not allowed")
             cfg = app.config
             return Response.json_obj(200, {
@@ -2826,6 +2831,29 @@ class ControlAPI:
                 "surfaces": {name: list(sf.prefixes) for name, sf in app.surfaces.items()}},
                 indent=2)
         return self.err(404, "unknown control path %s" % path)
+
+    def put_config(self, ctx):
+        """PUT /_fake/config {"today": "YYYY-MM-DD"}: moves the fake's "today" (Estimated,
+        forecasts, LastUsedDate), e.g. for a run on a simulated clock; null follows the real
+        UTC date again. The ledger and every other setting stay. Returns None, or the error."""
+        data = self.body_json(ctx)
+        if isinstance(data, Response):
+            return data
+        if not isinstance(data, dict) or set(data) != {"today"}:
+            return self.err(400, 'expected {"today": "YYYY-MM-DD"} (or null)')
+        val = data["today"]
+        if val is None:
+            today = None
+        else:
+            try:
+                if not isinstance(val, str) or not _DATE_RE.match(val):
+                    raise ValueError(val)
+                today = datetime.date.fromisoformat(val)
+            except ValueError:
+                return self.err(400, "today must be YYYY-MM-DD or null")
+        with self.app.lock:
+            self.app.config.today = today
+        return None
 
     def ledger(self, ctx):
         app = self.app
@@ -3510,6 +3538,26 @@ def _self_test_aws(check):
             "Metric": "UNBLENDED_COST", "Granularity": "MONTHLY"})
         check("ce: forecast starting before today -> ValidationException",
               st == 400 and doc["__type"].endswith("#ValidationException"))
+        # PUT /_fake/config moves today (a run on a simulated clock): the same forecast is
+        # accepted once today is yesterday, refused again when today is back
+        st_put, cfg = ctl("PUT", "/_fake/config", {"today": yday})
+        st, _, doc = ce("GetCostForecast", {
+            "TimePeriod": {"Start": yday, "End": fend.isoformat()},
+            "Metric": "UNBLENDED_COST", "Granularity": "MONTHLY"})
+        st_bad, _ = ctl("PUT", "/_fake/config", {"today": "2026-5-1"})
+        st_bad2, _ = ctl("PUT", "/_fake/config", {"today": yday, "ce_page_size": 1})
+        _, cfg2 = ctl("GET", "/_fake/config")
+        st_back, cfg3 = ctl("PUT", "/_fake/config", {"today": today.isoformat()})
+        st2, _, _ = ce("GetCostForecast", {
+            "TimePeriod": {"Start": yday, "End": fend.isoformat()},
+            "Metric": "UNBLENDED_COST", "Granularity": "MONTHLY"})
+        check("control: PUT /_fake/config moves today (forecast from the new today accepted, "
+              "bad values 400, moved back)",
+              st_put == 200 and cfg["today"] == yday and cfg["today_fixed"] and st == 200 and
+              st_bad == 400 and st_bad2 == 400 and cfg2["today"] == yday and st_back == 200 and
+              cfg3["today"] == today.isoformat() and st2 == 400,
+              "%r" % ((st_put, cfg.get("today"), st, st_bad, st_bad2, cfg2.get("today"),
+                       st_back, st2),))
         st, _, doc = ce("GetDimensionValues", {
             "TimePeriod": {"Start": start_s, "End": end_s}, "Dimension": "SERVICE",
             "SearchString": "bedrock"})
@@ -3551,7 +3599,7 @@ def _self_test_aws(check):
               expected[k] + 1, "%r" % g)
         _, c = ctl("GET", "/_fake/requests?surface=ce")
         check("ce: /_fake/requests counts by_operation",
-              c["ce"]["by_operation"].get("GetCostForecast") == 3 and
+              c["ce"]["by_operation"].get("GetCostForecast") == 5 and   # 2 in the today check
               c["ce"]["by_operation"].get("ListCostAllocationTags") == 3, "%r" % c)
 
         # STS AssumeRole -> temporary credentials -> ce, until they expire.
