@@ -1,11 +1,15 @@
-# `make bench` - the performance benchmark of issue 7 (tests/bench/README.md).
-# Included by the top-level Makefile, which defines PYTHON and the bedrock-cost-exporter target.
+# `make bench` - the performance benchmark of issue 7 and the Cost Explorer query plan of
+# issue 12 (tests/bench/README.md). Included by the top-level Makefile, which defines PYTHON
+# and the bedrock-cost-exporter target.
 #
-#   make bench                       full run (~8-9 min on 2 cores): table on stdout,
-#                                    CSV + PNG in tests/bench/results/
-#   make bench BENCH_ARGS="--quick"  smoke run (2 s wrk runs, 10 and 100 projects, ~1.5 min)
+#   make bench                       full run: issue 7's benchmark (~8-9 min on 2 cores; table
+#                                    on stdout, CSV + PNG in tests/bench/results/), then
+#                                    make bench-plan's run (~23 min; tests/bench/results/issue-12/)
+#   make bench BENCH_ARGS="--quick"  smoke run (2 s wrk runs, 10 and 100 projects, ~1.5 min;
+#                                    the plan at 1,000 projects only, ~2 min; results in /tmp)
 #   make bench BENCH_ARGS="--profile 1000"  perf stat + perf record of one --once refresh
-#                                    (needs Debian's linux-perf)
+#                                    (needs Debian's linux-perf; no plan run)
+#   make bench-plan                  only the query plan (issue 12), both sizes
 #   make bench-deps                  only install the benchmark's Debian packages
 #
 # Everything runs on 127.0.0.1: the fake AWS account, the exporter, a private nginx (own
@@ -43,9 +47,16 @@ bench-deps:
 	exit $$rc
 
 # deps first (build packages), then the build in a sub-make that sees pkg-config's answers.
+# The query plan (bench-plan, below) runs after the benchmark, unless BENCH_ARGS asks for a
+# profile; with --quick, at 1,000 projects only and into a temporary directory.
 bench: deps bench-deps
-	@$(MAKE) --no-print-directory bedrock-cost-exporter
+	@$(MAKE) --no-print-directory bedrock-cost-exporter build/bench/plan_bench
 	$(PYTHON) tests/bench/bench.py --binary ./bedrock-cost-exporter $(BENCH_ARGS)
+ifeq ($(findstring --profile,$(BENCH_ARGS)),)
+	$(PYTHON) tests/bench/plan_bench.py --driver build/bench/plan_bench \
+	  $(if $(findstring --quick,$(BENCH_ARGS)),--sizes 1000 --out "$$(mktemp -d /tmp/bce-plan-quick-XXXXXX)") \
+	  $(PLAN_BENCH_ARGS)
+endif
 
 # `make statefile-bench` - the state file's writer (jsonw, streamed) against a cJSON tree of
 # the same document, at 1,000 projects (not part of make check): builds
@@ -61,3 +72,25 @@ build/bench/statefile_bench: tests/bench/statefile_bench.c $(filter-out build/ob
 
 statefile-bench: build/bench/statefile_bench
 	build/bench/statefile_bench $(STATEFILE_BENCH_ARGS)
+
+# `make bench-plan` - the Cost Explorer query plan on the real engine with a simulated clock
+# (issue 12): requests and dollars of a first fill, a steady day and a restart, for a full
+# account (1,000 projects + default) and for 10,000 projects across 10 regions, on day 28 of
+# a month, with Cost Explorer pages of one day of groups (~2 + ~20 min on 2 cores). Builds
+# build/bench/plan_bench from the optimised objects (the schedule's jitter seeded:
+# --wrap=rand_unit) and runs tests/bench/plan_bench.py; table on stdout, CSV, table and raw
+# JSON in tests/bench/results/issue-12/. Not part of make check.
+#   PLAN_BENCH_ARGS="--sizes 1000"            one size only (default: 1000,10000)
+#   PLAN_BENCH_ARGS="--sizes 1000 --days 35"  35 more simulated days: requests per UTC day
+#   PLAN_BENCH_ARGS="--seed 2"                another draw of the schedule's jitter
+PLAN_BENCH_ARGS ?=
+
+.PHONY: bench-plan
+
+build/bench/plan_bench: tests/bench/plan_bench.c $(filter-out build/obj/main.o,$(OBJS))
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -Wl,--wrap=rand_unit -o $@ $^ $(LIBS)
+
+bench-plan: deps
+	@$(MAKE) --no-print-directory build/bench/plan_bench
+	$(PYTHON) tests/bench/plan_bench.py --driver build/bench/plan_bench $(PLAN_BENCH_ARGS)
