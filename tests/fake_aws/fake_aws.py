@@ -59,6 +59,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import math
 import os
 import re
 import secrets
@@ -74,10 +75,13 @@ from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 try:
+    import botocore.session
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.compat import HTTPHeaders
     from botocore.credentials import Credentials
+    from botocore.utils import parse_to_aware_datetime
+    from botocore.validate import ParamValidator
 except ImportError as exc:  # pragma: no cover - environment problem
     sys.stderr.write("fake_aws: botocore is required (%s)\n" % exc)
     sys.exit(2)
@@ -1816,6 +1820,7 @@ class CostExplorerSurface(Surface):
         c = super().new_counters()
         c["by_operation"] = {}
         c["by_operation_status"] = {}
+        c["model_violations"] = 0
         return c
 
     # -- routing / auth -------------------------------------------------------
@@ -1894,12 +1899,17 @@ class CostExplorerSurface(Surface):
         st = str(resp.status) if resp.status is not None else "aborted"
         per = counters["by_operation_status"].setdefault(op, {})
         per[st] = per.get(st, 0) + 1
+        if getattr(ctx, "model_violation", None):
+            counters["model_violations"] += 1
 
     def log_fields(self, ctx):
         op = getattr(ctx, "operation", None)
         if not op:
             return {}
-        return {"operation": op, "request": getattr(ctx, "ce_body", None)}
+        out = {"operation": op, "request": getattr(ctx, "ce_body", None)}
+        if getattr(ctx, "model_violation", None):
+            out["model_violation"] = ctx.model_violation
+        return out
 
     def match_text(self, ctx):
         return ctx.raw_path + "\n" + ctx.body.decode("utf-8", "replace")
@@ -1913,6 +1923,14 @@ class CostExplorerSurface(Surface):
                                      % getattr(ctx, "ce_body_error", "not an object"),
                                      coral=True)
         cfg = self.app.config
+        if cfg.model_validation:
+            report = model_report("ce", ctx.operation, body)
+            if report:
+                ctx.model_violation = report
+                log("model violation (ce %s): %s" % (ctx.operation, report))
+                return ce_error_response(400, "ValidationException",
+                                         "fake_aws: the request does not match botocore's "
+                                         "ce model: " + report)
         rows, tags = self.app.ledger_snapshot()
         kind = ctx.fault.kind if ctx.fault else None
         try:
@@ -2045,6 +2063,825 @@ class CostExplorerSurface(Surface):
             return (b'{"Keys":["Application$Huge%09d"],"Metrics":{"UnblendedCost":'
                     b'{"Amount":"0.0100000000","Unit":"USD"}}}' % i)
         return prefix, item, b'],"Estimated":true}],"DimensionValueAttributes":[]}'
+
+
+# --------------------------------------------------------------------------
+# Request validation against botocore's service models (ce, cloudwatch)
+# --------------------------------------------------------------------------
+
+_SERVICE_MODELS = {}
+_SERVICE_MODELS_LOCK = threading.Lock()
+
+
+def botocore_operation_model(service, operation):
+    """botocore's OperationModel of service/operation (models loaded once)."""
+    with _SERVICE_MODELS_LOCK:
+        model = _SERVICE_MODELS.get(service)
+        if model is None:
+            model = botocore.session.get_session().get_service_model(service)
+            _SERVICE_MODELS[service] = model
+    return model.operation_model(operation)
+
+
+def model_report(service, operation, params, output=False):
+    """The botocore ParamValidator report of params against the operation's input
+    (or output) shape: "" when they conform. Epoch-number timestamps conform
+    (botocore's timestamp check accepts numbers, datetimes and timestamp strings)."""
+    om = botocore_operation_model(service, operation)
+    shape = om.output_shape if output else om.input_shape
+    if shape is None:
+        return "" if not params else "the operation takes no %s" % (
+            "output" if output else "input")
+    return ParamValidator().validate(params, shape).generate_report()
+
+
+# --------------------------------------------------------------------------
+# CloudWatch (awsJson1.0, X-Amz-Target GraniteServiceVersion20100801.*):
+# near-real-time token metrics of Bedrock projects, derived from the ledger
+# --------------------------------------------------------------------------
+
+CW_TARGET_PREFIX = "GraniteServiceVersion20100801."
+CW_OPERATIONS = ("GetMetricData", "ListMetrics")
+CW_ERROR_NS = "com.amazonaws.cloudwatch#"
+AMZ_JSON_10 = "application/x-amz-json-1.0"
+CW_NAMESPACE = "AWS/BedrockMantle"
+CW_MAX_QUERIES = 500
+CW_DEFAULT_MAX_DATAPOINTS = 100800
+CW_LIST_PAGE = 500
+CW_LIST_DEFAULT_DAYS = 14
+CW_RECENT_MINUTES = 180
+_CW_ID_RE = re.compile(r"^[a-z][a-zA-Z0-9_]*$")
+_CW_REGION_PATH_RE = re.compile(r"^/monitoring/([a-z]{2}(?:-[a-z]+)+-\d+)/?$")
+MINUTES_PER_DAY = 1440
+CW_INFERENCE_TOKENS = 2500          # Inferences of a day = ceil((input+output)/2500)
+
+# USD per million tokens, (input, output). Any other model: CW_DEFAULT_RATE.
+CW_RATES = {
+    "openai.gpt-oss-120b": (Decimal("0.15"), Decimal("0.60")),
+    "openai.gpt-oss-20b": (Decimal("0.07"), Decimal("0.30")),
+    "amazon.nova-pro-v1:0": (Decimal("0.80"), Decimal("3.20")),
+    "amazon.nova-lite-v1:0": (Decimal("0.06"), Decimal("0.24")),
+    "anthropic.claude-sonnet-4-5-20250929-v1:0": (Decimal("3.00"), Decimal("15.00")),
+}
+CW_DEFAULT_RATE = (Decimal("1.00"), Decimal("4.00"))
+# Marketplace SERVICE name -> Bedrock model id (others: "marketplace." + the name
+# lower-cased, spaces to "-").
+CW_MARKETPLACE_MODELS = {
+    "Claude Sonnet 4.5 (Amazon Bedrock Edition)": "anthropic.claude-sonnet-4-5-20250929-v1:0",
+    "Claude Haiku 4.5 (Amazon Bedrock Edition)": "anthropic.claude-haiku-4-5-20251001-v1:0",
+    "Claude Opus 4.1 (Amazon Bedrock Edition)": "anthropic.claude-opus-4-1-20250805-v1:0",
+}
+# metric name -> (dimension-name set, series kind)
+CW_METRICS = {
+    "InputTokens": ((frozenset(("Project", "Model")),), "input"),
+    "OutputTokens": ((frozenset(("Project", "Model")),), "output"),
+    "TotalInputTokens": ((frozenset(("Project",)), frozenset(("Model",))), "input"),
+    "TotalOutputTokens": ((frozenset(("Project",)), frozenset(("Model",))), "output"),
+    "Inferences": ((frozenset(("Project",)), frozenset(("Model",))), "inferences"),
+}
+
+
+def cw_rate(model, direction):
+    r = CW_RATES.get(model, CW_DEFAULT_RATE)
+    return r[1] if direction == "output" else r[0]
+
+
+def cw_rates_json():
+    return {"unit": "USD per 1,000,000 tokens",
+            "rates": {m: {"input": str(r[0]), "output": str(r[1])}
+                      for m, r in sorted(CW_RATES.items())},
+            "default": {"input": str(CW_DEFAULT_RATE[0]), "output": str(CW_DEFAULT_RATE[1])}}
+
+
+def is_bedrock_service(service):
+    return service == BEDROCK_SERVICE or "(Amazon Bedrock Edition)" in service
+
+
+def cw_model_of(service, usage_type):
+    """Bedrock model id of a Bedrock ledger row."""
+    if service != BEDROCK_SERVICE:
+        return CW_MARKETPLACE_MODELS.get(
+            service, "marketplace." + service.lower().replace(" ", "-"))
+    rest = usage_type
+    m = _USAGE_PREFIX_RE.match(usage_type)
+    if m and m.group(1) in USAGE_TYPE_REGIONS:
+        rest = usage_type[m.end():]
+    i = rest.find("-mantle")
+    if i > 0:
+        return rest[:i]
+    m2 = re.search(r"-(input|output|cache)", rest)        # no "-mantle": best effort
+    return rest[:m2.start()] if m2 and m2.start() > 0 else rest
+
+
+def cw_direction_of(usage_type):
+    return "output" if ("output-tokens" in usage_type or "OutputTokens" in usage_type) \
+        else "input"
+
+
+def _cw_weights():
+    """Cumulative integer weights W[0..1440] of the diurnal curve
+    w(m) = 1 + 0.5*sin(2*pi*(m/1440 - 0.25)) (scaled by 1e6, rounded)."""
+    cum = [0]
+    for m in range(MINUTES_PER_DAY):
+        w = int(round(1e6 * (1 + 0.5 * math.sin(2 * math.pi * (m / MINUTES_PER_DAY - 0.25)))))
+        cum.append(cum[-1] + w)
+    return cum
+
+
+CW_CUM_WEIGHTS = _cw_weights()
+CW_WEIGHT_TOTAL = CW_CUM_WEIGHTS[-1]
+
+
+def cw_day_cum(total, k):
+    """Tokens of minutes 0..k-1 of a day whose total is `total`: round-half-up of
+    total*W[k]/W[1440]. Minute m gets cum(m+1) - cum(m), so a day sums exactly."""
+    return (2 * total * CW_CUM_WEIGHTS[k] + CW_WEIGHT_TOTAL) // (2 * CW_WEIGHT_TOTAL)
+
+
+def cw_base_sum(days, ma, mb):
+    """Sum of a series' minutes ma <= M < mb (absolute minutes since the epoch);
+    days maps day number (epoch days) -> that day's total."""
+    if mb <= ma:
+        return 0
+    da, ka = divmod(ma, MINUTES_PER_DAY)
+    db, kb = divmod(mb, MINUTES_PER_DAY)
+    if da == db:
+        t = days.get(da)
+        return cw_day_cum(t, kb) - cw_day_cum(t, ka) if t else 0
+    total = 0
+    t = days.get(da)
+    if t:
+        total += t - cw_day_cum(t, ka)
+    if db - da > 1:
+        if db - da - 1 < len(days):
+            for d in range(da + 1, db):
+                total += days.get(d, 0)
+        else:
+            for d, t in days.items():
+                if da < d < db:
+                    total += t
+    t = days.get(db)
+    if t and kb:
+        total += cw_day_cum(t, kb)
+    return total
+
+
+def cw_series_sum(days, spikes, ma, mb):
+    """cw_base_sum with the project's spikes: [(first minute, factor)] sorted."""
+    if not spikes:
+        return cw_base_sum(days, ma, mb)
+    if mb <= ma:
+        return 0
+    total, cur, f = 0, ma, 1
+    for ms, fac in spikes:
+        if ms <= ma:
+            f = f * fac
+            continue
+        if ms >= mb:
+            break
+        part = cw_base_sum(days, cur, ms)
+        if part:
+            total += part * f
+        cur, f = ms, f * fac
+    part = cw_base_sum(days, cur, mb)
+    if part:
+        total += part * f
+    return total
+
+
+def cw_number(v):
+    """JSON number of a token value (int, or Decimal after a fractional spike)."""
+    if isinstance(v, Decimal):
+        return int(v) if v == v.to_integral_value() else float(v)
+    return v
+
+
+class CwIndex:
+    """Day totals of every series (region, project, model, kind), kind in
+    input/output/inferences, built from one ledger version and project list."""
+
+    def __init__(self, rows, projects_by_region):
+        self.series = {}
+        lookup = {}                   # region -> {(Application, Environment): id}
+        for region, items in projects_by_region.items():
+            d = {}
+            for p in items:
+                tags = p.get("tags") if isinstance(p.get("tags"), dict) else {}
+                key = (str(tags.get("Application", "")), str(tags.get("Environment", "")))
+                if key != ("", "") and key not in d:
+                    d[key] = p.get("id")
+            lookup[region] = d
+        kind_cache = {}
+        costs = {}                    # (region, project, model, direction) -> {day: Decimal}
+        epoch = datetime.date(1970, 1, 1)
+        day_cache = {}
+        for r in rows:
+            service = r["service"]
+            if not is_bedrock_service(service):
+                continue
+            ut = r["usage_type"]
+            mk = kind_cache.get((service, ut))
+            if mk is None:
+                mk = kind_cache[(service, ut)] = (cw_model_of(service, ut),
+                                                  cw_direction_of(ut))
+            region = r["_region"]
+            tags = r["tags"]
+            app_env = (tags.get("Application", ""), tags.get("Environment", ""))
+            if app_env == ("", ""):
+                project = "default"
+            else:
+                project = lookup.get(region, {}).get(app_env)
+                if project is None:
+                    project = project_id_for(region, "unlisted/%s-%s" % app_env)
+            day = day_cache.get(r["date"])
+            if day is None:
+                day = day_cache[r["date"]] = (datetime.date.fromisoformat(r["date"]) -
+                                              epoch).days
+            per = costs.setdefault((region, project) + mk, {})
+            per[day] = per.get(day, 0) + r["_cost"]
+        million = Decimal(1000000)
+        for key, per in costs.items():
+            rate = cw_rate(key[2], key[3])
+            days = {}
+            for day, cost in per.items():
+                tokens = int((cost * million / rate).to_integral_value(
+                    rounding=decimal.ROUND_HALF_EVEN))
+                if tokens > 0:
+                    days[day] = tokens
+            if days:
+                self.series[key] = days
+        inf = {}
+        for (region, project, model, _), days in self.series.items():
+            per = inf.setdefault((region, project, model, "inferences"), {})
+            for day, t in days.items():
+                per[day] = per.get(day, 0) + t
+        for key, per in inf.items():
+            self.series[key] = {d: -(-t // CW_INFERENCE_TOKENS) for d, t in per.items()}
+        self.by_project = {}          # (region, project, kind) -> [series key]
+        self.by_model = {}            # (region, model, kind) -> [series key]
+        self.by_region = {}           # region -> [series key]
+        for key in sorted(self.series):
+            region, project, model, kind = key
+            self.by_project.setdefault((region, project, kind), []).append(key)
+            self.by_model.setdefault((region, model, kind), []).append(key)
+            self.by_region.setdefault(region, []).append(key)
+
+
+class CwError(Exception):
+    def __init__(self, name, message, status=400):
+        super().__init__(message)
+        self.name = name
+        self.message = message
+        self.status = status
+
+
+def cw_invalid(message):
+    return CwError("InvalidParameterValueException", message)
+
+
+def cw_error_response(status, name, message, coral=False, headers=()):
+    if coral:
+        body = {"__type": CORAL_ERROR_NS + name, "message": message}
+        hdrs = [("x-amzn-RequestId", str(uuid.uuid4())), ("x-amzn-ErrorType", name)]
+    else:
+        body = {"__type": CW_ERROR_NS + name, "message": message}
+        hdrs = [("x-amzn-RequestId", str(uuid.uuid4())), ("x-amzn-ErrorType", name),
+                ("x-amzn-query-error", "%s;%s" % (name, "Receiver" if status >= 500
+                                                  else "Sender"))]
+    r = Response.json_obj(status, body, headers=hdrs + list(headers))
+    r.content_type = AMZ_JSON_10
+    return r
+
+
+class CwView:
+    """What one CloudWatch request sees: the index, the spikes and a fixed now."""
+
+    def __init__(self, index, spikes, now):
+        self.index = index
+        self.now = now
+        self.vis = int(now // 60)          # minutes M < vis have ended
+        self.spikes = {}                   # (region, project) -> [(minute, factor)]
+        for s in spikes:
+            self.spikes.setdefault((s["region"], s["project"]), []).append(
+                (-(-int(math.ceil(s["since"])) // 60), s["_factor"]))
+        for v in self.spikes.values():
+            v.sort(key=lambda x: x[0])
+
+    def series_for(self, region, metric, dims):
+        """[(days, spikes)] behind a metric (empty if it does not exist)."""
+        spec = CW_METRICS.get(metric)
+        if spec is None:
+            return []
+        names = frozenset(dims)
+        if len(names) != len(dims) or names not in spec[0]:
+            return []
+        kind = spec[1]
+        if "Model" in names and "Project" in names:
+            keys = [(region, dims["Project"], dims["Model"], kind)]
+        elif "Project" in names:
+            keys = self.index.by_project.get((region, dims["Project"], kind), [])
+        else:
+            keys = self.index.by_model.get((region, dims["Model"], kind), [])
+        out = []
+        for k in keys:
+            days = self.index.series.get(k)
+            if days:
+                out.append((days, self.spikes.get((k[0], k[1]))))
+        return out
+
+    def range_sum(self, series, ma, mb):
+        mb = min(mb, self.vis)
+        total = 0
+        for days, spikes in series:
+            total += cw_series_sum(days, spikes, ma, mb)
+        return total
+
+    def metrics_of(self, region):
+        """Every (MetricName, ((Name, Value), ...)) a region can have."""
+        out = set()
+        for (_, project, model, kind) in self.index.by_region.get(region, []):
+            if kind == "inferences":
+                out.add(("Inferences", (("Project", project),)))
+                out.add(("Inferences", (("Model", model),)))
+                continue
+            name = "InputTokens" if kind == "input" else "OutputTokens"
+            out.add((name, (("Project", project), ("Model", model))))
+            out.add(("Total" + name, (("Project", project),)))
+            out.add(("Total" + name, (("Model", model),)))
+        return out
+
+
+def _cw_timestamp(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, str):
+            try:
+                return parse_to_aware_datetime(value).timestamp()
+            except (TypeError, ValueError, AttributeError):
+                pass
+        raise cw_invalid("%s must be a timestamp (epoch seconds), got %r" % (name, value))
+    if not math.isfinite(value):
+        raise cw_invalid("%s must be finite" % name)
+    return value
+
+
+def _cw_int(v):
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
+
+
+class CwPager:
+    """Opaque NextTokens of one fake run: base64 of {state, request hash, now},
+    MACed with a key that changes at /_fake/reset (older tokens are stale)."""
+
+    def __init__(self):
+        self.key = secrets.token_bytes(16)
+
+    def make(self, req_hash, state):
+        raw = json.dumps({"h": req_hash, "s": state}, separators=(",", ":")).encode()
+        mac = hmac.new(self.key, raw, hashlib.sha256).digest()[:12]
+        return base64.urlsafe_b64encode(mac + raw).decode("ascii")
+
+    def read(self, token, req_hash):
+        if not isinstance(token, str):
+            raise CwError("InvalidNextToken", "The service cannot process the NextToken")
+        try:
+            blob = base64.urlsafe_b64decode(token.encode("ascii"))
+            mac, raw = blob[:12], blob[12:]
+            if not hmac.compare_digest(mac, hmac.new(self.key, raw,
+                                                     hashlib.sha256).digest()[:12]):
+                raise ValueError("mac")
+            data = json.loads(raw.decode("utf-8"))
+            if data["h"] != req_hash:
+                raise ValueError("request")
+            return data["s"]
+        except (ValueError, KeyError, TypeError, UnicodeError, binascii.Error):
+            raise CwError("InvalidNextToken", "The service cannot process the NextToken "
+                          "(unknown, stale, or from another request)")
+
+
+def cw_get_metric_data(body, view, region, pager, loop=False):
+    queries = body.get("MetricDataQueries")
+    if queries is None:
+        raise CwError("MissingRequiredParameterException",
+                      "The parameter MetricDataQueries is required.")
+    if not isinstance(queries, list) or not 1 <= len(queries) <= CW_MAX_QUERIES:
+        raise cw_invalid("The collection MetricDataQueries must not have a size greater "
+                         "than %d and at least 1 (got %s)." % (
+                             CW_MAX_QUERIES, len(queries) if isinstance(queries, list)
+                             else type(queries).__name__))
+    for name in ("StartTime", "EndTime"):
+        if name not in body:
+            raise CwError("MissingRequiredParameterException",
+                          "The parameter %s is required." % name)
+    start = _cw_timestamp(body["StartTime"], "StartTime")
+    end = _cw_timestamp(body["EndTime"], "EndTime")
+    if not start < end:
+        raise cw_invalid("The parameter StartTime must be less than the parameter EndTime.")
+    scan = body.get("ScanBy", "TimestampDescending")
+    if scan not in ("TimestampAscending", "TimestampDescending"):
+        raise cw_invalid("ScanBy must be TimestampAscending or TimestampDescending")
+    maxdp = body.get("MaxDatapoints", CW_DEFAULT_MAX_DATAPOINTS)
+    if not _is_int(maxdp) or maxdp < 1:
+        raise cw_invalid("MaxDatapoints must be an integer >= 1")
+    ids, parsed = set(), []
+    for i, q in enumerate(queries):
+        where = "MetricDataQueries.member.%d" % (i + 1)
+        if not isinstance(q, dict):
+            raise cw_invalid("%s must be an object" % where)
+        qid = q.get("Id")
+        if not isinstance(qid, str) or not _CW_ID_RE.match(qid) or len(qid) > 255:
+            raise cw_invalid("%s.Id %r must start with a lower-case letter and contain only "
+                             "letters, digits and underscores" % (where, qid))
+        if qid in ids:
+            raise cw_invalid("The value %s for field Id must be unique." % qid)
+        ids.add(qid)
+        if "Expression" in q:
+            if "MetricStat" in q:
+                raise CwError("InvalidParameterCombinationException",
+                              "%s: exactly one of MetricStat and Expression" % where)
+            raise cw_invalid("%s: fake_aws supports MetricStat queries only, not "
+                             "Expression" % where)
+        ms = q.get("MetricStat")
+        if not isinstance(ms, dict):
+            raise CwError("MissingRequiredParameterException",
+                          "%s: MetricStat is required" % where)
+        metric = ms.get("Metric")
+        if not isinstance(metric, dict) or not isinstance(metric.get("MetricName"), str):
+            raise CwError("MissingRequiredParameterException",
+                          "%s.MetricStat.Metric.MetricName is required" % where)
+        period = ms.get("Period")
+        if not _is_int(period) or period < 60 or period % 60:
+            raise cw_invalid("%s.MetricStat.Period must be a multiple of 60, got %r"
+                             % (where, period))
+        if ms.get("Stat") != "Sum":
+            raise cw_invalid("%s.MetricStat.Stat %r: fake_aws supports only Sum"
+                             % (where, ms.get("Stat")))
+        if "Period" in q and q["Period"] != period:
+            raise CwError("InvalidParameterCombinationException",
+                          "%s: Period is for Expression queries" % where)
+        dims = {}
+        dlist = metric.get("Dimensions") or []
+        if not isinstance(dlist, list):
+            raise cw_invalid("%s.MetricStat.Metric.Dimensions must be a list" % where)
+        for d in dlist:
+            if not isinstance(d, dict) or not isinstance(d.get("Name"), str) or \
+                    not isinstance(d.get("Value"), str):
+                raise cw_invalid("%s.MetricStat.Metric.Dimensions: each needs Name and "
+                                 "Value" % where)
+            if d["Name"] in dims:
+                raise cw_invalid("%s: duplicate dimension %s" % (where, d["Name"]))
+            dims[d["Name"]] = d["Value"]
+        series = []
+        if metric.get("Namespace") == CW_NAMESPACE:
+            series = view.series_for(region, metric["MetricName"], dims)
+        ret = q.get("ReturnData", True)
+        if not isinstance(ret, bool):
+            raise cw_invalid("%s.ReturnData must be a boolean" % where)
+        parsed.append({"id": qid, "label": q.get("Label") or metric["MetricName"],
+                       "series": series, "period": period, "return": ret})
+
+    req_hash = request_hash("GetMetricData", body, "NextToken")
+    token = body.get("NextToken")
+    qi, offset = 0, 0
+    if token:
+        state = pager.read(token, req_hash)
+        try:
+            qi, offset, view_now = int(state["q"]), int(state["o"]), float(state["now"])
+        except (KeyError, TypeError, ValueError):
+            raise CwError("InvalidNextToken", "The service cannot process the NextToken")
+        view.now, view.vis = view_now, int(view_now // 60)
+    if qi > len(parsed):
+        raise CwError("InvalidNextToken", "The service cannot process the NextToken")
+    def points(p):
+        """(timestamp, value) of a query's nonempty buckets, in scan order."""
+        series, period = p["series"], p["period"]
+        if not series:
+            return
+        lo_min = min(min(days) for days, _ in series) * MINUTES_PER_DAY
+        hi_ts = min(end, view.vis * 60)
+        if hi_ts <= start:
+            return
+        lo_ts = max(start, lo_min * 60)
+        i0 = max(0, int((lo_ts - start) // period))
+        i1 = int(math.ceil((hi_ts - start) / period))
+        rng = range(i0, i1) if scan == "TimestampAscending" else range(i1 - 1, i0 - 1, -1)
+        for i in rng:
+            a = start + i * period
+            b = min(a + period, end)
+            ma, mb = -int(-a // 60), -int(-b // 60)
+            v = view.range_sum(series, ma, mb)
+            if v:
+                yield _cw_int(a), cw_number(v)
+
+    results, used, next_state = [], 0, None
+    for n in range(qi, len(parsed)):
+        p = parsed[n]
+        if not p["return"]:
+            continue
+        res = {"Id": p["id"], "Label": p["label"], "Timestamps": [], "Values": [],
+               "StatusCode": "Complete"}
+        results.append(res)
+        if next_state is not None:
+            res["StatusCode"] = "PartialData"
+            continue
+        skip = offset if n == qi else 0
+        k = 0
+        for ts, v in points(p):
+            if k < skip:
+                k += 1
+                continue
+            if used >= maxdp:
+                next_state = {"q": n, "o": k, "now": view.now}
+                res["StatusCode"] = "PartialData"
+                break
+            res["Timestamps"].append(ts)
+            res["Values"].append(v)
+            used += 1
+            k += 1
+    out = {"MetricDataResults": results}
+    if next_state is not None:
+        out["NextToken"] = pager.make(req_hash, next_state)
+    elif loop:
+        out["NextToken"] = pager.make(req_hash, {"q": 0, "o": 0, "now": view.now})
+    out["Messages"] = []
+    return out
+
+
+def cw_list_metrics(body, view, region, pager, loop=False):
+    ns = body.get("Namespace")
+    name = body.get("MetricName")
+    for field, v in (("Namespace", ns), ("MetricName", name)):
+        if v is not None and (not isinstance(v, str) or not v):
+            raise cw_invalid("%s must be a non-empty string" % field)
+    filters = body.get("Dimensions") or []
+    if not isinstance(filters, list) or len(filters) > 10:
+        raise cw_invalid("Dimensions must be a list of at most 10 DimensionFilters")
+    for f in filters:
+        if not isinstance(f, dict) or not isinstance(f.get("Name"), str) or \
+                ("Value" in f and not isinstance(f["Value"], str)):
+            raise cw_invalid("each DimensionFilter needs a Name and an optional Value")
+    recent = body.get("RecentlyActive")
+    if recent is not None and recent != "PT3H":
+        raise cw_invalid("RecentlyActive must be PT3H")
+    req_hash = request_hash("ListMetrics", body, "NextToken")
+    offset = 0
+    if body.get("NextToken"):
+        state = pager.read(body["NextToken"], req_hash)
+        try:
+            offset, view_now = int(state["o"]), float(state["now"])
+        except (KeyError, TypeError, ValueError):
+            raise CwError("InvalidNextToken", "The service cannot process the NextToken")
+        view.now, view.vis = view_now, int(view_now // 60)
+    window = CW_RECENT_MINUTES if recent else CW_LIST_DEFAULT_DAYS * MINUTES_PER_DAY
+    ma, mb = view.vis - window, view.vis
+    found = []
+    if ns is None or ns == CW_NAMESPACE:
+        for metric, dims in view.metrics_of(region):
+            if name is not None and metric != name:
+                continue
+            dd = dict(dims)
+            if any(f["Name"] not in dd or ("Value" in f and dd[f["Name"]] != f["Value"])
+                   for f in filters):
+                continue
+            if view.range_sum(view.series_for(region, metric, dd), ma, mb):
+                found.append((metric, dims))
+    found.sort()
+    if offset > len(found):
+        raise CwError("InvalidNextToken", "The service cannot process the NextToken")
+    page = found[offset:offset + CW_LIST_PAGE]
+    out = {"Metrics": [{"Namespace": CW_NAMESPACE, "MetricName": m,
+                        "Dimensions": [{"Name": k, "Value": v} for k, v in dims]}
+                       for m, dims in page]}
+    if offset + CW_LIST_PAGE < len(found):
+        out["NextToken"] = pager.make(req_hash, {"o": offset + CW_LIST_PAGE,
+                                                 "now": view.now})
+    elif loop:
+        out["NextToken"] = pager.make(req_hash, {"o": 0, "now": view.now})
+    return out
+
+
+def cw_spend(view, region, date, until):
+    """Truth for tests: tokens and USD of the visible minutes of a day, per project."""
+    day = (date - datetime.date(1970, 1, 1)).days
+    cut = min(int(until // 60), view.vis)
+    ma, mb = day * MINUTES_PER_DAY, min((day + 1) * MINUTES_PER_DAY, cut)
+    projects = {}
+    million = Decimal(1000000)
+    for key in view.index.by_region.get(region, []):
+        _, project, model, kind = key
+        if kind == "inferences":
+            continue
+        days = view.index.series[key]
+        if day not in days:
+            continue
+        tokens = cw_series_sum(days, view.spikes.get((region, project)), ma, mb) \
+            if mb > ma else 0
+        p = projects.setdefault(project, {"usd": Decimal(0), "tokens": {}})
+        p["tokens"].setdefault(model, {"input": 0, "output": 0})[kind] = cw_number(tokens)
+        p["usd"] += Decimal(tokens) * cw_rate(model, kind) / million
+    for p in projects.values():
+        p["usd"] = fmt_amount(p["usd"])
+    return {"region": region, "date": date.isoformat(), "until": _cw_int(min(until, view.now)),
+            "projects": projects}
+
+
+class CloudWatchSurface(Surface):
+    """Amazon CloudWatch (awsJson1.0, X-Amz-Target GraniteServiceVersion20100801.*):
+    GetMetricData and ListMetrics of the AWS/BedrockMantle token metrics."""
+
+    name = "cloudwatch"
+    prefixes = ("/monitoring",)
+    auth_schemes = ("sigv4", "none", "other")
+    operations = CW_OPERATIONS
+    content_type = AMZ_JSON_10
+    fault_kinds = ("throttle", "server_error", "slow", "hang", "truncated", "malformed",
+                   "wrong_types", "auth", "huge", "loop", "invalid_token", "expired_token")
+    wrong_types_fields = ("values", "timestamps", "results")
+
+    def new_counters(self):
+        c = super().new_counters()
+        c.update({"by_operation": {}, "by_operation_status": {}, "metrics_requested": 0,
+                  "list_metrics_requests": 0, "model_violations": 0})
+        return c
+
+    def resolve(self, ctx):
+        ctx.operation = None
+        ctx.cw_body = None
+        ctx.cw_region = None
+        m = _CW_REGION_PATH_RE.match(ctx.path)
+        if not m:
+            return cw_error_response(404, "UnknownOperationException",
+                                     "fake_aws: CloudWatch is served at POST "
+                                     "/monitoring/{region}, not %s" % ctx.path, coral=True)
+        ctx.cw_region = m.group(1)
+        if ctx.method != "POST":
+            return cw_error_response(404, "UnknownOperationException",
+                                     "fake_aws: CloudWatch only answers POST", coral=True)
+        target = (ctx.header("X-Amz-Target") or "").strip()
+        op = target[len(CW_TARGET_PREFIX):] if target.startswith(CW_TARGET_PREFIX) else None
+        if op not in CW_OPERATIONS:
+            return cw_error_response(400, "UnknownOperationException",
+                                     "fake_aws: unknown X-Amz-Target %r (expected %s<%s>)"
+                                     % (target, CW_TARGET_PREFIX, "|".join(CW_OPERATIONS)),
+                                     coral=True)
+        ctx.operation = op
+        ctype = (ctx.header("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype != AMZ_JSON_10:
+            return cw_error_response(400, "SerializationException",
+                                     "fake_aws: Content-Type must be %s, got %r"
+                                     % (AMZ_JSON_10, ctype), coral=True)
+        try:
+            text = ctx.body.decode("utf-8")
+            ctx.cw_body = json.loads(text) if text.strip() else {}
+        except (UnicodeDecodeError, ValueError) as exc:
+            ctx.cw_body_error = str(exc)
+        return self.endpoint
+
+    def authenticate(self, ctx, endpoint):
+        auth = ctx.header("Authorization")
+        if auth is None or not auth.strip():
+            ctx.auth_scheme = "none"
+            return cw_error_response(403, "MissingAuthenticationTokenException",
+                                     "Missing Authentication Token", coral=True)
+        if auth.strip().split(None, 1)[0] == "AWS4-HMAC-SHA256":
+            ctx.auth_scheme = "sigv4"
+            return self.app.check_sigv4(ctx, "monitoring", ctx.cw_region)
+        ctx.auth_scheme = "other"
+        return cw_error_response(403, "IncompleteSignatureException",
+                                 "Authorization header must use AWS4-HMAC-SHA256", coral=True)
+
+    def sigv4_denied(self, ctx, result, expired):
+        r = CostExplorerSurface.sigv4_denied(self, ctx, result, expired)
+        body = json.loads(r.body)
+        body["message"] = body["message"].replace("service 'ce'", "service 'monitoring'")
+        name = body["__type"].rsplit("#", 1)[1]
+        return cw_error_response(r.status, name, body["message"], coral=True,
+                                 headers=[("X-Fake-Auth-Error", result.reason)])
+
+    def count(self, ctx, resp, counters):
+        op = getattr(ctx, "operation", None)
+        if not op:
+            return
+        counters["by_operation"][op] = counters["by_operation"].get(op, 0) + 1
+        st = str(resp.status) if resp.status is not None else "aborted"
+        per = counters["by_operation_status"].setdefault(op, {})
+        per[st] = per.get(st, 0) + 1
+        body = getattr(ctx, "cw_body", None)
+        if op == "GetMetricData":
+            qs = body.get("MetricDataQueries") if isinstance(body, dict) else None
+            if isinstance(qs, list):
+                counters["metrics_requested"] += sum(
+                    1 for q in qs if isinstance(q, dict) and "MetricStat" in q)
+        else:
+            counters["list_metrics_requests"] += 1
+        if getattr(ctx, "model_violation", None):
+            counters["model_violations"] += 1
+
+    def log_fields(self, ctx):
+        op = getattr(ctx, "operation", None)
+        if not op:
+            return {}
+        out = {"operation": op, "request": getattr(ctx, "cw_body", None),
+               "region": getattr(ctx, "cw_region", None)}
+        if getattr(ctx, "model_violation", None):
+            out["model_violation"] = ctx.model_violation
+        return out
+
+    def match_text(self, ctx):
+        return ctx.raw_path + "\n" + ctx.body.decode("utf-8", "replace")
+
+    def endpoint(self, ctx):
+        body = ctx.cw_body
+        if not isinstance(body, dict):
+            return cw_error_response(400, "SerializationException",
+                                     "fake_aws: the request body must be a JSON object (%s)"
+                                     % getattr(ctx, "cw_body_error", "not an object"),
+                                     coral=True)
+        if self.app.config.model_validation:
+            report = model_report("cloudwatch", ctx.operation, body)
+            if report:
+                ctx.model_violation = report
+                log("model violation (cloudwatch %s): %s" % (ctx.operation, report))
+                return cw_error_response(400, "InvalidParameterValueException",
+                                         "fake_aws: the request does not match botocore's "
+                                         "cloudwatch model: " + report)
+        loop = bool(ctx.fault and ctx.fault.kind == "loop")
+        view = self.app.cw_view()
+        try:
+            if ctx.operation == "GetMetricData":
+                obj = cw_get_metric_data(body, view, ctx.cw_region, self.app.cw_pager, loop)
+            else:
+                obj = cw_list_metrics(body, view, ctx.cw_region, self.app.cw_pager, loop)
+        except CwError as exc:
+            return cw_error_response(exc.status, exc.name, exc.message)
+        r = Response.json_obj(200, obj, headers=[("x-amzn-RequestId", str(uuid.uuid4()))])
+        r.content_type = AMZ_JSON_10
+        return r
+
+    # -- fault dialect --------------------------------------------------------
+    def fault_response(self, ctx, fault):
+        if fault.kind == "invalid_token":
+            return cw_error_response(400, "InvalidNextToken",
+                                     "The service cannot process the NextToken")
+        if fault.kind == "expired_token":
+            return cw_error_response(403, "ExpiredTokenException", EXPIRED_TOKEN_MESSAGE,
+                                     coral=True)
+        return None
+
+    def throttle_response(self, ctx, fault):
+        headers = []
+        if "retry_after" in fault.params:
+            ra = _cw_int(fault.params["retry_after"])
+            headers.append(("Retry-After", str(ra)))
+        return cw_error_response(400, "Throttling", "Rate exceeded", headers=headers)
+
+    def server_error_response(self, ctx, fault):
+        status = fault.params.get("status", 500)
+        if status == 503:
+            return cw_error_response(503, "ServiceUnavailable",
+                                     "Service is unavailable, please try again later")
+        return cw_error_response(status, "InternalServiceFault",
+                                 "An internal error occurred. Please try again later.")
+
+    def auth_fault_response(self, ctx, fault):
+        return cw_error_response(403, "UnrecognizedClientException", INVALID_TOKEN_MESSAGE,
+                                 coral=True)
+
+    def malformed_body(self, ctx, fault):
+        if ctx.operation == "ListMetrics":
+            return b'{"Metrics":[{"Namespace":"'
+        return b'{"MetricDataResults":[{"Id":"'
+
+    def wrong_types(self, ctx, obj, field):
+        obj = copy.deepcopy(obj)
+        field = field or "values"
+        results = obj.get("MetricDataResults") if isinstance(obj, dict) else None
+        if field == "values" and isinstance(results, list):
+            for r in results:
+                r["Values"] = [str(v) for v in r.get("Values", [])]
+        elif field == "timestamps" and isinstance(results, list):
+            for r in results:
+                r["Timestamps"] = [iso8601(t) for t in r.get("Timestamps", [])]
+        elif field == "results" and isinstance(obj, dict):
+            if isinstance(results, list):
+                obj["MetricDataResults"] = {r["Id"]: r for r in results}
+            if isinstance(obj.get("Metrics"), list):
+                obj["Metrics"] = {str(i): m for i, m in enumerate(obj["Metrics"])}
+        return obj
+
+    def huge_parts(self, ctx):
+        if ctx.operation == "ListMetrics":
+            return (b'{"Metrics":[',
+                    lambda i: (b'{"Namespace":"AWS/BedrockMantle","MetricName":"InputTokens",'
+                               b'"Dimensions":[{"Name":"Project","Value":"proj_huge%09d"},'
+                               b'{"Name":"Model","Value":"huge"}]}' % i),
+                    b']}')
+        ts = int(self.app.cw_now()) // 60 * 60 - 60
+        return (b'{"MetricDataResults":[',
+                lambda i: (b'{"Id":"huge%d","Label":"InputTokens","Timestamps":[%d],'
+                           b'"Values":[1],"StatusCode":"Complete"}' % (i, ts)),
+                b'],"Messages":[]}')
 
 
 # --------------------------------------------------------------------------
@@ -2671,7 +3508,7 @@ class ContainerSurface(Surface):
 # Surfaces served by the fake, each a Surface subclass; the dispatch table maps
 # their path prefixes to them (longest prefix wins).
 SURFACE_CLASSES = [ProjectsSurface, CostExplorerSurface, StsSurface, ImdsSurface,
-                   ContainerSurface]
+                   ContainerSurface, CloudWatchSurface]
 
 
 # --------------------------------------------------------------------------
@@ -2738,6 +3575,7 @@ class ControlAPI:
                     items.append(self.complete_project(region, p, idx))
                 with app.lock:
                     app.projects[region] = items
+                    app.projects_version += 1
                 return Response.json_obj(200, {"region": region, "count": len(items)})
             return self.err(405, "method not allowed")
         if path == "/_fake/reset":
@@ -2798,6 +3636,8 @@ class ControlAPI:
                     app.allocation_tags = table
                 return Response.json_obj(200, {"CostAllocationTags": list(table.values())})
             return self.err(405, "method not allowed")
+        if path.startswith("/_fake/cloudwatch/"):
+            return self.cloudwatch(ctx)
         if path == "/_fake/credentials":
             if method != "GET":
                 return self.err(405, "method not allowed")
@@ -2827,7 +3667,8 @@ class ControlAPI:
                 "credential_lifetime": cfg.credential_lifetime,
                 "sts_external_id_required": cfg.sts_external_id is not None,
                 "container_auth_token_required": cfg.container_auth_token is not None,
-                "imds_role": cfg.imds_role,
+                "imds_role": cfg.imds_role, "model_validation": cfg.model_validation,
+                "cloudwatch_now": round(app.cw_now(), 3),
                 "surfaces": {name: list(sf.prefixes) for name, sf in app.surfaces.items()}},
                 indent=2)
         return self.err(404, "unknown control path %s" % path)
@@ -2854,6 +3695,83 @@ class ControlAPI:
         with self.app.lock:
             self.app.config.today = today
         return None
+
+    def cloudwatch(self, ctx):
+        """/_fake/cloudwatch/{spike,spend,rates}."""
+        app, path, method = self.app, ctx.path, ctx.method
+        if path == "/_fake/cloudwatch/rates":
+            return self.only(method, "GET") or Response.json_obj(200, cw_rates_json(),
+                                                                 indent=2)
+        if path == "/_fake/cloudwatch/spike":
+            if method == "GET":
+                with app.lock:
+                    out = [public_row(s) for s in app.cw_spikes]
+                return Response.json_obj(200, {"spikes": out}, indent=2)
+            if method == "DELETE":
+                with app.lock:
+                    n, app.cw_spikes = len(app.cw_spikes), []
+                return Response.json_obj(200, {"cleared": n})
+            if method != "POST":
+                return self.err(405, "method not allowed")
+            data = self.body_json(ctx)
+            if isinstance(data, Response):
+                return data
+            if not isinstance(data, dict) or \
+                    set(data) - {"region", "project", "factor", "since"}:
+                return self.err(400, 'expected {"region","project","factor"[,"since"]}')
+            region = data.get("region", "us-east-1")
+            project = data.get("project")
+            factor = data.get("factor")
+            since = data.get("since", app.cw_now())
+            if not isinstance(region, str) or not re.fullmatch(r"[a-z]{2}(?:-[a-z]+)+-\d+",
+                                                               region):
+                return self.err(400, "region must be a region name")
+            if not isinstance(project, str) or not project:
+                return self.err(400, "project must be a project id or name")
+            if not _is_number(factor) or factor < 0 or not math.isfinite(factor):
+                return self.err(400, "factor must be a number >= 0")
+            if not _is_number(since) or not math.isfinite(since):
+                return self.err(400, "since must be epoch seconds")
+            pid = project
+            for p in app.get_projects(region):
+                if p.get("id") == project:
+                    break
+            else:
+                for p in app.get_projects(region):
+                    if p.get("name") == project:
+                        pid = p.get("id")
+                        break
+            fdec = Decimal(str(factor))
+            with app.lock:
+                spike = {"id": app.cw_next_spike, "region": region, "project": pid,
+                         "factor": factor, "since": since,
+                         "_factor": int(fdec) if fdec == fdec.to_integral_value() else fdec}
+                app.cw_next_spike += 1
+                app.cw_spikes.append(spike)
+            return Response.json_obj(201, public_row(spike))
+        if path == "/_fake/cloudwatch/spend":
+            if method != "GET":
+                return self.err(405, "method not allowed")
+            region, date_s, until_s = ctx.param("region"), ctx.param("date"), ctx.param("until")
+            if not region:
+                return self.err(400, "region is required")
+            try:
+                if not date_s or not _DATE_RE.match(date_s):
+                    raise ValueError(date_s)
+                date = datetime.date.fromisoformat(date_s)
+            except ValueError:
+                return self.err(400, "date must be YYYY-MM-DD")
+            view = app.cw_view()
+            until = view.now
+            if until_s is not None:
+                try:
+                    until = float(until_s)
+                    if not math.isfinite(until):
+                        raise ValueError(until_s)
+                except ValueError:
+                    return self.err(400, "until must be epoch seconds")
+            return Response.json_obj(200, cw_spend(view, region, date, until), indent=2)
+        return self.err(404, "unknown control path %s" % path)
 
     def ledger(self, ctx):
         app = self.app
@@ -2935,7 +3853,7 @@ class Config:
                  credential_lifetime=3600, sts_external_id=None,
                  web_identity_token=DEFAULT_WEB_IDENTITY_TOKEN,
                  container_auth_token=DEFAULT_CONTAINER_AUTH_TOKEN,
-                 imds_role=DEFAULT_IMDS_ROLE):
+                 imds_role=DEFAULT_IMDS_ROLE, model_validation=True):
         self.api_key = api_key
         self.access_key_id = access_key_id
         self.secret_access_key = secret_access_key
@@ -2952,6 +3870,7 @@ class Config:
         self.web_identity_token = web_identity_token
         self.container_auth_token = container_auth_token or None
         self.imds_role = imds_role
+        self.model_validation = model_validation    # check ce/cloudwatch bodies (botocore)
 
 
 class FakeAWS:
@@ -2977,6 +3896,9 @@ class FakeAWS:
         self.cached_credentials = {}         # "imds"/"container" -> akid currently served
         self.imds_tokens = {}                # IMDSv2 session token -> expiry (epoch)
         self.faults = FaultRegistry()
+        self.projects_version = 0
+        self.cw_cache = None                 # (ledger, projects, projects_version, CwIndex)
+        self.cw_build_lock = threading.Lock()
         self.seed_ledger = None
         if self.config.ledger_file:
             self.seed_ledger = load_ledger_file(self.config.ledger_file)
@@ -2998,6 +3920,10 @@ class FakeAWS:
                 self.ledger = default_ledger_seed(self.today())
             self.ledger_version = 1
             self.allocation_tags = default_allocation_tags()
+            self.projects_version += 1
+            self.cw_spikes = []
+            self.cw_next_spike = 1
+            self.cw_pager = CwPager()
             self.reset_counters()
 
     def today(self):
@@ -3009,6 +3935,44 @@ class FakeAWS:
     def ledger_snapshot(self):
         with self.lock:
             return self.ledger, dict(self.allocation_tags)
+
+    # -- CloudWatch ------------------------------------------------------------
+    def cw_now(self):
+        """CloudWatch's "now": the clock, or the overridden today plus the real time
+        of day."""
+        t = time.time()
+        today = self.config.today
+        if today is None:
+            return t
+        return calendar.timegm(today.timetuple()) + (t % 86400)
+
+    def cw_index(self):
+        """The CwIndex of the current ledger and projects (rebuilt when either changes)."""
+        def cached():
+            with self.lock:
+                c = self.cw_cache
+                if c is not None and c[0] is self.ledger and c[1] is self.projects and \
+                        c[2] == self.projects_version:
+                    return c[3], None
+                return None, (self.ledger, self.projects, self.projects_version,
+                              {r: list(items) for r, items in self.projects.items()})
+        idx, snap = cached()
+        if idx is not None:
+            return idx
+        with self.cw_build_lock:
+            idx, snap = cached()
+            if idx is not None:
+                return idx
+            idx = CwIndex(snap[0], snap[3])
+            with self.lock:
+                self.cw_cache = (snap[0], snap[1], snap[2], idx)
+            return idx
+
+    def cw_view(self):
+        idx = self.cw_index()
+        with self.lock:
+            spikes = list(self.cw_spikes)
+        return CwView(idx, spikes, self.cw_now())
 
     # -- temporary credentials -----------------------------------------------
     def issue_credentials(self, source, lifetime=None, expired=False):
@@ -3713,6 +4677,351 @@ def _self_test_aws(check):
         stop_server(app, server, thread)
 
 
+# Members the fake answers with that real AWS sends but the bundled botocore model
+# (python3-botocore 1.43) does not know yet: ListCostAllocationTags' CostAllocationTag has
+# LastUpdatedDate and LastUsedDate in the AWS API reference.
+OUTPUT_MODEL_ALLOWED = re.compile(r'^Unknown parameter in CostAllocationTags\[\d+\]: '
+                                  r'"(LastUpdatedDate|LastUsedDate)", ')
+
+
+def output_report(service, operation, doc):
+    """model_report() of an answer, without the OUTPUT_MODEL_ALLOWED lines."""
+    lines = model_report(service, operation, doc, output=True).splitlines()
+    return "\n".join(x for x in lines if not OUTPUT_MODEL_ALLOWED.match(x))
+
+
+def _self_test_cloudwatch(check):
+    """CloudWatch surface and botocore model validation checks (run by self_test)."""
+    akid, secret = DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY
+    today = SELF_TEST_TODAY
+    app = FakeAWS(Config(quiet=True, today=today))
+    server, thread = start_server(app)
+    port = server.server_address[1]
+    region = "us-east-1"
+    try:
+        def signed(path, service, sign_region, ctype, target, body):
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            req = AWSRequest(method="POST", url="http://127.0.0.1:%d%s" % (port, path),
+                             data=data, headers={"Host": "127.0.0.1:%d" % port,
+                                                 "Content-Type": ctype,
+                                                 "X-Amz-Target": target})
+            SigV4Auth(Credentials(akid, secret), service, sign_region).add_auth(req)
+            st, hdrs, out = _http_call(port, "POST", path, dict(req.headers.items()), data,
+                                       timeout=30)
+            try:
+                doc = json.loads(out)
+            except ValueError:
+                doc = None
+            return st, hdrs, doc
+
+        def cw(op, body, reg=region, sign_region=None):
+            return signed("/monitoring/" + reg, "monitoring", sign_region or reg,
+                          AMZ_JSON_10, CW_TARGET_PREFIX + op, body)
+
+        def ce(op, body):
+            return signed("/ce/", "ce", "us-east-1", AMZ_JSON_11, CE_TARGET_PREFIX + op, body)
+
+        def ctl(method, path, obj=None):
+            body = json.dumps(obj).encode() if obj is not None else None
+            st, _, out = _http_call(port, method, path, body=body)
+            return st, json.loads(out)
+
+        def out_ok(service, op, doc):
+            return isinstance(doc, dict) and output_report(service, op, doc) == ""
+
+        def counters(surface):
+            return ctl("GET", "/_fake/requests?surface=" + surface)[1][surface]
+
+        def cw_error(st, hdrs, doc, status, name):
+            return (st == status and hdrs.get("x-amzn-ErrorType") == name and
+                    hdrs.get("x-amzn-query-error") == name + ";Sender" and
+                    isinstance(doc, dict) and doc.get("__type") == CW_ERROR_NS + name and
+                    isinstance(doc.get("message"), str))
+
+        yday = today - ONE_DAY
+        d0 = calendar.timegm(yday.timetuple())
+        chatbot = project_id_for(region, "CustomerChatbot-Prod")
+        g120 = "openai.gpt-oss-120b"
+
+        def query(qid, metric, dims, period=300):
+            return {"Id": qid, "MetricStat": {"Metric": {
+                "Namespace": CW_NAMESPACE, "MetricName": metric,
+                "Dimensions": [{"Name": k, "Value": v} for k, v in dims]},
+                "Period": period, "Stat": "Sum"}}
+
+        q_in = query("in120", "InputTokens", [("Project", chatbot), ("Model", g120)])
+        req = {"MetricDataQueries": [q_in], "StartTime": d0, "EndTime": d0 + 86400,
+               "ScanBy": "TimestampAscending"}
+        st, hdrs, doc = cw("GetMetricData", req)
+        ok = st == 200 and hdrs.get("Content-Type") == AMZ_JSON_10 and \
+            bool(hdrs.get("x-amzn-RequestId"))
+        check("cloudwatch: GetMetricData signed by botocore (monitoring, us-east-1) -> 200",
+              ok, "%r %r" % (st, doc))
+        check("cloudwatch: GetMetricData answer matches botocore's output shape",
+              out_ok("cloudwatch", "GetMetricData", doc), model_report(
+                  "cloudwatch", "GetMetricData", doc or {}, output=True))
+        cost = sum((r["_cost"] for r in app.ledger if r["date"] == yday.isoformat() and
+                    r["usage_type"] == "USE1-openai.gpt-oss-120b-mantle-input-tokens-standard"
+                    and r["tags"].get("Application") == "CustomerChatbot" and
+                    r["tags"].get("Environment") == "Production"), Decimal(0))
+        want = int((cost * 1000000 / Decimal("0.15")).to_integral_value(
+            rounding=decimal.ROUND_HALF_EVEN))
+        res = doc["MetricDataResults"][0] if ok else {}
+        check("cloudwatch: 5-minute buckets of a past day: 288, ascending, sum = cost/rate",
+              ok and res["Timestamps"] == [d0 + 300 * i for i in range(288)] and
+              sum(res["Values"]) == want and res["StatusCode"] == "Complete" and
+              all(_is_int(v) and v > 0 for v in res["Values"]),
+              "%d points, sum %s want %d" % (len(res.get("Values", [])),
+                                            sum(res.get("Values", [])), want))
+        check("cloudwatch: billed cost / tokens = the rate (0.15 USD per 1e6)",
+              want > 0 and abs(cost * 1000000 / want - Decimal("0.15")) < Decimal("1E-6"))
+        st, _, doc2 = cw("GetMetricData", dict(req, ScanBy="TimestampDescending"))
+        r2 = doc2["MetricDataResults"][0] if st == 200 else {}
+        check("cloudwatch: TimestampDescending reverses the datapoints",
+              r2.get("Timestamps") == res.get("Timestamps", [])[::-1] and
+              r2.get("Values") == res.get("Values", [])[::-1])
+
+        # Visibility: today's minutes up to now only.
+        t0 = calendar.timegm(today.timetuple())
+        st, _, doc = cw("GetMetricData", {"MetricDataQueries": [
+            query("m", "TotalInputTokens", [("Project", chatbot)], 60)],
+            "StartTime": t0 - 600, "EndTime": t0 + 2 * 86400})
+        now = app.cw_now()
+        ts = doc["MetricDataResults"][0]["Timestamps"] if st == 200 else [None]
+        check("cloudwatch: only ended minutes are visible (default ScanBy descending)",
+              st == 200 and ts and ts[0] + 60 <= now + 1 and ts == sorted(ts, reverse=True)
+              and ts[-1] == t0 - 600, "%r now=%r" % (ts[:2], now))
+
+        # Spend truth, Total* = sum of per-model metrics, unlisted and default projects.
+        st, spend = ctl("GET", "/_fake/cloudwatch/spend?region=%s&date=%s"
+                        % (region, yday.isoformat()))
+        cbt = spend["projects"].get(chatbot, {}) if st == 200 else {}
+        st, _, doc = cw("GetMetricData", {"MetricDataQueries": [
+            query("tin", "TotalInputTokens", [("Project", chatbot)], 86400),
+            query("tout", "TotalOutputTokens", [("Project", chatbot)], 86400)],
+            "StartTime": d0, "EndTime": d0 + 86400})
+        vals = {r["Id"]: r["Values"] for r in doc["MetricDataResults"]} if st == 200 else {}
+        tin = sum(t["input"] for t in cbt.get("tokens", {}).values())
+        tout = sum(t["output"] for t in cbt.get("tokens", {}).values())
+        check("cloudwatch: Total*Tokens{Project} = the spend endpoint's token sums",
+              vals.get("tin") == [tin] and vals.get("tout") == [tout] and
+              cbt.get("tokens", {}).get(g120, {}).get("input") == want,
+              "%r vs %r/%r" % (vals, tin, tout))
+        usd = sum((Decimal(t[k]) * cw_rate(m, k) / 1000000
+                   for m, t in cbt.get("tokens", {}).items() for k in ("input", "output")),
+                  Decimal(0))
+        check("cloudwatch: spend usd = tokens x rates",
+              cbt.get("usd") == fmt_amount(usd) and usd > 0, "%r %r" % (cbt.get("usd"), usd))
+        legacy = project_id_for(region, "unlisted/LegacyBot-Production")
+        check("cloudwatch: untagged -> default, unmatched tags -> an unlisted proj_ id",
+              "default" in spend["projects"] and legacy in spend["projects"] and
+              project_id_for(region, "FraudDetection-Staging") not in spend["projects"])
+
+        # Paging across MaxDatapoints cuts.
+        big_req = {"MetricDataQueries": [
+            q_in, query("out120", "OutputTokens", [("Project", chatbot), ("Model", g120)]),
+            query("tot", "TotalInputTokens", [("Project", chatbot)])],
+            "StartTime": d0, "EndTime": d0 + 86400}
+        ctl("POST", "/_fake/requests/reset")
+        st, _, big = cw("GetMetricData", big_req)
+        merged, pages, token, statuses, shapes_ok = {}, 0, None, [], True
+        while pages < 50:
+            body = dict(big_req, MaxDatapoints=100)
+            if token:
+                body["NextToken"] = token
+            st, _, doc = cw("GetMetricData", body)
+            if st != 200:
+                break
+            pages += 1
+            shapes_ok = shapes_ok and out_ok("cloudwatch", "GetMetricData", doc)
+            for r in doc["MetricDataResults"]:
+                m = merged.setdefault(r["Id"], ([], []))
+                m[0].extend(r["Timestamps"])
+                m[1].extend(r["Values"])
+                statuses.append(r["StatusCode"])
+            token = doc.get("NextToken")
+            if not token:
+                break
+        want_big = {r["Id"]: (r["Timestamps"], r["Values"]) for r in big["MetricDataResults"]}
+        check("cloudwatch: MaxDatapoints=100 pages (%d) concatenated = one big answer"
+              % pages, pages == 9 and merged == want_big and "PartialData" in statuses and
+              shapes_ok and sum(len(v[0]) for v in want_big.values()) == 864,
+              "pages=%d" % pages)
+        c = counters("cloudwatch")
+        check("cloudwatch: metrics_requested counts every query of every page",
+              c["metrics_requested"] == 3 * (1 + pages) and
+              c["by_operation"].get("GetMetricData") == 1 + pages, "%r" % c)
+        st, _, first = cw("GetMetricData", dict(big_req, MaxDatapoints=100))
+        tok = first.get("NextToken", "")
+        st1, h1, d1 = cw("GetMetricData", dict(big_req, MaxDatapoints=100,
+                                               NextToken=tok[:-4] + "AAAA"))
+        st2, h2, d2 = cw("GetMetricData", dict(big_req, MaxDatapoints=100,
+                                               StartTime=d0 + 60, NextToken=tok))
+        check("cloudwatch: a forged token or another request's token -> 400 InvalidNextToken",
+              cw_error(st1, h1, d1, 400, "InvalidNextToken") and
+              cw_error(st2, h2, d2, 400, "InvalidNextToken"))
+
+        # Request errors.
+        st, h, d = cw("GetMetricData", dict(req, MetricDataQueries=[dict(q_in, Id="Q1")]))
+        check("cloudwatch: bad Id -> 400 InvalidParameterValueException (JSON 1.0 form)",
+              cw_error(st, h, d, 400, "InvalidParameterValueException"), "%r %r" % (st, d))
+        st, h, d = cw("GetMetricData", dict(req, MetricDataQueries=[
+            dict(q_in, Id="q%d" % i) for i in range(501)]))
+        check("cloudwatch: 501 queries -> 400 InvalidParameterValueException",
+              cw_error(st, h, d, 400, "InvalidParameterValueException"), "%r" % d)
+        st, h, d = cw("GetMetricData", dict(req, MetricDataQueries=[q_in, q_in]))
+        check("cloudwatch: duplicate Id -> 400", st == 400)
+        bad = json.loads(json.dumps(q_in))
+        bad["MetricStat"]["Stat"] = "Average"
+        st, _, _ = cw("GetMetricData", dict(req, MetricDataQueries=[bad]))
+        bad["MetricStat"].update(Stat="Sum", Period=90)
+        st2, _, _ = cw("GetMetricData", dict(req, MetricDataQueries=[bad]))
+        st3, _, _ = cw("GetMetricData", dict(req, EndTime=d0))
+        check("cloudwatch: Stat Average, Period 90, StartTime >= EndTime -> 400",
+              (st, st2, st3) == (400, 400, 400))
+        st, h, d = cw("GetMetricDataX", req)
+        check("cloudwatch: unknown operation -> 400 UnknownOperationException",
+              st == 400 and h.get("x-amzn-ErrorType") == "UnknownOperationException")
+        st, h, d = cw("GetMetricData", req, sign_region="eu-west-1")
+        check("cloudwatch: signed for another region than the path -> 403",
+              st == 403 and h.get("x-amzn-ErrorType") == "InvalidSignatureException")
+        st, _, doc = cw("GetMetricData", {"MetricDataQueries": [
+            query("x", "InputTokens", [("Project", "proj_nope"), ("Model", g120)])],
+            "StartTime": d0, "EndTime": d0 + 86400})
+        check("cloudwatch: a metric that does not exist -> empty, Complete",
+              st == 200 and doc["MetricDataResults"][0]["Values"] == [] and
+              doc["MetricDataResults"][0]["StatusCode"] == "Complete")
+
+        # Model validation (botocore's cloudwatch and ce models).
+        ctl("POST", "/_fake/requests/reset")
+        st, h, d = cw("GetMetricData", dict(req, Foo=1))
+        st2, h2, d2 = cw("GetMetricData", dict(req, MetricDataQueries=[dict(q_in, Id="")]))
+        check("model: cloudwatch request with an unknown member / empty Id -> 400, counted",
+              cw_error(st, h, d, 400, "InvalidParameterValueException") and
+              "Unknown parameter" in d.get("message", "") and st2 == 400 and
+              counters("cloudwatch")["model_violations"] == 2, "%r" % d)
+        app.config.model_validation = False
+        st, _, _ = cw("GetMetricData", dict(req, Foo=1))
+        app.config.model_validation = True
+        check("model: validation off -> the unknown member is ignored", st == 200)
+        cu = {"TimePeriod": {"Start": (today - 7 * ONE_DAY).isoformat(),
+                             "End": today.isoformat()},
+              "Granularity": "DAILY", "Metrics": ["UnblendedCost"],
+              "GroupBy": [{"Type": "TAG", "Key": "Application"}]}
+        st, h, d = ce("GetCostAndUsage", dict(cu, Granularity=5))
+        st2, _, d2 = ce("GetCostAndUsage", dict(cu, Filter={"Dimensions": {
+            "Key": "SERVICE", "Values": "Amazon Bedrock"}}))
+        c = counters("ce")
+        check("model: invalid ce requests -> 400 ValidationException, model_violations 2",
+              st == 400 and h.get("x-amzn-ErrorType") == "ValidationException" and
+              "Invalid type for parameter Granularity" in d.get("Message", "") and
+              st2 == 400 and c["model_violations"] == 2, "%r %r %r" % (d, d2, c))
+        calls = [("GetCostAndUsage", cu),
+                 ("GetCostAndUsage", {"TimePeriod": cu["TimePeriod"], "Granularity": "MONTHLY",
+                                      "Metrics": ["UnblendedCost", "UsageQuantity"]}),
+                 ("GetDimensionValues", {"TimePeriod": cu["TimePeriod"],
+                                         "Dimension": "SERVICE", "SearchString": "bedrock"}),
+                 ("GetCostForecast", {"TimePeriod": {"Start": today.isoformat(),
+                                                     "End": (today + 10 * ONE_DAY).isoformat()},
+                                      "Metric": "UNBLENDED_COST", "Granularity": "DAILY"}),
+                 ("ListCostAllocationTags", {})]
+        bad_out = []
+        for op, body in calls:
+            st, _, d = ce(op, body)
+            if st != 200 or not out_ok("ce", op, d):
+                bad_out.append((op, st, output_report("ce", op, d or {})))
+        check("model: the fake's ce answers match botocore's output shapes", not bad_out,
+              "%r" % bad_out)
+
+        # ListMetrics.
+        st, _, doc = cw("ListMetrics", {"RecentlyActive": "PT3H"})
+        names = {(m["MetricName"], tuple((x["Name"], x["Value"]) for x in m["Dimensions"]))
+                 for m in doc.get("Metrics", [])} if st == 200 else set()
+        check("cloudwatch: ListMetrics RecentlyActive PT3H lists the active metrics",
+              st == 200 and out_ok("cloudwatch", "ListMetrics", doc) and
+              ("InputTokens", (("Project", chatbot), ("Model", g120))) in names and
+              ("TotalOutputTokens", (("Model", g120),)) in names and
+              ("Inferences", (("Project", "default"),)) in names and
+              not any(p == project_id_for(region, "FraudDetection-Staging")
+                      for _, dims in names for _, p in dims), "%d metrics" % len(names))
+        st, _, doc = cw("ListMetrics", {"Namespace": CW_NAMESPACE, "MetricName": "InputTokens",
+                                        "Dimensions": [{"Name": "Project", "Value": chatbot},
+                                                       {"Name": "Model"}]})
+        ms = doc.get("Metrics", []) if st == 200 else []
+        check("cloudwatch: ListMetrics with MetricName and DimensionFilters",
+              len(ms) == 3 and all(m["Dimensions"][0] == {"Name": "Project", "Value": chatbot}
+                                   for m in ms), "%r" % ms)
+        st, _, doc = cw("ListMetrics", {"Namespace": "AWS/EC2"})
+        st2, _, _ = cw("ListMetrics", {"RecentlyActive": "P1D"})
+        check("cloudwatch: other namespace -> no metrics; RecentlyActive P1D -> 400",
+              st == 200 and doc.get("Metrics") == [] and st2 == 400)
+        c = counters("cloudwatch")
+        check("cloudwatch: list_metrics_requests counter",
+              c["list_metrics_requests"] == 4 and c["by_operation"]["ListMetrics"] == 4,
+              "%r" % c)
+
+        # Spikes.
+        version = ctl("GET", "/_fake/ledger")[1]["version"]
+        st, sp = ctl("POST", "/_fake/cloudwatch/spike",
+                     {"region": region, "project": "CustomerChatbot-Prod", "factor": 10,
+                      "since": d0})
+        st2, after = ctl("GET", "/_fake/cloudwatch/spend?region=%s&date=%s"
+                         % (region, yday.isoformat()))
+        cba = after["projects"].get(chatbot, {})
+        check("spike: factor 10 since yesterday 00:00 multiplies that project's spend",
+              st == 201 and sp["project"] == chatbot and
+              Decimal(cba.get("usd", "0")) == 10 * Decimal(cbt["usd"]) and
+              cba["tokens"][g120]["input"] == 10 * want and
+              after["projects"]["default"] == spend["projects"]["default"],
+              "%r" % cba)
+        st, _, doc = cw("GetMetricData", dict(req, MetricDataQueries=[
+            query("tin", "TotalInputTokens", [("Project", chatbot)], 86400)]))
+        check("spike: Total* metrics see it too; the ledger is unchanged",
+              st == 200 and doc["MetricDataResults"][0]["Values"] == [10 * tin] and
+              ctl("GET", "/_fake/ledger")[1]["version"] == version)
+        st, lst = ctl("GET", "/_fake/cloudwatch/spike")
+        st2, cl = ctl("DELETE", "/_fake/cloudwatch/spike")
+        st3, back = ctl("GET", "/_fake/cloudwatch/spend?region=%s&date=%s"
+                        % (region, yday.isoformat()))
+        check("spike: listed, cleared by DELETE, spend back to before",
+              len(lst["spikes"]) == 1 and cl == {"cleared": 1} and
+              back["projects"] == spend["projects"])
+        st, _ = ctl("POST", "/_fake/cloudwatch/spike", {"project": chatbot, "factor": 3})
+        st2, now_sp = ctl("GET", "/_fake/cloudwatch/spend?region=%s&date=%s"
+                          % (region, yday.isoformat()))
+        check("spike: default since = now leaves past minutes alone",
+              st == 201 and now_sp["projects"] == spend["projects"])
+        ctl("DELETE", "/_fake/cloudwatch/spike")
+
+        # Faults.
+        ctl("POST", "/_fake/faults", [
+            {"surface": "cloudwatch", "kind": "throttle", "operation": "GetMetricData"},
+            {"surface": "cloudwatch", "kind": "wrong_types", "field": "values",
+             "operation": "GetMetricData"},
+            {"surface": "cloudwatch", "kind": "loop", "operation": "ListMetrics"}])
+        st, h, d = cw("ListMetrics", {})
+        st1, h1, d1 = cw("GetMetricData", req)
+        st2, _, d2 = cw("GetMetricData", req)
+        st3, _, d3 = cw("ListMetrics", {"NextToken": d.get("NextToken")})
+        check("faults: throttle -> 400 Throttling; wrong_types values; loop token -> page 1",
+              cw_error(st1, h1, d1, 400, "Throttling") and d1["message"] == "Rate exceeded" and
+              st2 == 200 and isinstance(d2["MetricDataResults"][0]["Values"][0], str) and
+              st == 200 and bool(d.get("NextToken")) and st3 == 200 and
+              d3.get("Metrics") == d.get("Metrics"), "%r %r" % (st1, d1))
+        st, _ = ctl("POST", "/_fake/reset")
+        st, lst = ctl("GET", "/_fake/cloudwatch/spike")
+        c = counters("cloudwatch")
+        check("control: reset clears spikes and cloudwatch counters",
+              lst["spikes"] == [] and c["metrics_requested"] == 0 and c["total"] == 0)
+        st, cfg = ctl("GET", "/_fake/config")
+        st2, rates = ctl("GET", "/_fake/cloudwatch/rates")
+        check("control: /_fake/config lists /monitoring; rates table",
+              cfg["surfaces"].get("cloudwatch") == ["/monitoring"] and
+              rates["rates"][g120] == {"input": "0.15", "output": "0.60"})
+    finally:
+        stop_server(app, server, thread)
+
+
 def self_test():
     failures = []
 
@@ -3869,6 +5178,11 @@ def self_test():
     except Exception:
         check("aws surfaces self-test ran without an exception", False,
               traceback.format_exc())
+    try:
+        _self_test_cloudwatch(check)
+    except Exception:
+        check("cloudwatch self-test ran without an exception", False,
+              traceback.format_exc())
 
     print("self-test: %s" % ("PASS" if not failures else "FAIL (%d)" % len(failures)))
     return 0 if not failures else 1
@@ -3915,6 +5229,9 @@ def parse_args(argv):
                    "(default %(default)s; empty = no check)")
     p.add_argument("--imds-role", default=DEFAULT_IMDS_ROLE, metavar="NAME",
                    help="IAM role name IMDS reports (default %(default)s)")
+    p.add_argument("--no-model-validation", dest="model_validation", action="store_false",
+                   help="do not check ce/cloudwatch request bodies against botocore's "
+                   "service models")
     p.add_argument("--quiet", action="store_true", help="no access log")
     p.add_argument("--self-test", action="store_true", help="run the self-test and exit")
     args = p.parse_args(argv)
@@ -3957,7 +5274,8 @@ def main(argv=None):
                              sts_external_id=args.sts_external_id,
                              web_identity_token=args.web_identity_token,
                              container_auth_token=args.container_auth_token,
-                             imds_role=args.imds_role))
+                             imds_role=args.imds_role,
+                             model_validation=args.model_validation))
     except LedgerError as exc:
         log(str(exc))
         return 2
