@@ -136,6 +136,7 @@ PORT=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 dpkg-deb -x "$DEB" "$TMP/pkg"
 sed -e "s|https://bedrock-mantle.{region}.api.aws/v1|$FAKE/mantle/{region}/v1|" \
     -e "s|https://ce.us-east-1.amazonaws.com|$FAKE/ce|" \
+    -e "s|https://monitoring.{region}.amazonaws.com|$FAKE/monitoring/{region}|" \
     -e "s|https://sts.{region}.amazonaws.com|$FAKE/sts|" \
     -e "s|http://169.254.169.254|$FAKE|" -e "s|http://169.254.170.2|$FAKE|" \
     -e "s|imds_enabled = true;|imds_enabled = false;|" \

@@ -236,20 +236,10 @@ static void form_put(struct buf *b, const char *k, const char *v)
 
 static char *sts_url(const struct conf *c)
 {
-	struct buf b;
-	buf_init(&b, 4096);
-	for (const char *p = c->aws_sts_endpoint; *p;) {
-		if (strncmp(p, "{region}", 8) == 0) {
-			buf_puts(&b, c->aws_region);
-			p += 8;
-		} else {
-			buf_putc(&b, *p++);
-		}
-	}
-	while (b.len && b.data[b.len - 1] == '/')
-		b.data[--b.len] = '\0';
-	buf_putc(&b, '/');
-	return buf_steal(&b, NULL);
+	char *base = region_url(c->aws_sts_endpoint, c->aws_region);
+	char *url = xasprintf("%s/", base);
+	free(base);
+	return url;
 }
 
 /* Sends one request and parses credentials at @path out of the answer. */

@@ -262,3 +262,20 @@ uint64_t hash64(const void *data, size_t len, uint64_t h)
 	}
 	return h;
 }
+
+char *region_url(const char *endpoint, const char *region)
+{
+	struct buf b;
+	buf_init(&b, 8192);
+	for (const char *p = endpoint; *p;) {
+		if (strncmp(p, "{region}", 8) == 0) {
+			buf_puts(&b, region);
+			p += 8;
+		} else {
+			buf_putc(&b, *p++);
+		}
+	}
+	while (b.len && b.data[b.len - 1] == '/')
+		b.data[--b.len] = '\0';
+	return buf_steal(&b, NULL);
+}

@@ -68,6 +68,11 @@ double rand_unit(void);
 /* Strips ASCII whitespace at both ends of @s in place; returns @s. */
 char *text_trim(char *s);
 
+/* An endpoint template with every "{region}" replaced by @region and trailing '/'
+ * removed ("https://monitoring.{region}.amazonaws.com/" -> "https://monitoring.
+ * eu-west-1.amazonaws.com"). Caller frees. */
+char *region_url(const char *endpoint, const char *region);
+
 /*
  * Do two error texts describe the same failure, for complain-once logging?
  * They do when they differ only in the digits of their numbers: AWS messages

@@ -18,10 +18,11 @@
 
 #include "base/util.h"
 
-enum key_type { T_BOOL, T_INT, T_STRING, T_ENUM, T_STRLIST, T_FLOAT, T_BUDGETS };
+enum key_type { T_BOOL, T_INT, T_STRING, T_ENUM, T_STRLIST, T_FLOAT, T_BUDGETS, T_PRICES };
 
 static const char *const type_names[] = { "boolean", "integer", "string", "string",
-					   "list of strings", "number", "list of budget groups" };
+					   "list of strings", "number", "list of budget groups",
+					   "list of price groups" };
 
 struct key {
 	const char *path;  /* "group.name" */
@@ -119,6 +120,26 @@ static const struct key keys[] = {
 	  "Ask GetCostForecast for the month-end forecast (one request a UTC day)." },
 	{ "cost_explorer.allocation_tags_interval", T_INT, OFF(ce_allocation_tags_interval), 86400, NULL,
 	  3600, 604800, NULL, "Seconds between checks that the tag keys are active cost allocation tags." },
+	{ "cloudwatch.enabled", T_BOOL, OFF(cw_enabled), 1, NULL, 0, 1, NULL,
+	  "Estimate each project's spend within minutes from CloudWatch token metrics "
+	  "(AWS/BedrockMantle) in every projects.regions region (source \"cloudwatch\")." },
+	{ "cloudwatch.endpoint", T_STRING, OFF(cw_endpoint), 0,
+	  "https://monitoring.{region}.amazonaws.com", 8, 1024, NULL,
+	  "CloudWatch endpoint; {region} is replaced by each region." },
+	{ "cloudwatch.refresh_interval", T_INT, OFF(cw_refresh_interval), 300, NULL, 60, 86400, NULL,
+	  "Seconds between token reads (10% jitter); stretched when max_metrics_per_day cannot "
+	  "cover every read until midnight UTC." },
+	{ "cloudwatch.max_metrics_per_day", T_INT, OFF(cw_max_metrics_per_day), 190000, NULL, 100,
+	  100000000, NULL, "Hard ceiling on metrics requested per UTC day (GetMetricData bills "
+	  "each metric of each call; 190,000 = $1.90 a day)." },
+	{ "cloudwatch.price_per_1000_metrics_usd", T_FLOAT, OFF(cw_price_per_1000_metrics_usd), 0,
+	  NULL, 0, 0, NULL, "Price of 1,000 metrics requested (and of 1,000 ListMetrics requests), "
+	  "for the spend counter.", 0.01, 0, 10 },
+	{ "cloudwatch.late_data_minutes", T_INT, OFF(cw_late_data_minutes), 10, NULL, 0, 30, NULL,
+	  "Minutes read again at each refresh, for data points that arrive late." },
+	{ "cloudwatch.prices", T_PRICES, OFF(cw_prices), 0, NULL, 0, 1000, NULL,
+	  "( { model = \"name\"; input_per_million = N; output_per_million = N; } ): rates for "
+	  "models with no billed day yet." },
 	{ "budgets", T_BUDGETS, OFF(budgets), 0, NULL, 0, 1000, NULL,
 	  "( { project = \"name or id\"; monthly_usd = N; }, { tag = \"Team\"; value = \"X\"; monthly_usd = N; } )" },
 	{ "state_file", T_STRING, OFF(state_file), 0, "/var/lib/bedrock-cost-exporter/state.json", 0,
@@ -171,6 +192,7 @@ static void set_default(struct conf *c, const struct key *k)
 		*(double *)(void *)base = k->fdef;
 		break;
 	case T_BUDGETS:
+	case T_PRICES:
 		break; /* empty */
 	}
 }
@@ -187,6 +209,15 @@ static void budgets_free(struct budget_list *l)
 	l->n = 0;
 }
 
+static void prices_free(struct cw_price_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].model);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
 static void free_value(struct conf *c, const struct key *k)
 {
 	char *base = (char *)c + k->offset;
@@ -197,6 +228,8 @@ static void free_value(struct conf *c, const struct key *k)
 		textlist_free((struct textlist *)(void *)base);
 	} else if (k->type == T_BUDGETS) {
 		budgets_free((struct budget_list *)(void *)base);
+	} else if (k->type == T_PRICES) {
+		prices_free((struct cw_price_list *)(void *)base);
 	}
 }
 
@@ -381,6 +414,87 @@ static int read_budgets(struct budget_list *out, const struct key *k, const conf
 	return 0;
 }
 
+/* Reads cloudwatch.prices: each entry a group with model, input_per_million and
+ * output_per_million (USD, >= 0). */
+static int read_prices(struct cw_price_list *out, const struct key *k, const config_setting_t *s,
+		       const char *file, struct textlist *errors)
+{
+	struct cw_price_list l = { 0 };
+	int n = config_setting_length(s);
+	int rc = 0;
+	if (n > k->max) {
+		add_error(errors, file, (int)config_setting_source_line(s),
+			  "%s: more than %ld entries", k->path, k->max);
+		return -EINVAL;
+	}
+	l.v = xcalloc((size_t)n + 1, sizeof(*l.v));
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned int)i);
+		int line = (int)config_setting_source_line(e);
+		struct cw_price *p = &l.v[l.n++];
+		p->per_million[0] = p->per_million[1] = -1;
+		if (config_setting_type(e) != CONFIG_TYPE_GROUP) {
+			add_error(errors, file, line, "%s: every entry must be a group { ... }", k->path);
+			rc = -EINVAL;
+			continue;
+		}
+		for (int j = 0; j < config_setting_length(e); j++) {
+			const config_setting_t *f = config_setting_get_elem(e, (unsigned int)j);
+			const char *name = config_setting_name(f);
+			int ft = config_setting_type(f);
+			int fl = (int)config_setting_source_line(f);
+			int dir = strcmp(name, "input_per_million") == 0    ? 0
+				: strcmp(name, "output_per_million") == 0 ? 1
+									  : -1;
+			if (strcmp(name, "model") == 0) {
+				if (ft != CONFIG_TYPE_STRING || !*config_setting_get_string(f) ||
+				    strlen(config_setting_get_string(f)) > 256) {
+					add_error(errors, file, fl, "%s.model: expected 1..256 characters",
+						  k->path);
+					rc = -EINVAL;
+				} else {
+					free(p->model);
+					p->model = xstrdup(config_setting_get_string(f));
+				}
+			} else if (dir >= 0) {
+				bool num = ft == CONFIG_TYPE_FLOAT || ft == CONFIG_TYPE_INT ||
+					   ft == CONFIG_TYPE_INT64;
+				double v = ft == CONFIG_TYPE_FLOAT ? config_setting_get_float(f)
+					 : num			   ? (double)config_setting_get_int64(f)
+								   : -1;
+				if (!num || !(v >= 0 && v < 1e6)) {
+					add_error(errors, file, fl, "%s.%s: expected a number of USD, "
+						  "0..1000000", k->path, name);
+					rc = -EINVAL;
+				}
+				p->per_million[dir] = v;
+			} else {
+				add_error(errors, file, fl, "unknown key \"%s.%s\"", k->path, name);
+				rc = -EINVAL;
+			}
+		}
+		if (!p->model || p->per_million[0] < 0 || p->per_million[1] < 0) {
+			add_error(errors, file, line, "%s: every entry needs model, input_per_million "
+				  "and output_per_million", k->path);
+			rc = -EINVAL;
+		}
+		for (size_t j = 0; rc == 0 && j + 1 < l.n; j++) {
+			if (strcmp(l.v[j].model, p->model) == 0) {
+				add_error(errors, file, line, "%s: \"%s\" is listed twice", k->path,
+					  p->model);
+				rc = -EINVAL;
+			}
+		}
+	}
+	if (rc) {
+		prices_free(&l);
+		return rc;
+	}
+	prices_free(out);
+	*out = l;
+	return 0;
+}
+
 /* Reads one setting into @c per @k. Returns 0 or -EINVAL (error recorded). */
 static int read_value(struct conf *c, const struct key *k, const config_setting_t *s,
 		      const char *file, struct textlist *errors)
@@ -484,6 +598,10 @@ static int read_value(struct conf *c, const struct key *k, const config_setting_
 		if (type != CONFIG_TYPE_LIST && type != CONFIG_TYPE_ARRAY)
 			goto wrong_type;
 		return read_budgets((struct budget_list *)(void *)base, k, s, file, errors);
+	case T_PRICES:
+		if (type != CONFIG_TYPE_LIST && type != CONFIG_TYPE_ARRAY)
+			goto wrong_type;
+		return read_prices((struct cw_price_list *)(void *)base, k, s, file, errors);
 	}
 	return 0;
 wrong_type:
@@ -517,7 +635,7 @@ static int derive(struct conf *c, struct textlist *errors, const char *file, con
 	}
 	static const char *const urls[] = { "projects.endpoint", "aws.sts_endpoint",
 					     "aws.imds_endpoint", "aws.container_endpoint",
-					     "cost_explorer.endpoint" };
+					     "cost_explorer.endpoint", "cloudwatch.endpoint" };
 	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
 		const struct key *k = find_key(urls[i]);
 		const char *ep = *(char **)(void *)((char *)c + k->offset);
@@ -717,6 +835,7 @@ void conf_print_keys(FILE *f)
 			snprintf(range, sizeof(range), "%g..%g", k->fmin, k->fmax);
 			break;
 		case T_BUDGETS:
+		case T_PRICES:
 			snprintf(def, sizeof(def), "()");
 			break;
 		case T_STRLIST: {
@@ -733,7 +852,10 @@ void conf_print_keys(FILE *f)
 		}
 		}
 		fprintf(f, "  %-40s %-7s default %s%s%s\n      %s\n", k->path,
-			k->type == T_STRLIST || k->type == T_BUDGETS ? "list" : type_names[k->type], def,
+			k->type == T_STRLIST || k->type == T_BUDGETS || k->type == T_PRICES
+				? "list"
+				: type_names[k->type],
+			def,
 			*range ? ", allowed " : "", range, k->help);
 	}
 }

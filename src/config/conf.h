@@ -35,6 +35,17 @@ struct budget_list {
 	size_t n;
 };
 
+/* One entry of `cloudwatch.prices`: a fallback rate for a model with no billed day yet. */
+struct cw_price {
+	char *model;              /* matched on usage_model_key() (model/usage.h) */
+	double per_million[2];    /* USD per million tokens: [0] input, [1] output */
+};
+
+struct cw_price_list {
+	struct cw_price *v;
+	size_t n;
+};
+
 struct conf {
 	char *path; /* file it came from; "" for built-in defaults */
 
@@ -78,6 +89,15 @@ struct conf {
 	long ce_max_pages;
 	bool ce_forecast;
 	long ce_allocation_tags_interval;
+
+	/* cloudwatch: near-real-time tokens from AWS/BedrockMantle, in projects.regions */
+	bool cw_enabled;
+	char *cw_endpoint; /* may contain {region} */
+	long cw_refresh_interval;
+	long cw_max_metrics_per_day;
+	double cw_price_per_1000_metrics_usd;
+	long cw_late_data_minutes;
+	struct cw_price_list cw_prices;
 
 	struct budget_list budgets;
 	char *state_file; /* "" = none */

@@ -175,14 +175,16 @@ static void schedule(struct poller *p, struct source *s, int rc)
 		return; /* runs with the source it follows */
 	double interval = (double)d->interval(p->conf), retry = (double)d->retry_after_failure;
 	double now = p->mono();
-	if (rc == 0)
-		s->next = now + jittered(interval);
-	else if (rc == -EDQUOT) /* the daily ceiling is spent: a new UTC day brings a new one */
+	if (rc == 0) {
+		double spread = d->delay ? d->delay(s->priv, p->conf, p->wall()) : 0;
+		s->next = now + (spread > interval ? spread : jittered(interval));
+	} else if (rc == -EDQUOT) { /* the daily ceiling is spent: a new UTC day brings a new one */
 		s->next = now + until_midnight(p->wall()) + 60 * rand_unit();
-	else if (!retry || interval < retry)
+	} else if (!retry || interval < retry) {
 		s->next = now + jittered(interval);
-	else
+	} else {
 		s->next = now + retry * (1 + rand_unit() * JITTER);
+	}
 }
 
 /* Records the outcome of a refresh; complains once per change of outcome, notes recovery. */

@@ -18,4 +18,28 @@ const char *usage_token_type(const char *usage_type);
 /* Writes the model name into @out (possibly "" when nothing is recognisable). */
 void usage_model(const char *service, const char *usage_type, char *out, size_t outlen);
 
+/*
+ * The AWS region of a usage type's prefix ("USE1-..." -> "us-east-1", "EU-..." ->
+ * "eu-west-1"), or NULL when the prefix is missing or unknown.
+ */
+const char *usage_region(const char *usage_type);
+
+/*
+ * The token direction CloudWatch counts a token type under: "output" for output tokens,
+ * "input" for everything else (input, cache read and write, other): the namespace
+ * AWS/BedrockMantle has no cache-token metrics, so their cost is priced per input token.
+ */
+const char *usage_direction(const char *token_type);
+
+/*
+ * A model name reduced so that Cost Explorer's and CloudWatch's names of one model meet:
+ * lower-case, the provider prefix ("openai.", "anthropic.") and the version suffixes
+ * ("-v1:0", "-20250929") dropped, every run of characters outside [a-z0-9] one '-':
+ *   "openai.gpt-oss-120b"                        -> "gpt-oss-120b"
+ *   "amazon.nova-pro-v1:0"                       -> "nova-pro"
+ *   "Claude Sonnet 4.5"                          -> "claude-sonnet-4-5"
+ *   "anthropic.claude-sonnet-4-5-20250929-v1:0"  -> "claude-sonnet-4-5"
+ */
+void usage_model_key(const char *model, char *out, size_t outlen);
+
 #endif

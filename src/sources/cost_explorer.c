@@ -1000,23 +1000,50 @@ static void choose_windows(const struct state *s, long today, struct attr_input 
 	}
 }
 
+const struct ce_series *cost_explorer_models(const void *priv)
+{
+	const struct state *s = priv;
+	return s && s->models_sig ? &s->models : NULL;
+}
+
+/* As cost_explorer_attribute, with the flattened catalog it used in *@projects (the caller
+ * frees the array, not the projects) and its input in @in. */
+static void attribute(const struct state *s, const struct conf *c, const struct source_set *set,
+		      long today, struct attribution *a, const struct project ***projects,
+		      size_t *np, struct attr_input *in)
+{
+	const struct project_catalog *cat = projects_catalog(source_peer(set, &projects_source));
+	const struct project_catalog none = { 0 };
+	*np = 0;
+	*projects = project_catalog_flatten(cat ? cat : &none, np);
+	*in = (struct attr_input){ .projects = *projects, .nprojects = *np,
+				   .keys = &c->ce_attribution_tags,
+				   .tag_labels = &c->projects_tag_labels,
+				   .models = s->models_sig ? &s->models : NULL, .today = today };
+	choose_windows(s, today, in);
+	attribution_compute(in, a);
+}
+
+void cost_explorer_attribute(const void *priv, const struct conf *c,
+			     const struct source_set *set, long today, struct attribution *out)
+{
+	const struct project **projects;
+	size_t np;
+	struct attr_input in;
+	attribute(priv, c, set, today, out, &projects, &np, &in);
+	free(projects);
+}
+
 static void collect(const void *priv, const struct collect_ctx *x, struct reg *r)
 {
 	const struct state *s = priv;
 	const struct conf *c = x->conf;
 	long today = days_of_time(x->now);
-	const struct project_catalog *cat = projects_catalog(source_peer(x->set, &projects_source));
-	const struct project_catalog none = { 0 };
 	size_t np = 0;
-	const struct project **projects = project_catalog_flatten(cat ? cat : &none, &np);
-
-	struct attr_input in = { .projects = projects, .nprojects = np,
-				 .keys = &c->ce_attribution_tags,
-				 .tag_labels = &c->projects_tag_labels,
-				 .models = s->models_sig ? &s->models : NULL, .today = today };
-	choose_windows(s, today, &in);
+	const struct project **projects;
 	struct attribution a;
-	attribution_compute(&in, &a);
+	struct attr_input in;
+	attribute(s, c, x->set, today, &a, &projects, &np, &in);
 	for (int w = 0; w < WIN_COUNT; w++) {
 		if (!a.present[w])
 			continue; /* not read yet: no series rather than a wrong 0 */

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 
 #include "base/textlist.h"
+#include "model/attribution.h"
 #include "model/ce_series.h"
 #include "sources/ce_client.h"
 #include "sources/source.h"
@@ -41,6 +42,15 @@ const struct ce_series *cost_explorer_spend(const void *priv);
 /* The spend of @day's month before @day (month start .. @day, exclusive), from what was read;
  * false when the answers read do not give it. */
 bool cost_explorer_spend_before(const void *priv, long day, double *out);
+
+/* The daily spend by SERVICE and USAGE_TYPE read so far (the per-model families), or NULL. */
+const struct ce_series *cost_explorer_models(const void *priv);
+
+/* The spend per project, tag value and model of the UTC day @today's windows, as the
+ * exported families have it (the projects source's catalog from @set). Fills @out; the
+ * caller frees it with attribution_free. */
+void cost_explorer_attribute(const void *priv, const struct conf *c,
+			     const struct source_set *set, long today, struct attribution *out);
 
 /* Whether a configuration change asks Cost Explorer something else (metric, attribution
  * tags, services, endpoint, enabled): then the cost sources query again at once. */

@@ -181,19 +181,7 @@ out:
 
 char *projects_base_url(const char *endpoint, const char *region)
 {
-	struct buf b;
-	buf_init(&b, 8192);
-	for (const char *p = endpoint; *p;) {
-		if (strncmp(p, "{region}", 8) == 0) {
-			buf_puts(&b, region);
-			p += 8;
-		} else {
-			buf_putc(&b, *p++);
-		}
-	}
-	while (b.len && b.data[b.len - 1] == '/')
-		b.data[--b.len] = '\0';
-	return buf_steal(&b, NULL);
+	return region_url(endpoint, region);
 }
 
 /* RFC 3986 percent-encoding of everything but unreserved characters. */

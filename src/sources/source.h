@@ -113,6 +113,10 @@ struct source_def {
 	/* Whether the source has data to serve, after each refresh whatever it returned (the
 	 * projects: every region listed once). May be NULL: a refresh that succeeded once. */
 	bool (*has_data)(const void *priv);
+	/* Seconds until the next refresh after a successful one at wall time @now, when a
+	 * daily budget needs more than interval(c) (the refreshes spread over the rest of the
+	 * UTC day); <= interval(c) keeps the interval. May be NULL. */
+	double (*delay)(const void *priv, const struct conf *c, double now);
 };
 
 /* One row of the table with its private state, health and schedule. */

@@ -1,12 +1,14 @@
 /*
  * table.c - the source table: every source the daemon runs, in the order
  * they refresh when due together (the projects first, so a first cost
- * refresh already has projects to attribute spend to). Adding a source is a
+ * refresh already has projects to attribute spend to; cloudwatch after
+ * cost_explorer, whose bill prices its tokens). Adding a source is a
  * new file beside this one and a row here.
  */
 #include "sources/source.h"
 
 #include "sources/allocation_tags.h"
+#include "sources/cloudwatch.h"
 #include "sources/cost_explorer.h"
 #include "sources/forecast.h"
 #include "sources/projects.h"
@@ -16,5 +18,6 @@ const struct source_def *const source_table[] = {
 	&cost_explorer_source,
 	&forecast_source,
 	&allocation_tags_source,
+	&cloudwatch_source,
 	NULL,
 };

@@ -242,6 +242,7 @@ cost_explorer: {{
   max_requests_per_day = 100000;
   max_pages = 1000;
 }};
+cloudwatch: {{ enabled = false; }};   # this benchmark measures the listing, Cost Explorer and scrapes
 http: {{
   request_timeout = 600;           # the Python fake needs seconds per page at 10,000 projects
   max_response_mib = 256;

@@ -100,6 +100,7 @@ aws: {{
 cost_explorer: {{
   endpoint = "http://127.0.0.1:{port}/ce";
 }};
+cloudwatch: {{ enabled = false; }};   # the Cost Explorer query plan alone
 state_file = "{state}";
 """.format(regions=", ".join('"%s"' % r for r in regions), port=port, state=state_file))
 

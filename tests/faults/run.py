@@ -459,6 +459,7 @@ class Lane:
                     "container_endpoint": it.DEAD_PROXY},
             "cost_explorer": dict({"enabled": True,
                                    "endpoint": self.base("ce") + self.ce_suffix}, **self.ce),
+            "cloudwatch": {"enabled": False, "endpoint": it.DEAD_PROXY},
             "state_file": self.state_path,
         }
         return g

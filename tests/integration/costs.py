@@ -204,6 +204,7 @@ class CeExporter:
                               "refresh_interval": 3600,
                               "attribution_tags": list(KEYS2),
                               "max_requests_per_day": DEFAULT_MAX_REQUESTS},
+            "cloudwatch": {"enabled": False, "endpoint": DEAD},
             "state_file": self.state,
         }
         for g, over in (("projects", projects), ("http", http), ("aws", aws),

@@ -511,10 +511,12 @@ def isolation_groups(state_dir):
     """Settings that keep every source other than projects quiet and local, for the keys
     this binary has (newer builds add Cost Explorer, STS/IMDS and a state file)."""
     out = {}
-    if "cost_explorer.enabled" in SUPPORTED_KEYS:
-        out.setdefault("cost_explorer", {})["enabled"] = False
+    for key in ("cost_explorer.enabled", "cloudwatch.enabled"):
+        if key in SUPPORTED_KEYS:
+            g, k = key.split(".")
+            out.setdefault(g, {})[k] = False
     for key in ("cost_explorer.endpoint", "aws.sts_endpoint", "aws.imds_endpoint",
-                "aws.container_endpoint"):
+                "aws.container_endpoint", "cloudwatch.endpoint"):
         if key in SUPPORTED_KEYS:
             g, k = key.split(".")
             out.setdefault(g, {})[k] = DEAD_PROXY

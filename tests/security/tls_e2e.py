@@ -160,7 +160,8 @@ def main():
         conf = os.path.join(d, "bce.conf")
         with open(conf, "w") as f:
             f.write('projects: { endpoint = "http://127.0.0.1:9/x"; };\n'
-                    'cost_explorer: { enabled = false; };\nstate_file = "";\n')
+                    'cost_explorer: { enabled = false; };\n'
+                    'cloudwatch: { enabled = false; };\nstate_file = "";\n')
         h = bcrypt_hash(PASSWORD)
         cases = {
             "tls": "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",

@@ -58,7 +58,8 @@ static void projects_families(void **state)
 	(void)state;
 	struct textlist errs = { 0 };
 	struct conf *c = conf_parse_string("t.conf", "projects: { regions = [\"us-east-1\", \"eu-west-1\"]; };\n"
-					   "cost_explorer: { enabled = false; };\n", &errs);
+					   "cost_explorer: { enabled = false; };\n"
+					   "cloudwatch: { enabled = false; };\n", &errs);
 	assert_non_null(c);
 	struct source_set set;
 	source_set_init(&set, source_table, c);

@@ -24,6 +24,7 @@
 #include "model/ce_series.h"
 #include "model/project.h"
 #include "sources/allocation_tags.h"
+#include "sources/cloudwatch.h"
 #include "sources/cost_explorer.h"
 #include "sources/forecast.h"
 #include "sources/projects.h"
@@ -34,8 +35,8 @@
 
 /* The four rows of source_table (sources/table.c), in whatever order it lists them: a set
  * made from the table, and its restored[] flags, follow that order. Set by find_rows(). */
-#define N_SOURCES 4
-static size_t I_PROJECTS, I_COSTS, I_FORECAST, I_TAGS;
+#define N_SOURCES 5
+static size_t I_PROJECTS, I_COSTS, I_FORECAST, I_TAGS, I_CW;
 
 static size_t row_of(const struct source_def *d)
 {
@@ -53,10 +54,11 @@ static int find_rows(void **state)
 	I_COSTS = row_of(&cost_explorer_source);
 	I_FORECAST = row_of(&forecast_source);
 	I_TAGS = row_of(&allocation_tags_source);
+	I_CW = row_of(&cloudwatch_source);
 	size_t n = 0;
 	while (source_table[n])
 		n++;
-	bool all_there = I_PROJECTS < n && I_COSTS < n && I_FORECAST < n && I_TAGS < n;
+	bool all_there = I_PROJECTS < n && I_COSTS < n && I_FORECAST < n && I_TAGS < n && I_CW < n;
 	return n == N_SOURCES && all_there ? 0 : -1;
 }
 
@@ -67,6 +69,7 @@ static void table_is_as_expected(const struct source_set *set)
 	assert_ptr_equal(set->v[I_COSTS].def, &cost_explorer_source);
 	assert_ptr_equal(set->v[I_FORECAST].def, &forecast_source);
 	assert_ptr_equal(set->v[I_TAGS].def, &allocation_tags_source);
+	assert_ptr_equal(set->v[I_CW].def, &cloudwatch_source);
 }
 
 /* ---- small helpers ---- */
