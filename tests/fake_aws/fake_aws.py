@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """fake_aws.py - a loopback fake of the AWS surfaces bedrock-cost-exporter talks to.
 
-Python 3 standard library only, plus botocore for SigV4 verification.
+Python 3 standard library only, plus botocore for SigV4 verification and the
+service models (request validation).
 
 Surfaces (each one a Surface subclass registered in SURFACE_CLASSES; the
 dispatch table maps a path prefix to a surface):
@@ -17,9 +18,14 @@ dispatch table maps a path prefix to a surface):
   imds       PUT /latest/api/token, GET /latest/meta-data/iam/security-credentials/[role]
              (IMDSv2 only)
   container  GET /container-credentials[/...] (ECS / EKS Pod Identity style)
+  cloudwatch POST /monitoring/{region} awsJson1.0, X-Amz-Target
+             GraniteServiceVersion20100801.<Op>: GetMetricData, ListMetrics of the
+             AWS/BedrockMantle token metrics, derived from the ledger's Bedrock rows
 
 Temporary credentials issued by sts, imds and container are accepted by the
-SigV4 surfaces (ce, sts, projects) until they expire.
+SigV4 surfaces (ce, cloudwatch, sts, projects) until they expire. ce and
+cloudwatch request bodies are checked against botocore's service models
+(--no-model-validation turns that off).
 
 Control API (no auth), shared by all surfaces:
 
@@ -32,6 +38,9 @@ Control API (no auth), shared by all surfaces:
   PUT    /_fake/ledger             replace the ledger
   POST   /_fake/ledger/rows        append rows
   GET|PUT /_fake/allocation_tags   cost allocation tag statuses
+  POST|GET|DELETE /_fake/cloudwatch/spike   multiply a project's CloudWatch tokens from now
+  GET    /_fake/cloudwatch/spend?region=&date=[&until=]  CloudWatch tokens and USD per project
+  GET    /_fake/cloudwatch/rates   USD per million tokens per model
   GET    /_fake/credentials        issued temporary credentials (no secrets)
   POST   /_fake/credentials/expire expire every issued temporary credential now
   GET    /_fake/config             today, page size, lifetimes, ...
