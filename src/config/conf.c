@@ -129,7 +129,7 @@ static const struct key keys[] = {
 	{ "cloudwatch.refresh_interval", T_INT, OFF(cw_refresh_interval), 300, NULL, 60, 86400, NULL,
 	  "Seconds between token reads (10% jitter); stretched when max_metrics_per_day cannot "
 	  "cover every read until midnight UTC." },
-	{ "cloudwatch.max_metrics_per_day", T_INT, OFF(cw_max_metrics_per_day), 190000, NULL, 100,
+	{ "cloudwatch.max_metrics_per_day", T_INT, OFF(cw_max_metrics_per_day), 190000, NULL, 10,
 	  100000000, NULL, "Hard ceiling on metrics requested per UTC day (GetMetricData bills "
 	  "each metric of each call; 190,000 = $1.90 a day)." },
 	{ "cloudwatch.price_per_1000_metrics_usd", T_FLOAT, OFF(cw_price_per_1000_metrics_usd), 0,

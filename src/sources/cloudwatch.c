@@ -790,6 +790,14 @@ static int refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
 	x->state_changed = true; /* metrics are counted even when the refresh fails */
 	if (s->today != today)
 		day_turn(s, today);
+	long left = remaining_today(s, c, x->now);
+	if (s->need > 0 && left < s->need) {
+		snprintf(err, errlen, "skipped: %ld metrics left today, a read needs about %ld "
+			 "(cloudwatch.max_metrics_per_day = %ld); reads go on after 00:00 UTC, or at "
+			 "once after a SIGHUP that raises it", left, s->need,
+			 c->cw_max_metrics_per_day);
+		return -EDQUOT;
+	}
 	int rc = 0;
 	if (s->hist_day != today) {
 		for (size_t r = 0; !rc && r < c->projects_regions.n; r++)
@@ -843,16 +851,15 @@ static int refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
 }
 
 /* Spreads the refreshes over the rest of the UTC day when the ceiling cannot cover one
- * every interval. */
+ * every interval; when it cannot cover the next one at all, that refresh says so
+ * (-EDQUOT) at its normal time. */
 static double delay(const void *priv, const struct conf *c, double now)
 {
 	const struct state *s = priv;
 	long left = remaining_today(s, c, now);
 	double until = days_start_time(days_of_time(now) + 1) - now;
-	if (s->need <= 0)
+	if (s->need <= 0 || left < s->need)
 		return 0;
-	if (left < s->need)
-		return until + 1;
 	return until * (double)s->need / (double)left;
 }
 

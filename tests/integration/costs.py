@@ -184,7 +184,7 @@ class CeExporter:
     environment, state file, and the exporter process (self.exp)."""
 
     def __init__(self, ctx, fake, name, env=None, ce=None, aws=None, projects=None, http=None,
-                 budgets=True, start=True):
+                 budgets=True, start=True, cw=None):
         self.ctx, self.fake, self.name = ctx, fake, name
         self.env = env if env is not None else ce_env(ctx, STATIC_ENV)
         self.path = os.path.join(ctx.dir, name + ".conf")
@@ -208,7 +208,7 @@ class CeExporter:
             "state_file": self.state,
         }
         for g, over in (("projects", projects), ("http", http), ("aws", aws),
-                        ("cost_explorer", ce)):
+                        ("cost_explorer", ce), ("cloudwatch", cw)):
             self.groups[g].update(over or {})
         self.slash = False
         self.write()

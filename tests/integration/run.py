@@ -2318,11 +2318,13 @@ def test_no_secret_in_logs_or_metrics(ctx):
 
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True          # no __pycache__ in the source tree
+import cloudwatch  # noqa: E402
 import costs  # noqa: E402
 import full_account  # noqa: E402
 
 costs.register(sys.modules[__name__])
 full_account.register(sys.modules[__name__])
+cloudwatch.register(sys.modules[__name__])
 
 
 # ---------------------------------------------------------------------------
