@@ -7,12 +7,18 @@ most 40) and a title, neither shared with another dashboard; a "datasource" vari
 type "datasource" for Prometheus and "job"/"instance" query variables; every panel and
 every target using the data source ${datasource}; unique integer panel ids; a
 description on every panel; a gridPos; every target with a unique refId and an expr
-whose variables are all defined; money panels (ones that plot *_usd series and are not
-ratios) in unit currencyUSD; ratio units only on expressions that are ratios.
+whose variables are all defined; money panels (ones that plot *_usd, *_usd_total or
+*_usd_per_<unit> series and are not ratios) in unit currencyUSD; ratio units only on
+expressions that are ratios (a division, a :ratio recording rule or a *_ratio family);
+no two panels overlapping on the grid. Panels built on the CloudWatch estimates
+(*_estimated_usd*) say "(estimated)" in their title (or in the estimate's legend) and name
+both CloudWatch and Cost Explorer in their description (estimate versus bill); every panel reading a family of the
+cloudwatch source mentions CloudWatch.
 
 Dashboard-specific: the overview has a tag_key variable used by its stacked daily spend
 panel; the project dashboard picks the project by name from bedrock_cost_project_info
-and joins the cost series on project_id; every recording rule a dashboard uses exists in
+and joins the cost and token series on project_id; each dashboard shows the families
+listed for it in SHOWS; every recording rule a dashboard uses exists in
 dashboards/prometheus/bedrock-cost.rules.yml. The provisioning example is checked to
 point at the dashboards and at a Prometheus data source. Every alert's runbook_url
 points to its own section of dashboards/RUNBOOK.md, and that section exists.
@@ -47,7 +53,38 @@ PANEL_TYPES = {"row", "stat", "gauge", "bargauge", "timeseries", "table", "piech
 BUILTIN_VARS = {"__rate_interval", "__interval", "__interval_ms", "__range", "__range_s",
                 "__range_ms", "__from", "__to"}
 RATIO_UNITS = {"percentunit", "percent", "suffix:×"}
-USD_SERIES = re.compile(r"\b[a-z_:]*_usd(?:_total)?(?::[a-z_]+)?\b")
+USD_SERIES = re.compile(r"\b[a-z_:]*_usd(?:_total|_per_[a-z_]+)?(?::[a-z_]+)?\b")
+# Families of the cloudwatch source: estimates (money) and what they are made of.
+ESTIMATE_SERIES = re.compile(r"\bbedrock_cost_\w*estimated_usd\w*")
+CLOUDWATCH_SERIES = re.compile(r"\b(?:bedrock_cost_\w*estimated_usd\w*|bedrock_usage_project_tokens_today"
+                               r"|bedrock_cost_rate_usd_per_million_tokens"
+                               r"|bedrock_cost_project_estimate_error_ratio"
+                               r"|bedrock_cost_exporter_cloudwatch_\w+)\b")
+# Families each dashboard must show (somewhere in its panel queries).
+SHOWS = {
+    "bedrock-cost-overview.json": (
+        "bedrock_cost_month_forecast_usd", "bedrock_cost_model_month_to_date_usd",
+        "bedrock_cost_tag_previous_month_usd", "bedrock_cost_allocation_tag_active",
+        "project_id:bedrock_cost_month_to_date_share:ratio",
+        "bedrock_cost_project_today_estimated_usd", "bedrock_cost_project_estimated_usd_per_hour",
+        "bedrock_cost_rate_usd_per_million_tokens", "bedrock_usage_project_tokens_today"),
+    "bedrock-project.json": (
+        "bedrock_cost_project_tag_info", "bedrock_cost_project_today_usd",
+        "bedrock_cost_project_baseline_daily_usd",
+        "bedrock_cost_project_today_estimated_usd", "bedrock_cost_project_estimated_usd_per_hour",
+        "bedrock_usage_project_tokens_today", "bedrock_cost_project_estimate_error_ratio"),
+    "bedrock-exporter-health.json": (
+        "bedrock_cost_exporter_source_up", "source:bedrock_cost_exporter_data_age:seconds",
+        "bedrock_cost_exporter_refresh_duration_seconds",
+        "bedrock_cost_exporter_api_requests_total",
+        "bedrock_cost_exporter_api_request_errors_total",
+        "bedrock_cost_exporter_api_retries_total",
+        "bedrock_cost_exporter_cost_explorer_requests_remaining_today",
+        "bedrock_cost_exporter_cost_explorer_spend_usd_total",
+        "bedrock_cost_exporter_cloudwatch_metrics_requested_total",
+        "bedrock_cost_exporter_cloudwatch_metrics_remaining_today",
+        "bedrock_cost_exporter_cloudwatch_spend_usd_total"),
+}
 RECORDING_RULE = re.compile(r"\b[a-z_]+:[a-z_]+:[a-z_]+\b")
 
 
@@ -71,7 +108,23 @@ def is_money(exprs):
 
 
 def is_ratio(exprs):
-    return all(":ratio" in e or re.search(r"\)\s*/|\n\s*/|[\w}]\s*/\s*[\w(]", e) for e in exprs)
+    return all(":ratio" in e or re.search(r"_ratio\b", e)
+               or re.search(r"\)\s*/|\n\s*/|[\w}]\s*/\s*[\w(]", e) for e in exprs)
+
+
+def overlaps(panels):
+    """Pairs of top-level panels whose grid rectangles intersect."""
+    out = []
+    boxes = [(p.get("id"), p.get("gridPos", {})) for p in panels]
+    for i, (a, ga) in enumerate(boxes):
+        for b, gb in boxes[i + 1:]:
+            try:
+                if (ga["x"] < gb["x"] + gb["w"] and gb["x"] < ga["x"] + ga["w"]
+                        and ga["y"] < gb["y"] + gb["h"] and gb["y"] < ga["y"] + ga["h"]):
+                    out.append((a, b))
+            except (KeyError, TypeError):
+                pass
+    return out
 
 
 def check_dashboard(c, path, recorded):
@@ -154,6 +207,17 @@ def check_dashboard(c, path, recorded):
                         % (t.get("refId"), rule))
             exprs.append(e)
         exprs_all += exprs
+        desc = p.get("description") or ""
+        if any(ESTIMATE_SERIES.search(e) for e in exprs):
+            for t in targets:
+                if ESTIMATE_SERIES.search(t.get("expr", "")):
+                    c.check("(estimated)" in p.get("title", "") + (t.get("legendFormat") or ""),
+                            label + " target %s: an estimate says (estimated) in the panel title "
+                            "or its legend" % t.get("refId"))
+            c.check("CloudWatch" in desc and "Cost Explorer" in desc,
+                    label + ": an estimate's description names CloudWatch and Cost Explorer (estimate vs bill)")
+        if any(CLOUDWATCH_SERIES.search(e) for e in exprs):
+            c.check("CloudWatch" in desc, label + ": a cloudwatch panel's description mentions CloudWatch")
         unit = p.get("fieldConfig", {}).get("defaults", {}).get("unit")
         if is_money(exprs):
             c.check(unit == "currencyUSD", label + ": money panel in currencyUSD", unit)
@@ -161,8 +225,12 @@ def check_dashboard(c, path, recorded):
             c.check(is_ratio(exprs), label + ": ratio unit on a ratio expression", exprs)
     c.check(len(ids) == len(set(ids)), name + ": unique panel ids",
             sorted(i for i in ids if ids.count(i) > 1))
+    c.check(not overlaps(dash.get("panels", [])), name + ": no panels overlap on the grid",
+            overlaps(dash.get("panels", [])))
 
     text = "\n".join(exprs_all)
+    for metric in SHOWS.get(name, ()):
+        c.check(metric in text, name + ": shows " + metric)
     if name == "bedrock-cost-overview.json":
         tk = by_name.get("tag_key", {})
         c.check(tk.get("type") in ("query", "custom"), name + ": has a tag_key variable")
@@ -172,30 +240,19 @@ def check_dashboard(c, path, recorded):
                         .get("stacking", {}).get("mode") == "normal"
                         and "$tag_key" in json.dumps(p.get("targets")) for p in all_panels(dash)),
                 name + ": a stacked time series by $tag_key")
-        for metric in ("bedrock_cost_month_forecast_usd", "bedrock_cost_model_month_to_date_usd",
-                       "bedrock_cost_tag_previous_month_usd", "bedrock_cost_allocation_tag_active",
-                       "project_id:bedrock_cost_month_to_date_share:ratio"):
-            c.check(metric in text, name + ": shows " + metric)
     if name == "bedrock-project.json":
         pv = by_name.get("project", {})
         c.check(re.search(r"label_values\(bedrock_cost_project_info\{.*\},\s*project_name\)",
                           variable_query(pv)) is not None,
                 name + ": project variable is label_values(bedrock_cost_project_info, project_name)",
                 variable_query(pv))
-        cost = [e for e in exprs_all if re.search(r"bedrock_cost_project_\w+_usd", e)]
+        cost = [e for e in exprs_all if re.search(
+            r"bedrock_cost_project_\w+_usd|bedrock_usage_project_\w+|bedrock_cost_project_\w+_ratio", e)]
         c.check(bool(cost) and all('project_name="$project"' in e and "on (job, instance, project_id)" in e
                                    for e in cost),
-                name + ": cost series joined to the chosen project on project_id")
-        c.check("bedrock_cost_project_tag_info" in text, name + ": shows the project's tags")
-    if name == "bedrock-exporter-health.json":
-        for metric in ("bedrock_cost_exporter_source_up", "source:bedrock_cost_exporter_data_age:seconds",
-                       "bedrock_cost_exporter_refresh_duration_seconds",
-                       "bedrock_cost_exporter_api_requests_total",
-                       "bedrock_cost_exporter_api_request_errors_total",
-                       "bedrock_cost_exporter_api_retries_total",
-                       "bedrock_cost_exporter_cost_explorer_requests_remaining_today",
-                       "bedrock_cost_exporter_cost_explorer_spend_usd_total"):
-            c.check(metric in text, name + ": shows " + metric)
+                name + ": cost and token series joined to the chosen project on project_id",
+                [e for e in cost if 'project_name="$project"' not in e
+                 or "on (job, instance, project_id)" not in e])
     return dash
 
 
