@@ -230,7 +230,9 @@ BEHAVIOUR = [
      "Each source refreshes on its own interval with up to 10% jitter: projects every "
      "projects.refresh_interval seconds, cost_explorer every cost_explorer.refresh_interval "
      "immediately followed by forecast, allocation_tags every "
-     "cost_explorer.allocation_tags_interval. Each round renders and compresses the "
+     "cost_explorer.allocation_tags_interval, cloudwatch every cloudwatch.refresh_interval "
+     "(spread out when cloudwatch.max_metrics_per_day cannot cover a read every interval "
+     "until midnight UTC). Each round renders and compresses the "
      "exposition once and publishes it as an immutable snapshot; a scrape serves that "
      "snapshot and never calls AWS. At UTC midnight the exposition is rendered again so "
      "every window moves even without new data."),
@@ -239,6 +241,18 @@ BEHAVIOUR = [
      "drops to 0 and bedrock_cost_exporter_last_success_timestamp_seconds tells its age. "
      "A failed cost refresh is tried again after 15 minutes (or the interval, if shorter). "
      "A failure is logged once at warn, repeats at debug, the recovery at info."),
+    ("Near-real-time spend (cloudwatch)",
+     "The cloudwatch source reads the AWS/BedrockMantle InputTokens and OutputTokens sums of "
+     "every (project, model) pair active in the last 3 hours, minute by minute, in every "
+     "projects.regions region, and once a day the daily sums of the 9 days before. Tokens "
+     "are priced per (region, model, direction) with the account's own rate: the billed "
+     "cost of the model's usage types on the settled days today-8..today-2 (Cost Explorer's "
+     "per-model spend; cache tokens count as input) divided by CloudWatch's tokens of those "
+     "days, token-weighted; else the last settled day's rate; else cloudwatch.prices; else "
+     "the tokens are exported and the dollars are absent. Yesterday's estimate is priced "
+     "with the rates in use yesterday, kept in the state file, and compared with Cost "
+     "Explorer's bedrock_cost_project_yesterday_usd in "
+     "bedrock_cost_project_estimate_error_ratio."),
     ("Retries",
      "429, 5xx, timeouts and network errors are retried up to http.max_retries times with "
      "exponential backoff and full jitter, never sooner than Retry-After; a Retry-After "
