@@ -70,8 +70,8 @@ struct rates {
 };
 
 struct state {
-	struct pair *pairs;
-	size_t n;
+	struct pair *pairs;    /* may move when a pair is added: keep indexes, not pointers */
+	size_t n, cap;
 	struct textmap *index; /* "region\x1fproject\x1fmodel" -> index + 1 */
 	long today;            /* the day settled[] counts */
 	long hist_day;         /* the day the history was read for; 0 = never */
@@ -200,15 +200,17 @@ static struct pair *pair_find(const struct state *s, const char *region, const c
 	return i ? &s->pairs[i - 1] : NULL;
 }
 
-/* The pair, added when new; NULL past MAX_PAIRS. */
+/* The pair, added when new (which may move every pair); NULL past MAX_PAIRS. */
 static struct pair *pair_get(struct state *s, const char *region, const char *project,
 			     const char *model)
 {
 	struct pair *p = pair_find(s, region, project, model);
 	if (p || s->n >= MAX_PAIRS)
 		return p;
-	if ((s->n & (s->n - 1)) == 0)
-		s->pairs = xrealloc(s->pairs, (s->n ? 2 * s->n : 16) * sizeof(*s->pairs));
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 16;
+		s->pairs = xrealloc(s->pairs, s->cap * sizeof(*s->pairs));
+	}
 	p = &s->pairs[s->n++];
 	memset(p, 0, sizeof(*p));
 	p->region = xstrdup(region);

@@ -64,6 +64,7 @@ static struct {
 	int samples;         /* how many samples its collect adds */
 	int after_refreshes; /* calls of "test_after" */
 	double takes;        /* seconds a refresh of "test" takes on the fake clocks */
+	double delay;        /* what its delay returns */
 	struct tstate *live; /* the private state of "test" in use */
 } ctl;
 
@@ -153,6 +154,14 @@ static void *t_restore(const struct jsontape *t, size_t root, const struct conf 
 	return s;
 }
 
+static double t_delay(const void *priv, const struct conf *c, double now)
+{
+	(void)priv;
+	(void)c;
+	(void)now;
+	return ctl.delay;
+}
+
 static const struct metric_def m_value = { "test_value", METRIC_GAUGE, "The test source's value." };
 
 static void t_collect(const void *priv, const struct collect_ctx *x, struct reg *r)
@@ -180,6 +189,7 @@ static const struct source_def test_source = {
 	.save = t_save,
 	.restore = t_restore,
 	.collect = t_collect,
+	.delay = t_delay,
 };
 
 static int a_refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
@@ -357,6 +367,28 @@ static void refreshes_on_schedule(void **state)
 	char *body = published();
 	assert_non_null(strstr(body, "test_value 2\n"));
 	free(body);
+	poller_free(p);
+}
+
+/* A source whose daily budget needs more than its interval stretches it (delay); one that
+ * does not keeps the jittered interval. */
+static void delay_stretches_the_interval(void **state)
+{
+	(void)state;
+	setup_each();
+	ctl.delay = 5000;
+	struct poller *p = start(0);
+	double next = poller_step(p);
+	assert_int_equal(ctl.live->refreshes, 1);
+	assert_true(fabs(next - (fake_mono + 5000)) < 1e-6);
+	advance(4999);
+	poller_step(p);
+	assert_int_equal(ctl.live->refreshes, 1);
+	ctl.delay = 100; /* less than the 600 s interval: the interval wins */
+	advance(1);
+	next = poller_step(p);
+	assert_int_equal(ctl.live->refreshes, 2);
+	assert_true(next >= fake_mono + 540 && next <= fake_mono + 660);
 	poller_free(p);
 }
 
@@ -637,6 +669,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(a_test_source_is_one_row),
 		cmocka_unit_test(refreshes_on_schedule),
+		cmocka_unit_test(delay_stretches_the_interval),
 		cmocka_unit_test(failure_retries_and_keeps_data),
 		cmocka_unit_test(ceiling_waits_for_the_next_day),
 		cmocka_unit_test(reload_swaps_or_refuses),

@@ -1,0 +1,233 @@
+/*
+ * Unit tests for cloudwatch.c: the minute ring across a refresh and a UTC midnight, the rates
+ * from bill and tokens (token-weighted, last settled day, kept, yesterday's without
+ * yesterday's bill), the spread of refreshes under the metric ceiling, and the state file.
+ * The wire is tested in test_cw_api.c and end to end in tests/integration/cloudwatch.py.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "../../src/sources/cloudwatch.c"
+
+#define DAY0 20418L /* 2025-11-26 */
+
+static struct pair *new_pair(struct state *s, const char *project)
+{
+	return pair_get(s, "us-east-1", project, "openai.gpt-oss-120b");
+}
+
+/* Minute m of @day. */
+static long min_of(long day, long m)
+{
+	return midnight_minute(day) + m;
+}
+
+static void ring_across_midnight(void **state)
+{
+	(void)state;
+	struct state *s = create(NULL);
+	struct pair *p = new_pair(s, "proj_a");
+	long today = DAY0;
+	s->today = today;
+	/* a fresh read at 23:50 of DAY0: 600 tokens before the ring, the ring's minutes 1 each */
+	long end = min_of(today, 23 * 60 + 50);
+	p->upto = end;
+	p->settled[IN] = 600;
+	for (long m = end - RING; m < end; m++)
+		p->ring[IN][m % RING] = 1;
+	assert_true(tokens_today(p, IN, today) == 600 + RING);
+	assert_true(tokens_last_hour(p, IN, end) == HOUR);
+	/* ten minutes later (00:00 of the next day is the end), read from end - 5 */
+	long end2 = end + 10;
+	ring_advance(p, end2, today);
+	for (long m = end - 5; m < end2; m++)
+		p->ring[IN][m % RING] = 2;
+	/* the 10 minutes that left the ring joined today's sum; the re-read ones count as 2 */
+	assert_true(tokens_today(p, IN, today) == 600 + (RING - 5) * 1 + 15 * 2);
+	assert_true(tokens_last_hour(p, IN, end2) == 45 * 1 + 15 * 2);
+
+	/* the day turns: today's sum starts again, the hour still spans midnight */
+	day_turn(s, today + 1);
+	assert_true(p->settled[IN] == 0);
+	assert_true(tokens_today(p, IN, today + 1) == 0); /* end2 is 00:00 */
+	long end3 = end2 + 20;
+	ring_advance(p, end3, today + 1);
+	for (long m = end2; m < end3; m++)
+		p->ring[IN][m % RING] = 3;
+	assert_true(tokens_today(p, IN, today + 1) == 20 * 3);
+	assert_true(tokens_last_hour(p, IN, end3) == 25 * 1 + 15 * 2 + 20 * 3);
+	/* minutes before midnight that leave the ring are not today's */
+	ring_advance(p, end3 + RING, today + 1);
+	assert_true(p->settled[IN] == 20 * 3);
+	assert_true(tokens_last_hour(p, IN, end3 + RING) == 0);
+	destroy(s);
+}
+
+/* Billed cost per token over the settled days, kept when the days no longer give it. */
+static void rates_from_bill_and_tokens(void **state)
+{
+	(void)state;
+	long today = DAY0, day0 = today - HIST_DAYS;
+	struct accs a = { NULL, 0, textmap_new() };
+	struct acc *in = acc_get(&a, "us-east-1", "gpt-oss-120b", IN);
+	/* index i is day day0 + i; today - 1 is index 8, today - 2 index 7 */
+	for (int i = 0; i < HIST_DAYS; i++) {
+		in->tokens[i] = 1e6;
+		in->billed[i] = 0.10;
+	}
+	in->tokens[7] = 3e6; /* today - 2: 0.30 for 3M tokens... */
+	in->billed[7] = 0.60; /* ...at 0.20 per million */
+	in->billed[8] = 99;   /* yesterday's bill must never price yesterday or today */
+	struct rates now, prev;
+	rates_build(&a, day0, today, NULL, &now);
+	assert_int_equal(now.n, 1);
+	assert_int_equal(now.v[0].day, today - 2);
+	assert_true(fabs(now.v[0].last - 0.20e-6) < 1e-15);
+	/* token-weighted over today-8 .. today-2: (6 x 0.10 + 0.60) / (6M + 3M) */
+	assert_true(fabs(now.v[0].week - 1.2 / 9e6) < 1e-15);
+	rates_build(&a, day0, today - 1, NULL, &prev);
+	assert_int_equal(prev.v[0].day, today - 3);
+	assert_true(fabs(prev.v[0].week - 0.10e-6) < 1e-15); /* days today-9 .. today-3 */
+
+	/* a model the days no longer give keeps its last rate */
+	struct accs b = { NULL, 0, textmap_new() };
+	acc_get(&b, "us-east-1", "nova-pro", OUT)->tokens[7] = 5;
+	struct rates later;
+	rates_build(&b, day0, today, &now, &later);
+	assert_int_equal(later.n, 1);
+	assert_string_equal(later.v[0].key, "gpt-oss-120b");
+	assert_true(later.v[0].week == now.v[0].week);
+
+	/* the rate in use: billed first, then configured, else none */
+	struct state *s = create(NULL);
+	new_pair(s, "proj_a");
+	struct pair *q = pair_get(s, "us-east-1", "proj_a", "anthropic.claude-x-v1:0");
+	struct pair *p = new_pair(s, "proj_a"); /* after the addition that may move pairs */
+	struct conf c = { 0 };
+	struct cw_price price = { "Claude X", { 3.0, 15.0 } };
+	c.cw_prices = (struct cw_price_list){ &price, 1 };
+	const char *src = NULL;
+	assert_true(rate_of(&later, &c, p, IN, &src) == now.v[0].week);
+	assert_string_equal(src, "billed");
+	assert_true(fabs(rate_of(&later, &c, q, OUT, &src) - 15e-6) < 1e-18);
+	assert_string_equal(src, "configured");
+	assert_true(rate_of(&later, &c, p, OUT, &src) < 0);
+	destroy(s);
+	rates_free(&now);
+	rates_free(&prev);
+	rates_free(&later);
+	accs_free(&a);
+	accs_free(&b);
+}
+
+/* The ceiling lasts until midnight: refreshes are spread when it cannot cover every interval. */
+static void spread_under_the_ceiling(void **state)
+{
+	(void)state;
+	struct state *s = create(NULL);
+	struct conf c = { .cw_max_metrics_per_day = 190000 };
+	double noon = days_start_time(DAY0) + 43200;
+	assert_true(delay(s, &c, noon) == 0); /* nothing known yet */
+	s->need = 2000;                       /* 1,000 active pairs */
+	s->metrics_day = DAY0;
+	s->metrics_today = 95000;
+	/* 95,000 left for 12 hours at 2,000 a read: one read every 909 s */
+	assert_true(fabs(delay(s, &c, noon) - 43200.0 * 2000 / 95000) < 1e-6);
+	s->metrics_today = 189000; /* not enough for one more: the refresh says so itself */
+	assert_true(delay(s, &c, noon) == 0);
+	assert_int_equal(remaining_today(s, &c, noon), 1000);
+	assert_int_equal(remaining_today(s, &c, noon + 43200), 190000); /* a new day */
+	destroy(s);
+}
+
+static void state_round_trip(void **state)
+{
+	(void)state;
+	struct state *s = create(NULL);
+	struct pair *p = new_pair(s, "proj_\"a\"");
+	p->has_hist = true;
+	for (int k = 0; k < HIST_DAYS; k++) {
+		p->hist[IN][k] = 1000.5 * k;
+		p->hist[OUT][k] = 7 * k;
+	}
+	new_pair(s, "proj_b"); /* no history: not kept */
+	s->hist_day = DAY0;
+	s->metrics_day = DAY0;
+	s->metrics_today = 1234;
+	s->metrics_total = 5678;
+	s->lists_total = 9;
+	s->now.for_day = DAY0;
+	s->now.v = xcalloc(2, sizeof(struct rate));
+	s->now.v[0] = (struct rate){ xstrdup("us-east-1"), xstrdup("gpt-oss-120b"), OUT, 6e-7,
+				     DAY0 - 2, -1 };
+	s->now.n = 1;
+	struct jsonw w;
+	jsonw_init(&w, 1 << 20);
+	jsonw_object_begin(&w);
+	save(s, &w);
+	jsonw_object_end(&w);
+	size_t len;
+	char *text = jsonw_steal(&w, &len);
+	assert_non_null(text);
+	struct jsontape t;
+	assert_int_equal(jsontape_parse(&t, text, len), 0);
+	struct source_restored out = { 0 };
+	char err[128] = "";
+	/* restored the same day: everything back; today's minutes are read again */
+	struct state *r = restore(&t, 0, NULL, days_start_time(DAY0) + 100, &out, err, sizeof(err));
+	assert_non_null(r);
+	assert_false(out.has_data);
+	assert_int_equal(r->n, 1);
+	assert_string_equal(r->pairs[0].project, "proj_\"a\"");
+	assert_true(r->pairs[0].hist[IN][3] == 3001.5 && r->pairs[0].hist[OUT][8] == 56);
+	assert_int_equal(r->hist_day, DAY0);
+	assert_int_equal(r->metrics_today, 1234);
+	assert_true(r->metrics_total == 5678 && r->lists_total == 9);
+	assert_int_equal(r->now.n, 1);
+	assert_true(r->now.v[0].last == 6e-7 && r->now.v[0].week == -1);
+	assert_int_equal(r->pairs[0].upto, 0);
+	destroy(r);
+	/* restored the next day: today's rates become yesterday's */
+	r = restore(&t, 0, NULL, days_start_time(DAY0 + 1) + 100, &out, err, sizeof(err));
+	assert_non_null(r);
+	assert_int_equal(r->now.n, 0);
+	assert_int_equal(r->prev.for_day, DAY0);
+	assert_int_equal(r->prev.n, 1);
+	destroy(r);
+	jsontape_free(&t);
+	free(text);
+	destroy(s);
+
+	const char *bad[] = {
+		"{\"cloudwatch\":[]}",
+		"{\"cloudwatch\":{\"hist_day\":1,\"metrics_day\":1,\"metrics_today\":1,"
+		"\"metrics_total\":1,\"lists_total\":1,\"pairs\":[[\"r\",\"p\",\"m\",[1],[2]]],"
+		"\"rates\":{\"for_day\":1,\"v\":[]},\"rates_prev\":{\"for_day\":1,\"v\":[]}}}",
+		"{\"cloudwatch\":{\"hist_day\":1,\"metrics_day\":1,\"metrics_today\":1,"
+		"\"metrics_total\":1,\"lists_total\":1,\"pairs\":[],"
+		"\"rates\":{\"for_day\":1,\"v\":[[\"r\",\"k\",3,1,1,1]]},\"rates_prev\":{\"for_day\":1,"
+		"\"v\":[]}}}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(jsontape_parse(&t, bad[i], strlen(bad[i])), 0);
+		err[0] = '\0';
+		if (restore(&t, 0, NULL, days_start_time(DAY0), &out, err, sizeof(err)))
+			fail_msg("accepted: %s", bad[i]);
+		assert_string_equal(err, "cloudwatch: malformed");
+		jsontape_free(&t);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(ring_across_midnight),
+		cmocka_unit_test(rates_from_bill_and_tokens),
+		cmocka_unit_test(spread_under_the_ceiling),
+		cmocka_unit_test(state_round_trip),
+	};
+	return cmocka_run_group_tests_name("cloudwatch", tests, NULL, NULL);
+}
