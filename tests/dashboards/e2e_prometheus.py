@@ -4,7 +4,8 @@
 Starts, all on free 127.0.0.1 ports and in one temporary directory:
   1. the fake AWS account (tests/fake_aws/fake_aws.py),
   2. the exporter against it (Cost Explorer refreshed every 10 s, so a ledger change
-     reaches /metrics within ~11 s),
+     reaches /metrics within ~11 s; CloudWatch read as tests/fake_aws/exporter_conf.py
+     says, every 60 s),
   3. a real `prometheus` scraping only the exporter every second, with
      dashboards/prometheus/*.yml loaded and evaluated every second, no Alertmanager
      and no remote write (nothing leaves 127.0.0.1).
@@ -17,10 +18,17 @@ Then:
     (label_values(...) through the label values API with match[]), and every panel
     target, with the variables substituted, through /api/v1/query (and
     /api/v1/query_range for time series panels). An error or an empty result fails;
+  - the families of the cloudwatch source (near-real-time estimates) are all in
+    Prometheus with their labels, the source is up, and its project_ids meet the cost
+    series' (the hourly spike alert compares them with the billed baseline);
   - a spike is seeded in the fake's ledger (POST /_fake/ledger/rows) for a project that
     is not spiking, and BedrockCostProjectSpendSpike must become pending or firing for
     it in /api/v1/alerts. The shipped rule is used unchanged: its `for: 10m` only delays
-    "firing", and "pending" shows at the first evaluation after the data arrives.
+    "firing", and "pending" shows at the first evaluation after the data arrives;
+  - a spike of a project's CloudWatch tokens is seeded (POST /_fake/cloudwatch/spike,
+    from a few minutes ago, inside the minutes the exporter reads again) and
+    BedrockCostProjectHourlySpendSpike must become pending or firing for it, with the
+    estimate and the baseline per hour in its description.
 
 Prints one line per check and `N passed, N failed` last; exits 1 on any failure.
 Every process it started is stopped, and the temporary directory removed.
@@ -57,6 +65,19 @@ RUNBOOK_URL = ("https://github.com/bedrock-cost-exporter/bedrock-cost-exporter/b
                "dashboards/RUNBOOK.md#")
 JOB = "bedrock-cost"
 SPIKE_ALERT = "BedrockCostProjectSpendSpike"
+HOURLY_SPIKE_ALERT = "BedrockCostProjectHourlySpendSpike"
+# The families of the cloudwatch source and the labels each of their series carries
+# (besides job and instance).
+CLOUDWATCH_FAMILIES = {
+    "bedrock_usage_project_tokens_today": ("region", "project_id", "model", "direction"),
+    "bedrock_cost_project_today_estimated_usd": ("project_id",),
+    "bedrock_cost_project_estimated_usd_per_hour": ("project_id",),
+    "bedrock_cost_rate_usd_per_million_tokens": ("region", "model", "direction", "source"),
+    "bedrock_cost_project_estimate_error_ratio": ("project_id",),
+    "bedrock_cost_exporter_cloudwatch_metrics_requested_total": (),
+    "bedrock_cost_exporter_cloudwatch_spend_usd_total": (),
+    "bedrock_cost_exporter_cloudwatch_metrics_remaining_today": (),
+}
 
 # What Grafana would put in place of its built-in variables. The data is seconds old,
 # so the windows only need to hold two or more 1 s scrapes.
@@ -476,6 +497,113 @@ def seed_spike(c, stack):
             desc)
 
 
+def check_cloudwatch(c, prom):
+    """The cloudwatch source's families are in Prometheus, with their labels and values."""
+    try:
+        wait_for(lambda: all(prom.vector(f) for f in CLOUDWATCH_FAMILIES), 30,
+                 "the cloudwatch families in Prometheus", interval=0.5)
+    except RuntimeError:
+        pass  # each family is reported below
+    for family, labels in sorted(CLOUDWATCH_FAMILIES.items()):
+        got = prom.vector(family)
+        if not c.check(bool(got), "cloudwatch family has data: " + family):
+            continue
+        c.check(all(all(s["metric"].get(l) for l in labels) for s in got),
+                "%s: every series carries %s" % (family, ", ".join(labels) or "job and instance"),
+                json.dumps([s["metric"] for s in got][:3]))
+    for family, label, allowed in (("bedrock_usage_project_tokens_today", "direction", {"input", "output"}),
+                                   ("bedrock_cost_rate_usd_per_million_tokens", "direction", {"input", "output"}),
+                                   ("bedrock_cost_rate_usd_per_million_tokens", "source", {"billed", "configured"})):
+        seen = set(s["metric"].get(label) for s in prom.vector(family))
+        c.check(bool(seen) and seen <= allowed, "%s: %s is one of %s" % (family, label, sorted(allowed)),
+                "got %s" % sorted(seen, key=str))
+    up = prom.vector('bedrock_cost_exporter_source_up{source="cloudwatch"}')
+    c.check(bool(up) and all(s["value"][1] == "1" for s in up), "source cloudwatch is up",
+            json.dumps(up))
+    last = prom.vector('bedrock_cost_exporter_last_success_timestamp_seconds{source="cloudwatch"}')
+    c.check(bool(last) and all(float(s["value"][1]) > 0 for s in last),
+            "source cloudwatch has a last success", json.dumps(last))
+    req = prom.vector("bedrock_cost_exporter_cloudwatch_metrics_requested_total")
+    c.check(bool(req) and all(float(s["value"][1]) > 0 for s in req),
+            "the cloudwatch source counted the metrics it requested", json.dumps(req))
+    # The alerts and the dashboards join the estimates to the billed series and to the
+    # project names by project_id: the ids must be the same.
+    for what, expr in (
+            ("estimates meet the billed baseline on project_id (BedrockCostProjectHourlySpendSpike)",
+             "bedrock_cost_project_estimated_usd_per_hour and bedrock_cost_project_baseline_daily_usd"),
+            ("estimates meet the project names on project_id",
+             "bedrock_cost_project_today_estimated_usd * on (job, instance, project_id) "
+             "group_left (project_name) project_id:bedrock_cost_project_name:info"),
+            ("error ratios meet the billed yesterday on project_id (BedrockCostEstimateErrorHigh)",
+             "bedrock_cost_project_estimate_error_ratio and bedrock_cost_project_yesterday_usd")):
+        c.check(bool(prom.vector(expr)), what, expr)
+
+
+def seed_hourly_spike(c, stack):
+    """Multiplies a project's CloudWatch tokens from a few minutes ago: the minutes the
+    exporter reads again (cloudwatch.late_data_minutes, 10 by default) bring the spike in
+    at its next refresh, and the shipped BedrockCostProjectHourlySpendSpike must go pending."""
+    prom = stack.prom
+    candidates = []
+    for r in prom.vector('bedrock_cost_project_estimated_usd_per_hour > 0'):
+        pid = r["metric"]["project_id"]
+        b = prom.vector('bedrock_cost_project_baseline_daily_usd{project_id="%s"} > 0' % pid)
+        names = prom.vector('project_id:bedrock_cost_project_name:info{project_id="%s"}' % pid)
+        info = prom.vector('bedrock_cost_project_info{project_id="%s"}' % pid)
+        if not (b and names and info):
+            continue
+        rate, base = float(r["value"][1]), float(b[0]["value"][1]) / 24
+        if rate < 2 * base:
+            candidates.append((names[0]["metric"]["project_name"], pid, info[0]["metric"]["region"],
+                               rate, base))
+    if not c.check(bool(candidates), "a project with an estimate, a baseline and no hourly spike exists"):
+        return
+    # the busiest one: its spike has to beat 3 x its baseline rather than the 5 USD/h floor
+    pname, pid, region, rate, base = sorted(candidates, key=lambda x: (-x[3], x[0]))[0]
+
+    def alerts():
+        d = prom.api("/api/v1/alerts")
+        return [a for a in d.get("data", {}).get("alerts", [])
+                if a["labels"].get("alertname") == HOURLY_SPIKE_ALERT
+                and a["labels"].get("project_id") == pid]
+    c.check(not alerts(), "%s is not active for %s before the spike is seeded"
+            % (HOURLY_SPIKE_ALERT, pname))
+    # 4 spiked minutes at least; aim at twice the threshold: 1 + (F - 1) x 4 / 60 >= target / rate
+    target = 2 * max(3 * base, 5.0)
+    factor = max(50.0, 1 + 15 * target / rate)
+    since = int(time.time()) - 240
+    status, body = http(stack.fake + "/_fake/cloudwatch/spike", data=json.dumps(
+        {"region": region, "project": pid, "factor": factor, "since": since}).encode(), method="POST")
+    if not c.check(status in (200, 201), "CloudWatch spike seeded in the fake (x%.0f for %s)"
+                   % (factor, pname), "HTTP %s %r" % (status, body[:200])):
+        return
+    try:
+        wait_for(lambda: any(float(s["value"][1]) > 3 * base and float(s["value"][1]) > 5
+                             for s in prom.vector('bedrock_cost_project_estimated_usd_per_hour'
+                                                  '{project_id="%s"}' % pid)),
+                 100, "the exporter to report the hourly spike", interval=0.5)
+        c.check(True, "the seeded CloudWatch spike reaches Prometheus (%s above 3 x %.2f USD/h)"
+                % (pname, base))
+    except RuntimeError as e:
+        c.check(False, "the seeded CloudWatch spike reaches Prometheus", str(e))
+        return
+    try:
+        got = wait_for(alerts, 15, HOURLY_SPIKE_ALERT + " for " + pname, interval=0.5)
+    except RuntimeError as e:
+        c.check(False, "%s is pending or firing for %s" % (HOURLY_SPIKE_ALERT, pname), str(e))
+        return
+    a = got[0]
+    c.check(a["state"] in ("pending", "firing"), "%s is pending or firing for %s"
+            % (HOURLY_SPIKE_ALERT, pname), a["state"])
+    c.check(a["labels"].get("project_name") == pname and a["labels"].get("severity") == "warning",
+            "%s carries project_name and severity" % HOURLY_SPIKE_ALERT, json.dumps(a["labels"]))
+    desc = a["annotations"].get("description", "")
+    c.check(pname in desc and "spent at %.2f USD/h" % float(a["value"]) in desc
+            and "baseline of %.2f USD/h" % base in desc,
+            "%s description names the project, the hourly estimate and the baseline per hour"
+            % HOURLY_SPIKE_ALERT, desc)
+
+
 def check_documented_joins(c, prom):
     """Every PromQL join the docs show (an inline `bedrock_cost_... group_left ...` expression)
     returns series that carry the joined labels."""
@@ -531,11 +659,13 @@ def main():
         # scrapes before running the panel queries.
         wait_for(lambda: any(float(s["value"][1]) >= 5 for s in prom.vector(
             'count_over_time(up{job="%s"}[1m])' % JOB)), 30, "five scrapes", interval=0.25)
+        check_cloudwatch(c, prom)
         c.check(len(DASHBOARDS) == 3, "three dashboards in dashboards/", str(DASHBOARDS))
         for path in DASHBOARDS:
             check_dashboard(c, prom, path)
         check_documented_joins(c, prom)
         seed_spike(c, stack)
+        seed_hourly_spike(c, stack)
         for name in ("fake_aws", "exporter", "prometheus"):
             c.check(stack.alive(name), name + " still running at the end", stack.tail(name))
     except Exception as e:  # report, clean up, and still print the summary line
