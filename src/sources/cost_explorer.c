@@ -9,6 +9,8 @@
  *   month      MONTHLY [month start, today+1)     month to date        every refresh
  *   previous   MONTHLY [previous month)           previous month       once a day until final
  *   models     DAILY, SERVICE x USAGE_TYPE, from the first day that can still change
+ *              (the series spans the month, or the 9 days before today when the
+ *              cloudwatch source is on, whichever starts first)
  *
  * A MONTHLY query answers one period per calendar month it touches, one group per tag
  * combination: a page or two however long the period. A query cut short (the daily
@@ -639,7 +641,12 @@ static int refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
 	}
 	first_missing = Q_COUNT;
 	long mstart = days_month_start(today), end = today + 1;
-	struct ce_query m = { .start = mstart < today - 1 ? mstart : today - 1, .end = end,
+	long mfirst = mstart < today - 1 ? mstart : today - 1;
+	/* the cloudwatch source prices tokens with the 9 days before today, also early in a
+	 * month (settled days are kept, so this costs a page at most, once) */
+	if (c->cw_enabled && mfirst > today - 9)
+		mfirst = today - 9;
+	struct ce_query m = { .start = mfirst, .end = end,
 			      .granularity = "DAILY", .metric = c->ce_cost_metric,
 			      .services = &s->services, .ngroups = 2,
 			      .group_type = { CE_GROUP_DIMENSION, CE_GROUP_DIMENSION },

@@ -57,6 +57,47 @@ def http_status(url):
         return None
 
 
+def scrape(base):
+    return urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+
+
+def sample(body, family, project_id):
+    m = re.search(r'^%s\{project_id="%s"\} (\S+)$' % (family, re.escape(project_id)), body,
+                  re.M)
+    return float(m.group(1)) if m else None
+
+
+def cw_estimates(base, names):
+    """One line per project with an estimate: today so far and the last hour's rate."""
+    body = scrape(base)
+    out = []
+    for pid in sorted(set(re.findall(r'^bedrock_cost_project_today_estimated_usd\{project_id="'
+                                     r'([^"]*)"\}', body, re.M))):
+        today = sample(body, "bedrock_cost_project_today_estimated_usd", pid)
+        hour = sample(body, "bedrock_cost_project_estimated_usd_per_hour", pid)
+        out.append("%-24s today %9.2f USD   now %7.2f USD/h" % (names.get(pid, pid + " (not listed)"), today,
+                                                             hour or 0.0))
+    return out
+
+
+def cw_read_at(base):
+    """When the last CloudWatch read finished, or None."""
+    try:
+        m = re.search(r'^bedrock_cost_exporter_last_success_timestamp_seconds\{source='
+                      r'"cloudwatch"\} (\S+)$', scrape(base), re.M)
+    except OSError:
+        return None
+    return float(m.group(1)) if m else None
+
+
+def cw_line(base, pid, at):
+    body = scrape(base)
+    return "%s UTC  today %9.2f USD (estimated)   %7.2f USD/h" % (
+        time.strftime("%H:%M:%S", time.gmtime(at)),
+        sample(body, "bedrock_cost_project_today_estimated_usd", pid) or 0.0,
+        sample(body, "bedrock_cost_project_estimated_usd_per_hour", pid) or 0.0)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--binary", default=os.path.join(ROOT, "bedrock-cost-exporter"))
@@ -141,16 +182,35 @@ def main():
         print(f"\nMonth-to-date spend per model and token type ({len(models)} rows), for example:")
         for line in models[:4]:
             print("  " + line)
+        estimates = cw_estimates(base, names)
+        print("\nToday so far, estimated within minutes from CloudWatch tokens priced by the "
+              "account's own bill\n(bedrock_cost_project_today_estimated_usd, "
+              "_estimated_usd_per_hour; read every 60 s):")
+        for line in estimates:
+            print("  " + line)
         if args.smoke:
+            if not estimates:
+                raise RuntimeError("expected CloudWatch estimates on /metrics")
             if len(info) < 5:
                 raise RuntimeError("expected the example projects on /metrics")
             if len(costs) < 5 or not tags or not models:
                 raise RuntimeError("expected per-project, per-tag and per-model cost on /metrics")
             print("\ndemo smoke check passed")
             return 0
+        chatbot = next((pid for pid, n in names.items() if n == "CustomerChatbot-Prod"), None)
+        print("\nTo see the estimate jump, make CustomerChatbot-Prod spend 20 times as much from "
+              "now on:\n  curl -X POST http://127.0.0.1:%d/_fake/cloudwatch/spike -d "
+              "'{\"region\":\"us-east-1\",\"project\":\"CustomerChatbot-Prod\",\"factor\":20}'"
+              % fake_port)
         print("\nPress Ctrl-C to stop the exporter and the fake.")
+        print("\nCustomerChatbot-Prod, after each CloudWatch read:")
+        last = None
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
+            at = cw_read_at(base)
+            if chatbot and at and at != last:
+                last = at
+                print("  " + cw_line(base, chatbot, at))
         print("a process exited; stopping", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -406,14 +406,17 @@ static int no_wait(void *arg, double seconds)
 	return 0;
 }
 
+/* The cloudwatch group of conf_with: off, unless a test is about what it changes. */
+static const char *cw_group = "cloudwatch: { enabled = false; };";
+
 static struct conf *conf_with(const char *projects_extra, const char *ce_extra)
 {
 	char text[2048];
 	snprintf(text, sizeof(text),
 		 "projects: { endpoint = \"http://127.0.0.1:9/v1\"; %s };\n"
 		 "cost_explorer: { endpoint = \"http://127.0.0.1:9\"; settle_days = 3; %s };\n"
-		 "state_file = \"\";\n",
-		 projects_extra, ce_extra);
+		 "%s\nstate_file = \"\";\n",
+		 projects_extra, ce_extra, cw_group);
 	struct textlist errors = { 0 };
 	struct conf *c = conf_parse_string("t.conf", text, &errors);
 	for (size_t i = 0; i < errors.n; i++)
@@ -1838,6 +1841,25 @@ static void test_configured_services_and_month_start(void **state)
 	assert_non_null(ce_series_find(&ce(h)->models, DEC1));
 }
 
+/* With the cloudwatch source on, the per-model days reach 9 days back also early in a month:
+ * its rates need the bill of the days before today. */
+static void test_models_reach_back_for_cloudwatch(void **state)
+{
+	struct h *h = *state;
+	char err[1024];
+	cw_group = "";
+	start(h, conf_with("", "max_requests_per_day = 40; services = [\"Amazon Bedrock\", "
+			       "\"Claude Sonnet 4.5 (Amazon Bedrock Edition)\"];"));
+	cw_group = "cloudwatch: { enabled = false; };";
+	h->now = days_start_time(DEC1) + 12 * 3600;
+	assert_int_equal(run_ce(h, err, sizeof(err)), 0);
+	assert_int_equal(F.n, 5);
+	assert_models(4, DEC1 - 9, DEC1, "");
+	assert_non_null(ce_series_find(&ce(h)->models, DEC1 - 9));
+	/* and not further */
+	assert_null(ce_series_find(&ce(h)->models, DEC1 - 10));
+}
+
 /* ---- estimated periods are read again ---- */
 
 /* A day Cost Explorer still marks Estimated is where the next models query starts; a previous
@@ -1919,6 +1941,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_families_and_midnight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_discovery_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_discovery_due, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_models_reach_back_for_cloudwatch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_configured_services_and_month_start, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_estimated_is_read_again, setup, teardown),
