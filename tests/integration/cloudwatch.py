@@ -178,10 +178,75 @@ def test_cw_ceiling_holds_and_sighup_resumes(ctx):
              "cloudwatch up after the ceiling was raised")
 
 
+def history_calls(fake):
+    """GetMetricData calls that asked for daily sums (the once-a-day history)."""
+    log = fake.call("GET", "/_fake/requests/log?surface=cloudwatch")["requests"]
+    return [e for e in log if e.get("operation") == "GetMetricData" and e.get("request") and
+            e["request"]["MetricDataQueries"][0]["MetricStat"]["Period"] == 86400]
+
+
+def test_cw_restart_keeps_history_and_rates(ctx):
+    costs.guard_utc_midnight(ctx, lambda: _restart(ctx))
+
+
+def _restart(ctx):
+    fake = ctx.fake()
+    ce, m1 = start(ctx, fake, "cw-restart-%d" % len(ctx.fakes))
+    ratios1 = by_label(m1, "bedrock_cost_project_estimate_error_ratio", "project_id")
+    check(ratios1, "no error ratio before the restart")
+    n_hist = len(history_calls(fake))
+    check(n_hist >= 2, "the history was read in %d calls (one per region at least)" % n_hist)
+    ce.exp.stop()
+    ce.start()
+    m2 = ce.exp.wait_ready(timeout=60)
+    eq(costs.up(m2, "cloudwatch"), 1.0, "source_up{source=\"cloudwatch\"} after the restart")
+    eq(len(history_calls(fake)), n_hist, "history calls after the restart (kept in the state file)")
+    ratios2 = by_label(m2, "bedrock_cost_project_estimate_error_ratio", "project_id")
+    eq(sorted(ratios2), sorted(ratios1), "projects with an error ratio after the restart")
+    for pid, r in ratios2.items():
+        close(r, ratios1[pid], 0.0, "error ratio of %s across the restart" % pid, floor=1e-9)
+    end = int(cw_attempt(m2) // 60 * 60)
+    today = costs.utc_today().isoformat()
+    est = by_label(m2, "bedrock_cost_project_today_estimated_usd", "project_id")
+    for pid, v in fake_spend(fake, "us-east-1", today, end).items():
+        close(est[pid], float(v["usd"]), 0.02, "today_estimated_usd{project_id=%r} after "
+              "the restart" % pid)
+
+
+def test_cw_faults_keep_the_last_good_data(ctx):
+    fake = ctx.fake()
+    # one throttled GetMetricData before the first read: retried, counted, up
+    fake.fault(surface="cloudwatch", kind="throttle", count=1, operation="GetMetricData")
+    ce, m1 = start(ctx, fake, "cw-faults-%d" % len(ctx.fakes))
+    eq(costs.up(m1, "cloudwatch"), 1.0, "cloudwatch up after a throttled attempt")
+    eq(m1.value("bedrock_cost_exporter_api_request_errors_total", api="cloudwatch",
+                operation="GetMetricData", reason="throttled"), 1.0, "throttled errors")
+    check(m1.value("bedrock_cost_exporter_api_retries_total", api="cloudwatch",
+                   operation="GetMetricData") >= 1, "the throttled request was not retried")
+    est1 = by_label(m1, "bedrock_cost_project_today_estimated_usd", "project_id")
+    check(est1, "no estimates")
+    # answers that are not GetMetricData's shape: the refresh fails, the data stays
+    for kind, reason in (("malformed", "parse"),):
+        fake.fault(surface="cloudwatch", kind=kind, count=-1, operation="GetMetricData")
+        t0 = cw_attempt(ce.exp.scrape())
+        m2 = wait_for(lambda: (lambda e: e and cw_attempt(e) > t0 and
+                               costs.up(e, "cloudwatch") == 0.0 and e)(ce.exp.quick()),
+                      150, "a failed CloudWatch refresh (%s)" % kind)
+        check(m2.value("bedrock_cost_exporter_api_request_errors_total", api="cloudwatch",
+                       operation="GetMetricData", reason=reason) >= 1,
+              "%s: no error counted with reason %s" % (kind, reason))
+        est2 = by_label(m2, "bedrock_cost_project_today_estimated_usd", "project_id")
+        eq(sorted(est2), sorted(est1), "%s: projects still estimated" % kind)
+        fake.clear_faults()
+        wait_for(lambda: (lambda e: e and costs.up(e, "cloudwatch") == 1.0)(ce.exp.quick()),
+                 150, "cloudwatch recovered after %s" % kind)
+
+
 def register(run):
     global R, check, eq, wait_for, TestFailure
     R = run
     check, eq, wait_for, TestFailure = run.check, run.eq, run.wait_for, run.TestFailure
-    for fn in (test_cw_spike_reaches_the_hourly_rate, test_cw_estimates_rates_and_error_ratio,
+    for fn in (test_cw_faults_keep_the_last_good_data, test_cw_spike_reaches_the_hourly_rate,
+               test_cw_estimates_rates_and_error_ratio, test_cw_restart_keeps_history_and_rates,
                test_cw_ceiling_holds_and_sighup_resumes):
         run.test()(fn)
