@@ -47,6 +47,7 @@ struct pair {
 	char *region, *project, *model; /* CloudWatch's dimension values */
 	char key[128];                  /* usage_model_key(model) */
 	bool active;                    /* in the last recent listing of its region */
+	bool listed;                    /* in the last listing of 14 days (the history's) */
 	long upto;                      /* the ring holds minutes < upto; 0 = never read */
 	double settled[NDIR];           /* today's tokens before the ring's minutes */
 	double ring[NDIR][RING];
@@ -82,6 +83,7 @@ struct state {
 	long metrics_day, metrics_today;
 	double metrics_total, lists_total;
 	long need;             /* metrics one steady refresh asks for */
+	long saved_day, saved_metrics; /* the meter when the state file last took it */
 };
 
 static const struct metric_def m_tokens = {
@@ -367,6 +369,31 @@ static void listed(void *arg, const char *project, const char *model)
 	a->seen++;
 	if (p && a->recent)
 		p->active = true;
+	else if (p)
+		p->listed = true;
+}
+
+/* Forgets the pairs without data in 14 days (not in the history's listing) that were not
+ * read today: a deleted project or a retired model does not stay forever. */
+static void prune(struct state *s, long today)
+{
+	size_t kept = 0;
+	textmap_free(s->index);
+	s->index = textmap_new();
+	for (size_t i = 0; i < s->n; i++) {
+		struct pair *p = &s->pairs[i];
+		if (!p->listed && p->upto <= midnight_minute(today)) {
+			free(p->region);
+			free(p->project);
+			free(p->model);
+			continue;
+		}
+		s->pairs[kept++] = *p;
+		char *k = pair_key(p->region, p->project, p->model);
+		textmap_put(s->index, k, (void *)(uintptr_t)kept);
+		free(k);
+	}
+	s->n = kept;
 }
 
 /* Lists the region's (project, model) pairs: those with data in the last 3 hours when
@@ -374,10 +401,14 @@ static void listed(void *arg, const char *project, const char *model)
 static int list_pairs(struct state *s, struct source_ctx *x, const char *region, bool recent,
 		      char *err, size_t errlen)
 {
-	if (recent)
-		for (size_t i = 0; i < s->n; i++)
-			if (strcmp(s->pairs[i].region, region) == 0)
-				s->pairs[i].active = false;
+	for (size_t i = 0; i < s->n; i++) {
+		if (strcmp(s->pairs[i].region, region) != 0)
+			continue;
+		if (recent)
+			s->pairs[i].active = false;
+		else
+			s->pairs[i].listed = false;
+	}
 	struct list_arg a = { s, region, recent, 0 };
 	char *token = NULL;
 	int rc = 0;
@@ -784,14 +815,28 @@ static double rate_of(const struct rates *r, const struct conf *c, const struct 
 
 /* ---- refresh ---- */
 
+/* Has the state file take the meter when it moved by a twentieth of the ceiling (so that a
+ * restart cannot spend more than that twice) or a new day began; not at every refresh, which
+ * would rewrite the whole file every few minutes. */
+static void meter_saved(struct state *s, const struct conf *c, struct source_ctx *x)
+{
+	long step = c->cw_max_metrics_per_day / 20 > 0 ? c->cw_max_metrics_per_day / 20 : 1;
+	if (s->metrics_day != s->saved_day || s->metrics_today - s->saved_metrics >= step) {
+		s->saved_day = s->metrics_day;
+		s->saved_metrics = s->metrics_today;
+		x->state_changed = true;
+	}
+}
+
 static int refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
 {
 	struct state *s = priv;
 	const struct conf *c = x->conf;
 	long today = days_of_time(x->now), end = minute_of(x->now);
-	x->state_changed = true; /* metrics are counted even when the refresh fails */
-	if (s->today != today)
+	if (s->today != today) {
 		day_turn(s, today);
+		x->state_changed = true; /* the rates that priced yesterday */
+	}
 	long left = remaining_today(s, c, x->now);
 	if (s->need > 0 && left < s->need) {
 		snprintf(err, errlen, "skipped: %ld metrics left today, a read needs about %ld "
@@ -804,11 +849,16 @@ static int refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
 	if (s->hist_day != today) {
 		for (size_t r = 0; !rc && r < c->projects_regions.n; r++)
 			rc = list_pairs(s, x, c->projects_regions.v[r], false, err, errlen);
+		if (!rc)
+			prune(s, today);
 		for (size_t r = 0; !rc && r < c->projects_regions.n; r++)
 			rc = read_history(s, x, c->projects_regions.v[r], today, err, errlen);
-		if (rc)
+		if (rc) {
+			meter_saved(s, c, x);
 			return rc;
+		}
 		s->hist_day = today;
+		x->state_changed = true;
 	}
 	rates_update(s, x, today);
 	long late = c->cw_late_data_minutes, need = 0;
@@ -845,6 +895,7 @@ static int refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
 	}
 	free(fresh);
 	free(inc);
+	meter_saved(s, c, x);
 	if (rc)
 		return rc;
 	s->end = end;
@@ -1009,8 +1060,8 @@ static void *restore(const struct jsontape *t, size_t root, const struct conf *c
 	}
 	long today = days_of_time(now);
 	s->hist_day = (long)hd <= today ? (long)hd : 0;
-	s->metrics_day = (long)md;
-	s->metrics_today = (long)mt;
+	s->metrics_day = s->saved_day = (long)md;
+	s->metrics_today = s->saved_metrics = (long)mt;
 	s->metrics_total = mtot;
 	s->lists_total = ltot;
 	s->today = today;

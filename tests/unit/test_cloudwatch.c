@@ -66,6 +66,33 @@ static void ring_across_midnight(void **state)
 	destroy(s);
 }
 
+/* The history's listing forgets pairs with no data in 14 days unless they were read today. */
+static void quiet_pairs_are_forgotten(void **state)
+{
+	(void)state;
+	struct state *s = create(NULL);
+	new_pair(s, "proj_gone");
+	new_pair(s, "proj_listed")->listed = true;
+	new_pair(s, "proj_today")->upto = min_of(DAY0, 30);
+	new_pair(s, "proj_yesterday")->upto = min_of(DAY0, 0);
+	new_pair(s, "proj_listed2")->listed = true;
+	prune(s, DAY0);
+	assert_int_equal(s->n, 3);
+	assert_null(pair_find(s, "us-east-1", "proj_gone", "openai.gpt-oss-120b"));
+	assert_null(pair_find(s, "us-east-1", "proj_yesterday", "openai.gpt-oss-120b"));
+	const char *kept[] = { "proj_listed", "proj_today", "proj_listed2" };
+	for (size_t i = 0; i < 3; i++) {
+		struct pair *p = pair_find(s, "us-east-1", kept[i], "openai.gpt-oss-120b");
+		assert_non_null(p);
+		assert_string_equal(p->project, kept[i]);
+	}
+	new_pair(s, "proj_new"); /* the index still adds after the compaction */
+	assert_int_equal(s->n, 4);
+	assert_string_equal(pair_find(s, "us-east-1", "proj_new", "openai.gpt-oss-120b")->project,
+			    "proj_new");
+	destroy(s);
+}
+
 /* Billed cost per token over the settled days, kept when the days no longer give it. */
 static void rates_from_bill_and_tokens(void **state)
 {
@@ -225,6 +252,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(ring_across_midnight),
+		cmocka_unit_test(quiet_pairs_are_forgotten),
 		cmocka_unit_test(rates_from_bill_and_tokens),
 		cmocka_unit_test(spread_under_the_ceiling),
 		cmocka_unit_test(state_round_trip),
