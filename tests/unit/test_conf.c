@@ -137,6 +137,58 @@ static void every_error_is_reported(void **state)
 	remove(path);
 }
 
+/* cloudwatch.prices: a list of groups, each checked as a budget is. */
+static void cloudwatch_prices(void **state)
+{
+	(void)state;
+	struct textlist errs = { 0 };
+	struct conf *c = conf_parse_string("p.conf",
+		"cloudwatch: { refresh_interval = 60; max_metrics_per_day = 10;\n"
+		"  prices = ( { model = \"Claude X\"; input_per_million = 3; "
+		"output_per_million = 15.5; } ); };\n", &errs);
+	assert_int_equal(errs.n, 0);
+	assert_non_null(c);
+	assert_int_equal(c->cw_prices.n, 1);
+	assert_string_equal(c->cw_prices.v[0].model, "Claude X");
+	assert_true(c->cw_prices.v[0].per_million[0] == 3 && c->cw_prices.v[0].per_million[1] == 15.5);
+	assert_int_equal(c->cw_refresh_interval, 60);
+	assert_true(c->cw_enabled);
+	conf_free(c);
+	struct {
+		const char *text, *want;
+	} bad[] = {
+		{ "cloudwatch: { prices = ( { model = \"x\"; input_per_million = 1; } ); };",
+		  "p.conf:1: cloudwatch.prices: every entry needs model, input_per_million and "
+		  "output_per_million" },
+		{ "cloudwatch: { prices = ( { model = \"x\"; input_per_million = -1; "
+		  "output_per_million = 1; } ); };",
+		  "p.conf:1: cloudwatch.prices.input_per_million: expected a number of USD" },
+		{ "cloudwatch: { prices = ( { model = \"x\"; input_per_million = 1; "
+		  "output_per_million = 1; colour = 1; } ); };",
+		  "p.conf:1: unknown key \"cloudwatch.prices.colour\"" },
+		{ "cloudwatch: { prices = ( { model = \"x\"; input_per_million = 1; "
+		  "output_per_million = 1; }, { model = \"x\"; input_per_million = 2; "
+		  "output_per_million = 2; } ); };",
+		  "p.conf:1: cloudwatch.prices: \"x\" is listed twice" },
+		{ "cloudwatch: { prices = ( 1 ); };",
+		  "p.conf:1: cloudwatch.prices: every entry must be a group" },
+		{ "cloudwatch: { prices = \"x\"; };",
+		  "p.conf:1: cloudwatch.prices: wrong type (expected list of price groups)" },
+		{ "cloudwatch: { refresh_interval = 59; };",
+		  "p.conf:1: cloudwatch.refresh_interval: value out of range (allowed 60..86400)" },
+		{ "cloudwatch: { endpoint = \"monitoring.{region}\"; };",
+		  "is not an http(s) base URL" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct textlist e = { 0 };
+		assert_null(conf_parse_string("p.conf", bad[i].text, &e));
+		if (e.n < 1 || !strstr(e.v[0], bad[i].want))
+			fail_msg("%s: got \"%s\", want \"%s\"", bad[i].text, e.n ? e.v[0] : "",
+				 bad[i].want);
+		textlist_free(&e);
+	}
+}
+
 static void tag_label_names(void **state)
 {
 	(void)state;
@@ -163,6 +215,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(tag_label_names),
+		cmocka_unit_test(cloudwatch_prices),
 		cmocka_unit_test(example_config_is_valid),
 		cmocka_unit_test(defaults),
 		cmocka_unit_test(every_key_is_read),
