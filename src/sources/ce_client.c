@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aws/awscreds.h"
 #include "base/days.h"
 #include "base/util.h"
 #include "config/conf.h"
+#include "sources/aws_json.h"
 
 long ce_meter_remaining(const struct ce_meter *m, long max_per_day, double now)
 {
@@ -47,42 +47,21 @@ int ce_call(struct source_ctx *x, struct ce_meter *m, api_op op, const char *tar
 	    size_t errlen)
 {
 	const struct conf *c = x->conf;
-	struct aws_creds cr = { 0 };
-	int rc = aws_provider_get(x->creds, x->hc, x->http, c, x->now, &cr, err, errlen);
-	if (rc)
-		return rc;
 	const char *ep = c->ce_endpoint;
 	size_t el = strlen(ep);
 	while (el && ep[el - 1] == '/')
 		el--;
 	char *url = xasprintf("%.*s/", (int)el, ep);
-	char *th = xasprintf("X-Amz-Target: AWSInsightsIndexService.%s", target);
-	struct curl_slist *h = hc_header_add(NULL, "Content-Type: application/x-amz-json-1.1");
-	h = hc_header_add(h, th);
-	h = hc_header_add(h, "Accept: application/json");
-	struct aws_sign sign;
-	aws_sign_prepare(&sign, &cr, c->ce_signing_region, "ce", &h);
+	char *tg = xasprintf("AWSInsightsIndexService.%s", target);
 	struct admit_arg aa = { m, c->ce_max_requests_per_day, x->now };
-	struct hc_req req = { .op = op, .method = "POST", .url = url, .body = body,
-			      .body_len = strlen(body), .headers = h, .aws_sigv4 = sign.provider,
-			      .userpwd = sign.userpwd, .classify = aws_classify_json,
-			      .admit = admit, .admit_arg = &aa };
-	enum api_reason reason = REASON_NETWORK;
-	char herr[256] = "";
-	rc = hc_perform(x->hc, x->http, &req, resp, &reason, herr, sizeof(herr));
+	struct aws_json_req r = { .op = op, .url = url, .version = "1.1", .target = tg,
+				  .service = "ce", .region = c->ce_signing_region, .body = body,
+				  .admit = admit, .admit_arg = &aa };
+	int rc = aws_json_call(x, &r, target, resp, reason_out, err, errlen);
 	if (rc == -EDQUOT)
 		snprintf(err, errlen, "%s: daily ceiling of %ld requests reached "
 			 "(cost_explorer.max_requests_per_day)", target, c->ce_max_requests_per_day);
-	else if (rc && rc != -ECANCELED)
-		snprintf(err, errlen, "%s failed (%s): %s", target, apistats_reason_name(reason), herr);
-	if (rc == -EIO && reason == REASON_AUTH)
-		aws_provider_invalidate(x->creds); /* e.g. expired token: fetch anew next time */
-	if (reason_out)
-		*reason_out = reason;
-	hc_slist_free_secret(h);
-	aws_sign_clear(&sign);
-	awscreds_clear(&cr);
-	free(th);
+	free(tg);
 	free(url);
 	return rc;
 }

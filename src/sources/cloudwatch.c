@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aws/awscreds.h"
 #include "aws/http_client.h"
 #include "base/days.h"
 #include "base/jsontape.h"
@@ -28,6 +27,7 @@
 #include "model/ce_series.h"
 #include "model/registry.h"
 #include "model/usage.h"
+#include "sources/aws_json.h"
 #include "sources/cost_explorer.h"
 #include "sources/cw_api.h"
 
@@ -316,40 +316,70 @@ static int cw_call(struct state *s, struct source_ctx *x, const char *region, ap
 		   char *err, size_t errlen)
 {
 	const struct conf *c = x->conf;
-	struct aws_creds cr = { 0 };
-	int rc = aws_provider_get(x->creds, x->hc, x->http, c, x->now, &cr, err, errlen);
-	if (rc)
-		return rc;
 	char *base = region_url(c->cw_endpoint, region);
 	char *url = xasprintf("%s/", base);
-	char *th = xasprintf("X-Amz-Target: GraniteServiceVersion20100801.%s", target);
-	struct curl_slist *h = hc_header_add(NULL, "Content-Type: application/x-amz-json-1.0");
-	h = hc_header_add(h, th);
-	h = hc_header_add(h, "Accept: application/json");
-	struct aws_sign sign;
-	aws_sign_prepare(&sign, &cr, region, "monitoring", &h);
+	char *tg = xasprintf("GraniteServiceVersion20100801.%s", target);
+	char *what = xasprintf("%s in %s", target, region);
 	struct admit_arg aa = { s, metrics, c->cw_max_metrics_per_day, x->now };
-	struct hc_req req = { .op = op, .method = "POST", .url = url, .body = body,
-			      .body_len = strlen(body), .headers = h, .aws_sigv4 = sign.provider,
-			      .userpwd = sign.userpwd, .classify = aws_classify_json,
-			      .admit = admit, .admit_arg = &aa };
-	enum api_reason reason = REASON_NETWORK;
-	char herr[256] = "";
-	rc = hc_perform(x->hc, x->http, &req, resp, &reason, herr, sizeof(herr));
+	struct aws_json_req r = { .op = op, .url = url, .version = "1.0", .target = tg,
+				  .service = "monitoring", .region = region, .body = body,
+				  .admit = admit, .admit_arg = &aa };
+	int rc = aws_json_call(x, &r, what, resp, NULL, err, errlen);
 	if (rc == -EDQUOT)
-		snprintf(err, errlen, "%s in %s: daily ceiling of %ld metrics reached "
-			 "(cloudwatch.max_metrics_per_day)", target, region, c->cw_max_metrics_per_day);
-	else if (rc && rc != -ECANCELED)
-		snprintf(err, errlen, "%s in %s failed (%s): %s", target, region,
-			 apistats_reason_name(reason), herr);
-	if (rc == -EIO && reason == REASON_AUTH)
-		aws_provider_invalidate(x->creds);
-	hc_slist_free_secret(h);
-	aws_sign_clear(&sign);
-	awscreds_clear(&cr);
-	free(th);
+		snprintf(err, errlen, "%s: daily ceiling of %ld metrics reached "
+			 "(cloudwatch.max_metrics_per_day)", what, c->cw_max_metrics_per_day);
+	free(what);
+	free(tg);
 	free(url);
 	free(base);
+	return rc;
+}
+
+/* One page's request body (@token NULL: the first page), and its parse: 0 with *@next (NULL
+ * at the end), or -EPROTO with a reason in @perr. */
+typedef char *(*page_body_fn)(void *arg, const char *token);
+typedef int (*page_parse_fn)(void *arg, const char *body, size_t len, char **next, char *perr,
+			     size_t perrlen);
+
+/* Runs one paginated operation of @metrics metrics a call (0: ListMetrics) to its end, with
+ * the guard against endless pagination (MAX_PAGES, a repeated token). */
+static int paginate(struct state *s, struct source_ctx *x, const char *region, api_op op,
+		    const char *target, long metrics, page_body_fn body_fn,
+		    page_parse_fn parse_fn, void *arg, char *err, size_t errlen)
+{
+	char *token = NULL;
+	int rc = 0;
+	for (long page = 0;; page++) {
+		if (page >= MAX_PAGES) {
+			apistats_error(op, REASON_PARSE);
+			snprintf(err, errlen, "%s in %s: pagination did not end after %d pages", target,
+				 region, MAX_PAGES);
+			rc = -EPROTO;
+			break;
+		}
+		char *body = body_fn(arg, token);
+		struct hc_resp resp = { 0 };
+		rc = cw_call(s, x, region, op, target, body, metrics, &resp, err, errlen);
+		free(body);
+		if (rc)
+			break;
+		char *next = NULL, perr[256];
+		if (parse_fn(arg, resp.body, resp.len, &next, perr, sizeof(perr))) {
+			apistats_error(op, REASON_PARSE);
+			snprintf(err, errlen, "%s in %s: %s", target, region, perr);
+			rc = -EPROTO;
+		} else if (next && token && strcmp(next, token) == 0) {
+			apistats_error(op, REASON_PARSE);
+			snprintf(err, errlen, "%s in %s: the same NextToken twice", target, region);
+			rc = -EPROTO;
+		}
+		free(resp.body);
+		free(token);
+		token = next;
+		if (rc || !token)
+			break;
+	}
+	free(token);
 	return rc;
 }
 
@@ -396,6 +426,17 @@ static void prune(struct state *s, long today)
 	s->n = kept;
 }
 
+static char *list_body(void *arg, const char *token)
+{
+	return cw_body_list_metrics(dir_metrics[IN], ((struct list_arg *)arg)->recent, token);
+}
+
+static int list_parse(void *arg, const char *body, size_t len, char **next, char *perr,
+		      size_t perrlen)
+{
+	return cw_parse_list_metrics(body, len, listed, arg, next, perr, perrlen);
+}
+
 /* Lists the region's (project, model) pairs: those with data in the last 3 hours when
  * @recent (they become the active ones), else every pair with data in 14 days. */
 static int list_pairs(struct state *s, struct source_ctx *x, const char *region, bool recent,
@@ -410,42 +451,8 @@ static int list_pairs(struct state *s, struct source_ctx *x, const char *region,
 			s->pairs[i].listed = false;
 	}
 	struct list_arg a = { s, region, recent, 0 };
-	char *token = NULL;
-	int rc = 0;
-	for (long page = 0; !rc; page++) {
-		if (page >= MAX_PAGES) {
-			apistats_error(OP_CW_LIST_METRICS, REASON_PARSE);
-			snprintf(err, errlen, "ListMetrics in %s: pagination did not end after %d "
-				 "pages", region, MAX_PAGES);
-			rc = -EPROTO;
-			break;
-		}
-		char *body = cw_body_list_metrics(dir_metrics[IN], recent, token);
-		struct hc_resp resp = { 0 };
-		rc = cw_call(s, x, region, OP_CW_LIST_METRICS, "ListMetrics", body, 0, &resp, err,
-			     errlen);
-		free(body);
-		if (rc)
-			break;
-		char *next = NULL, perr[256];
-		if (cw_parse_list_metrics(resp.body, resp.len, listed, &a, &next, perr,
-					  sizeof(perr))) {
-			apistats_error(OP_CW_LIST_METRICS, REASON_PARSE);
-			snprintf(err, errlen, "ListMetrics in %s: %s", region, perr);
-			rc = -EPROTO;
-		} else if (next && token && strcmp(next, token) == 0) {
-			apistats_error(OP_CW_LIST_METRICS, REASON_PARSE);
-			snprintf(err, errlen, "ListMetrics in %s: the same NextToken twice", region);
-			rc = -EPROTO;
-		}
-		free(resp.body);
-		free(token);
-		token = next;
-		if (!token)
-			break;
-	}
-	free(token);
-	return rc;
+	return paginate(s, x, region, OP_CW_LIST_METRICS, "ListMetrics", 0, list_body, list_parse,
+			&a, err, errlen);
 }
 
 /* ---- reading the data ---- */
@@ -474,6 +481,27 @@ static void got_point(void *arg, size_t q, double ts, double value)
 		pt->v[q * (size_t)pt->width + (size_t)k] += value;
 }
 
+struct batch_arg {
+	const struct cw_query *q;
+	size_t n;
+	struct points *pt;
+};
+
+static char *batch_body(void *arg, const char *token)
+{
+	const struct batch_arg *b = arg;
+	const struct points *pt = b->pt;
+	return cw_body_get_metric_data(b->q, b->n, pt->period, pt->start,
+				       pt->start + pt->period * pt->width, token);
+}
+
+static int batch_parse(void *arg, const char *body, size_t len, char **next, char *perr,
+		       size_t perrlen)
+{
+	const struct batch_arg *b = arg;
+	return cw_parse_metric_data(body, len, b->n, got_point, b->pt, next, perr, perrlen);
+}
+
 /* Reads [start, start + period * width) of every slot of @sl (at most CW_MAX_QUERIES) into
  * @pt->v, page after page. Nothing of the state changes. */
 static int read_batch(struct state *s, struct source_ctx *x, const char *region,
@@ -487,42 +515,9 @@ static int read_batch(struct state *s, struct source_ctx *x, const char *region,
 	}
 	*pt = (struct points){ sl, n, start, period, width,
 			       xcalloc(n * (size_t)width + 1, sizeof(double)) };
-	char *token = NULL;
-	int rc = 0;
-	for (long page = 0; !rc; page++) {
-		if (page >= MAX_PAGES) {
-			apistats_error(OP_CW_GET_METRIC_DATA, REASON_PARSE);
-			snprintf(err, errlen, "GetMetricData in %s: pagination did not end after %d "
-				 "pages", region, MAX_PAGES);
-			rc = -EPROTO;
-			break;
-		}
-		char *body = cw_body_get_metric_data(q, n, period, start, start + period * width,
-						     token);
-		struct hc_resp resp = { 0 };
-		rc = cw_call(s, x, region, OP_CW_GET_METRIC_DATA, "GetMetricData", body, (long)n,
-			     &resp, err, errlen);
-		free(body);
-		if (rc)
-			break;
-		char *next = NULL, perr[256];
-		if (cw_parse_metric_data(resp.body, resp.len, n, got_point, pt, &next, perr,
-					 sizeof(perr))) {
-			apistats_error(OP_CW_GET_METRIC_DATA, REASON_PARSE);
-			snprintf(err, errlen, "GetMetricData in %s: %s", region, perr);
-			rc = -EPROTO;
-		} else if (next && token && strcmp(next, token) == 0) {
-			apistats_error(OP_CW_GET_METRIC_DATA, REASON_PARSE);
-			snprintf(err, errlen, "GetMetricData in %s: the same NextToken twice", region);
-			rc = -EPROTO;
-		}
-		free(resp.body);
-		free(token);
-		token = next;
-		if (!token)
-			break;
-	}
-	free(token);
+	struct batch_arg b = { q, n, pt };
+	int rc = paginate(s, x, region, OP_CW_GET_METRIC_DATA, "GetMetricData", (long)n,
+			  batch_body, batch_parse, &b, err, errlen);
 	if (rc) {
 		free(pt->v);
 		pt->v = NULL;
