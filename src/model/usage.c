@@ -90,7 +90,7 @@ static const struct {
 	{ "EUW2", "eu-west-2" },      { "EUW3", "eu-west-3" },      { "EUC1", "eu-central-1" },
 	{ "EUC2", "eu-central-2" },   { "EUN1", "eu-north-1" },     { "EUS1", "eu-south-1" },
 	{ "EUS2", "eu-south-2" },     { "APN1", "ap-northeast-1" }, { "APN2", "ap-northeast-2" },
-	{ "APN3", "ap-northeast-3" }, { "APS1", "ap-southeast-1" }, { "APS2", "ap-southeast-2" },
+	{ "APN3", "ap-northeast-3" }, { "APE1", "ap-east-1" },      { "APS1", "ap-southeast-1" }, { "APS2", "ap-southeast-2" },
 	{ "APS3", "ap-south-1" },     { "APS4", "ap-southeast-3" }, { "APS5", "ap-south-2" },
 	{ "APS6", "ap-southeast-4" }, { "SAE1", "sa-east-1" },      { "MES1", "me-south-1" },
 	{ "MEC1", "me-central-1" },   { "AFS1", "af-south-1" },     { "ILC1", "il-central-1" },
@@ -127,14 +127,16 @@ void usage_model_key(const char *model, char *out, size_t outlen)
 {
 	if (!outlen)
 		return;
-	/* the provider prefix: the part before the first '.' when it is a plain word */
-	const char *m = model, *dot = strchr(model, '.');
-	if (dot && dot > model) {
+	/* the provider prefix, and a cross-region inference profile's geography before it
+	 * ("us.anthropic.claude-..."): every leading part before a '.' that is a plain word */
+	const char *m = model;
+	for (const char *dot = strchr(m, '.'); dot && dot > m; dot = strchr(m, '.')) {
 		bool word = true;
-		for (const char *p = model; p < dot; p++)
+		for (const char *p = m; p < dot; p++)
 			word = word && isalpha((unsigned char)*p);
-		if (word)
-			m = dot + 1;
+		if (!word)
+			break;
+		m = dot + 1;
 	}
 	size_t n = 0;
 	bool sep = false;

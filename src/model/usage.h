@@ -33,12 +33,14 @@ const char *usage_direction(const char *token_type);
 
 /*
  * A model name reduced so that Cost Explorer's and CloudWatch's names of one model meet:
- * lower-case, the provider prefix ("openai.", "anthropic.") and the version suffixes
+ * lower-case, the provider prefix ("openai.", "anthropic.", and a geography before it:
+ * "us.", "eu.", "global.") and the version suffixes
  * ("-v1:0", "-20250929") dropped, every run of characters outside [a-z0-9] one '-':
  *   "openai.gpt-oss-120b"                        -> "gpt-oss-120b"
  *   "amazon.nova-pro-v1:0"                       -> "nova-pro"
  *   "Claude Sonnet 4.5"                          -> "claude-sonnet-4-5"
  *   "anthropic.claude-sonnet-4-5-20250929-v1:0"  -> "claude-sonnet-4-5"
+ *   "us.anthropic.claude-sonnet-4-5-20250929-v1:0" (a cross-region profile) -> the same
  */
 void usage_model_key(const char *model, char *out, size_t outlen);
 

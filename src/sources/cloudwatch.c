@@ -38,6 +38,7 @@
 #define SETTLED 2        /* a day is settled from today - 2 back */
 #define MAX_PAIRS 200000 /* (project, model) pairs over all regions */
 #define MAX_PAGES 1000   /* pages of one listing or one call */
+#define MAX_VALUE (HIST_DAYS * 1440 * CW_MAX_VALUE) /* a restored day's tokens, at most */
 
 enum { IN, OUT, NDIR };
 static const char *const dir_names[NDIR] = { "input", "output" };
@@ -52,6 +53,7 @@ struct pair {
 	double settled[NDIR];           /* today's tokens before the ring's minutes */
 	double ring[NDIR][RING];
 	bool has_hist;
+	long hist_day;                  /* the day its history was read for */
 	double hist[NDIR][HIST_DAYS];   /* tokens of day hist_day - HIST_DAYS + i */
 };
 
@@ -404,15 +406,17 @@ static void listed(void *arg, const char *project, const char *model)
 }
 
 /* Forgets the pairs without data in 14 days (not in the history's listing) that were not
- * read today: a deleted project or a retired model does not stay forever. */
-static void prune(struct state *s, long today)
+ * read today, and those of regions no longer configured: a deleted project or a retired
+ * model does not stay forever. */
+static void prune(struct state *s, long today, const struct conf *c)
 {
 	size_t kept = 0;
 	textmap_free(s->index);
 	s->index = textmap_new();
 	for (size_t i = 0; i < s->n; i++) {
 		struct pair *p = &s->pairs[i];
-		if (!p->listed && p->upto <= midnight_minute(today)) {
+		if ((!p->listed && p->upto <= midnight_minute(today)) ||
+		    textlist_find(&c->projects_regions, p->region) < 0) {
 			free(p->region);
 			free(p->project);
 			free(p->model);
@@ -604,8 +608,8 @@ static int read_history(struct state *s, struct source_ctx *x, const char *regio
 			char *err, size_t errlen)
 {
 	size_t *idx = xcalloc(s->n + 1, sizeof(*idx)), n = 0;
-	for (size_t i = 0; i < s->n; i++)
-		if (strcmp(s->pairs[i].region, region) == 0)
+	for (size_t i = 0; i < s->n; i++) /* a retry after a failure reads only what is missing */
+		if (strcmp(s->pairs[i].region, region) == 0 && s->pairs[i].hist_day != today)
 			idx[n++] = i;
 	int rc = 0;
 	for (size_t b = 0; !rc && b < n; b += BATCH_PAIRS) {
@@ -622,6 +626,7 @@ static int read_history(struct state *s, struct source_ctx *x, const char *regio
 			struct pair *p = &s->pairs[sl[i].pair];
 			memcpy(p->hist[sl[i].dir], pt.v + i * HIST_DAYS, sizeof(p->hist[0]));
 			p->has_hist = true;
+			p->hist_day = today;
 		}
 		free(pt.v);
 	}
@@ -733,17 +738,15 @@ static void rates_build(const struct accs *a, long day0, long day, const struct 
  * history's tokens: the table pricing today, and the one that priced yesterday when it
  * was not frozen at the day's turn (a fresh start).
  */
-static void rates_update(struct state *s, struct source_ctx *x, long today)
+static void rates_refresh(struct state *s, const struct ce_series *models, long today)
 {
-	const struct ce_series *models =
-		cost_explorer_models(source_peer(x->set, &cost_explorer_source));
-	if (!models || s->hist_day != today)
+	if (!models)
 		return;
 	long day0 = today - HIST_DAYS;
 	struct accs a = { NULL, 0, textmap_new() };
 	for (size_t i = 0; i < s->n; i++) {
 		const struct pair *p = &s->pairs[i];
-		if (!p->has_hist)
+		if (!p->has_hist || p->hist_day != today)
 			continue;
 		for (int d = 0; d < NDIR; d++) {
 			struct acc *ac = acc_get(&a, p->region, p->key, d);
@@ -773,7 +776,9 @@ static void rates_update(struct state *s, struct source_ctx *x, long today)
 		}
 	}
 	struct rates now;
-	rates_build(&a, day0, today, &s->now, &now);
+	/* what the days no longer give keeps its last rate: today's table, or yesterday's right
+	 * after the turn */
+	rates_build(&a, day0, today, s->now.n ? &s->now : &s->prev, &now);
 	rates_free(&s->now);
 	s->now = now;
 	if (s->prev.for_day != today - 1 || !s->prev.n) {
@@ -783,6 +788,11 @@ static void rates_update(struct state *s, struct source_ctx *x, long today)
 		s->prev = prev;
 	}
 	accs_free(&a);
+}
+
+static void rates_update(struct state *s, struct source_ctx *x, long today)
+{
+	rates_refresh(s, cost_explorer_models(source_peer(x->set, &cost_explorer_source)), today);
 }
 
 /* The rate in use for @p's direction @d in table @r, in USD per token; @source "billed" or
@@ -823,6 +833,26 @@ static void meter_saved(struct state *s, const struct conf *c, struct source_ctx
 	}
 }
 
+/* Keeps the first failure of a refresh (@rc, @msg) in @err; later ones are only logged at
+ * debug level. Returns whether the refresh must stop (the ceiling, a shutdown). */
+static bool failed(int rc, const char *msg, int *first, char *err, size_t errlen)
+{
+	if (!rc)
+		return false;
+	if (!*first) {
+		*first = rc;
+		snprintf(err, errlen, "%s", msg);
+	} else {
+		log_debug("cloudwatch: another region failed too", "error", msg);
+	}
+	return rc == -EDQUOT || rc == -ECANCELED;
+}
+
+/*
+ * One refresh: the history once a day, then each region's active pairs. A region that fails
+ * does not stop the others (their estimates stay current); the refresh then reports the
+ * first failure, and what succeeded is kept.
+ */
 static int refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
 {
 	struct state *s = priv;
@@ -840,33 +870,38 @@ static int refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
 			 c->cw_max_metrics_per_day);
 		return -EDQUOT;
 	}
-	int rc = 0;
+	int first = 0;
+	bool stop = false;
+	char e[512];
 	if (s->hist_day != today) {
-		for (size_t r = 0; !rc && r < c->projects_regions.n; r++)
-			rc = list_pairs(s, x, c->projects_regions.v[r], false, err, errlen);
-		if (!rc)
-			prune(s, today);
-		for (size_t r = 0; !rc && r < c->projects_regions.n; r++)
-			rc = read_history(s, x, c->projects_regions.v[r], today, err, errlen);
-		if (rc) {
-			meter_saved(s, c, x);
-			return rc;
+		bool listed_all = true;
+		for (size_t r = 0; !stop && r < c->projects_regions.n; r++) {
+			int rc = list_pairs(s, x, c->projects_regions.v[r], false, e, sizeof(e));
+			listed_all = listed_all && !rc;
+			stop = failed(rc, e, &first, err, errlen);
 		}
-		s->hist_day = today;
+		if (listed_all)
+			prune(s, today, c);
+		bool read_all = listed_all;
+		for (size_t r = 0; !stop && r < c->projects_regions.n; r++) {
+			int rc = read_history(s, x, c->projects_regions.v[r], today, e, sizeof(e));
+			read_all = read_all && !rc;
+			stop = failed(rc, e, &first, err, errlen);
+		}
+		if (read_all)
+			s->hist_day = today;
 		x->state_changed = true;
 	}
 	rates_update(s, x, today);
 	long late = c->cw_late_data_minutes, need = 0;
-	size_t *fresh = xcalloc(s->n + 1, sizeof(size_t)), *inc = xcalloc(s->n + 1, sizeof(size_t));
-	for (size_t r = 0; !rc && r < c->projects_regions.n; r++) {
+	size_t *fresh = NULL, *inc = NULL;
+	for (size_t r = 0; !stop && r < c->projects_regions.n; r++) {
 		const char *region = c->projects_regions.v[r];
-		rc = list_pairs(s, x, region, true, err, errlen);
-		if (rc)
-			break;
-		if (s->n) {
-			fresh = xrealloc(fresh, (s->n + 1) * sizeof(size_t));
-			inc = xrealloc(inc, (s->n + 1) * sizeof(size_t));
-		}
+		int rc = list_pairs(s, x, region, true, e, sizeof(e));
+		if ((stop = failed(rc, e, &first, err, errlen)) || rc)
+			continue;
+		fresh = xrealloc(fresh, (s->n + 1) * sizeof(size_t));
+		inc = xrealloc(inc, (s->n + 1) * sizeof(size_t));
 		size_t nf = 0, ni = 0;
 		long start = end;
 		for (size_t i = 0; i < s->n; i++) {
@@ -878,39 +913,43 @@ static int refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
 				inc[ni++] = i;
 				if (p->upto - late < start)
 					start = p->upto - late;
+				need += NDIR;
 			} else {
 				fresh[nf++] = i;
+				/* a sum from 00:00 and the ring's minutes, or the ring alone */
+				need += end - RING > midnight_minute(today) ? 2 * NDIR : NDIR;
 			}
 		}
-		need += (long)(nf + ni) * NDIR;
 		if (ni && start < end)
-			rc = read_minutes(s, x, region, inc, ni, false, start, end, today, err, errlen);
+			rc = read_minutes(s, x, region, inc, ni, false, start, end, today, e, sizeof(e));
 		if (!rc && nf)
-			rc = read_minutes(s, x, region, fresh, nf, true, 0, end, today, err, errlen);
+			rc = read_minutes(s, x, region, fresh, nf, true, 0, end, today, e, sizeof(e));
+		stop = failed(rc, e, &first, err, errlen);
 	}
 	free(fresh);
 	free(inc);
 	meter_saved(s, c, x);
-	if (rc)
-		return rc;
+	if (first)
+		return first;
 	s->end = end;
 	s->need = need;
 	return 0;
 }
 
 /* Spreads the refreshes over the rest of the UTC day when the ceiling cannot cover one
- * every interval; when it cannot cover the next one at all, that refresh says so
- * (-EDQUOT) at its normal time. */
+ * every interval: as many reads as are left, evenly; when not one is left, the next read is
+ * the first of the next UTC day. */
 static double delay(const void *priv, const struct conf *c, double now)
 {
 	const struct state *s = priv;
 	long left = remaining_today(s, c, now);
 	double until = days_start_time(days_of_time(now) + 1) - now;
-	if (s->need <= 0 || left < s->need)
+	if (s->need <= 0)
 		return 0;
-	return until * (double)s->need / (double)left;
+	if (left < s->need)
+		return until + 1;
+	return until / (double)(left / s->need);
 }
-
 /* ---- state file ---- */
 
 static void save_rates(struct jsonw *w, const char *name, const struct rates *r)
@@ -936,8 +975,8 @@ static void save_rates(struct jsonw *w, const char *name, const struct rates *r)
 	jsonw_object_end(w);
 }
 
-/* "cloudwatch": {"today", "hist_day", the meter, "pairs": [[region, project, model,
- * [input by day], [output by day]], ...], "rates": {...}, "rates_prev": {...}} */
+/* "cloudwatch": {"hist_day", the meter, "pairs": [[region, project, model, its history's
+ * day, [input by day], [output by day]], ...], "rates": {...}, "rates_prev": {...}} */
 static void save(const void *priv, struct jsonw *w)
 {
 	const struct state *s = priv;
@@ -965,6 +1004,7 @@ static void save(const void *priv, struct jsonw *w)
 		jsonw_string(w, p->region);
 		jsonw_string(w, p->project);
 		jsonw_string(w, p->model);
+		jsonw_int(w, p->hist_day);
 		for (int d = 0; d < NDIR; d++) {
 			jsonw_array_begin(w);
 			for (int k = 0; k < HIST_DAYS; k++)
@@ -979,11 +1019,29 @@ static void save(const void *priv, struct jsonw *w)
 	jsonw_object_end(w);
 }
 
+/* A whole number in [0, @max]. */
+static bool whole_number(const struct jsontape *t, size_t i, double max, double *out)
+{
+	return !jt_number(t, i, out) && *out >= 0 && *out <= max && *out == floor(*out);
+}
+
+/* A day number (days.h; 0 = none) up to the year 9999. */
+static bool day_number(const struct jsontape *t, size_t i, double *out)
+{
+	return whole_number(t, i, 3e6, out);
+}
+
+/* A counter of metrics or requests. */
+static bool count_number(const struct jsontape *t, size_t i, double *out)
+{
+	return whole_number(t, i, 1e15, out);
+}
+
 static bool restore_rates(const struct jsontape *t, size_t o, struct rates *r)
 {
 	double fd;
 	size_t v = jt_get(t, o, "v");
-	if (!jt_is(t, o, JT_OBJECT) || jt_number(t, jt_get(t, o, "for_day"), &fd) ||
+	if (!jt_is(t, o, JT_OBJECT) || !day_number(t, jt_get(t, o, "for_day"), &fd) ||
 	    !jt_is(t, v, JT_ARRAY))
 		return false;
 	r->for_day = (long)fd;
@@ -996,8 +1054,8 @@ static bool restore_rates(const struct jsontape *t, size_t o, struct rates *r)
 		double dir, last, day, week;
 		if (k != 6 || !jt_is(t, f[0], JT_STRING) || !jt_is(t, f[1], JT_STRING) ||
 		    jt_number(t, f[2], &dir) || (dir != IN && dir != OUT) ||
-		    jt_number(t, f[3], &last) || jt_number(t, f[4], &day) ||
-		    jt_number(t, f[5], &week) || !isfinite(last) || !isfinite(week))
+		    jt_number(t, f[3], &last) || !day_number(t, f[4], &day) ||
+		    jt_number(t, f[5], &week) || !(last >= 0 && last < 1) || !(week < 1))
 			return false;
 		r->v[r->n++] = (struct rate){ jt_strdup(t, f[0]), jt_strdup(t, f[1]), (int)dir, last,
 					      (long)day, week };
@@ -1015,22 +1073,24 @@ static void *restore(const struct jsontape *t, size_t root, const struct conf *c
 		return s;
 	double hd, md, mt, mtot, ltot;
 	size_t pairs = jt_get(t, o, "pairs");
-	bool ok = jt_is(t, o, JT_OBJECT) && !jt_number(t, jt_get(t, o, "hist_day"), &hd) &&
-		  !jt_number(t, jt_get(t, o, "metrics_day"), &md) &&
-		  !jt_number(t, jt_get(t, o, "metrics_today"), &mt) &&
-		  !jt_number(t, jt_get(t, o, "metrics_total"), &mtot) &&
-		  !jt_number(t, jt_get(t, o, "lists_total"), &ltot) && jt_is(t, pairs, JT_ARRAY) &&
+	bool ok = jt_is(t, o, JT_OBJECT) && day_number(t, jt_get(t, o, "hist_day"), &hd) &&
+		  day_number(t, jt_get(t, o, "metrics_day"), &md) &&
+		  count_number(t, jt_get(t, o, "metrics_today"), &mt) &&
+		  count_number(t, jt_get(t, o, "metrics_total"), &mtot) &&
+		  count_number(t, jt_get(t, o, "lists_total"), &ltot) && jt_is(t, pairs, JT_ARRAY) &&
 		  restore_rates(t, jt_get(t, o, "rates"), &s->now) &&
 		  restore_rates(t, jt_get(t, o, "rates_prev"), &s->prev);
 	for (size_t e = ok ? jt_first(t, pairs) : JT_NONE; ok && e != JT_NONE;
 	     e = jt_next(t, pairs, e)) {
-		size_t f[5], k = 0;
-		for (size_t m = jt_is(t, e, JT_ARRAY) ? jt_first(t, e) : JT_NONE; m != JT_NONE && k < 5;
+		size_t f[6], k = 0;
+		for (size_t m = jt_is(t, e, JT_ARRAY) ? jt_first(t, e) : JT_NONE; m != JT_NONE && k < 6;
 		     m = jt_next(t, e, m))
 			f[k++] = m;
-		ok = k == 5 && jt_is(t, f[0], JT_STRING) && jt_is(t, f[1], JT_STRING) &&
-		     jt_is(t, f[2], JT_STRING) && jt_count(t, f[3]) == HIST_DAYS &&
-		     jt_count(t, f[4]) == HIST_DAYS;
+		double phd;
+		ok = k == 6 && jt_is(t, f[0], JT_STRING) && jt_is(t, f[1], JT_STRING) &&
+		     jt_is(t, f[2], JT_STRING) && day_number(t, f[3], &phd) &&
+		     jt_is(t, f[4], JT_ARRAY) && jt_count(t, f[4]) == HIST_DAYS &&
+		     jt_is(t, f[5], JT_ARRAY) && jt_count(t, f[5]) == HIST_DAYS;
 		if (!ok)
 			break;
 		char *region = jt_strdup(t, f[0]), *project = jt_strdup(t, f[1]),
@@ -1041,12 +1101,15 @@ static void *restore(const struct jsontape *t, size_t root, const struct conf *c
 		free(model);
 		for (int d = 0; p && ok && d < NDIR; d++) {
 			int i = 0;
-			for (size_t m = jt_first(t, f[3 + d]); ok && m != JT_NONE;
-			     m = jt_next(t, f[3 + d], m), i++)
-				ok = !jt_number(t, m, &p->hist[d][i]) && isfinite(p->hist[d][i]);
+			for (size_t m = jt_first(t, f[4 + d]); ok && m != JT_NONE;
+			     m = jt_next(t, f[4 + d], m), i++)
+				ok = !jt_number(t, m, &p->hist[d][i]) && p->hist[d][i] >= 0 &&
+				     p->hist[d][i] < MAX_VALUE;
 		}
-		if (p)
+		if (p) {
 			p->has_hist = true;
+			p->hist_day = (long)phd;
+		}
 	}
 	if (!ok) {
 		snprintf(err, errlen, "cloudwatch: malformed");
@@ -1116,7 +1179,9 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 					 "model", p->model, "direction", dir_names[d], (char *)0);
 			if (rate >= 0 && read_today) {
 				ps->today += tok * rate;
-				ps->hour += tokens_last_hour(p, d, s->end) * rate;
+				/* a region read after the others failed is ahead of s->end */
+				ps->hour += tokens_last_hour(p, d, p->upto > s->end ? p->upto : s->end) *
+					    rate;
 				ps->priced = true;
 			}
 			if (rate >= 0) {
@@ -1128,7 +1193,7 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 				free(rk);
 			}
 			/* yesterday's tokens, priced with yesterday's rates */
-			double ytok = p->has_hist && s->hist_day == today ? p->hist[d][HIST_DAYS - 1] : 0;
+			double ytok = p->has_hist && p->hist_day == today ? p->hist[d][HIST_DAYS - 1] : 0;
 			if (ytok > 0) {
 				const char *ysrc;
 				double yrate = rate_of(&s->prev, c, p, d, &ysrc);
@@ -1151,7 +1216,7 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 	}
 	/* the error ratio against Cost Explorer's yesterday, per project it attributes */
 	const void *ce = source_peer(x->set, &cost_explorer_source);
-	if (ce && s->hist_day == today) {
+	if (ce) {
 		struct attribution a;
 		cost_explorer_attribute(ce, c, x->set, today, &a);
 		for (size_t i = 0; a.present[WIN_YESTERDAY] && i < a.nrows; i++) {
@@ -1186,7 +1251,7 @@ const struct source_def cloudwatch_source = {
 	.name = "cloudwatch",
 	.enabled = enabled,
 	.interval = interval,
-	.retry_after_failure = 60,
+	.retry_after_failure = 0, /* the interval: a retry costs as much as a read */
 	.operations = operations,
 	.create = create,
 	.destroy = destroy,

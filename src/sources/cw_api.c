@@ -235,6 +235,16 @@ int cw_parse_metric_data(const char *body, size_t len, size_t n, cw_point_fn fn,
 			snprintf(err, errlen, "MetricDataResults[%zu].Id: not a query of the request", i);
 			goto out;
 		}
+		size_t sc = jt_get(&t, r, "StatusCode");
+		if (sc != JT_NONE && !jt_str_eq(&t, sc, "Complete") &&
+		    !jt_str_eq(&t, sc, "PartialData")) {
+			char code[32] = "";
+			if (jt_is(&t, sc, JT_STRING))
+				jt_str(&t, sc, code, sizeof(code));
+			snprintf(err, errlen, "MetricDataResults[%zu].StatusCode: %s", i,
+				 *code ? code : "not a string");
+			goto out;
+		}
 		if (!jt_is(&t, ts, JT_ARRAY) || !jt_is(&t, vs, JT_ARRAY) ||
 		    jt_count(&t, ts) != jt_count(&t, vs)) {
 			snprintf(err, errlen, "MetricDataResults[%zu]: Timestamps and Values must be "
@@ -244,10 +254,11 @@ int cw_parse_metric_data(const char *body, size_t len, size_t n, cw_point_fn fn,
 		for (size_t a = jt_first(&t, ts), b = jt_first(&t, vs); a != JT_NONE;
 		     a = jt_next(&t, ts, a), b = jt_next(&t, vs, b)) {
 			double tv, vv;
-			if (jt_number(&t, a, &tv) || jt_number(&t, b, &vv) || !isfinite(tv) ||
-			    !isfinite(vv) || tv < 0 || vv < 0) {
+			if (jt_number(&t, a, &tv) || jt_number(&t, b, &vv) || !(tv >= 0) ||
+			    !(tv < 1e11) || !(vv >= 0) || !(vv <= CW_MAX_VALUE)) {
 				snprintf(err, errlen, "MetricDataResults[%zu]: Timestamps and Values "
-					 "must be non-negative numbers", i);
+					 "must be numbers, seconds and counts of at most %g", i,
+					 CW_MAX_VALUE);
 				goto out;
 			}
 		}

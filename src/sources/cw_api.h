@@ -17,6 +17,8 @@
 #define OP_CW_GET_METRIC_DATA apistats_op("cloudwatch", "GetMetricData")
 
 #define CW_NAMESPACE "AWS/BedrockMantle"
+/* The largest data point value accepted (tokens of one period): more is not an answer. */
+#define CW_MAX_VALUE 1e15
 /* Most MetricDataQueries one GetMetricData call may hold. */
 #define CW_MAX_QUERIES 500
 
@@ -48,7 +50,9 @@ char *cw_body_get_metric_data(const struct cw_query *q, size_t n, long period, l
 typedef void (*cw_point_fn)(void *arg, size_t query, double timestamp, double value);
 
 /* Parses a GetMetricData page of a call of @n queries; *@next as above. Every result must
- * name one of the queries (Id "q<i>") and hold as many Timestamps as Values (numbers).
+ * name one of the queries (Id "q<i>"), have StatusCode Complete or PartialData (the rest on
+ * a later page; Forbidden and InternalError fail the page), and hold as many Timestamps as
+ * Values (numbers, 0..CW_MAX_VALUE).
  * Returns 0 (after reporting every point), or -EPROTO with @err (nothing reported). */
 int cw_parse_metric_data(const char *body, size_t len, size_t n, cw_point_fn fn, void *arg,
 			 char **next, char *err, size_t errlen);

@@ -241,6 +241,27 @@ def test_cw_faults_keep_the_last_good_data(ctx):
         wait_for(lambda: (lambda e: e and costs.up(e, "cloudwatch") == 1.0)(ce.exp.quick()),
                  150, "cloudwatch recovered after %s" % kind)
 
+    # one region refused (an SCP, say): the source is down, the other region stays current
+    fake.fault(surface="cloudwatch", kind="auth", count=-1, match="/monitoring/eu-west-1")
+    t0 = cw_attempt(ce.exp.scrape())
+    m3 = wait_for(lambda: (lambda e: e and cw_attempt(e) > t0 and
+                           costs.up(e, "cloudwatch") == 0.0 and e)(ce.exp.quick()),
+                  150, "a CloudWatch refresh with eu-west-1 refused")
+    check(m3.value("bedrock_cost_exporter_api_request_errors_total", api="cloudwatch",
+                   operation="ListMetrics", reason="auth") >= 1, "no auth error counted")
+    end = int(cw_attempt(m3) // 60 * 60)
+    tokens = by_label(m3, "bedrock_usage_project_tokens_today", "region", "project_id", "model",
+                      "direction")
+    today = costs.utc_today().isoformat()
+    if end >= math.floor(time.time() // 86400 * 86400):
+        for pid, v in fake_spend(fake, "us-east-1", today, end).items():
+            for model, dirs in v["tokens"].items():
+                for d, n in dirs.items():
+                    if n:
+                        eq(tokens.get(("us-east-1", pid, model, d)), float(n),
+                           "us-east-1 tokens of %s %s %s while eu-west-1 fails" % (pid, model, d))
+    fake.clear_faults()
+
 
 def register(run):
     global R, check, eq, wait_for, TestFailure

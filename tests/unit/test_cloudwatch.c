@@ -76,10 +76,15 @@ static void quiet_pairs_are_forgotten(void **state)
 	new_pair(s, "proj_today")->upto = min_of(DAY0, 30);
 	new_pair(s, "proj_yesterday")->upto = min_of(DAY0, 0);
 	new_pair(s, "proj_listed2")->listed = true;
-	prune(s, DAY0);
+	pair_get(s, "eu-west-9", "proj_listed3", "m")->listed = true; /* a region dropped */
+	struct conf c = { 0 };
+	textlist_push(&c.projects_regions, xstrdup("us-east-1"));
+	prune(s, DAY0, &c);
+	textlist_free(&c.projects_regions);
 	assert_int_equal(s->n, 3);
 	assert_null(pair_find(s, "us-east-1", "proj_gone", "openai.gpt-oss-120b"));
 	assert_null(pair_find(s, "us-east-1", "proj_yesterday", "openai.gpt-oss-120b"));
+	assert_null(pair_find(s, "eu-west-9", "proj_listed3", "m"));
 	const char *kept[] = { "proj_listed", "proj_today", "proj_listed2" };
 	for (size_t i = 0; i < 3; i++) {
 		struct pair *p = pair_find(s, "us-east-1", kept[i], "openai.gpt-oss-120b");
@@ -150,6 +155,51 @@ static void rates_from_bill_and_tokens(void **state)
 	accs_free(&b);
 }
 
+/* A rate the settled days no longer give is kept across the day's turn (and the turn
+ * freezes today's table as the one that priced yesterday). */
+static void rates_survive_the_turn(void **state)
+{
+	(void)state;
+	struct state *s = create(NULL);
+	long today = DAY0;
+	struct pair *p = new_pair(s, "proj_a");
+	p->has_hist = true;
+	p->hist_day = today;
+	for (int k = 0; k < HIST_DAYS; k++)
+		p->hist[IN][k] = 1e6;
+	/* the bill of today - 9 only: 0.10 for 1M input tokens */
+	struct ce_group g = { { (char *)"Amazon Bedrock",
+				(char *)"USE1-openai.gpt-oss-120b-mantle-input-tokens-standard" },
+			      0.10 };
+	struct ce_day d = { today - 9, false, &g, 1, 0 };
+	struct ce_series models = { &d, 1 };
+	s->today = today;
+	rates_refresh(s, &models, today - 0);
+	/* today - 9 is outside [today-8, today-2]: no rate from the days for today... */
+	assert_int_equal(s->now.n, 0);
+	/* ...but yesterday's table ([today-9, today-3]) has it */
+	assert_int_equal(s->prev.n, 1);
+	/* a day later: today's table keeps what yesterday's knew */
+	rates_free(&s->now);
+	s->now.for_day = today; /* as if it had priced today */
+	s->now.v = xcalloc(2, sizeof(struct rate));
+	s->now.v[0] = (struct rate){ xstrdup("us-east-1"), xstrdup("gpt-oss-120b"), IN, 1e-7,
+				     today - 9, 1e-7 };
+	s->now.n = 1;
+	day_turn(s, today + 1);
+	assert_int_equal(s->prev.for_day, today);
+	assert_int_equal(s->now.n, 0);
+	p = pair_find(s, "us-east-1", "proj_a", "openai.gpt-oss-120b");
+	p->hist_day = today + 1;
+	struct ce_series none = { NULL, 0 };
+	rates_refresh(s, &none, today + 1);
+	assert_int_equal(s->now.n, 1);
+	const char *src;
+	assert_true(fabs(rate_of(&s->now, &(struct conf){ 0 }, p, IN, &src) - 1e-7) < 1e-18);
+	assert_string_equal(src, "billed");
+	destroy(s);
+}
+
 /* The ceiling lasts until midnight: refreshes are spread when it cannot cover every interval. */
 static void spread_under_the_ceiling(void **state)
 {
@@ -161,10 +211,10 @@ static void spread_under_the_ceiling(void **state)
 	s->need = 2000;                       /* 1,000 active pairs */
 	s->metrics_day = DAY0;
 	s->metrics_today = 95000;
-	/* 95,000 left for 12 hours at 2,000 a read: one read every 909 s */
-	assert_true(fabs(delay(s, &c, noon) - 43200.0 * 2000 / 95000) < 1e-6);
-	s->metrics_today = 189000; /* not enough for one more: the refresh says so itself */
-	assert_true(delay(s, &c, noon) == 0);
+	/* 95,000 left for 12 hours at 2,000 a read: 47 reads, one every 919 s */
+	assert_true(fabs(delay(s, &c, noon) - 43200.0 / 47) < 1e-6);
+	s->metrics_today = 189000; /* not enough for one more: the next read is after midnight */
+	assert_true(delay(s, &c, noon) > 43200 && delay(s, &c, noon) < 43200 + 60);
 	assert_int_equal(remaining_today(s, &c, noon), 1000);
 	assert_int_equal(remaining_today(s, &c, noon + 43200), 190000); /* a new day */
 	destroy(s);
@@ -237,6 +287,17 @@ static void state_round_trip(void **state)
 		"\"metrics_total\":1,\"lists_total\":1,\"pairs\":[],"
 		"\"rates\":{\"for_day\":1,\"v\":[[\"r\",\"k\",3,1,1,1]]},\"rates_prev\":{\"for_day\":1,"
 		"\"v\":[]}}}",
+		/* a meter that would lift the ceiling, a day beyond any calendar */
+		"{\"cloudwatch\":{\"hist_day\":1,\"metrics_day\":1,\"metrics_today\":-100000000,"
+		"\"metrics_total\":1,\"lists_total\":1,\"pairs\":[],"
+		"\"rates\":{\"for_day\":1,\"v\":[]},\"rates_prev\":{\"for_day\":1,\"v\":[]}}}",
+		"{\"cloudwatch\":{\"hist_day\":1e300,\"metrics_day\":1,\"metrics_today\":1,"
+		"\"metrics_total\":1,\"lists_total\":1,\"pairs\":[],"
+		"\"rates\":{\"for_day\":1,\"v\":[]},\"rates_prev\":{\"for_day\":1,\"v\":[]}}}",
+		"{\"cloudwatch\":{\"hist_day\":1,\"metrics_day\":1,\"metrics_today\":1,"
+		"\"metrics_total\":1,\"lists_total\":1,\"pairs\":[[\"r\",\"p\",\"m\",1,"
+		"[1,1,1,1,1,1,1,1,-1],[1,1,1,1,1,1,1,1,1]]],"
+		"\"rates\":{\"for_day\":1,\"v\":[]},\"rates_prev\":{\"for_day\":1,\"v\":[]}}}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(jsontape_parse(&t, bad[i], strlen(bad[i])), 0);
@@ -254,6 +315,7 @@ int main(void)
 		cmocka_unit_test(ring_across_midnight),
 		cmocka_unit_test(quiet_pairs_are_forgotten),
 		cmocka_unit_test(rates_from_bill_and_tokens),
+		cmocka_unit_test(rates_survive_the_turn),
 		cmocka_unit_test(spread_under_the_ceiling),
 		cmocka_unit_test(state_round_trip),
 	};

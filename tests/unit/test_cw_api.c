@@ -140,6 +140,11 @@ static void data_pages(void **state)
 		"{\"MetricDataResults\":[{\"Id\":\"q0\",\"Timestamps\":[\"2026-01-01T00:00:00Z\"],"
 		"\"Values\":[3]}]}",
 		"{\"MetricDataResults\":[{\"Id\":\"q0\",\"Timestamps\":[1],\"Values\":[-3]}]}",
+		"{\"MetricDataResults\":[{\"Id\":\"q0\",\"Timestamps\":[1],\"Values\":[1e16]}]}",
+		"{\"MetricDataResults\":[{\"Id\":\"q0\",\"Timestamps\":[],\"Values\":[],"
+		"\"StatusCode\":\"Forbidden\"}]}",
+		"{\"MetricDataResults\":[{\"Id\":\"q0\",\"Timestamps\":[],\"Values\":[],"
+		"\"StatusCode\":\"InternalError\"}]}",
 		/* a good result before a bad one: nothing is reported */
 		"{\"MetricDataResults\":[{\"Id\":\"q0\",\"Timestamps\":[1],\"Values\":[3]},"
 		"{\"Id\":\"q1\",\"Timestamps\":{},\"Values\":[]}]}",

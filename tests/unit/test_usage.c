@@ -57,6 +57,8 @@ static void model_keys(void **state)
 		{ "Claude Sonnet 4.5", "claude-sonnet-4-5" },
 		{ "anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5" },
 		{ "anthropic.claude-3-haiku-20240307-v1:0", "claude-3-haiku" },
+		{ "us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5" },
+		{ "global.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5" },
 		{ "meta.llama3-70b-instruct-v1:0", "llama3-70b-instruct" },
 		{ "Llama3-70B", "llama3-70b" },
 		{ "deepseek.v3-v1:0", "v3" },
@@ -82,6 +84,7 @@ static void regions_and_directions(void **state)
 	assert_string_equal(usage_region("EU-amazon.nova-lite-v1:0-mantle-input-tokens-standard"),
 			    "eu-west-1");
 	assert_string_equal(usage_region("APN1-x"), "ap-northeast-1");
+	assert_string_equal(usage_region("APE1-x"), "ap-east-1");
 	assert_null(usage_region("openai.gpt-oss-20b-mantle-input-tokens-standard"));
 	assert_null(usage_region("XYZ9-a"));
 	assert_string_equal(usage_direction("output"), "output");
