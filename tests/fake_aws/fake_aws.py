@@ -1772,6 +1772,7 @@ CE_PAGINATED = ("GetCostAndUsage", "GetDimensionValues", "ListCostAllocationTags
 CE_ERROR_NS = "com.amazonaws.awsinsightsindexservice#"
 CORAL_ERROR_NS = "com.amazon.coral.service#"
 AMZ_JSON_11 = "application/x-amz-json-1.1"
+AMZ_JSON_10 = "application/x-amz-json-1.0"
 
 
 def ce_error_response(status, name, message, coral=False, headers=()):
@@ -1811,85 +1812,111 @@ def _walk(obj, fn):
             _walk(v, fn)
 
 
-class CostExplorerSurface(Surface):
-    """AWS Cost Explorer (awsJson1.1, X-Amz-Target AWSInsightsIndexService.*)."""
+class JsonProtocolSurface(Surface):
+    """An AWS JSON-protocol surface (awsJson1.0 / awsJson1.1): POST with
+    X-Amz-Target <target_prefix><Operation> and a JSON body, signed with SigV4;
+    protocol and auth errors in AWS's Coral form.
 
-    name = "ce"
-    prefixes = ("/ce",)
+    A subclass names its dialect below and implements path_region() and
+    answer(); the rest (routing, auth, counters, log, botocore model validation,
+    the common fault answers) is shared."""
+
     auth_schemes = ("sigv4", "none", "other")
-    operations = CE_OPERATIONS
-    content_type = AMZ_JSON_11
-    fault_kinds = ("throttle", "server_error", "slow", "hang", "truncated", "malformed",
-                   "wrong_types", "auth", "data_unavailable", "invalid_token",
-                   "request_changed", "change_between_pages", "huge", "loop",
-                   "expired_token", "bill_expiration")
-    wrong_types_fields = ("amount", "keys", "results", "unit")
+    title = None                 # "Cost Explorer": in the routing error messages
+    served_at = None             # "/ce/": in the routing error messages
+    target_prefix = None         # X-Amz-Target prefix of every operation
+    request_content_types = ()   # accepted request Content-Types (the first is named)
+    sigv4_service = None         # SigV4 service (credential scope)
+    model_service = None         # botocore service model the body is checked against
+    model_error = None           # error name of a request that fails that check
+    throttle_error = None        # error name of a throttle fault
+    unavailable_error = None     # error name of a server_error fault with status 503
+    internal_error = None        # error name of any other server_error fault
+    log_region = False           # True: log entries carry the region as well
+    extra_counters = ()          # further counters (from 0) that count() keeps
+    error = None                 # staticmethod(status, name, message, coral=False,
+    #                              headers=()) -> the error Response of this dialect
+
+    def ok(self, obj):
+        r = Response.json_obj(200, obj, headers=[("x-amzn-RequestId", str(uuid.uuid4()))])
+        r.content_type = self.content_type
+        return r
+
+    def path_region(self, path):
+        """The region a request to path is for, or None when path is not served."""
+        raise NotImplementedError
+
+    def answer(self, ctx, body):
+        """The Response of ctx.operation on a valid body (a dict)."""
+        raise NotImplementedError
 
     def new_counters(self):
         c = super().new_counters()
         c["by_operation"] = {}
         c["by_operation_status"] = {}
+        c.update((name, 0) for name in self.extra_counters)
         c["model_violations"] = 0
         return c
 
     # -- routing / auth -------------------------------------------------------
     def resolve(self, ctx):
         ctx.operation = None
-        ctx.ce_body = None
-        if ctx.path not in ("/ce", "/ce/"):
-            return ce_error_response(404, "UnknownOperationException",
-                                     "fake_aws: Cost Explorer is served at POST /ce/, not %s"
-                                     % ctx.path, coral=True)
+        ctx.json_body = None
+        ctx.region = self.path_region(ctx.path)
+        if ctx.region is None:
+            return self.error(404, "UnknownOperationException",
+                              "fake_aws: %s is served at POST %s, not %s"
+                              % (self.title, self.served_at, ctx.path), coral=True)
         if ctx.method != "POST":
-            return ce_error_response(404, "UnknownOperationException",
-                                     "fake_aws: Cost Explorer only answers POST", coral=True)
+            return self.error(404, "UnknownOperationException",
+                              "fake_aws: %s only answers POST" % self.title, coral=True)
+        prefix, operations = self.target_prefix, self.operations
         target = (ctx.header("X-Amz-Target") or "").strip()
-        op = target[len(CE_TARGET_PREFIX):] if target.startswith(CE_TARGET_PREFIX) else None
-        if op not in CE_OPERATIONS:
-            return ce_error_response(400, "UnknownOperationException",
-                                     "fake_aws: unknown X-Amz-Target %r (expected %s<%s>)"
-                                     % (target, CE_TARGET_PREFIX, "|".join(CE_OPERATIONS)),
-                                     coral=True)
+        op = target[len(prefix):] if target.startswith(prefix) else None
+        if op not in operations:
+            return self.error(400, "UnknownOperationException",
+                              "fake_aws: unknown X-Amz-Target %r (expected %s<%s>)"
+                              % (target, prefix, "|".join(operations)), coral=True)
         ctx.operation = op
         ctype = (ctx.header("Content-Type") or "").split(";")[0].strip().lower()
-        if ctype not in (AMZ_JSON_11, "application/x-amz-json-1.0"):
-            return ce_error_response(400, "SerializationException",
-                                     "fake_aws: Content-Type must be %s, got %r"
-                                     % (AMZ_JSON_11, ctype), coral=True)
+        if ctype not in self.request_content_types:
+            return self.error(400, "SerializationException",
+                              "fake_aws: Content-Type must be %s, got %r"
+                              % (self.request_content_types[0], ctype), coral=True)
         try:
             text = ctx.body.decode("utf-8")
-            ctx.ce_body = json.loads(text) if text.strip() else {}
+            ctx.json_body = json.loads(text) if text.strip() else {}
         except (UnicodeDecodeError, ValueError) as exc:
-            ctx.ce_body_error = str(exc)
+            ctx.json_body_error = str(exc)
         return self.endpoint
 
     def authenticate(self, ctx, endpoint):
         auth = ctx.header("Authorization")
         if auth is None or not auth.strip():
             ctx.auth_scheme = "none"
-            return ce_error_response(403, "MissingAuthenticationTokenException",
-                                     "Missing Authentication Token", coral=True)
+            return self.error(403, "MissingAuthenticationTokenException",
+                              "Missing Authentication Token", coral=True)
         if auth.strip().split(None, 1)[0] == "AWS4-HMAC-SHA256":
             ctx.auth_scheme = "sigv4"
-            return self.app.check_sigv4(ctx, "ce", "us-east-1")
+            return self.app.check_sigv4(ctx, self.sigv4_service, ctx.region)
         ctx.auth_scheme = "other"
-        return ce_error_response(403, "IncompleteSignatureException",
-                                 "Authorization header must use AWS4-HMAC-SHA256",
-                                 coral=True)
+        return self.error(403, "IncompleteSignatureException",
+                          "Authorization header must use AWS4-HMAC-SHA256", coral=True)
 
     def sigv4_denied(self, ctx, result, expired):
         hdr = [("X-Fake-Auth-Error", result.reason)]
         if expired:
-            return ce_error_response(403, "ExpiredTokenException", EXPIRED_TOKEN_MESSAGE,
-                                     coral=True, headers=hdr)
+            return self.error(403, "ExpiredTokenException", EXPIRED_TOKEN_MESSAGE,
+                              coral=True, headers=hdr)
         kind = sigv4_failure_kind(result)
         if kind in ("unknown_key", "token"):
-            return ce_error_response(403, "UnrecognizedClientException",
-                                     INVALID_TOKEN_MESSAGE, coral=True, headers=hdr)
+            return self.error(403, "UnrecognizedClientException",
+                              INVALID_TOKEN_MESSAGE, coral=True, headers=hdr)
         if kind == "skew":
             msg = "Signature expired: X-Amz-Date is more than 15 minutes from the server time"
         elif kind == "scope":
-            msg = "Credential should be scoped to a valid region and to service 'ce'"
+            msg = ("Credential should be scoped to a valid region and to service '%s'"
+                   % self.sigv4_service)
         elif kind == "signature":
             msg = (SIGV4_MISMATCH_MESSAGE + " Check your AWS Secret Access Key and signing "
                    "method. Consult the service documentation for details.")
@@ -1897,7 +1924,7 @@ class CostExplorerSurface(Surface):
             msg = "Incomplete or malformed signature: " + result.reason
         name = "IncompleteSignatureException" if kind == "malformed" else \
             "InvalidSignatureException"
-        return ce_error_response(403, name, msg, coral=True, headers=hdr)
+        return self.error(403, name, msg, coral=True, headers=hdr)
 
     # -- counters / log -------------------------------------------------------
     def count(self, ctx, resp, counters):
@@ -1915,7 +1942,9 @@ class CostExplorerSurface(Surface):
         op = getattr(ctx, "operation", None)
         if not op:
             return {}
-        out = {"operation": op, "request": getattr(ctx, "ce_body", None)}
+        out = {"operation": op, "request": getattr(ctx, "json_body", None)}
+        if self.log_region:
+            out["region"] = getattr(ctx, "region", None)
         if getattr(ctx, "model_violation", None):
             out["model_violation"] = ctx.model_violation
         return out
@@ -1925,21 +1954,82 @@ class CostExplorerSurface(Surface):
 
     # -- endpoint -------------------------------------------------------------
     def endpoint(self, ctx):
-        body = ctx.ce_body
+        body = ctx.json_body
         if not isinstance(body, dict):
-            return ce_error_response(400, "SerializationException",
-                                     "fake_aws: the request body must be a JSON object (%s)"
-                                     % getattr(ctx, "ce_body_error", "not an object"),
-                                     coral=True)
-        cfg = self.app.config
-        if cfg.model_validation:
-            report = model_report("ce", ctx.operation, body)
+            return self.error(400, "SerializationException",
+                              "fake_aws: the request body must be a JSON object (%s)"
+                              % getattr(ctx, "json_body_error", "not an object"),
+                              coral=True)
+        if self.app.config.model_validation:
+            service = self.model_service
+            report = model_report(service, ctx.operation, body)
             if report:
                 ctx.model_violation = report
-                log("model violation (ce %s): %s" % (ctx.operation, report))
-                return ce_error_response(400, "ValidationException",
-                                         "fake_aws: the request does not match botocore's "
-                                         "ce model: " + report)
+                log("model violation (%s %s): %s" % (service, ctx.operation, report))
+                return self.error(400, self.model_error,
+                                  "fake_aws: the request does not match botocore's "
+                                  "%s model: %s" % (service, report))
+        return self.answer(ctx, body)
+
+    # -- fault dialect --------------------------------------------------------
+    def fault_response(self, ctx, fault):
+        if fault.kind == "expired_token":
+            return self.error(403, "ExpiredTokenException", EXPIRED_TOKEN_MESSAGE,
+                              coral=True)
+        return None
+
+    def throttle_response(self, ctx, fault):
+        headers = []
+        if "retry_after" in fault.params:
+            ra = fault.params["retry_after"]
+            if isinstance(ra, float) and ra.is_integer():
+                ra = int(ra)
+            headers.append(("Retry-After", str(ra)))
+        return self.error(400, self.throttle_error, "Rate exceeded", headers=headers)
+
+    def server_error_response(self, ctx, fault):
+        status = fault.params.get("status", 500)
+        if status == 503:
+            return self.error(503, self.unavailable_error,
+                              "Service is unavailable, please try again later")
+        return self.error(status, self.internal_error,
+                          "An internal error occurred. Please try again later.")
+
+    def auth_fault_response(self, ctx, fault):
+        return self.error(403, "UnrecognizedClientException", INVALID_TOKEN_MESSAGE,
+                          coral=True)
+
+
+class CostExplorerSurface(JsonProtocolSurface):
+    """AWS Cost Explorer (awsJson1.1, X-Amz-Target AWSInsightsIndexService.*)."""
+
+    name = "ce"
+    prefixes = ("/ce",)
+    operations = CE_OPERATIONS
+    content_type = AMZ_JSON_11
+    fault_kinds = ("throttle", "server_error", "slow", "hang", "truncated", "malformed",
+                   "wrong_types", "auth", "data_unavailable", "invalid_token",
+                   "request_changed", "change_between_pages", "huge", "loop",
+                   "expired_token", "bill_expiration")
+    wrong_types_fields = ("amount", "keys", "results", "unit")
+    title = "Cost Explorer"
+    served_at = "/ce/"
+    target_prefix = CE_TARGET_PREFIX
+    request_content_types = (AMZ_JSON_11, AMZ_JSON_10)
+    sigv4_service = "ce"
+    model_service = "ce"
+    model_error = "ValidationException"
+    throttle_error = "LimitExceededException"
+    unavailable_error = "ServiceUnavailableException"
+    internal_error = "InternalServerException"
+    error = staticmethod(ce_error_response)
+
+    def path_region(self, path):
+        return "us-east-1" if path in ("/ce", "/ce/") else None
+
+    # -- endpoint -------------------------------------------------------------
+    def answer(self, ctx, body):
+        cfg = self.app.config
         rows, tags = self.app.ledger_snapshot()
         kind = ctx.fault.kind if ctx.fault else None
         try:
@@ -1959,13 +2049,11 @@ class CostExplorerSurface(Surface):
                 obj = ce_list_cost_allocation_tags(body, rows, tags, loop=(kind == "loop"))
         except CeError as exc:
             return ce_error_response(exc.status, exc.name, exc.message, coral=exc.coral)
-        r = Response.json_obj(200, obj, headers=[("x-amzn-RequestId", str(uuid.uuid4()))])
-        r.content_type = AMZ_JSON_11
-        return r
+        return self.ok(obj)
 
     # -- fault dialect --------------------------------------------------------
     def fault_applies(self, fault, ctx):
-        body = getattr(ctx, "ce_body", None)
+        body = getattr(ctx, "json_body", None)
         if fault.kind == "change_between_pages":
             return ctx.operation == "GetCostAndUsage" and isinstance(body, dict) and \
                 bool(body.get("NextPageToken"))
@@ -1990,32 +2078,7 @@ class CostExplorerSurface(Surface):
             return ce_error_response(400, "BillExpirationException",
                                      "The requested report expired. Update the date "
                                      "interval and try again.")
-        if k == "expired_token":
-            return ce_error_response(403, "ExpiredTokenException", EXPIRED_TOKEN_MESSAGE,
-                                     coral=True)
-        return None
-
-    def throttle_response(self, ctx, fault):
-        headers = []
-        if "retry_after" in fault.params:
-            ra = fault.params["retry_after"]
-            if isinstance(ra, float) and ra.is_integer():
-                ra = int(ra)
-            headers.append(("Retry-After", str(ra)))
-        return ce_error_response(400, "LimitExceededException", "Rate exceeded",
-                                 headers=headers)
-
-    def server_error_response(self, ctx, fault):
-        status = fault.params.get("status", 500)
-        if status == 503:
-            return ce_error_response(503, "ServiceUnavailableException",
-                                     "Service is unavailable, please try again later")
-        return ce_error_response(status, "InternalServerException",
-                                 "An internal error occurred. Please try again later.")
-
-    def auth_fault_response(self, ctx, fault):
-        return ce_error_response(403, "UnrecognizedClientException", INVALID_TOKEN_MESSAGE,
-                                 coral=True)
+        return super().fault_response(ctx, fault)
 
     def malformed_body(self, ctx, fault):
         if ctx.operation == "GetCostAndUsage":
@@ -2112,7 +2175,6 @@ def model_report(service, operation, params, output=False):
 CW_TARGET_PREFIX = "GraniteServiceVersion20100801."
 CW_OPERATIONS = ("GetMetricData", "ListMetrics")
 CW_ERROR_NS = "com.amazonaws.cloudwatch#"
-AMZ_JSON_10 = "application/x-amz-json-1.0"
 CW_NAMESPACE = "AWS/BedrockMantle"
 CW_MAX_QUERIES = 500
 CW_DEFAULT_MAX_DATAPOINTS = 100800
@@ -2695,88 +2757,41 @@ def cw_spend(view, region, date, until):
             "projects": projects}
 
 
-class CloudWatchSurface(Surface):
+class CloudWatchSurface(JsonProtocolSurface):
     """Amazon CloudWatch (awsJson1.0, X-Amz-Target GraniteServiceVersion20100801.*):
     GetMetricData and ListMetrics of the AWS/BedrockMantle token metrics."""
 
     name = "cloudwatch"
     prefixes = ("/monitoring",)
-    auth_schemes = ("sigv4", "none", "other")
     operations = CW_OPERATIONS
     content_type = AMZ_JSON_10
     fault_kinds = ("throttle", "server_error", "slow", "hang", "truncated", "malformed",
                    "wrong_types", "auth", "huge", "loop", "invalid_token", "expired_token")
     wrong_types_fields = ("values", "timestamps", "results")
+    title = "CloudWatch"
+    served_at = "/monitoring/{region}"
+    target_prefix = CW_TARGET_PREFIX
+    request_content_types = (AMZ_JSON_10,)
+    sigv4_service = "monitoring"
+    model_service = "cloudwatch"
+    model_error = "InvalidParameterValueException"
+    throttle_error = "Throttling"
+    unavailable_error = "ServiceUnavailable"
+    internal_error = "InternalServiceFault"
+    log_region = True
+    extra_counters = ("metrics_requested", "list_metrics_requests")
+    error = staticmethod(cw_error_response)
 
-    def new_counters(self):
-        c = super().new_counters()
-        c.update({"by_operation": {}, "by_operation_status": {}, "metrics_requested": 0,
-                  "list_metrics_requests": 0, "model_violations": 0})
-        return c
-
-    def resolve(self, ctx):
-        ctx.operation = None
-        ctx.cw_body = None
-        ctx.cw_region = None
-        m = _CW_REGION_PATH_RE.match(ctx.path)
-        if not m:
-            return cw_error_response(404, "UnknownOperationException",
-                                     "fake_aws: CloudWatch is served at POST "
-                                     "/monitoring/{region}, not %s" % ctx.path, coral=True)
-        ctx.cw_region = m.group(1)
-        if ctx.method != "POST":
-            return cw_error_response(404, "UnknownOperationException",
-                                     "fake_aws: CloudWatch only answers POST", coral=True)
-        target = (ctx.header("X-Amz-Target") or "").strip()
-        op = target[len(CW_TARGET_PREFIX):] if target.startswith(CW_TARGET_PREFIX) else None
-        if op not in CW_OPERATIONS:
-            return cw_error_response(400, "UnknownOperationException",
-                                     "fake_aws: unknown X-Amz-Target %r (expected %s<%s>)"
-                                     % (target, CW_TARGET_PREFIX, "|".join(CW_OPERATIONS)),
-                                     coral=True)
-        ctx.operation = op
-        ctype = (ctx.header("Content-Type") or "").split(";")[0].strip().lower()
-        if ctype != AMZ_JSON_10:
-            return cw_error_response(400, "SerializationException",
-                                     "fake_aws: Content-Type must be %s, got %r"
-                                     % (AMZ_JSON_10, ctype), coral=True)
-        try:
-            text = ctx.body.decode("utf-8")
-            ctx.cw_body = json.loads(text) if text.strip() else {}
-        except (UnicodeDecodeError, ValueError) as exc:
-            ctx.cw_body_error = str(exc)
-        return self.endpoint
-
-    def authenticate(self, ctx, endpoint):
-        auth = ctx.header("Authorization")
-        if auth is None or not auth.strip():
-            ctx.auth_scheme = "none"
-            return cw_error_response(403, "MissingAuthenticationTokenException",
-                                     "Missing Authentication Token", coral=True)
-        if auth.strip().split(None, 1)[0] == "AWS4-HMAC-SHA256":
-            ctx.auth_scheme = "sigv4"
-            return self.app.check_sigv4(ctx, "monitoring", ctx.cw_region)
-        ctx.auth_scheme = "other"
-        return cw_error_response(403, "IncompleteSignatureException",
-                                 "Authorization header must use AWS4-HMAC-SHA256", coral=True)
-
-    def sigv4_denied(self, ctx, result, expired):
-        r = CostExplorerSurface.sigv4_denied(self, ctx, result, expired)
-        body = json.loads(r.body)
-        body["message"] = body["message"].replace("service 'ce'", "service 'monitoring'")
-        name = body["__type"].rsplit("#", 1)[1]
-        return cw_error_response(r.status, name, body["message"], coral=True,
-                                 headers=[("X-Fake-Auth-Error", result.reason)])
+    def path_region(self, path):
+        m = _CW_REGION_PATH_RE.match(path)
+        return m.group(1) if m else None
 
     def count(self, ctx, resp, counters):
+        super().count(ctx, resp, counters)
         op = getattr(ctx, "operation", None)
         if not op:
             return
-        counters["by_operation"][op] = counters["by_operation"].get(op, 0) + 1
-        st = str(resp.status) if resp.status is not None else "aborted"
-        per = counters["by_operation_status"].setdefault(op, {})
-        per[st] = per.get(st, 0) + 1
-        body = getattr(ctx, "cw_body", None)
+        body = getattr(ctx, "json_body", None)
         if op == "GetMetricData":
             qs = body.get("MetricDataQueries") if isinstance(body, dict) else None
             if isinstance(qs, list):
@@ -2784,78 +2799,25 @@ class CloudWatchSurface(Surface):
                     1 for q in qs if isinstance(q, dict) and "MetricStat" in q)
         else:
             counters["list_metrics_requests"] += 1
-        if getattr(ctx, "model_violation", None):
-            counters["model_violations"] += 1
 
-    def log_fields(self, ctx):
-        op = getattr(ctx, "operation", None)
-        if not op:
-            return {}
-        out = {"operation": op, "request": getattr(ctx, "cw_body", None),
-               "region": getattr(ctx, "cw_region", None)}
-        if getattr(ctx, "model_violation", None):
-            out["model_violation"] = ctx.model_violation
-        return out
-
-    def match_text(self, ctx):
-        return ctx.raw_path + "\n" + ctx.body.decode("utf-8", "replace")
-
-    def endpoint(self, ctx):
-        body = ctx.cw_body
-        if not isinstance(body, dict):
-            return cw_error_response(400, "SerializationException",
-                                     "fake_aws: the request body must be a JSON object (%s)"
-                                     % getattr(ctx, "cw_body_error", "not an object"),
-                                     coral=True)
-        if self.app.config.model_validation:
-            report = model_report("cloudwatch", ctx.operation, body)
-            if report:
-                ctx.model_violation = report
-                log("model violation (cloudwatch %s): %s" % (ctx.operation, report))
-                return cw_error_response(400, "InvalidParameterValueException",
-                                         "fake_aws: the request does not match botocore's "
-                                         "cloudwatch model: " + report)
+    def answer(self, ctx, body):
         loop = bool(ctx.fault and ctx.fault.kind == "loop")
         view = self.app.cw_view()
         try:
             if ctx.operation == "GetMetricData":
-                obj = cw_get_metric_data(body, view, ctx.cw_region, self.app.cw_pager, loop)
+                obj = cw_get_metric_data(body, view, ctx.region, self.app.cw_pager, loop)
             else:
-                obj = cw_list_metrics(body, view, ctx.cw_region, self.app.cw_pager, loop)
+                obj = cw_list_metrics(body, view, ctx.region, self.app.cw_pager, loop)
         except CwError as exc:
             return cw_error_response(exc.status, exc.name, exc.message)
-        r = Response.json_obj(200, obj, headers=[("x-amzn-RequestId", str(uuid.uuid4()))])
-        r.content_type = AMZ_JSON_10
-        return r
+        return self.ok(obj)
 
     # -- fault dialect --------------------------------------------------------
     def fault_response(self, ctx, fault):
         if fault.kind == "invalid_token":
             return cw_error_response(400, "InvalidNextToken",
                                      "The service cannot process the NextToken")
-        if fault.kind == "expired_token":
-            return cw_error_response(403, "ExpiredTokenException", EXPIRED_TOKEN_MESSAGE,
-                                     coral=True)
-        return None
-
-    def throttle_response(self, ctx, fault):
-        headers = []
-        if "retry_after" in fault.params:
-            ra = _cw_int(fault.params["retry_after"])
-            headers.append(("Retry-After", str(ra)))
-        return cw_error_response(400, "Throttling", "Rate exceeded", headers=headers)
-
-    def server_error_response(self, ctx, fault):
-        status = fault.params.get("status", 500)
-        if status == 503:
-            return cw_error_response(503, "ServiceUnavailable",
-                                     "Service is unavailable, please try again later")
-        return cw_error_response(status, "InternalServiceFault",
-                                 "An internal error occurred. Please try again later.")
-
-    def auth_fault_response(self, ctx, fault):
-        return cw_error_response(403, "UnrecognizedClientException", INVALID_TOKEN_MESSAGE,
-                                 coral=True)
+        return super().fault_response(ctx, fault)
 
     def malformed_body(self, ctx, fault):
         if ctx.operation == "ListMetrics":
