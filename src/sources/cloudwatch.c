@@ -92,7 +92,7 @@ static const struct metric_def m_tokens = {
 	"bedrock_usage_project_tokens_today", METRIC_GAUGE,
 	"Tokens of the project and model so far in the current UTC day (CloudWatch "
 	"AWS/BedrockMantle InputTokens/OutputTokens, Sum; refreshed every "
-	"cloudwatch.refresh_interval).",
+	"cloudwatch.refresh_interval). Absent from 00:00 UTC until the day's first read.",
 };
 static const struct metric_def m_today_est = {
 	"bedrock_cost_project_today_estimated_usd", METRIC_GAUGE,
@@ -1139,7 +1139,7 @@ static void *restore(const struct jsontape *t, size_t root, const struct conf *c
 struct proj_sum {
 	const char *project;
 	double today, hour, yesterday;
-	bool priced, yesterday_priced, yesterday_unpriced;
+	bool priced, hour_priced, yesterday_priced, yesterday_unpriced;
 };
 
 static void collect(const void *priv, const struct collect_ctx *x, struct reg *r)
@@ -1153,8 +1153,9 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 			  1000.0),
 		 (char *)0);
 	reg_addv(r, &m_remaining, (double)remaining_today(s, c, x->now), (char *)0);
-	if (s->today != today)
-		return; /* a new day has not been read yet: nothing of it to show */
+	/* Until the first read of a new UTC day, the day's families are absent (nothing of it
+	 * has been read); the hourly rate spans midnight and stays. */
+	bool day_read = s->today == today;
 	struct textmap *projects = textmap_new();
 	struct proj_sum *sums = xcalloc(s->n + 1, sizeof(*sums));
 	size_t ns = 0;
@@ -1162,7 +1163,11 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 	long midnight = midnight_minute(today);
 	for (size_t i = 0; i < s->n; i++) {
 		const struct pair *p = &s->pairs[i];
-		bool read_today = p->upto > midnight;
+		/* read today (at 00:00:30 it is read up to midnight: 0 tokens so far) */
+		bool read_today = day_read && p->upto >= midnight;
+		/* read (since the start) within the hour before the last read: an hourly rate */
+		long hour_end = p->upto > s->end ? p->upto : s->end;
+		bool read_lately = p->upto > 0 && p->upto > hour_end - HOUR;
 		uintptr_t k = (uintptr_t)textmap_get(projects, p->project, NULL);
 		if (!k) {
 			sums[ns].project = p->project;
@@ -1179,10 +1184,12 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 					 "model", p->model, "direction", dir_names[d], (char *)0);
 			if (rate >= 0 && read_today) {
 				ps->today += tok * rate;
-				/* a region read after the others failed is ahead of s->end */
-				ps->hour += tokens_last_hour(p, d, p->upto > s->end ? p->upto : s->end) *
-					    rate;
 				ps->priced = true;
+			}
+			if (rate >= 0 && read_lately) {
+				/* a region read after the others failed is ahead of s->end */
+				ps->hour += tokens_last_hour(p, d, hour_end) * rate;
+				ps->hour_priced = true;
 			}
 			if (rate >= 0) {
 				char *rk = xasprintf("%s\x1f%s\x1f%d", p->region, p->model, d);
@@ -1207,12 +1214,12 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 		}
 	}
 	for (size_t i = 0; i < ns; i++) {
-		if (!sums[i].priced)
-			continue;
-		reg_addv(r, &m_today_est, ce_money(sums[i].today), "project_id", sums[i].project,
-			 (char *)0);
-		reg_addv(r, &m_per_hour, ce_money(sums[i].hour * 60.0 / HOUR), "project_id",
-			 sums[i].project, (char *)0);
+		if (sums[i].priced)
+			reg_addv(r, &m_today_est, ce_money(sums[i].today), "project_id",
+				 sums[i].project, (char *)0);
+		if (sums[i].hour_priced)
+			reg_addv(r, &m_per_hour, ce_money(sums[i].hour * 60.0 / HOUR), "project_id",
+				 sums[i].project, (char *)0);
 	}
 	/* the error ratio against Cost Explorer's yesterday, per project it attributes */
 	const void *ce = source_peer(x->set, &cost_explorer_source);

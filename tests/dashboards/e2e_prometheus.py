@@ -500,7 +500,9 @@ def seed_spike(c, stack):
 def check_cloudwatch(c, prom):
     """The cloudwatch source's families are in Prometheus, with their labels and values."""
     try:
-        wait_for(lambda: all(prom.vector(f) for f in CLOUDWATCH_FAMILIES), 30,
+        # two CloudWatch refreshes (60 s apart): the first read of a UTC day that began
+        # during the run may be a refresh away
+        wait_for(lambda: all(prom.vector(f) for f in CLOUDWATCH_FAMILIES), 150,
                  "the cloudwatch families in Prometheus", interval=0.5)
     except RuntimeError:
         pass  # each family is reported below

@@ -200,6 +200,85 @@ static void rates_survive_the_turn(void **state)
 	destroy(s);
 }
 
+/* Renders what the source collects at wall time @now (no Cost Explorer peer). Caller frees. */
+static char *collect_text(const struct state *s, const struct conf *c, double now)
+{
+	struct source_health health = { .up = true, .has_data = true };
+	struct collect_ctx x = { .conf = c, .now = now, .set = NULL, .health = &health };
+	struct reg *r = reg_new();
+	collect(s, &x, r);
+	struct buf out;
+	buf_init(&out, 1 << 20);
+	assert_int_equal(reg_render(r, &out, NULL), 0);
+	reg_free(r);
+	return buf_steal(&out, NULL);
+}
+
+/* The value of the sample line starting with @series, or NAN when there is none. */
+static double sample(const char *text, const char *series)
+{
+	size_t n = strlen(series);
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, series, n) == 0 && l[n] == ' ')
+			return strtod(l + n + 1, NULL);
+	return NAN;
+}
+
+/* Around midnight: before the new day's first read its families are absent and the hourly
+ * rate (which spans midnight) stays; a read at 00:00:30 shows 0 tokens so far, not nothing. */
+static void midnight_families(void **state)
+{
+	(void)state;
+	struct state *s = create(NULL);
+	struct pair *p = new_pair(s, "proj_a");
+	struct cw_price price = { (char *)"openai.gpt-oss-120b", { 2.0, 8.0 } };
+	struct conf c = { .cw_prices = { &price, 1 } };
+	long today = DAY0;
+	s->today = today;
+	const char *hour = "bedrock_cost_project_estimated_usd_per_hour{project_id=\"proj_a\"}";
+	/* as restored from the state file: never read since the start, no hourly rate */
+	char *t = collect_text(s, &c, (double)min_of(today, 600) * 60);
+	assert_true(isnan(sample(t, hour)));
+	free(t);
+	long end = min_of(today, 23 * 60 + 50);
+	p->upto = s->end = end;
+	p->settled[IN] = 1e6;
+	for (long m = end - RING; m < end; m++)
+		p->ring[IN][m % RING] = 1000;
+	const char *tok = "bedrock_usage_project_tokens_today{region=\"us-east-1\","
+			  "project_id=\"proj_a\",model=\"openai.gpt-oss-120b\",direction=\"input\"}";
+	const char *est = "bedrock_cost_project_today_estimated_usd{project_id=\"proj_a\"}";
+	t = collect_text(s, &c, (double)end * 60 + 30);
+	assert_true(sample(t, tok) == 1e6 + RING * 1000);
+	assert_true(fabs(sample(t, est) - (1e6 + RING * 1000) * 2.0 / 1e6) < 1e-9);
+	assert_true(fabs(sample(t, hour) - HOUR * 1000 * 2.0 / 1e6) < 1e-9);
+	free(t);
+	/* 00:00:20 of the next day, not read yet */
+	long midnight = min_of(today + 1, 0);
+	t = collect_text(s, &c, (double)midnight * 60 + 20);
+	assert_true(isnan(sample(t, tok)));
+	assert_true(isnan(sample(t, est)));
+	assert_true(fabs(sample(t, hour) - HOUR * 1000 * 2.0 / 1e6) < 1e-9);
+	free(t);
+	/* read at 00:00:30: up to midnight, the ten minutes before it 1000 each */
+	day_turn(s, today + 1);
+	ring_advance(p, midnight, today + 1);
+	for (long m = end; m < midnight; m++)
+		p->ring[IN][m % RING] = 1000;
+	s->end = midnight;
+	t = collect_text(s, &c, (double)midnight * 60 + 40);
+	assert_true(sample(t, tok) == 0);
+	assert_true(sample(t, est) == 0);
+	assert_true(fabs(sample(t, hour) - HOUR * 1000 * 2.0 / 1e6) < 1e-9);
+	free(t);
+	/* an hour without a read of the pair (others were read): no hourly rate of it */
+	s->end = midnight + HOUR;
+	t = collect_text(s, &c, (double)s->end * 60 + 10);
+	assert_true(isnan(sample(t, hour)));
+	free(t);
+	destroy(s);
+}
+
 /* The ceiling lasts until midnight: refreshes are spread when it cannot cover every interval. */
 static void spread_under_the_ceiling(void **state)
 {
@@ -318,6 +397,7 @@ int main(void)
 		cmocka_unit_test(rates_survive_the_turn),
 		cmocka_unit_test(spread_under_the_ceiling),
 		cmocka_unit_test(state_round_trip),
+		cmocka_unit_test(midnight_families),
 	};
 	return cmocka_run_group_tests_name("cloudwatch", tests, NULL, NULL);
 }
