@@ -21,9 +21,12 @@ dispatch table maps a path prefix to a surface):
   cloudwatch POST /monitoring/{region} awsJson1.0, X-Amz-Target
              GraniteServiceVersion20100801.<Op>: GetMetricData, ListMetrics of the
              AWS/BedrockMantle token metrics, derived from the ledger's Bedrock rows
+  s3         GET|PUT|HEAD /s3/{bucket}/{key...} (path-style) and /s3vh/{key...} with
+             Host {bucket}.localhost:PORT (virtual-hosted): GetObject, HeadObject,
+             PutObject with If-Match / If-None-Match, objects in memory, S3 XML errors
 
 Temporary credentials issued by sts, imds and container are accepted by the
-SigV4 surfaces (ce, cloudwatch, sts, projects) until they expire. ce and
+SigV4 surfaces (ce, cloudwatch, sts, projects, s3) until they expire. ce and
 cloudwatch request bodies are checked against botocore's service models
 (--no-model-validation turns that off).
 
@@ -41,6 +44,8 @@ Control API (no auth), shared by all surfaces:
   POST|GET|DELETE /_fake/cloudwatch/spike   multiply a project's CloudWatch tokens from now
   GET    /_fake/cloudwatch/spend?region=&date=[&until=]  CloudWatch tokens and USD per project
   GET    /_fake/cloudwatch/rates   USD per million tokens per model
+  GET|PUT|DELETE /_fake/s3/object?bucket=B&key=K  an S3 object as another writer sees it
+  GET    /_fake/s3/objects[?bucket=B]  the stored S3 objects (no bodies)
   GET    /_fake/credentials        issued temporary credentials (no secrets)
   POST   /_fake/credentials/expire expire every issued temporary credential now
   GET    /_fake/config             today, page size, lifetimes, ...
@@ -64,6 +69,7 @@ import collections
 import copy
 import datetime
 import decimal
+import email.utils
 import hashlib
 import hmac
 import http.client
@@ -74,20 +80,23 @@ import re
 import secrets
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
 import traceback
 import urllib.parse
 import uuid
+import xml.etree.ElementTree as ET
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 try:
     import botocore.session
-    from botocore.auth import SigV4Auth
+    from botocore.auth import S3SigV4Auth, SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.compat import HTTPHeaders
+    from botocore.config import Config as BotocoreConfig
     from botocore.credentials import Credentials
     from botocore.utils import parse_to_aware_datetime
     from botocore.validate import ParamValidator
@@ -109,6 +118,16 @@ EXPIRED_TOKEN_MESSAGE = "The security token included in the request is expired"
 INVALID_TOKEN_MESSAGE = "The security token included in the request is invalid."
 REQUEST_LOG_MAX = 10000
 MAX_REQUEST_BODY = 64 * 1024 * 1024
+
+
+class BodyTooLarge(ValueError):
+    """A request body over MAX_REQUEST_BODY (size: the announced or read-so-far bytes)."""
+
+    def __init__(self, size, message="request body too large"):
+        super().__init__(message)
+        self.size = size
+
+
 CONNECTION_ERRORS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError,
                      socket.timeout, TimeoutError)
 
@@ -218,6 +237,13 @@ class _VerifierSigV4Auth(SigV4Auth):
         return header_map
 
 
+class _VerifierS3SigV4Auth(S3SigV4Auth):
+    """S3's flavour of _VerifierSigV4Auth: the canonical URI is the path exactly as
+    sent (S3SigV4Auth neither normalises nor encodes it again)."""
+
+    headers_to_sign = _VerifierSigV4Auth.headers_to_sign
+
+
 class SigV4Result:
     def __init__(self, ok, reason="", akid=None, canonical_request=None,
                  string_to_sign=None):
@@ -275,6 +301,10 @@ def verify_sigv4(method, url, header_items, body, expected_service, expected_reg
     body           request body bytes
     credentials    {access_key_id: (secret_access_key, session_token_or_None)}
     Returns a SigV4Result (truthy when valid).
+
+    For expected_service "s3" the canonical request is S3's (botocore's S3SigV4Auth):
+    the URI path as sent, not normalised or URI-encoded a second time. Every other
+    service gets the generic SigV4 canonical URI (normalised, each segment encoded again).
     """
     now = time.time() if now is None else now
     auth_values = [v for (n, v) in header_items if n.lower() == "authorization"]
@@ -358,7 +388,8 @@ def verify_sigv4(method, url, header_items, body, expected_service, expected_reg
                 claimed.lower() != hashlib.sha256(body or b"").hexdigest():
             return SigV4Result(False, "X-Amz-Content-SHA256 does not match the body", akid)
 
-    signer = _VerifierSigV4Auth(Credentials(akid, secret, token), service, region)
+    signer_class = _VerifierS3SigV4Auth if service == "s3" else _VerifierSigV4Auth
+    signer = signer_class(Credentials(akid, secret, token), service, region)
     canonical_request = signer.canonical_request(request)
     string_to_sign = signer.string_to_sign(request, canonical_request)
     expected = signer.signature(string_to_sign, request)
@@ -518,6 +549,9 @@ class Surface:
     operations = ()              # names a fault's "operation" parameter may take
     json_indent = None           # indent of JSON bodies rewritten by faults
     content_type = "application/json"
+    accepts_oversize = False     # True: a body over MAX_REQUEST_BODY reaches resolve()
+    #                              (empty, ctx.body_too_large = its size) instead of the
+    #                              generic 400
 
     def __init__(self, app):
         self.app = app
@@ -3476,10 +3510,387 @@ class ContainerSurface(Surface):
         return (b'{"AccessKeyId":"ASIAHUGE","Padding":[', lambda i: b'"%08d"' % i, b']}')
 
 
+# --------------------------------------------------------------------------
+# S3: objects in memory (the exporter's shared state file, issue 14)
+# --------------------------------------------------------------------------
+
+S3_OPERATIONS = ("GetObject", "HeadObject", "PutObject")
+S3_FAULT_KINDS = ("throttle", "server_error", "slow", "hang", "truncated", "malformed",
+                  "auth", "huge", "expired_token", "access_denied")
+S3_DEFAULT_CONTENT_TYPE = "binary/octet-stream"
+S3_MAX_KEY_BYTES = 1024
+S3_UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+S3_MISMATCH_MESSAGE = (SIGV4_MISMATCH_MESSAGE + " Check your key and signing method.")
+S3_QUERY_ALLOWED = ("x-id",)         # botocore's operation hint; anything else is 501
+_S3_BUCKET_RE = re.compile(r"^[a-z0-9.-]{3,63}$")
+_S3_SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+_REGION_RE = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d+$")
+
+# One stored object: body (bytes), etag ('"<md5 hex>"', quotes included),
+# last_modified (epoch seconds, int), content_type (as PUT sent it).
+S3Object = collections.namedtuple("S3Object", "body etag last_modified content_type")
+
+
+def s3_etag(body):
+    return '"%s"' % hashlib.md5(body).hexdigest()
+
+
+def http_date(epoch):
+    """RFC 7231 IMF-fixdate, e.g. Thu, 14 May 2026 09:00:00 GMT."""
+    return email.utils.formatdate(epoch, usegmt=True)
+
+
+def s3_ids():
+    """x-amz-request-id / x-amz-id-2 headers of one S3 answer."""
+    return [("x-amz-request-id", secrets.token_hex(8).upper()),
+            ("x-amz-id-2", base64.b64encode(secrets.token_bytes(48)).decode())]
+
+
+def s3_error(status, code, message, extra=(), headers=()):
+    """An S3 REST error: application/xml
+    <Error><Code/><Message/>[extra elements]<RequestId/><HostId/></Error>."""
+    ids = s3_ids()
+    parts = ['<?xml version="1.0" encoding="UTF-8"?>',
+             "<Error><Code>%s</Code><Message>%s</Message>" % (code, _xml_escape(message))]
+    for name, value in extra:
+        parts.append("<%s>%s</%s>" % (name, _xml_escape(value), name))
+    parts.append("<RequestId>%s</RequestId><HostId>%s</HostId></Error>" % (ids[0][1],
+                                                                          ids[1][1]))
+    return Response(status, "".join(parts).encode("utf-8"), headers=ids + list(headers),
+                    content_type="application/xml")
+
+
+def s3_etag_matches(value, etag):
+    """True when an If-Match / If-None-Match value names etag: `*`, or a comma list of
+    entity tags (quotes and a W/ prefix optional, as S3 accepts them)."""
+    want = etag.strip('"')
+    for part in value.split(","):
+        tag = part.strip()
+        if tag.startswith("W/"):
+            tag = tag[2:]
+        if len(tag) >= 2 and tag[0] == '"' and tag[-1] == '"':
+            tag = tag[1:-1]
+        if tag == "*" or (tag and tag == want):
+            return True
+    return False
+
+
+class S3Surface(Surface):
+    """Amazon S3, REST (XML errors): GetObject, HeadObject and PutObject with
+    If-Match / If-None-Match, over objects kept in memory (app.s3_objects).
+
+    Path-style     GET|PUT|HEAD /s3/{bucket}/{key...}
+    Virtual-hosted GET|PUT|HEAD /s3vh/{key...} with Host: {bucket}.localhost:PORT
+
+    SigV4 (service s3, any region in the credential scope; S3's canonical URI: the
+    path as sent, not encoded again), x-amz-content-sha256 required and signed."""
+
+    name = "s3"
+    prefixes = ("/s3/", "/s3vh/")
+    auth_schemes = ("sigv4", "none", "other")
+    operations = S3_OPERATIONS
+    fault_kinds = S3_FAULT_KINDS
+    content_type = S3_DEFAULT_CONTENT_TYPE
+    sigv4_service = "s3"
+    PATH_PREFIX = "/s3/"
+    VHOST_PREFIX = "/s3vh/"
+    accepts_oversize = True          # a body over MAX_REQUEST_BODY: 413 EntityTooLarge
+
+    def new_counters(self):
+        c = super().new_counters()
+        c["by_operation"] = {}
+        c["by_operation_status"] = {}
+        c["not_modified"] = {op: 0 for op in S3_OPERATIONS}          # 304 answers
+        c["precondition_failed"] = {op: 0 for op in S3_OPERATIONS}   # 412 answers
+        return c
+
+    # -- routing / auth -------------------------------------------------------
+    def resolve(self, ctx):
+        ctx.operation = None
+        ctx.s3_bucket = ctx.s3_key = ctx.s3_region = ctx.s3_etag = ctx.s3_bytes = None
+        if ctx.path.startswith(self.VHOST_PREFIX):
+            ctx.s3_style = "virtual"
+            host = ctx.header("Host") or ""
+            m = re.fullmatch(r"([a-z0-9.-]{3,63})\.localhost:(\d{1,5})", host)
+            if not m or int(m.group(2)) != ctx.server_port:
+                return s3_error(400, "InvalidRequest",
+                                "fake_aws: a virtual-hosted request (%s{key}) needs "
+                                "Host: {bucket}.localhost:%d, got %r"
+                                % (self.VHOST_PREFIX, ctx.server_port, host))
+            bucket, raw_key = m.group(1), ctx.path[len(self.VHOST_PREFIX):]
+        else:
+            ctx.s3_style = "path"
+            bucket, _, raw_key = ctx.path[len(self.PATH_PREFIX):].partition("/")
+            if not _S3_BUCKET_RE.match(bucket):
+                return s3_error(400, "InvalidBucketName", "The specified bucket is not valid.",
+                                [("BucketName", bucket)])
+        ctx.s3_bucket = bucket
+        if not raw_key:
+            return s3_error(400, "InvalidRequest",
+                            "fake_aws: only object requests are served (GET|PUT|HEAD "
+                            "/s3/{bucket}/{key} or /s3vh/{key}); bucket operations are not")
+        try:
+            key = urllib.parse.unquote(raw_key, errors="strict")
+        except UnicodeDecodeError:            # %XX that is not UTF-8
+            key = None
+        if key is None or not raw_key.isascii() or re.search(r"[\s]", raw_key):
+            return s3_error(400, "InvalidURI", "Couldn't parse the specified URI.",
+                            [("URI", ctx.path)])
+        if len(key.encode("utf-8")) > S3_MAX_KEY_BYTES:
+            return s3_error(400, "KeyTooLongError", "Your key is too long",
+                            [("MaxSizeAllowed", S3_MAX_KEY_BYTES)])
+        ctx.s3_key = key
+        op = {"GET": "GetObject", "HEAD": "HeadObject", "PUT": "PutObject"}.get(ctx.method)
+        if op is None:
+            return s3_error(405, "MethodNotAllowed",
+                            "The specified method is not allowed against this resource.",
+                            [("Method", ctx.method), ("ResourceType", "OBJECT")],
+                            headers=[("Allow", "GET, HEAD, PUT")])
+        ctx.operation = op
+        for name in ctx.params:
+            if name not in S3_QUERY_ALLOWED:
+                return s3_error(501, "NotImplemented",
+                                "fake_aws: query parameter %r is not served (only GetObject, "
+                                "HeadObject, PutObject of an object)" % name)
+        too_large = getattr(ctx, "body_too_large", None)
+        if too_large is not None:
+            return s3_error(413, "EntityTooLarge",
+                            "Your proposed upload exceeds the maximum allowed size",
+                            [("ProposedSize", too_large), ("MaxSizeAllowed", MAX_REQUEST_BODY)],
+                            headers=[("Connection", "close")])
+        return self.put_object if op == "PutObject" else self.get_object
+
+    def authenticate(self, ctx, endpoint):
+        auth = ctx.header("Authorization")
+        if auth is None or not auth.strip():
+            ctx.auth_scheme = "none"
+            return s3_error(403, "AccessDenied", "Access Denied")
+        if auth.strip().split(None, 1)[0] != "AWS4-HMAC-SHA256":
+            ctx.auth_scheme = "other"
+            return s3_error(400, "InvalidRequest", "The authorization mechanism you have "
+                            "provided is not supported. Please use AWS4-HMAC-SHA256.")
+        ctx.auth_scheme = "sigv4"
+        try:
+            parts = parse_sigv4_authorization(auth)
+        except ValueError as exc:
+            return s3_error(400, "AuthorizationHeaderMalformed",
+                            "The authorization header is malformed; %s" % exc)
+        scope = parts["Credential"].split("/")
+        ctx.s3_region = scope[2] if len(scope) == 5 else None
+        if ctx.s3_region is None or not _REGION_RE.match(ctx.s3_region):
+            return s3_error(400, "AuthorizationHeaderMalformed",
+                            "The authorization header is malformed; the Credential scope "
+                            "must be AKID/DATE/REGION/s3/aws4_request with a region name, "
+                            "got %r" % parts["Credential"].split("/", 1)[-1])
+        shas = [v for (n, v) in ctx.header_items() if n.lower() == "x-amz-content-sha256"]
+        if not shas:
+            return s3_error(400, "InvalidRequest",
+                            "Missing required header for this request: x-amz-content-sha256")
+        if "x-amz-content-sha256" not in parts["SignedHeaders"].split(";"):
+            return s3_error(403, "AccessDenied", "There were headers present in the request "
+                            "which were not signed",
+                            [("HeadersNotSigned", "x-amz-content-sha256")])
+        claimed = shas[0].strip()
+        if len(shas) != 1 or (claimed != S3_UNSIGNED_PAYLOAD and
+                              not _S3_SHA256_RE.match(claimed)):
+            return s3_error(400, "InvalidArgument", "x-amz-content-sha256 must be "
+                            "UNSIGNED-PAYLOAD or a valid sha256 value.",
+                            [("ArgumentName", "x-amz-content-sha256"),
+                             ("ArgumentValue", ",".join(shas))])
+        if claimed != S3_UNSIGNED_PAYLOAD:
+            actual = hashlib.sha256(ctx.body).hexdigest()
+            if claimed != actual:             # lower-case hex only, as S3 computes it
+                return s3_error(400, "XAmzContentSHA256Mismatch", "The provided "
+                                "'x-amz-content-sha256' header does not match what was "
+                                "computed.", [("ClientComputedContentSHA256", claimed),
+                                              ("S3ComputedContentSHA256", actual)])
+        return self.app.check_sigv4(ctx, self.sigv4_service, ctx.s3_region)
+
+    def sigv4_denied(self, ctx, result, expired):
+        hdr = [("X-Fake-Auth-Error", result.reason)]
+        if expired:
+            return s3_error(400, "ExpiredToken", "The provided token has expired.",
+                            headers=hdr)
+        kind = sigv4_failure_kind(result)
+        if kind == "unknown_key":
+            return s3_error(403, "InvalidAccessKeyId", "The AWS Access Key Id you provided "
+                            "does not exist in our records.",
+                            [("AWSAccessKeyId", result.akid or "")], headers=hdr)
+        if kind == "token":
+            return s3_error(400, "InvalidToken", "The provided token is malformed or "
+                            "otherwise invalid.", headers=hdr)
+        if kind == "skew":
+            return s3_error(403, "RequestTimeTooSkewed", "The difference between the "
+                            "request time and the current time is too large.",
+                            [("MaxAllowedSkewMilliseconds", SIGV4_MAX_SKEW_SECONDS * 1000)],
+                            headers=hdr)
+        if kind == "signature":
+            try:
+                provided = parse_sigv4_authorization(ctx.header("Authorization"))["Signature"]
+            except ValueError:
+                provided = ""
+            return s3_error(403, "SignatureDoesNotMatch", S3_MISMATCH_MESSAGE,
+                            [("AWSAccessKeyId", result.akid or ""),
+                             ("StringToSign", result.string_to_sign or ""),
+                             ("SignatureProvided", provided),
+                             ("CanonicalRequest", _mask_token(result.canonical_request
+                                                              or ""))], headers=hdr)
+        return s3_error(400, "AuthorizationHeaderMalformed",
+                        "The authorization header is malformed; %s" % result.reason,
+                        headers=hdr)
+
+    # -- counters / log -------------------------------------------------------
+    def count(self, ctx, resp, counters):
+        op = getattr(ctx, "operation", None)
+        if not op:
+            return
+        counters["by_operation"][op] = counters["by_operation"].get(op, 0) + 1
+        st = str(resp.status) if resp.status is not None else "aborted"
+        per = counters["by_operation_status"].setdefault(op, {})
+        per[st] = per.get(st, 0) + 1
+        if resp.status == 304:
+            counters["not_modified"][op] += 1
+        elif resp.status == 412:
+            counters["precondition_failed"][op] += 1
+
+    def log_fields(self, ctx):
+        op = getattr(ctx, "operation", None)
+        if not op:
+            return {}
+        return {"operation": op, "bucket": ctx.s3_bucket, "key": ctx.s3_key,
+                "style": ctx.s3_style, "region": ctx.s3_region,
+                "if_match": ctx.header("If-Match"), "if_none_match": ctx.header("If-None-Match"),
+                "etag": ctx.s3_etag, "bytes": ctx.s3_bytes}
+
+    # -- endpoints ------------------------------------------------------------
+    @staticmethod
+    def object_headers(obj):
+        return s3_ids() + [("ETag", obj.etag), ("Last-Modified", http_date(obj.last_modified)),
+                           ("Accept-Ranges", "bytes")]
+
+    @staticmethod
+    def no_such_key(ctx):
+        return s3_error(404, "NoSuchKey", "The specified key does not exist.",
+                        [("Key", ctx.s3_key)])
+
+    @staticmethod
+    def precondition_failed(condition):
+        return s3_error(412, "PreconditionFailed", "At least one of the pre-conditions you "
+                        "specified did not hold", [("Condition", condition)])
+
+    def get_object(self, ctx):
+        with self.app.lock:
+            obj = self.app.s3_objects.get((ctx.s3_bucket, ctx.s3_key))
+        if obj is None:
+            return self.no_such_key(ctx)
+        ctx.s3_etag = obj.etag
+        if_match, if_none = ctx.header("If-Match"), ctx.header("If-None-Match")
+        if if_match is not None and not s3_etag_matches(if_match, obj.etag):
+            return self.precondition_failed("If-Match")
+        if if_none is not None and s3_etag_matches(if_none, obj.etag):
+            return Response(304, b"", headers=self.object_headers(obj), content_type=None)
+        ctx.s3_bytes = len(obj.body)
+        return Response(200, obj.body, headers=self.object_headers(obj),
+                        content_type=obj.content_type)
+
+    def put_object(self, ctx):
+        body = ctx.body
+        md5 = ctx.header("Content-MD5")
+        if md5 is not None:
+            try:
+                digest = base64.b64decode(md5.strip(), validate=True)
+            except (binascii.Error, ValueError):
+                digest = b""
+            if len(digest) != 16:
+                return s3_error(400, "InvalidDigest", "The Content-MD5 you specified was "
+                                "invalid.", [("Content-MD5", md5)])
+            if digest != hashlib.md5(body).digest():
+                return s3_error(400, "BadDigest", "The Content-MD5 you specified did not "
+                                "match what we received.",
+                                [("ExpectedDigest", md5),
+                                 ("CalculatedDigest",
+                                  base64.b64encode(hashlib.md5(body).digest()).decode())])
+        if_match, if_none = ctx.header("If-Match"), ctx.header("If-None-Match")
+        if if_none is not None and if_none.strip() != "*":
+            return s3_error(501, "NotImplemented", "A header you provided implies "
+                            "functionality that is not implemented",
+                            [("Header", "If-None-Match")])
+        ctx.s3_bytes = len(body)
+        new = S3Object(body, s3_etag(body), int(time.time()),
+                       ctx.header("Content-Type") or S3_DEFAULT_CONTENT_TYPE)
+        bk = (ctx.s3_bucket, ctx.s3_key)
+        with self.app.lock:               # check and store in one step: one racer wins
+            cur = self.app.s3_objects.get(bk)
+            if if_match is not None and cur is None:
+                outcome = "absent"
+            elif if_match is not None and not s3_etag_matches(if_match, cur.etag):
+                outcome = "If-Match"
+            elif if_none is not None and cur is not None:
+                outcome = "If-None-Match"
+            else:
+                outcome = "stored"
+                self.app.s3_objects[bk] = new
+        if cur is not None:
+            ctx.s3_etag = cur.etag
+        if outcome == "absent":
+            return self.no_such_key(ctx)
+        if outcome != "stored":
+            return self.precondition_failed(outcome)
+        ctx.s3_etag = new.etag
+        return Response(200, b"", headers=s3_ids() + [("ETag", new.etag)], content_type=None)
+
+    # -- fault dialect --------------------------------------------------------
+    def fault_response(self, ctx, fault):
+        if fault.kind == "expired_token":
+            return s3_error(400, "ExpiredToken", "The provided token has expired.")
+        if fault.kind == "access_denied":
+            return s3_error(403, "AccessDenied", "Access Denied")
+        return None
+
+    def throttle_response(self, ctx, fault):
+        headers = []
+        if "retry_after" in fault.params:
+            ra = fault.params["retry_after"]
+            if isinstance(ra, float) and ra.is_integer():
+                ra = int(ra)
+            headers.append(("Retry-After", str(ra)))
+        return s3_error(503, "SlowDown", "Please reduce your request rate.", headers=headers)
+
+    def server_error_response(self, ctx, fault):
+        status = fault.params.get("status", 500)
+        if status == 503:
+            return s3_error(503, "ServiceUnavailable", "Service is unable to handle request.")
+        return s3_error(status, "InternalError",
+                        "We encountered an internal error. Please try again.")
+
+    def auth_fault_response(self, ctx, fault):
+        return s3_error(403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does "
+                        "not exist in our records.")
+
+    def malformed_response(self, ctx, fault):
+        """GetObject/HeadObject: 200 with the stored object's ETag and the first half of
+        its body (or `body`); PutObject: 200 with a cut-off XML body and no ETag, and
+        nothing is stored."""
+        given = fault.params.get("body")
+        given = given.encode("utf-8") if given is not None else None
+        if ctx.operation == "PutObject":
+            return Response(200, given if given is not None else
+                            b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>',
+                            headers=s3_ids(), content_type="application/xml")
+        with self.app.lock:
+            obj = self.app.s3_objects.get((ctx.s3_bucket, ctx.s3_key))
+        if obj is None:
+            return Response(200, given if given is not None else b'{"',
+                            headers=s3_ids(), content_type=S3_DEFAULT_CONTENT_TYPE)
+        return Response(200, given if given is not None else obj.body[:len(obj.body) // 2],
+                        headers=self.object_headers(obj), content_type=obj.content_type)
+
+
 # Surfaces served by the fake, each a Surface subclass; the dispatch table maps
 # their path prefixes to them (longest prefix wins).
 SURFACE_CLASSES = [ProjectsSurface, CostExplorerSurface, StsSurface, ImdsSurface,
-                   ContainerSurface, CloudWatchSurface]
+                   ContainerSurface, CloudWatchSurface, S3Surface]
 
 
 # --------------------------------------------------------------------------
@@ -3609,6 +4020,8 @@ class ControlAPI:
             return self.err(405, "method not allowed")
         if path.startswith("/_fake/cloudwatch/"):
             return self.cloudwatch(ctx)
+        if path.startswith("/_fake/s3/"):
+            return self.s3(ctx)
         if path == "/_fake/credentials":
             if method != "GET":
                 return self.err(405, "method not allowed")
@@ -3743,6 +4156,51 @@ class ControlAPI:
                     return self.err(400, "until must be epoch seconds")
             return Response.json_obj(200, cw_spend(view, region, date, until), indent=2)
         return self.err(404, "unknown control path %s" % path)
+
+    def s3(self, ctx):
+        """/_fake/s3/object?bucket=B&key=K (GET, PUT, DELETE) and /_fake/s3/objects:
+        another writer's view of the S3 surface's objects. Not counted, not logged,
+        no faults; a PUT stores the body as a PutObject would (ETag = md5 of the body)."""
+        app, path, method = self.app, ctx.path, ctx.method
+        if path == "/_fake/s3/objects":
+            if method != "GET":
+                return self.err(405, "method not allowed")
+            bucket = ctx.param("bucket")
+            with app.lock:
+                items = sorted(app.s3_objects.items())
+            out = [{"bucket": b, "key": k, "etag": o.etag, "size": len(o.body),
+                    "last_modified": http_date(o.last_modified),
+                    "content_type": o.content_type}
+                   for (b, k), o in items if bucket is None or b == bucket]
+            return Response.json_obj(200, {"objects": out}, indent=2)
+        if path != "/_fake/s3/object":
+            return self.err(404, "unknown control path %s" % path)
+        bucket, key = ctx.param("bucket"), ctx.param("key")
+        if bucket is None or not _S3_BUCKET_RE.match(bucket):
+            return self.err(400, "bucket must be 3..63 characters of [a-z0-9.-]")
+        if not key or len(key.encode("utf-8")) > S3_MAX_KEY_BYTES:
+            return self.err(400, "key must be 1..%d bytes (URL-encode it in the query: "
+                            "'+' is a space there)" % S3_MAX_KEY_BYTES)
+        bk = (bucket, key)
+        if method == "GET":
+            with app.lock:
+                obj = app.s3_objects.get(bk)
+            if obj is None:
+                return self.err(404, "no object s3://%s/%s" % bk)
+            return Response(200, obj.body, content_type=obj.content_type,
+                            headers=[("ETag", obj.etag),
+                                     ("Last-Modified", http_date(obj.last_modified))])
+        if method == "PUT":
+            obj = S3Object(ctx.body, s3_etag(ctx.body), int(time.time()),
+                           ctx.header("Content-Type") or S3_DEFAULT_CONTENT_TYPE)
+            with app.lock:
+                app.s3_objects[bk] = obj
+            return Response.json_obj(200, {"etag": obj.etag}, headers=[("ETag", obj.etag)])
+        if method == "DELETE":
+            with app.lock:
+                gone = app.s3_objects.pop(bk, None)
+            return Response.json_obj(200, {"deleted": gone is not None})
+        return self.err(405, "method not allowed")
 
     def ledger(self, ctx):
         app = self.app
@@ -3895,6 +4353,7 @@ class FakeAWS:
             self.cw_spikes = []
             self.cw_next_spike = 1
             self.cw_pager = CwPager()
+            self.s3_objects = {}             # (bucket, key) -> S3Object
             self.reset_counters()
 
     def today(self):
@@ -4020,14 +4479,33 @@ class FakeAWS:
             return list(items) if items is not None else [default_project(region)]
 
     # -- dispatch -----------------------------------------------------------
-    def dispatch(self, ctx):
+    def route(self, path):
+        """The Surface or ControlAPI serving path (longest prefix), or None."""
         for prefix, target in self.routes:
-            if ctx.path.startswith(prefix):
-                if target is self.control:
-                    return self.control.handle(ctx)
-                return self.serve_surface(target, ctx)
+            if path.startswith(prefix):
+                return target
+        return None
+
+    def dispatch(self, ctx):
+        target = self.route(ctx.path)
+        if target is self.control:
+            return self.control.handle(ctx)
+        if target is not None:
+            return self.serve_surface(target, ctx)
         return Response.json_obj(404, {"error": {"message": "Not found: %s" % ctx.path,
                                                  "type": "not_found"}})
+
+    def oversize_response(self, handler, exc):
+        """The answer to a request whose body is over MAX_REQUEST_BODY (left unread),
+        when its surface answers that itself (accepts_oversize, e.g. S3's 413
+        EntityTooLarge): served, counted and logged like any request, with an empty
+        body and ctx.body_too_large set. None: the generic 400."""
+        target = self.route(handler.path.partition("?")[0])
+        if not getattr(target, "accepts_oversize", False):
+            return None
+        ctx = RequestContext(handler, b"")
+        ctx.body_too_large = exc.size
+        return self.serve_surface(target, ctx)
 
     def serve_surface(self, surface, ctx):
         ctx.surface = surface.name
@@ -4168,12 +4646,14 @@ class FakeHandler(BaseHTTPRequestHandler):
                     break
                 total += size
                 if total > MAX_REQUEST_BODY:
-                    raise ValueError("request body too large")
+                    raise BodyTooLarge(total)
                 chunks.append(self.rfile.read(size))
                 self.rfile.readline(65537)
             return b"".join(chunks)
         length = int(self.headers.get("Content-Length") or 0)
-        if length < 0 or length > MAX_REQUEST_BODY:
+        if length > MAX_REQUEST_BODY:
+            raise BodyTooLarge(length, "bad Content-Length")
+        if length < 0:
             raise ValueError("bad Content-Length")
         return self.rfile.read(length) if length else b""
 
@@ -4186,8 +4666,12 @@ class FakeHandler(BaseHTTPRequestHandler):
                 body = self._read_body()
             except ValueError as exc:
                 self.close_connection = True
-                resp = Response.json_obj(400, {"error": {"message": str(exc),
-                                                         "type": "fake_aws"}})
+                resp = None
+                if isinstance(exc, BodyTooLarge):
+                    resp = app.oversize_response(self, exc)
+                if resp is None:
+                    resp = Response.json_obj(400, {"error": {"message": str(exc),
+                                                             "type": "fake_aws"}})
                 status, sent = self._send(resp)
                 return
             ctx = RequestContext(self, body)
@@ -4993,6 +5477,508 @@ def _self_test_cloudwatch(check):
         stop_server(app, server, thread)
 
 
+def _s3_xml(data):
+    """(Code, {child: text}) of an S3 XML error body, or (None, {})."""
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError:
+        return None, {}
+    if root.tag != "Error":
+        return None, {}
+    fields = {child.tag: child.text or "" for child in root}
+    return fields.get("Code"), fields
+
+
+def _self_test_s3(check):
+    """S3 surface checks (run by self_test): botocore S3SigV4Auth and curl --aws-sigv4."""
+    akid, secret = DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY
+    app = FakeAWS(Config(quiet=True))
+    server, thread = start_server(app)
+    port = server.server_address[1]
+    local = "127.0.0.1:%d" % port
+    bucket = "bce-state"
+    vhost = "%s.localhost:%d" % (bucket, port)
+    try:
+        def signed(method, path, body=b"", headers=None, host=local, creds=(akid, secret, None),
+                   region="us-east-1", unsigned_payload=False, signer=S3SigV4Auth):
+            """Headers of a request signed by botocore (S3SigV4Auth: x-amz-content-sha256
+            is the body's sha256, or UNSIGNED-PAYLOAD, and signed)."""
+            h = {"Host": host}
+            h.update(headers or {})
+            req = AWSRequest(method=method, url="http://%s%s" % (host, path), data=body,
+                             headers=h)
+            if unsigned_payload:
+                req.context["client_config"] = BotocoreConfig(
+                    s3={"payload_signing_enabled": False})
+            signer(Credentials(*creds), "s3", region).add_auth(req)
+            return dict(req.headers.items())
+
+        def s3(method, path, body=b"", headers=None, send_body=None, **kw):
+            hdrs = signed(method, path, body, headers, **kw)
+            out = body if send_body is None else send_body
+            st, rh, data = _http_call(port, method, path, hdrs,
+                                      out if (out or method == "PUT") else None)
+            return st, {k.lower(): v for k, v in rh.items()}, data
+
+        def ctl(method, path, body=None):
+            st, rh, data = _http_call(port, method, path, body=body)
+            return st, {k.lower(): v for k, v in rh.items()}, data
+
+        def counters():
+            return json.loads(ctl("GET", "/_fake/requests?surface=s3")[2])["s3"]
+
+        def q(key, b=bucket):
+            return urllib.parse.urlencode({"bucket": b, "key": key})
+
+        # -- round trips, path-style and virtual-hosted ---------------------------------
+        body1 = b'{"format":"bedrock-cost-exporter-state","n":1}\n'
+        etag1 = '"%s"' % hashlib.md5(body1).hexdigest()
+        path1 = "/s3/%s/prod/shard-0/state.json" % bucket
+        st, h, data = s3("PUT", path1, body1, {"Content-Type": "application/json"})
+        check("s3: path-style PutObject (botocore S3SigV4Auth) -> 200 with the md5 ETag",
+              st == 200 and h.get("etag") == etag1 and data == b"" and
+              h.get("x-amz-request-id"), "%r %r %r" % (st, h, data))
+        st, h, data = s3("GET", path1)
+        lm = h.get("last-modified", "")
+        try:
+            lm_ok = email.utils.parsedate_to_datetime(lm).tzinfo is not None and \
+                lm.endswith(" GMT")
+        except (TypeError, ValueError):
+            lm_ok = False
+        check("s3: GetObject -> 200 with the body, ETag, Last-Modified, Content-Length, "
+              "Content-Type as stored",
+              st == 200 and data == body1 and h.get("etag") == etag1 and lm_ok and
+              h.get("content-length") == str(len(body1)) and
+              h.get("content-type") == "application/json", "%r %r %r" % (st, h, data))
+        st, h, data = s3("HEAD", path1)
+        check("s3: HeadObject -> 200, no body, Content-Length of the object",
+              st == 200 and data == b"" and h.get("content-length") == str(len(body1)) and
+              h.get("etag") == etag1, "%r %r" % (st, h))
+
+        body2 = b"virtual-hosted \x00\xff bytes"
+        etag2 = '"%s"' % hashlib.md5(body2).hexdigest()
+        st, h, _ = s3("PUT", "/s3vh/vh/state.json", body2, host=vhost)
+        check("s3: virtual-hosted PutObject (Host bce-state.localhost:PORT) -> 200",
+              st == 200 and h.get("etag") == etag2, "%r %r" % (st, h))
+        st, h, data = s3("GET", "/s3vh/vh/state.json", host=vhost)
+        check("s3: virtual-hosted GetObject -> the body, default Content-Type",
+              st == 200 and data == body2 and h.get("etag") == etag2 and
+              h.get("content-type") == S3_DEFAULT_CONTENT_TYPE, "%r %r" % (st, h))
+        st, h, data = s3("GET", "/s3/%s/vh/state.json" % bucket)
+        check("s3: the virtual-hosted object is the path-style one",
+              st == 200 and data == body2, "%r" % st)
+        for bad_host in (local, "localhost:%d" % port, "%s.localhost:%d" % (bucket, port + 1),
+                         "Upper.localhost:%d" % port):
+            st, h, data = s3("GET", "/s3vh/vh/state.json", host=bad_host)
+            check("s3: /s3vh with Host %s -> 400 InvalidRequest" % bad_host,
+                  st == 400 and _s3_xml(data)[0] == "InvalidRequest" and
+                  h.get("content-type") == "application/xml", "%r %r" % (st, data))
+
+        st, h, data = s3("GET", "/s3/%s/no/such.json" % bucket)
+        code, f = _s3_xml(data)
+        check("s3: absent key -> 404 NoSuchKey XML with Key and RequestId",
+              st == 404 and code == "NoSuchKey" and f.get("Key") == "no/such.json" and
+              f.get("RequestId") and h.get("content-type") == "application/xml" and
+              data.startswith(b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>'),
+              "%r %r" % (st, data))
+        st, _, data = s3("HEAD", "/s3/%s/no/such.json" % bucket)
+        check("s3: HEAD of an absent key -> 404 without a body", st == 404 and data == b"")
+
+        # percent-encoded key: S3's canonical URI is the path as sent (not encoded twice)
+        enc_path = "/s3/%s/dir/a%%20b%%2Bc%%25%%C3%%A9.json" % bucket
+        st, h, _ = s3("PUT", enc_path, b"enc")
+        st2, _, data = ctl("GET", "/_fake/s3/object?" + q("dir/a b+c%\u00e9.json"))
+        check("s3: a %XX-encoded key is decoded ('dir/a b+c%\u00e9.json')",
+              st == 200 and st2 == 200 and data == b"enc", "%r %r" % (st, st2))
+        st, h, data = s3("PUT", enc_path, b"enc", signer=SigV4Auth,
+                         headers={"X-Amz-Content-SHA256": hashlib.sha256(b"enc").hexdigest()})
+        check("s3: a generic SigV4 signature (path encoded twice) -> 403 "
+              "SignatureDoesNotMatch", st == 403 and
+              _s3_xml(data)[0] == "SignatureDoesNotMatch", "%r %r" % (st, data))
+
+        # -- conditional GET ----------------------------------------------------------
+        st, h, data = s3("GET", path1, headers={"If-None-Match": etag1})
+        check("s3: GetObject If-None-Match: <etag> -> 304 with ETag, no body",
+              st == 304 and data == b"" and h.get("etag") == etag1, "%r %r" % (st, h))
+        st, h, data = s3("GET", path1, headers={"If-None-Match": "*"})
+        check("s3: GetObject If-None-Match: * on an existing object -> 304", st == 304)
+        st, _, data = s3("GET", path1, headers={"If-None-Match": '"0123"'})
+        check("s3: GetObject If-None-Match: <other> -> 200", st == 200 and data == body1)
+        st, _, data = s3("HEAD", path1, headers={"If-None-Match": etag1})
+        check("s3: HeadObject If-None-Match: <etag> -> 304", st == 304)
+        st, _, data = s3("GET", path1, headers={"If-Match": '"0123"'})
+        code, f = _s3_xml(data)
+        check("s3: GetObject If-Match: <other> -> 412 PreconditionFailed",
+              st == 412 and code == "PreconditionFailed" and f.get("Condition") == "If-Match",
+              "%r %r" % (st, data))
+        st, _, data = s3("GET", path1, headers={"If-Match": etag1})
+        check("s3: GetObject If-Match: <etag> -> 200", st == 200 and data == body1)
+
+        # -- conditional PUT ----------------------------------------------------------
+        st, _, data = s3("PUT", path1, b"x", {"If-None-Match": "*"})
+        code, f = _s3_xml(data)
+        check("s3: PutObject If-None-Match: * on an existing object -> 412",
+              st == 412 and code == "PreconditionFailed" and
+              f.get("Condition") == "If-None-Match", "%r %r" % (st, data))
+        new_path = "/s3/%s/create/once.json" % bucket
+        st, h, _ = s3("PUT", new_path, b"first", {"If-None-Match": "*"})
+        check("s3: PutObject If-None-Match: * on an absent key -> 200", st == 200)
+        st, _, data = s3("PUT", path1, b"x", {"If-None-Match": etag1})
+        code, f = _s3_xml(data)
+        check("s3: PutObject If-None-Match: <etag> -> 501 NotImplemented",
+              st == 501 and code == "NotImplemented" and f.get("Header") == "If-None-Match",
+              "%r %r" % (st, data))
+        body3 = b'{"n":3}'
+        etag3 = '"%s"' % hashlib.md5(body3).hexdigest()
+        st, h, data = s3("PUT", path1, body3, {"If-Match": '"00000000000000000000000000000000"'})
+        check("s3: PutObject If-Match: <stale> -> 412", st == 412 and
+              _s3_xml(data)[1].get("Condition") == "If-Match", "%r %r" % (st, data))
+        st, h, _ = s3("PUT", path1, body3, {"If-Match": etag1})
+        check("s3: PutObject If-Match: <current> -> 200, new ETag",
+              st == 200 and h.get("etag") == etag3, "%r %r" % (st, h))
+        st, _, data = s3("PUT", "/s3/%s/absent.json" % bucket, b"x", {"If-Match": etag1})
+        check("s3: PutObject If-Match on an absent key -> 404 NoSuchKey",
+              st == 404 and _s3_xml(data)[0] == "NoSuchKey", "%r %r" % (st, data))
+        st, _, _ = s3("GET", path1)
+        st_old, _, data_old = s3("PUT", path1, b"y", {"If-Match": etag1})
+        check("s3: PutObject If-Match with the ETag before the last write -> 412",
+              st_old == 412, "%r" % st_old)
+
+        # -- payload hash, signature, credentials ---------------------------------------
+        st, _, data = s3("PUT", "/s3/%s/u.json" % bucket, b"unsigned", unsigned_payload=True)
+        st2, _, data2 = ctl("GET", "/_fake/s3/object?" + q("u.json"))
+        check("s3: x-amz-content-sha256: UNSIGNED-PAYLOAD -> 200",
+              st == 200 and data2 == b"unsigned", "%r %r" % (st, data))
+        st, _, data = s3("PUT", "/s3/%s/w.json" % bucket, b"signed body",
+                         send_body=b"other body!")
+        code, f = _s3_xml(data)
+        check("s3: x-amz-content-sha256 of another body -> 400 XAmzContentSHA256Mismatch",
+              st == 400 and code == "XAmzContentSHA256Mismatch" and
+              f.get("S3ComputedContentSHA256") == hashlib.sha256(b"other body!").hexdigest(),
+              "%r %r" % (st, data))
+        hdrs = signed("PUT", "/s3/%s/w.json" % bucket, b"abc")
+        hdrs["X-Amz-Content-SHA256"] = hdrs["X-Amz-Content-SHA256"].upper()
+        st, _, data = _http_call(port, "PUT", "/s3/%s/w.json" % bucket, hdrs, b"abc")
+        check("s3: upper-case hex x-amz-content-sha256 -> 400 XAmzContentSHA256Mismatch",
+              st == 400 and _s3_xml(data)[0] == "XAmzContentSHA256Mismatch", "%r" % st)
+        st, _, data = s3("PUT", "/s3/%s/w.json" % bucket, b"abc",
+                         headers={"X-Amz-Content-SHA256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"},
+                         signer=SigV4Auth)
+        check("s3: x-amz-content-sha256 neither a sha256 nor UNSIGNED-PAYLOAD -> 400 "
+              "InvalidArgument", st == 400 and _s3_xml(data)[0] == "InvalidArgument",
+              "%r %r" % (st, data))
+        st, _, data = s3("GET", path1, signer=SigV4Auth)
+        check("s3: no x-amz-content-sha256 -> 400 InvalidRequest",
+              st == 400 and _s3_xml(data)[0] == "InvalidRequest" and
+              b"x-amz-content-sha256" in data, "%r %r" % (st, data))
+        hdrs = signed("GET", path1, signer=SigV4Auth)
+        hdrs["x-amz-content-sha256"] = EMPTY_SHA256
+        st, _, data = _http_call(port, "GET", path1, hdrs)
+        code, f = _s3_xml(data)
+        check("s3: x-amz-content-sha256 not signed -> 403 AccessDenied HeadersNotSigned",
+              st == 403 and code == "AccessDenied" and
+              f.get("HeadersNotSigned") == "x-amz-content-sha256", "%r %r" % (st, data))
+        hdrs = signed("GET", path1)
+        sig = hdrs["Authorization"]
+        hdrs["Authorization"] = sig[:-1] + ("0" if sig[-1] != "0" else "1")
+        st, h, data = _http_call(port, "GET", path1, hdrs)
+        code, f = _s3_xml(data)
+        check("s3: bad signature -> 403 SignatureDoesNotMatch XML with the canonical request",
+              st == 403 and code == "SignatureDoesNotMatch" and
+              f.get("CanonicalRequest", "").startswith("GET\n%s\n" % path1) and
+              h.get("Content-Type") == "application/xml" and
+              h.get("X-Fake-Auth-Error") == "signature mismatch", "%r %r" % (st, data))
+        st, _, data = s3("GET", path1, creds=(akid, "wrong-secret", None))
+        check("s3: wrong secret -> 403 SignatureDoesNotMatch",
+              st == 403 and _s3_xml(data)[0] == "SignatureDoesNotMatch")
+        st, _, data = s3("GET", path1, creds=("AKIDUNKNOWN", secret, None))
+        check("s3: unknown access key -> 403 InvalidAccessKeyId",
+              st == 403 and _s3_xml(data)[0] == "InvalidAccessKeyId", "%r %r" % (st, data))
+        st, _, data = _http_call(port, "GET", path1, {"x-amz-content-sha256": EMPTY_SHA256})
+        check("s3: no Authorization -> 403 AccessDenied",
+              st == 403 and _s3_xml(data)[0] == "AccessDenied", "%r %r" % (st, data))
+        hdrs = signed("GET", path1)
+        hdrs["Authorization"] = hdrs["Authorization"].replace("/s3/aws4_request",
+                                                              "/ce/aws4_request")
+        st, _, data = _http_call(port, "GET", path1, hdrs)
+        check("s3: credential scope of another service -> 400 AuthorizationHeaderMalformed",
+              st == 400 and _s3_xml(data)[0] == "AuthorizationHeaderMalformed",
+              "%r %r" % (st, data))
+        st, _, data = s3("GET", path1, region="eu-central-1")
+        check("s3: any region name in the credential scope -> 200", st == 200)
+        st, _, data = s3("GET", path1, region="nowhere")
+        check("s3: a scope region that is no region name -> 400 AuthorizationHeaderMalformed",
+              st == 400 and _s3_xml(data)[0] == "AuthorizationHeaderMalformed")
+        tmp = app.issue_credentials("sts", 3600)
+        tcreds = (tmp["AccessKeyId"], tmp["SecretAccessKey"], tmp["SessionToken"])
+        st, _, data = s3("GET", path1, creds=tcreds)
+        check("s3: temporary credentials (session token signed) -> 200", st == 200)
+        st, _, data = s3("GET", path1, creds=(tcreds[0], tcreds[1], None))
+        check("s3: temporary credentials without their token -> 400 InvalidToken",
+              st == 400 and _s3_xml(data)[0] == "InvalidToken", "%r %r" % (st, data))
+        app.expire_credentials()
+        st, h, data = s3("GET", path1, creds=tcreds)
+        check("s3: expired temporary credentials -> 400 ExpiredToken",
+              st == 400 and _s3_xml(data)[0] == "ExpiredToken" and
+              "expired" in h.get("x-fake-auth-error", ""), "%r %r" % (st, data))
+
+        # -- routing errors -------------------------------------------------------------
+        for method, path, want in (("DELETE", path1, (405, "MethodNotAllowed")),
+                                   ("GET", "/s3/Bad_Bucket/k", (400, "InvalidBucketName")),
+                                   ("GET", "/s3/%s/" % bucket, (400, "InvalidRequest")),
+                                   ("GET", path1 + "?acl", (501, "NotImplemented")),
+                                   ("GET", "/s3/%s/bad%%ff" % bucket, (400, "InvalidURI"))):
+            st, _, data = s3(method, path)
+            check("s3: %s %s -> %d %s" % (method, path, want[0], want[1]),
+                  (st, _s3_xml(data)[0]) == want, "%r %r" % (st, data))
+        st, _, data = s3("GET", path1 + "?x-id=GetObject")
+        check("s3: ?x-id=GetObject (botocore's hint) is accepted", st == 200)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(("PUT %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n"
+                          % (path1, local, MAX_REQUEST_BODY + 1)).encode())
+            resp = http.client.HTTPResponse(sock)
+            resp.begin()
+            data = resp.read()
+        code, f = _s3_xml(data)
+        check("s3: a body over 64 MiB -> 413 EntityTooLarge (body left unread)",
+              resp.status == 413 and code == "EntityTooLarge" and
+              f.get("ProposedSize") == str(MAX_REQUEST_BODY + 1), "%r %r" % (resp.status,
+                                                                            data))
+
+        # -- racing conditional writes: exactly one wins ----------------------------------
+        race_path = "/s3/%s/race.json" % bucket
+        s3("PUT", race_path, b"base")
+        rounds, bad = 25, []
+        for i in range(rounds):
+            st, h, _ = s3("GET", race_path)
+            cur = h.get("etag")
+            barrier = threading.Barrier(2)
+            results = [None, None]
+            prepared = [signed("PUT", race_path, b"replica-%d-%d" % (i, n), {"If-Match": cur})
+                        for n in (0, 1)]
+
+            def put(n):
+                barrier.wait()
+                results[n] = _http_call(port, "PUT", race_path, prepared[n],
+                                        b"replica-%d-%d" % (i, n))[0]
+            ts = [threading.Thread(target=put, args=(n,)) for n in (0, 1)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(10)
+            if sorted(results) != [200, 412]:
+                bad.append(results)
+        check("s3: two racing PutObjects with the same If-Match: exactly one 200, one 412 "
+              "(%d rounds)" % rounds, not bad, "%r" % bad)
+        bad = []
+        for i in range(rounds):
+            p = "/s3/%s/create-race-%d.json" % (bucket, i)
+            prepared = [signed("PUT", p, b"c%d" % n, {"If-None-Match": "*"}) for n in (0, 1)]
+            barrier, results = threading.Barrier(2), [None, None]
+
+            def create(n):
+                barrier.wait()
+                results[n] = _http_call(port, "PUT", p, prepared[n], b"c%d" % n)[0]
+            ts = [threading.Thread(target=create, args=(n,)) for n in (0, 1)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(10)
+            if sorted(results) != [200, 412]:
+                bad.append(results)
+        check("s3: two racing If-None-Match: * creates: exactly one 200 (%d rounds)" % rounds,
+              not bad, "%r" % bad)
+
+        # -- counters and log ----------------------------------------------------------------
+        ctl("POST", "/_fake/requests/reset")
+        s3("GET", path1, headers={"If-None-Match": etag3})
+        s3("GET", path1, headers={"If-None-Match": etag3})
+        s3("HEAD", path1, headers={"If-None-Match": "*"})
+        s3("GET", path1, headers={"If-Match": etag1})
+        s3("PUT", path1, b"z", {"If-Match": etag1})
+        s3("PUT", path1, b"z", {"If-None-Match": "*"})
+        s3("GET", path1)
+        c = counters()
+        check("s3: counters not_modified / precondition_failed per operation",
+              c["not_modified"] == {"GetObject": 2, "HeadObject": 1, "PutObject": 0} and
+              c["precondition_failed"] == {"GetObject": 1, "HeadObject": 0, "PutObject": 2} and
+              c["by_operation"] == {"GetObject": 4, "HeadObject": 1, "PutObject": 2} and
+              c["by_operation_status"]["GetObject"] == {"304": 2, "412": 1, "200": 1} and
+              c["by_status"] == {"304": 3, "412": 3, "200": 1} and
+              c["total"] == 7 and c["auth"]["sigv4"] == 7, "%r" % c)
+        log_entries = json.loads(ctl("GET", "/_fake/requests/log?surface=s3")[2])["requests"]
+        e = log_entries[0] if log_entries else {}
+        check("s3: log entries carry operation, bucket, key, style, region, conditions, etag",
+              len(log_entries) == 7 and e.get("operation") == "GetObject" and
+              e.get("bucket") == bucket and e.get("key") == "prod/shard-0/state.json" and
+              e.get("style") == "path" and e.get("region") == "us-east-1" and
+              e.get("if_none_match") == etag3 and e.get("etag") == etag3 and
+              e.get("status") == 304, "%r" % e)
+
+        # -- control endpoints ----------------------------------------------------------------
+        other = b'{"written_by":"another replica"}'
+        st, h, data = ctl("PUT", "/_fake/s3/object?" + q("prod/shard-0/state.json"), other)
+        doc = json.loads(data)
+        check("s3: PUT /_fake/s3/object stores another writer's body, answers its ETag",
+              st == 200 and doc == {"etag": '"%s"' % hashlib.md5(other).hexdigest()},
+              "%r %r" % (st, data))
+        st, _, _ = s3("PUT", path1, b"stale write", {"If-Match": etag3})
+        check("s3: a write over the ETag the other writer replaced -> 412", st == 412)
+        st, h, data = s3("GET", path1, headers={"If-None-Match": etag3})
+        check("s3: a GET with the old ETag sees the other writer's object",
+              st == 200 and data == other and h.get("etag") == doc["etag"], "%r" % st)
+        st, h, data = ctl("GET", "/_fake/s3/object?" + q("prod/shard-0/state.json"))
+        check("s3: GET /_fake/s3/object -> the body with its ETag",
+              st == 200 and data == other and h.get("etag") == doc["etag"], "%r" % st)
+        st, _, data = ctl("DELETE", "/_fake/s3/object?" + q("prod/shard-0/state.json"))
+        st2, _, _ = ctl("GET", "/_fake/s3/object?" + q("prod/shard-0/state.json"))
+        st3, _, data3 = s3("GET", path1)
+        check("s3: DELETE /_fake/s3/object removes it (control GET 404, GetObject NoSuchKey)",
+              st == 200 and json.loads(data) == {"deleted": True} and st2 == 404 and
+              st3 == 404 and _s3_xml(data3)[0] == "NoSuchKey", "%r %r %r" % (st, st2, st3))
+        st, _, _ = ctl("GET", "/_fake/s3/object?bucket=x&key=k")
+        check("s3: control endpoint with a bad bucket -> 400", st == 400)
+        st, _, data = ctl("GET", "/_fake/s3/objects?bucket=" + bucket)
+        check("s3: GET /_fake/s3/objects lists the objects",
+              st == 200 and any(o["key"] == "vh/state.json" and o["size"] == len(body2)
+                                for o in json.loads(data)["objects"]), "%r" % data[:300])
+        c = counters()
+        check("s3: control requests are not counted", c["total"] == 10, "%r" % c["total"])
+
+        # -- faults ---------------------------------------------------------------------------
+        def fault(spec):
+            return ctl("POST", "/_fake/faults", json.dumps(dict(spec, surface="s3")).encode())
+        fault({"kind": "throttle", "operation": "PutObject", "retry_after": 2})
+        st_get, _, _ = s3("GET", "/s3/%s/vh/state.json" % bucket)
+        st, h, data = s3("PUT", "/s3/%s/f.json" % bucket, b"f")
+        check("s3: throttle fault (operation PutObject) -> 503 SlowDown, GET unaffected",
+              st_get == 200 and st == 503 and _s3_xml(data)[0] == "SlowDown" and
+              h.get("retry-after") == "2", "%r %r %r" % (st_get, st, data))
+        fault({"kind": "server_error", "operation": "GetObject"})
+        st, _, data = s3("GET", "/s3/%s/vh/state.json" % bucket)
+        check("s3: server_error fault -> 500 InternalError",
+              st == 500 and _s3_xml(data)[0] == "InternalError", "%r %r" % (st, data))
+        fault({"kind": "server_error", "status": 503})
+        st, _, data = s3("HEAD", "/s3/%s/vh/state.json" % bucket)
+        check("s3: server_error 503 on HEAD -> 503, no body", st == 503 and data == b"")
+        for kind, want in (("auth", (403, "InvalidAccessKeyId")),
+                           ("expired_token", (400, "ExpiredToken")),
+                           ("access_denied", (403, "AccessDenied"))):
+            fault({"kind": kind})
+            st, _, data = s3("GET", "/s3/%s/vh/state.json" % bucket)
+            check("s3: %s fault -> %d %s" % (kind, want[0], want[1]),
+                  (st, _s3_xml(data)[0]) == want, "%r %r" % (st, data))
+        fault({"kind": "malformed", "operation": "GetObject"})
+        st, h, data = s3("GET", "/s3/%s/vh/state.json" % bucket)
+        check("s3: malformed fault on GetObject -> 200 with half the body",
+              st == 200 and data == body2[:len(body2) // 2] and h.get("etag") == etag2,
+              "%r %r" % (st, data))
+        fault({"kind": "slow", "seconds": 0.3, "operation": "HeadObject"})
+        t0 = time.time()
+        st, _, _ = s3("HEAD", "/s3/%s/vh/state.json" % bucket)
+        check("s3: slow fault delays HeadObject", st == 200 and time.time() - t0 >= 0.3)
+        st, _, data = fault({"kind": "throttle", "operation": "ListObjects"})
+        check("s3: a fault for an unknown operation -> 400", st == 400, "%r" % data)
+        st, _, data = fault({"kind": "loop"})
+        check("s3: a fault kind S3 does not serve -> 400", st == 400, "%r" % data)
+        st, _, data = ctl("GET", "/_fake/faults?surface=s3")
+        check("s3: every fault used up", st == 200 and json.loads(data)["faults"] == [],
+              "%r" % data)
+        c = counters()
+        check("s3: faulted answers counted per operation",
+              c["by_operation_status"]["PutObject"].get("503") == 1 and
+              c["by_operation_status"]["GetObject"].get("500") == 1, "%r" % c)
+
+        _self_test_s3_curl(check, port, bucket)
+        st, _, data = ctl("GET", "/_fake/config")
+        check("s3: /_fake/config lists the s3 prefixes",
+              json.loads(data)["surfaces"].get("s3") == ["/s3/", "/s3vh/"], "%r" % data)
+        ctl("POST", "/_fake/reset")
+        st, _, _ = ctl("GET", "/_fake/s3/object?" + q("vh/state.json"))
+        check("s3: /_fake/reset forgets the objects", st == 404)
+    finally:
+        stop_server(app, server, thread)
+
+
+CURL = "/usr/bin/curl"
+
+
+def _self_test_s3_curl(check, port, bucket):
+    """libcurl's own SigV4 (curl --aws-sigv4 "aws:amz:us-east-1:s3") against the
+    verifier: PUT, GET with If-None-Match -> 304, path-style and virtual-hosted."""
+    if not os.access(CURL, os.X_OK):
+        print("skip s3: %s not found, curl --aws-sigv4 not checked" % CURL)
+        return
+    import tempfile
+    akid, secret = DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY
+    body = b'{"format":"bedrock-cost-exporter-state","by":"curl"}\n'
+    sha = hashlib.sha256(body).hexdigest()
+    etag = '"%s"' % hashlib.md5(body).hexdigest()
+    with tempfile.TemporaryDirectory(prefix="fake_aws_s3_") as tmp:
+        src = os.path.join(tmp, "body.json")
+        with open(src, "wb") as fh:
+            fh.write(body)
+
+        def curl(url, *args):
+            out, hdr = os.path.join(tmp, "out"), os.path.join(tmp, "hdr")
+            for name in (out, hdr):          # curl leaves -o alone when there is no body
+                if os.path.exists(name):
+                    os.unlink(name)
+            cmd = [CURL, "-q", "--noproxy", "*", "-sS", "--max-time", "10",
+                   "-o", out, "-D", hdr, "-w", "%{http_code}",
+                   "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", "%s:%s" % (akid, secret)]
+            cmd += list(args) + [url]
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  timeout=20)
+            data = b""
+            if os.path.exists(out):
+                with open(out, "rb") as fh:
+                    data = fh.read()
+            with open(hdr, "rb") as fh:
+                headers = {}
+                for line in fh.read().decode("latin-1").split("\r\n")[1:]:
+                    name, sep, value = line.partition(":")
+                    if sep:
+                        headers[name.strip().lower()] = value.strip()
+            return proc.stdout.decode().strip(), headers, data, proc.stderr.decode()
+
+        for style, base in (("path-style", "http://127.0.0.1:%d/s3/%s" % (port, bucket)),
+                            ("virtual-hosted", "http://%s.localhost:%d/s3vh" % (bucket,
+                                                                                port))):
+            url = base + "/curl/%s/some/key.json" % style
+            st, h, data, err = curl(url, "-H", "x-amz-content-sha256: " + sha, "-X", "PUT",
+                                    "--data-binary", "@" + src)
+            check("s3: curl --aws-sigv4 %s PUT -> 200 with the md5 ETag" % style,
+                  st == "200" and h.get("etag") == etag, "%r %r %r %r" % (st, h, data, err))
+            st, h, data, err = curl(url, "-H", "x-amz-content-sha256: " + EMPTY_SHA256)
+            check("s3: curl --aws-sigv4 %s GET -> 200 with the body" % style,
+                  st == "200" and data == body, "%r %r %r" % (st, data, err))
+            st, h, data, err = curl(url, "-H", "x-amz-content-sha256: " + EMPTY_SHA256,
+                                    "-H", "If-None-Match: " + etag)
+            check("s3: curl --aws-sigv4 %s GET If-None-Match: <etag> -> 304" % style,
+                  st == "304" and data == b"" and h.get("etag") == etag,
+                  "%r %r %r" % (st, data, err))
+            st, h, data, err = curl(url, "-H", "x-amz-content-sha256: " + sha, "-X", "PUT",
+                                    "-H", "If-Match: " + etag, "--data-binary", "@" + src)
+            check("s3: curl --aws-sigv4 %s conditional PUT If-Match: <etag> -> 200" % style,
+                  st == "200", "%r %r %r" % (st, data, err))
+            st, h, data, err = curl(url, "-H", "x-amz-content-sha256: " + sha, "-X", "PUT",
+                                    "-H", "If-None-Match: *", "--data-binary", "@" + src)
+            check("s3: curl --aws-sigv4 %s PUT If-None-Match: * on it -> 412" % style,
+                  st == "412" and _s3_xml(data)[0] == "PreconditionFailed",
+                  "%r %r %r" % (st, data, err))
+        st, h, data, err = curl("http://127.0.0.1:%d/s3/%s/curl/unsigned.json" % (port, bucket),
+                                "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", "-X", "PUT",
+                                "--data-binary", "@" + src)
+        check("s3: curl --aws-sigv4 PUT x-amz-content-sha256: UNSIGNED-PAYLOAD -> 200 (curl "
+              "signs the header's value as the payload hash)", st == "200",
+              "%r %r %r" % (st, data, err))
+        st, h, data, err = curl("http://127.0.0.1:%d/s3/%s/curl/no-sha.json" % (port, bucket))
+        check("s3: curl 7.88 --aws-sigv4 adds no x-amz-content-sha256 itself -> 400 "
+              "InvalidRequest", st == "400" and _s3_xml(data)[0] == "InvalidRequest",
+              "%r %r %r" % (st, data, err))
+
+
 def self_test():
     failures = []
 
@@ -5154,6 +6140,10 @@ def self_test():
     except Exception:
         check("cloudwatch self-test ran without an exception", False,
               traceback.format_exc())
+    try:
+        _self_test_s3(check)
+    except Exception:
+        check("s3 self-test ran without an exception", False, traceback.format_exc())
 
     print("self-test: %s" % ("PASS" if not failures else "FAIL (%d)" % len(failures)))
     return 0 if not failures else 1
@@ -5166,7 +6156,8 @@ def self_test():
 def parse_args(argv):
     p = argparse.ArgumentParser(description="Loopback fake of the AWS surfaces used by "
                                 "bedrock-cost-exporter (Bedrock Projects API, Cost "
-                                "Explorer, STS, IMDSv2, container credentials).")
+                                "Explorer, CloudWatch, STS, IMDSv2, container credentials, "
+                                "S3).")
     p.add_argument("--host", default="127.0.0.1", help="must be 127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 = pick a free port")
     p.add_argument("--port-file", help="write the bound port here (atomically)")
