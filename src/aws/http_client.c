@@ -295,6 +295,11 @@ int hc_perform(struct hc *c, const struct hc_opts *o, const struct hc_req *req,
 				  LOG_INT(status), "duration_ms", LOG_FIXED(took * 1000, 1));
 			if (v == AWS_OK) {
 				out->status = status;
+				out->etag[0] = '\0';
+				struct curl_header *eh;
+				if (!c->fake && curl_easy_header(c->curl, "ETag", 0, CURLH_HEADER, -1,
+								 &eh) == CURLHE_OK)
+					snprintf(out->etag, sizeof(out->etag), "%s", eh->value);
 				out->body = buf_steal(&s.body, &out->len);
 				return 0;
 			}

@@ -65,6 +65,7 @@ struct hc_resp {
 	long status;
 	char *body; /* NUL-terminated; caller frees */
 	size_t len;
+	char etag[128]; /* the ETag header as sent (quotes included), or "" */
 };
 
 /* Returns a new client, or NULL if libcurl cannot make a handle. */

@@ -143,7 +143,14 @@ static const struct key keys[] = {
 	{ "budgets", T_BUDGETS, OFF(budgets), 0, NULL, 0, 1000, NULL,
 	  "( { project = \"name or id\"; monthly_usd = N; }, { tag = \"Team\"; value = \"X\"; monthly_usd = N; } )" },
 	{ "state_file", T_STRING, OFF(state_file), 0, "/var/lib/bedrock-cost-exporter/state.json", 0,
-	  4096, NULL, "Where cost data survives restarts (\"\" = nowhere)." },
+	  4096, NULL, "Where cost data survives restarts (\"\" = nowhere): a local path, or "
+	  "\"s3://bucket/key\" to share it between replicas and pod moves (conditional writes)." },
+	{ "state_s3.endpoint", T_STRING, OFF(state_s3_endpoint), 0,
+	  "https://{bucket}.s3.{region}.amazonaws.com", 8, 1024, NULL,
+	  "S3 endpoint of an s3:// state_file: with {bucket} virtual-hosted addressing, without it "
+	  "path-style ({endpoint}/bucket/key); {region} is state_s3.region." },
+	{ "state_s3.region", T_STRING, OFF(state_s3_region), 0, "us-east-1", 1, 32, NULL,
+	  "Region of the state file's bucket (the SigV4 scope)." },
 	{ "http.connect_timeout", T_INT, OFF(http_connect_timeout), 5, NULL, 1, 120, NULL,
 	  "Seconds to establish a connection to an AWS endpoint." },
 	{ "http.request_timeout", T_INT, OFF(http_request_timeout), 30, NULL, 1, 600, NULL,
@@ -240,8 +247,25 @@ void conf_free(struct conf *c)
 	for (size_t i = 0; i < NKEYS; i++)
 		free_value(c, &keys[i]);
 	textlist_free(&c->projects_tag_label_names);
+	free(c->state_s3_bucket);
+	free(c->state_s3_key);
 	free(c->path);
 	free(c);
+}
+
+/* "s3://bucket/key": a bucket of 3..63 characters of [a-z0-9.-] and a non-empty key, into
+ * @bucket and @key (caller frees). */
+static bool s3_url_split(const char *url, char **bucket, char **key)
+{
+	const char *b = url + 5, *slash = strchr(b, '/');
+	if (!slash || slash - b < 3 || slash - b > 63 || !slash[1])
+		return false;
+	for (const char *p = b; p < slash; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' || *p == '-'))
+			return false;
+	*bucket = xstrndup(b, (size_t)(slash - b));
+	*key = xstrdup(slash + 1);
+	return true;
 }
 
 /* Fills everything derived from keys; returns 0 or -EINVAL with @errors filled. */
@@ -635,7 +659,8 @@ static int derive(struct conf *c, struct textlist *errors, const char *file, con
 	}
 	static const char *const urls[] = { "projects.endpoint", "aws.sts_endpoint",
 					     "aws.imds_endpoint", "aws.container_endpoint",
-					     "cost_explorer.endpoint", "cloudwatch.endpoint" };
+					     "cost_explorer.endpoint", "cloudwatch.endpoint",
+					     "state_s3.endpoint" };
 	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
 		const struct key *k = find_key(urls[i]);
 		const char *ep = *(char **)(void *)((char *)c + k->offset);
@@ -675,7 +700,8 @@ static int derive(struct conf *c, struct textlist *errors, const char *file, con
 			rc = -EINVAL;
 		}
 	}
-	static const char *const regions[] = { "aws.region", "cost_explorer.signing_region" };
+	static const char *const regions[] = { "aws.region", "cost_explorer.signing_region",
+					       "state_s3.region" };
 	for (size_t i = 0; i < sizeof(regions) / sizeof(regions[0]); i++) {
 		const struct key *k = find_key(regions[i]);
 		const char *r = *(char **)(void *)((char *)c + k->offset);
@@ -684,6 +710,17 @@ static int derive(struct conf *c, struct textlist *errors, const char *file, con
 				  regions[i], r);
 			rc = -EINVAL;
 		}
+	}
+	free(c->state_s3_bucket);
+	free(c->state_s3_key);
+	c->state_s3_bucket = c->state_s3_key = NULL;
+	if (strncmp(c->state_file, "s3://", 5) == 0 &&
+	    !s3_url_split(c->state_file, &c->state_s3_bucket, &c->state_s3_key)) {
+		const struct key *k = find_key("state_file");
+		add_error(errors, file_of(k, files, file), line_of(k, lines),
+			  "state_file: \"%s\" is not s3://bucket/key (a bucket name of 3..63 "
+			  "characters of a-z 0-9 . -, and a key)", c->state_file);
+		rc = -EINVAL;
 	}
 	for (size_t i = 0; i < c->budgets.n; i++) {
 		const struct budget *b = &c->budgets.v[i];

@@ -100,7 +100,10 @@ struct conf {
 	struct cw_price_list cw_prices;
 
 	struct budget_list budgets;
-	char *state_file; /* "" = none */
+	char *state_file; /* "" = none; "s3://bucket/key" = in S3 (the two below) */
+	char *state_s3_endpoint; /* may contain {bucket} (virtual-hosted) and {region} */
+	char *state_s3_region;
+	char *state_s3_bucket, *state_s3_key; /* derived from an s3:// state_file, else NULL */
 
 	/* http: the client side, shared by every AWS source */
 	long http_connect_timeout;

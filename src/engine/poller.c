@@ -17,6 +17,7 @@
 #include "base/days.h"
 #include "base/log.h"
 #include "engine/render.h"
+#include "engine/shared_state.h"
 #include "engine/statefile.h"
 #include "serve/snapshot.h"
 
@@ -45,11 +46,21 @@ struct poller {
 	long rendered_day;    /* UTC day of the last render: re-render at midnight */
 	char *state_error;    /* last state-file write error, for complain-once */
 	struct statefile_writer state_writer; /* lets an unchanged state file go unwritten */
+	struct shared_state *shared; /* the state file in S3 (state_file = "s3://...") */
+	char *shared_error;   /* last error reading the shared state, for complain-once */
 	bool prepared;        /* state loaded, first snapshot published */
 	bool state_dirty;     /* a source's state-file part changed since the last write */
 	bool dirty;           /* something changed that is not published yet */
 	long render_failing;  /* renders failed in a row, for complain-once */
 	struct source *refreshing; /* the source whose refresh is running, or NULL */
+};
+
+/* The S3 operations of a shared state file (registered when one is configured, so that
+ * their counters exist from the first scrape). */
+static const struct api_op_def s3_ops[] = {
+	{ "s3", "GetObject" },
+	{ "s3", "PutObject" },
+	{ NULL, NULL },
 };
 
 struct poller *poller_new(struct conf *conf, const struct poller_opts *o)
@@ -80,6 +91,9 @@ struct poller *poller_new(struct conf *conf, const struct poller_opts *o)
 	p->info.reload_success_ts = p->wall();
 	p->rendered_day = days_of_time(p->wall());
 	source_set_init(&p->set, o->sources ? o->sources : source_table, conf);
+	p->shared = shared_state_new();
+	if (shared_state_configured(conf))
+		apistats_register(s3_ops);
 	return p;
 }
 
@@ -87,6 +101,8 @@ void poller_free(struct poller *p)
 {
 	if (!p)
 		return;
+	shared_state_free(p->shared);
+	free(p->shared_error);
 	source_set_free(&p->set);
 	aws_provider_free(p->creds);
 	free(p->state_error);
@@ -258,6 +274,78 @@ static int refresh_chain(struct poller *p, struct source *s)
 	return rc;
 }
 
+static struct s3_ctx s3_ctx_of(struct poller *p, const struct hc_opts *o)
+{
+	return (struct s3_ctx){ .hc = p->hc, .http = o, .creds = p->creds, .conf = p->conf,
+				.now = p->wall(), .get_op = apistats_op("s3", "GetObject"),
+				.put_op = apistats_op("s3", "PutObject") };
+}
+
+/* Restored data is good data (the next refresh may say otherwise): each source that got
+ * data in @got is up, and due again one interval after its data was fetched. */
+static void apply_restored(struct poller *p, const struct source_restored *got)
+{
+	double now = p->wall(), mono = p->mono();
+	for (size_t i = 0; i < p->set.n; i++) {
+		struct source *s = &p->set.v[i];
+		if (got[i].has_data)
+			s->health.has_data = true;
+		if (got[i].at <= 0)
+			continue;
+		s->health.up = true;
+		s->health.last_success = got[i].at;
+		free(s->health.last_error);
+		s->health.last_error = NULL;
+		double due = got[i].at + (double)s->def->interval(p->conf) - now;
+		if (!s->def->after)
+			s->next = mono + (due > 0 ? due : 0);
+	}
+}
+
+/*
+ * Takes from the shared state (S3) every source part another replica fetched later than
+ * this one holds, so that a source another replica has just refreshed is not fetched (and
+ * paid for) again. Returns true when something was taken. Failures are logged once and
+ * cost nothing but the refresh the pull would have saved.
+ */
+static bool pull_shared(struct poller *p)
+{
+	struct hc_opts o = client_opts(p);
+	struct s3_ctx x = s3_ctx_of(p, &o);
+	double *newer = xcalloc(p->set.n + 1, sizeof(*newer));
+	struct source_restored *got = xcalloc(p->set.n + 1, sizeof(*got));
+	for (size_t i = 0; i < p->set.n; i++)
+		newer[i] = p->set.v[i].health.has_data ? p->set.v[i].health.last_success : 0;
+	char err[512] = "";
+	int rc = shared_state_pull(p->shared, &x, &p->set, newer, got, err, sizeof(err));
+	bool took = false;
+	if (rc == 0) {
+		for (size_t i = 0; i < p->set.n; i++)
+			if (got[i].at > 0) {
+				took = true;
+				log_info("source taken from the shared state; not fetched",
+					 "source", p->set.v[i].def->name, "fetched_at",
+					 LOG_FIXED(got[i].at, 3));
+			}
+		apply_restored(p, got);
+	}
+	if (rc == 0 || rc == -EALREADY || rc == -ENOENT) {
+		if (p->shared_error)
+			log_info("shared state read again", "url",
+				 shared_state_url(p->shared, p->conf));
+		free(p->shared_error);
+		p->shared_error = NULL;
+	} else if (rc != -ECANCELED) {
+		if (!same_failure(p->shared_error, err))
+			log_warn("cannot read the shared state; refreshing from AWS", "error", err);
+		free(p->shared_error);
+		p->shared_error = xstrdup(err);
+	}
+	free(newer);
+	free(got);
+	return took;
+}
+
 static void save_state(struct poller *p)
 {
 	const char *path = p->conf->state_file;
@@ -265,7 +353,22 @@ static void save_state(struct poller *p)
 	if (!*path)
 		return;
 	char err[512] = "";
-	int rc = statefile_save(&p->state_writer, path, &p->set, p->wall(), err, sizeof(err));
+	int rc;
+	if (shared_state_configured(p->conf)) {
+		struct hc_opts o = client_opts(p);
+		struct s3_ctx x = s3_ctx_of(p, &o);
+		rc = shared_state_push(p->shared, &x, &p->set, err, sizeof(err));
+		for (int n = 0; rc == -EAGAIN && n < 3; n++) {
+			/* another replica wrote first: take its newer parts, then write the union */
+			log_info("the shared state changed under this write; merging", "detail", err);
+			if (pull_shared(p))
+				p->dirty = true;
+			x.now = p->wall();
+			rc = shared_state_push(p->shared, &x, &p->set, err, sizeof(err));
+		}
+	} else {
+		rc = statefile_save(&p->state_writer, path, &p->set, p->wall(), err, sizeof(err));
+	}
 	if (rc) {
 		if (!same_failure(p->state_error, err))
 			log_warn("cannot write the state file; a restart will fetch (and pay for) its data "
@@ -317,27 +420,25 @@ static void load_state(struct poller *p)
 		return;
 	char err[512] = "";
 	struct source_restored *got = xcalloc(p->set.n + 1, sizeof(*got));
-	double now = p->wall(), mono = p->mono();
-	int rc = statefile_load(path, &p->set, p->conf, now, got, err, sizeof(err));
+	int rc;
+	if (shared_state_configured(p->conf)) {
+		struct hc_opts o = client_opts(p);
+		struct s3_ctx x = s3_ctx_of(p, &o);
+		rc = shared_state_pull(p->shared, &x, &p->set, NULL, got, err, sizeof(err));
+		path = shared_state_url(p->shared, p->conf);
+		if (rc == -EIO) /* unreachable, denied: the first refresh's push will say again */
+			log_warn("cannot read the shared state; starting afresh", "error", err);
+	} else {
+		rc = statefile_load(path, &p->set, p->conf, p->wall(), got, err, sizeof(err));
+	}
 	if (rc == -ENOENT)
 		log_info("no state file yet; it is written after the first refresh", "file", path);
-	else if (rc)
+	else if (rc == -EPROTO)
 		log_warn("state file ignored; starting afresh", "error", err);
-	for (size_t i = 0; !rc && i < p->set.n; i++) {
-		struct source *s = &p->set.v[i];
-		if (got[i].has_data)
-			s->health.has_data = true;
-		if (got[i].at <= 0)
-			continue;
-		/* restored data is good data; the next refresh may say otherwise */
-		s->health.up = true;
-		s->health.last_success = got[i].at;
-		double due = got[i].at + (double)s->def->interval(p->conf) - now;
-		if (!s->def->after)
-			s->next = mono + (due > 0 ? due : 0);
-	}
-	if (!rc)
+	if (!rc) {
+		apply_restored(p, got);
 		log_info("state restored", "file", path);
+	}
 	free(got);
 }
 
@@ -366,6 +467,8 @@ static void reload(struct poller *p)
 		if (s->enabled && (again || !was || s->health.last_rc == -EDQUOT))
 			s->next = mono;
 	}
+	if (shared_state_configured(c))
+		apistats_register(s3_ops);
 	aws_provider_invalidate(p->creds); /* aws.* may have changed */
 	p->info.reload_ok = true;
 	p->info.reload_success_ts = p->wall();
@@ -394,6 +497,14 @@ static double next_due(const struct poller *p)
  */
 static int run_due(struct poller *p)
 {
+	/* with a shared state, what another replica fetched meanwhile is not fetched again */
+	bool due = false;
+	for (size_t i = 0; i < p->set.n; i++) {
+		const struct source *s = &p->set.v[i];
+		due = due || (s->enabled && !s->def->after && p->mono() >= s->next);
+	}
+	if (due && shared_state_configured(p->conf) && pull_shared(p))
+		p->dirty = true;
 	for (size_t i = 0; i < p->set.n && !atomic_load(&p->stop); i++) {
 		struct source *s = &p->set.v[i];
 		if (!s->enabled || s->def->after || p->mono() < s->next)

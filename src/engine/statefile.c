@@ -55,8 +55,8 @@ static void remember_file(struct statefile_writer *w, const struct stat *st)
 	w->mtime_nsec = (int64_t)st->st_mtim.tv_nsec;
 }
 
-int statefile_save(struct statefile_writer *sw, const char *path, const struct source_set *set,
-		   double now, char *err, size_t errlen)
+int statefile_render(const struct source_set *set, double now, char **text, size_t *len,
+		     uint64_t *hash, char *err, size_t errlen)
 {
 	struct jsonw w;
 	jsonw_init(&w, MAX_STATE_BYTES);
@@ -76,7 +76,7 @@ int statefile_save(struct statefile_writer *sw, const char *path, const struct s
 	if (!w.err && w.depth) /* a source left a container open: no load would accept the file */
 		w.err = -EINVAL;
 	if (w.err) {
-		snprintf(err, errlen, "cannot write %s: %s", path,
+		snprintf(err, errlen, "%s",
 			 w.err == -EDOM ? "the state holds a number that is NaN or infinite"
 			 : w.err == -EFBIG ? "the state is larger than 256 MiB"
 					   : "a source wrote malformed JSON");
@@ -84,12 +84,27 @@ int statefile_save(struct statefile_writer *sw, const char *path, const struct s
 		jsonw_free(&w);
 		return rc;
 	}
-	uint64_t hash = hash64(w.b.data + tail, w.b.len - tail, HASH64_INIT);
+	*hash = hash64(w.b.data + tail, w.b.len - tail, HASH64_INIT);
+	*text = jsonw_steal(&w, len);
+	return 0;
+}
+
+int statefile_save(struct statefile_writer *sw, const char *path, const struct source_set *set,
+		   double now, char *err, size_t errlen)
+{
+	char *text, rerr[200];
+	size_t len;
+	uint64_t hash;
+	int rc = statefile_render(set, now, &text, &len, &hash, rerr, sizeof(rerr));
+	if (rc) {
+		snprintf(err, errlen, "cannot write %s: %s", path, rerr);
+		return rc;
+	}
 
 	/* unchanged content, and the file on disk is still the one we wrote: nothing to do */
 	struct stat st;
 	if (sw && sw->written && sw->hash == hash && stat(path, &st) == 0 && same_file(sw, &st)) {
-		jsonw_free(&w);
+		free(text);
 		return 0;
 	}
 	if (sw)
@@ -98,14 +113,13 @@ int statefile_save(struct statefile_writer *sw, const char *path, const struct s
 	/* one fixed name: a write cut short by a crash is overwritten by the next one */
 	char *tmp = xasprintf("%s.tmp", path);
 	char *dircopy = xstrdup(path);
-	int rc = 0;
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
 		goto out;
 	}
-	rc = write_all(fd, w.b.data, w.b.len);
+	rc = write_all(fd, text, len);
 	if (!rc && fsync(fd))
 		rc = -errno;
 	if (!rc && fstat(fd, &st))
@@ -130,7 +144,7 @@ int statefile_save(struct statefile_writer *sw, const char *path, const struct s
 		sw->written = true;
 	}
 out:
-	jsonw_free(&w);
+	free(text);
 	free(tmp);
 	free(dircopy);
 	return rc;
@@ -148,6 +162,16 @@ int statefile_load(const char *path, struct source_set *set, const struct conf *
 		snprintf(err, errlen, "cannot read %s: %s", path, strerror(-rc));
 		return -EPROTO;
 	}
+	rc = statefile_parse(path, text, len, set, c, now, NULL, restored, err, errlen);
+	free(text);
+	return rc;
+}
+
+int statefile_parse(const char *path, const char *text, size_t len, struct source_set *set,
+		    const struct conf *c, double now, const double *newer,
+		    struct source_restored *restored, char *err, size_t errlen)
+{
+	int rc;
 	struct jsontape t;
 	void **fresh = xcalloc(set->n + 1, sizeof(*fresh));
 	size_t done = 0;
@@ -180,10 +204,14 @@ int statefile_load(const char *path, struct source_set *set, const struct conf *
 			goto out;
 		}
 	}
-	/* every part read back: install */
+	/* every part read back: install (with @newer, only the parts newer than what is held) */
 	for (size_t i = 0; i < set->n; i++) {
 		if (!fresh[i])
 			continue;
+		if (newer && !(restored[i].at > newer[i])) {
+			memset(&restored[i], 0, sizeof(restored[i]));
+			continue;
+		}
 		set->v[i].def->destroy(set->v[i].priv);
 		set->v[i].priv = fresh[i];
 		fresh[i] = NULL;
@@ -197,6 +225,5 @@ out:
 		memset(restored, 0, set->n * sizeof(*restored));
 	free(fresh);
 	jsontape_free(&t);
-	free(text);
 	return rc;
 }

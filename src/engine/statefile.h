@@ -73,4 +73,22 @@ int statefile_save(struct statefile_writer *w, const char *path, const struct so
 int statefile_load(const char *path, struct source_set *set, const struct conf *c, double now,
 		   struct source_restored *restored, char *err, size_t errlen);
 
+/*
+ * The text statefile_save writes, for a store of another kind (engine/shared_state.h):
+ * 0 with @text (caller frees), its length and the hash of everything but written_at;
+ * or an error as statefile_save's, with the reason in @err.
+ */
+int statefile_render(const struct source_set *set, double now, char **text, size_t *len,
+		     uint64_t *hash, char *err, size_t errlen);
+
+/*
+ * statefile_load of a text already read (@path names it in messages). With @newer (one
+ * Unix time per source of @set), a part is installed only when what it restores was
+ * fetched later than newer[i] (restored.at > newer[i]); @restored[i] is zeroed for the
+ * parts not installed. With NULL, as statefile_load: all or nothing.
+ */
+int statefile_parse(const char *path, const char *text, size_t len, struct source_set *set,
+		    const struct conf *c, double now, const double *newer,
+		    struct source_restored *restored, char *err, size_t errlen);
+
 #endif

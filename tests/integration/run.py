@@ -479,7 +479,8 @@ DEAD_PROXY = "http://127.0.0.1:9"        # the discard port: nothing answers the
 
 def base_env(extra=None):
     """A clean environment: no inherited AWS or Bedrock credentials, no home directory, and
-    every proxy variable pointing at a dead loopback port, with only 127.0.0.1 exempt: a
+    every proxy variable pointing at a dead loopback port, with only 127.0.0.1 and *.localhost
+    (which libcurl resolves to 127.0.0.1 itself) exempt: a
     request the exporter might make anywhere else fails at once instead of leaving the host."""
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/nonexistent",
            "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:print_summary=1",
@@ -490,7 +491,7 @@ def base_env(extra=None):
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy",
                 "ALL_PROXY"):
         env[var] = DEAD_PROXY
-    env["no_proxy"] = env["NO_PROXY"] = "127.0.0.1"
+    env["no_proxy"] = env["NO_PROXY"] = "127.0.0.1,localhost"  # *.localhost: 127.0.0.1
     env.update(extra or {})
     return env
 
@@ -2319,12 +2320,14 @@ def test_no_secret_in_logs_or_metrics(ctx):
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True          # no __pycache__ in the source tree
 import cloudwatch  # noqa: E402
+import shared_state  # noqa: E402
 import costs  # noqa: E402
 import full_account  # noqa: E402
 
 costs.register(sys.modules[__name__])
 full_account.register(sys.modules[__name__])
 cloudwatch.register(sys.modules[__name__])
+shared_state.register(sys.modules[__name__])
 
 
 # ---------------------------------------------------------------------------

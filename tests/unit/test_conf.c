@@ -189,6 +189,44 @@ static void cloudwatch_prices(void **state)
 	}
 }
 
+/* An s3:// state_file names a bucket and a key; anything else there is a local path. */
+static void state_in_s3(void **state)
+{
+	(void)state;
+	struct textlist errs = { 0 };
+	struct conf *c = conf_parse_string("p.conf",
+		"state_file = \"s3://my-bucket.prod/exporters/shard-0/state.json\";\n"
+		"state_s3: { endpoint = \"http://127.0.0.1:9000/s3\"; region = \"eu-west-1\"; };\n",
+		&errs);
+	assert_int_equal(errs.n, 0);
+	assert_non_null(c);
+	assert_string_equal(c->state_s3_bucket, "my-bucket.prod");
+	assert_string_equal(c->state_s3_key, "exporters/shard-0/state.json");
+	assert_string_equal(c->state_s3_endpoint, "http://127.0.0.1:9000/s3");
+	assert_string_equal(c->state_s3_region, "eu-west-1");
+	conf_free(c);
+	c = conf_parse_string("p.conf", "state_file = \"/tmp/s3:/x.json\";\n", &errs);
+	assert_non_null(c);
+	assert_null(c->state_s3_bucket);
+	assert_string_equal(c->state_s3_endpoint, "https://{bucket}.s3.{region}.amazonaws.com");
+	conf_free(c);
+	const char *bad[] = { "s3://bucket", "s3://bucket/", "s3://ab/key", "s3://My_Bucket/key",
+			      "s3:///key" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *text = xasprintf("state_file = \"%s\";\n", bad[i]);
+		c = conf_parse_string("p.conf", text, &errs);
+		assert_null(c);
+		assert_int_equal(errs.n, 1);
+		assert_non_null(strstr(errs.v[0], "is not s3://bucket/key"));
+		textlist_free(&errs);
+		free(text);
+	}
+	c = conf_parse_string("p.conf", "state_s3: { endpoint = \"s3.amazonaws.com\"; };\n", &errs);
+	assert_null(c);
+	assert_non_null(strstr(errs.v[0], "state_s3.endpoint"));
+	textlist_free(&errs);
+}
+
 static void tag_label_names(void **state)
 {
 	(void)state;
@@ -220,6 +258,7 @@ int main(void)
 		cmocka_unit_test(defaults),
 		cmocka_unit_test(every_key_is_read),
 		cmocka_unit_test(bad_fixtures),
+		cmocka_unit_test(state_in_s3),
 		cmocka_unit_test(every_error_is_reported),
 	};
 	return cmocka_run_group_tests_name("conf", tests, NULL, NULL);
