@@ -33,9 +33,10 @@
 
 #define RING 80          /* minutes kept per pair: the hour, the re-read, slack */
 #define HOUR 60          /* minutes of the spend rate */
-#define HIST_DAYS 9      /* the history: daily sums of [today - 9, today) */
+#define HIST_DAYS CE_CLOUDWATCH_DAYS /* the history: daily sums of [today - 16, today) */
 #define RATE_DAYS 7      /* the token-weighted rate's settled days */
-#define SETTLED 2        /* a day is settled from today - 2 back */
+#define SETTLED 2        /* a day's rates come from its day - 2 back */
+#define NFROZEN (CE_JUDGE_MAX + 1) /* frozen tables: the days today - 1 .. today - 7 */
 #define MAX_PAIRS 200000 /* (project, model) pairs over all regions */
 #define MAX_PAGES 1000   /* pages of one listing or one call */
 #define MAX_VALUE (HIST_DAYS * 1440 * CW_MAX_VALUE) /* a restored day's tokens, at most */
@@ -80,7 +81,9 @@ struct state {
 	long hist_day;         /* the day the history was read for; 0 = never */
 	long end;              /* minutes < end were read (the last refresh) */
 	struct rates now;      /* prices today: from [today - 8, today - 2] */
-	struct rates prev;     /* priced yesterday: frozen at the day's turn */
+	/* the tables that priced the days before today, each frozen at its day's turn (or, after
+	 * a fresh start, rebuilt from the days before it); slot day % NFROZEN */
+	struct rates frozen[NFROZEN];
 	/* the meter */
 	long metrics_day, metrics_today;
 	double metrics_total, lists_total;
@@ -114,10 +117,10 @@ static const struct metric_def m_rate = {
 };
 static const struct metric_def m_error = {
 	"bedrock_cost_project_estimate_error_ratio", METRIC_GAUGE,
-	"(estimated - billed) / billed for yesterday (UTC): yesterday's CloudWatch tokens priced "
-	"with the rates in use yesterday (before yesterday's bill), against Cost Explorer's "
-	"bedrock_cost_project_yesterday_usd (which can still grow for some hours after "
-	"midnight).",
+	"(estimated - billed) / billed for the last settled UTC day (today - "
+	"cost_explorer.settle_days, at most 7): that day's CloudWatch tokens priced with the "
+	"rates the exporter had that day (built from the days before it, before its bill), "
+	"against Cost Explorer's spend of the day attributed to the project.",
 };
 static const struct metric_def m_requested = {
 	"bedrock_cost_exporter_cloudwatch_metrics_requested_total", METRIC_COUNTER,
@@ -176,7 +179,8 @@ static void destroy(void *priv)
 	free(s->pairs);
 	textmap_free(s->index);
 	rates_free(&s->now);
-	rates_free(&s->prev);
+	for (int i = 0; i < NFROZEN; i++)
+		rates_free(&s->frozen[i]);
 	free(s);
 }
 
@@ -259,19 +263,33 @@ static double tokens_last_hour(const struct pair *p, int d, long end)
 	return v;
 }
 
+/* The table that priced @day (frozen), or NULL. */
+static const struct rates *frozen_for(const struct state *s, long day)
+{
+	const struct rates *r = &s->frozen[day % NFROZEN];
+	return day > 0 && r->for_day == day ? r : NULL;
+}
+
+/* Keeps @r (emptied) as the table that priced its day. */
+static void freeze(struct state *s, struct rates *r)
+{
+	if (r->for_day <= 0) {
+		rates_free(r);
+		return;
+	}
+	struct rates *slot = &s->frozen[r->for_day % NFROZEN];
+	rates_free(slot);
+	*slot = *r;
+	memset(r, 0, sizeof(*r));
+}
+
 /* A new UTC day: today's sums start again (the ring keeps the minutes before midnight for
- * the hourly rate); the rates of the day that ended price its estimate. */
+ * the hourly rate); the table that priced the day that ended is frozen with it. */
 static void day_turn(struct state *s, long today)
 {
 	for (size_t i = 0; i < s->n; i++)
 		s->pairs[i].settled[IN] = s->pairs[i].settled[OUT] = 0;
-	if (s->now.for_day == today - 1 && s->now.n) {
-		rates_free(&s->prev);
-		s->prev = s->now;
-		memset(&s->now, 0, sizeof(s->now));
-	} else if (s->prev.for_day != today - 1) {
-		rates_free(&s->prev);
-	}
+	freeze(s, &s->now);
 	s->today = today;
 }
 
@@ -735,10 +753,11 @@ static void rates_build(const struct accs *a, long day0, long day, const struct 
 
 /*
  * Brings the rates up to date from Cost Explorer's daily spend by usage type and the
- * history's tokens: the table pricing today, and the one that priced yesterday when it
+ * history's tokens: the table pricing today, and the one that priced the judged day when it
  * was not frozen at the day's turn (a fresh start).
  */
-static void rates_refresh(struct state *s, const struct ce_series *models, long today)
+static void rates_refresh(struct state *s, const struct ce_series *models, long today,
+			  long judged)
 {
 	if (!models)
 		return;
@@ -778,21 +797,24 @@ static void rates_refresh(struct state *s, const struct ce_series *models, long 
 	struct rates now;
 	/* what the days no longer give keeps its last rate: today's table, or yesterday's right
 	 * after the turn */
-	rates_build(&a, day0, today, s->now.n ? &s->now : &s->prev, &now);
+	rates_build(&a, day0, today, s->now.n ? &s->now : frozen_for(s, today - 1), &now);
 	rates_free(&s->now);
 	s->now = now;
-	if (s->prev.for_day != today - 1 || !s->prev.n) {
-		struct rates prev;
-		rates_build(&a, day0, today - 1, NULL, &prev);
-		rates_free(&s->prev);
-		s->prev = prev;
+	/* the judged day's table, when it was not frozen here (a fresh start): as the exporter
+	 * would have built it that day, from the days before it */
+	const struct rates *j = frozen_for(s, judged);
+	if (!j || !j->n) {
+		struct rates t;
+		rates_build(&a, day0, judged, NULL, &t);
+		freeze(s, &t);
 	}
 	accs_free(&a);
 }
 
 static void rates_update(struct state *s, struct source_ctx *x, long today)
 {
-	rates_refresh(s, cost_explorer_models(source_peer(x->set, &cost_explorer_source)), today);
+	rates_refresh(s, cost_explorer_models(source_peer(x->set, &cost_explorer_source)), today,
+		      cost_explorer_judged_day(x->conf, today));
 }
 
 /* The rate in use for @p's direction @d in table @r, in USD per token; @source "billed" or
@@ -952,9 +974,11 @@ static double delay(const void *priv, const struct conf *c, double now)
 }
 /* ---- state file ---- */
 
+/* One table, as member @name of the object being written (NULL: an array element). */
 static void save_rates(struct jsonw *w, const char *name, const struct rates *r)
 {
-	jsonw_key(w, name);
+	if (name)
+		jsonw_key(w, name);
 	jsonw_object_begin(w);
 	jsonw_key(w, "for_day");
 	jsonw_int(w, r->for_day);
@@ -976,7 +1000,7 @@ static void save_rates(struct jsonw *w, const char *name, const struct rates *r)
 }
 
 /* "cloudwatch": {"hist_day", the meter, "pairs": [[region, project, model, its history's
- * day, [input by day], [output by day]], ...], "rates": {...}, "rates_prev": {...}} */
+ * day, [input by day], [output by day]], ...], "rates": {...}, "rates_frozen": [{...}]} */
 static void save(const void *priv, struct jsonw *w)
 {
 	const struct state *s = priv;
@@ -1015,7 +1039,12 @@ static void save(const void *priv, struct jsonw *w)
 	}
 	jsonw_array_end(w);
 	save_rates(w, "rates", &s->now);
-	save_rates(w, "rates_prev", &s->prev);
+	jsonw_key(w, "rates_frozen");
+	jsonw_array_begin(w);
+	for (int i = 0; i < NFROZEN; i++)
+		if (s->frozen[i].for_day > 0)
+			save_rates(w, NULL, &s->frozen[i]);
+	jsonw_array_end(w);
 	jsonw_object_end(w);
 }
 
@@ -1078,8 +1107,15 @@ static void *restore(const struct jsontape *t, size_t root, const struct conf *c
 		  count_number(t, jt_get(t, o, "metrics_today"), &mt) &&
 		  count_number(t, jt_get(t, o, "metrics_total"), &mtot) &&
 		  count_number(t, jt_get(t, o, "lists_total"), &ltot) && jt_is(t, pairs, JT_ARRAY) &&
-		  restore_rates(t, jt_get(t, o, "rates"), &s->now) &&
-		  restore_rates(t, jt_get(t, o, "rates_prev"), &s->prev);
+		  restore_rates(t, jt_get(t, o, "rates"), &s->now);
+	size_t fz = jt_get(t, o, "rates_frozen");
+	ok = ok && jt_is(t, fz, JT_ARRAY);
+	for (size_t e = ok ? jt_first(t, fz) : JT_NONE; ok && e != JT_NONE; e = jt_next(t, fz, e)) {
+		struct rates r = { 0 };
+		ok = restore_rates(t, e, &r);
+		freeze(s, &r);
+		rates_free(&r);
+	}
 	for (size_t e = ok ? jt_first(t, pairs) : JT_NONE; ok && e != JT_NONE;
 	     e = jt_next(t, pairs, e)) {
 		size_t f[6], k = 0;
@@ -1123,23 +1159,18 @@ static void *restore(const struct jsontape *t, size_t root, const struct conf *c
 	s->metrics_total = mtot;
 	s->lists_total = ltot;
 	s->today = today;
-	if (s->now.for_day != today) { /* the day turned while the exporter was away */
-		if (s->now.for_day == today - 1) {
-			rates_free(&s->prev);
-			s->prev = s->now;
-			memset(&s->now, 0, sizeof(s->now));
-		}
-	}
+	if (s->now.for_day != today) /* the day turned while the exporter was away */
+		freeze(s, &s->now);
 	return s;
 }
 
 /* ---- metrics ---- */
 
-/* Sums per project: today's estimate, the last hour's, yesterday's; whether priced. */
+/* Sums per project: today's estimate, the last hour's, the judged day's; whether priced. */
 struct proj_sum {
 	const char *project;
-	double today, hour, yesterday;
-	bool priced, hour_priced, yesterday_priced, yesterday_unpriced;
+	double today, hour, judged;
+	bool priced, hour_priced, judged_priced, judged_unpriced;
 };
 
 static void collect(const void *priv, const struct collect_ctx *x, struct reg *r)
@@ -1156,6 +1187,10 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 	/* Until the first read of a new UTC day, the day's families are absent (nothing of it
 	 * has been read); the hourly rate spans midnight and stays. */
 	bool day_read = s->today == today;
+	long judged = cost_explorer_judged_day(c, today);
+	int ji = (int)(HIST_DAYS - (today - judged)); /* its index in the history */
+	static const struct rates none = { 0 };
+	const struct rates *jr = frozen_for(s, judged) ? frozen_for(s, judged) : &none;
 	struct textmap *projects = textmap_new();
 	struct proj_sum *sums = xcalloc(s->n + 1, sizeof(*sums));
 	size_t ns = 0;
@@ -1199,16 +1234,16 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 						 (char *)0);
 				free(rk);
 			}
-			/* yesterday's tokens, priced with yesterday's rates */
-			double ytok = p->has_hist && p->hist_day == today ? p->hist[d][HIST_DAYS - 1] : 0;
-			if (ytok > 0) {
-				const char *ysrc;
-				double yrate = rate_of(&s->prev, c, p, d, &ysrc);
-				if (yrate >= 0) {
-					ps->yesterday += ytok * yrate;
-					ps->yesterday_priced = true;
+			/* the judged day's tokens, priced with the rates of that day */
+			double jtok = p->has_hist && p->hist_day == today ? p->hist[d][ji] : 0;
+			if (jtok > 0) {
+				const char *jsrc;
+				double jrate = rate_of(jr, c, p, d, &jsrc);
+				if (jrate >= 0) {
+					ps->judged += jtok * jrate;
+					ps->judged_priced = true;
 				} else {
-					ps->yesterday_unpriced = true;
+					ps->judged_unpriced = true;
 				}
 			}
 		}
@@ -1221,18 +1256,19 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 			reg_addv(r, &m_per_hour, ce_money(sums[i].hour * 60.0 / HOUR), "project_id",
 				 sums[i].project, (char *)0);
 	}
-	/* the error ratio against Cost Explorer's yesterday, per project it attributes */
+	/* the error ratio against Cost Explorer's spend of the judged day, per project it
+	 * attributes (its windows as on the day after it: "yesterday" is the judged day) */
 	const void *ce = source_peer(x->set, &cost_explorer_source);
 	if (ce) {
 		struct attribution a;
-		cost_explorer_attribute(ce, c, x->set, today, &a);
+		cost_explorer_attribute_judged(ce, c, x->set, today, &a);
 		for (size_t i = 0; a.present[WIN_YESTERDAY] && i < a.nrows; i++) {
 			uintptr_t k = (uintptr_t)textmap_get(projects, a.rows[i].project_id, NULL);
 			double billed = a.rows[i].v[WIN_YESTERDAY];
-			if (!k || !(billed > 0) || !sums[k - 1].yesterday_priced ||
-			    sums[k - 1].yesterday_unpriced)
+			if (!k || !(billed > 0) || !sums[k - 1].judged_priced ||
+			    sums[k - 1].judged_unpriced)
 				continue;
-			reg_addv(r, &m_error, (sums[k - 1].yesterday - billed) / billed, "project_id",
+			reg_addv(r, &m_error, (sums[k - 1].judged - billed) / billed, "project_id",
 				 a.rows[i].project_id, (char *)0);
 		}
 		attribution_free(&a);

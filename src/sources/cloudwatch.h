@@ -12,7 +12,7 @@
  *     00:00 UTC plus its last minutes. The last 80 minutes are kept per pair
  *     (the hour for the spend rate, and the re-read), the rest of the day as a
  *     sum.
- *   - Once a UTC day: the daily token sums of the 9 days before today, for
+ *   - Once a UTC day: the daily token sums of the 16 days before today, for
  *     every pair with data in the last 14 days (the history).
  *   - Rates, per (region, model, direction): the billed cost of the model's
  *     usage types on a settled day (today - 2 or older; Cost Explorer's daily
@@ -22,11 +22,12 @@
  *     last settled day's, kept across days; cloudwatch.prices for models with
  *     no billed day. Cache-token costs count as input (CloudWatch has no cache
  *     metrics). Models meet on usage_model_key() (model/usage.h).
- *   - The estimate of yesterday is priced with the rates in use yesterday
- *     (from [yesterday-8, yesterday-2], before yesterday's bill), frozen at the
- *     day's turn and kept in the state file; after a fresh start they are
- *     derived the same way from the history. Against Cost Explorer's
- *     yesterday per project it gives the error ratio.
+ *   - The estimate of the last settled day D (today - cost_explorer.settle_days,
+ *     at most 7 days back) is priced with the rates the exporter had on D
+ *     (from [D-8, D-2], before D's bill), frozen at D's turn and kept in the
+ *     state file; after a fresh start they are derived the same way from the
+ *     history. Against Cost Explorer's bill of D per project (the query
+ *     "judged" of the cost_explorer source) it gives the error ratio.
  *
  * Spend discipline: every metric of every GetMetricData attempt is counted
  * against cloudwatch.max_metrics_per_day before it is sent; refreshes are

@@ -9,8 +9,10 @@
  *   month      MONTHLY [month start, today+1)     month to date        every refresh
  *   previous   MONTHLY [previous month)           previous month       once a day until final
  *   models     DAILY, SERVICE x USAGE_TYPE, from the first day that can still change
- *              (the series spans the month, or the 9 days before today when the
+ *              (the series spans the month, or the 16 days before today when the
  *              cloudwatch source is on, whichever starts first)
+ *   judged     DAILY   [today-settle, +1 day)     the bill per project the cloudwatch
+ *              estimates are judged on (with that source on)          once a UTC day
  *
  * A MONTHLY query answers one period per calendar month it touches, one group per tag
  * combination: a page or two however long the period. A query cut short (the daily
@@ -42,12 +44,14 @@
 /* More SERVICE names than this containing the search string is not Bedrock's answer. */
 #define MAX_SERVICES 64
 
-enum spend_query { Q_DAILY, Q_BASELINE, Q_MONTH, Q_PREVIOUS, Q_COUNT };
+enum spend_query { Q_DAILY, Q_BASELINE, Q_MONTH, Q_PREVIOUS, Q_JUDGED, Q_COUNT };
 
 /* In the state file and in messages. */
-static const char *const query_names[Q_COUNT] = { "daily", "baseline", "month", "previous" };
+static const char *const query_names[Q_COUNT] = { "daily", "baseline", "month", "previous",
+						  "judged" };
 static const char *const query_windows[Q_COUNT] = { "today and yesterday", "baseline",
-						    "month_to_date", "previous_month" };
+						    "month_to_date", "previous_month",
+						    "the settled day the estimates are judged on" };
 
 /* One spend query: its last complete answer, and an answer being filled. */
 struct query {
@@ -448,10 +452,29 @@ static int query_parse(void *arg, const char *body, size_t len, char **next, siz
 	return rc;
 }
 
+long cost_explorer_judged_day(const struct conf *c, long today)
+{
+	long k = c->ce_settle_days < 1 ? 1 : c->ce_settle_days > CE_JUDGE_MAX ? CE_JUDGE_MAX
+									  : c->ce_settle_days;
+	return today - k;
+}
+
+/* Whether the cloudwatch source's estimates are judged (its source is on). */
+static bool judging(const struct conf *c)
+{
+	return c->cw_enabled && c->projects_regions.n > 0;
+}
+
 /* The days and granularity of spend query @qi on UTC day @today. */
-static const char *query_window(int qi, long today, long *start, long *end)
+/* (@c is only read for Q_JUDGED.) */
+static const char *query_window(const struct conf *c, int qi, long today, long *start,
+				long *end)
 {
 	switch (qi) {
+	case Q_JUDGED:
+		*start = cost_explorer_judged_day(c, today);
+		*end = *start + 1;
+		return "DAILY";
 	case Q_DAILY:
 		*start = today - 1;
 		*end = today + 1;
@@ -491,9 +514,11 @@ static bool query_due(const struct state *s, int qi, long today, const struct co
 		return true; /* today moves at every refresh */
 	case Q_BASELINE:
 		return q->day != today;
+	case Q_JUDGED: /* a settled day does not change: once a day, for the next one */
+		return judging(c) && q->day != today;
 	default: {
 		long start, end;
-		query_window(qi, today, &start, &end);
+		query_window(c, qi, today, &start, &end);
 		/* the previous month is final once Cost Explorer says so and the settling days
 		 * after its end are over: then it is kept for the rest of the month */
 		bool final = q->day && q->series.n && q->series.days[0].day == start &&
@@ -529,7 +554,7 @@ static int run_query(struct state *s, struct source_ctx *x, int qi, long today, 
 	}
 	struct ce_query cq = { .metric = c->ce_cost_metric, .services = &s->services,
 			       .ngroups = c->ce_attribution_tags.n };
-	cq.granularity = query_window(qi, today, &cq.start, &cq.end);
+	cq.granularity = query_window(c, qi, today, &cq.start, &cq.end);
 	for (size_t i = 0; i < cq.ngroups; i++) {
 		cq.group_type[i] = CE_GROUP_TAG;
 		cq.group_key[i] = c->ce_attribution_tags.v[i];
@@ -642,10 +667,10 @@ static int refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
 	first_missing = Q_COUNT;
 	long mstart = days_month_start(today), end = today + 1;
 	long mfirst = mstart < today - 1 ? mstart : today - 1;
-	/* the cloudwatch source prices tokens with the 9 days before today, also early in a
-	 * month (settled days are kept, so this costs a page at most, once) */
-	if (c->cw_enabled && mfirst > today - 9)
-		mfirst = today - 9;
+	/* the cloudwatch source prices tokens with the days before today, also early in a
+	 * month (settled days are kept, so this costs a page or two at most, once) */
+	if (c->cw_enabled && mfirst > today - CE_CLOUDWATCH_DAYS)
+		mfirst = today - CE_CLOUDWATCH_DAYS;
 	struct ce_query m = { .start = mfirst, .end = end,
 			      .granularity = "DAILY", .metric = c->ce_cost_metric,
 			      .services = &s->services, .ngroups = 2,
@@ -987,7 +1012,8 @@ static void choose_windows(const struct state *s, long today, struct attr_input 
 	}
 	if (qb->day) {
 		in->spend[WIN_BASELINE] = &qb->series;
-		query_window(Q_BASELINE, qb->day, &in->from[WIN_BASELINE], &in->to[WIN_BASELINE]);
+		query_window(NULL, Q_BASELINE, qb->day, &in->from[WIN_BASELINE],
+			     &in->to[WIN_BASELINE]);
 	}
 	bool month_fresh = qm->day && (qm->day == today || qm->day == today - 1);
 	if (month_fresh)
@@ -1038,6 +1064,27 @@ void cost_explorer_attribute(const void *priv, const struct conf *c,
 	size_t np;
 	struct attr_input in;
 	attribute(priv, c, set, today, out, &projects, &np, &in);
+	free(projects);
+}
+
+void cost_explorer_attribute_judged(const void *priv, const struct conf *c,
+				    const struct source_set *set, long today,
+				    struct attribution *out)
+{
+	const struct state *s = priv;
+	const struct query *q = &s->q[Q_JUDGED];
+	long day = cost_explorer_judged_day(c, today);
+	const struct project_catalog *cat = projects_catalog(source_peer(set, &projects_source));
+	const struct project_catalog none = { 0 };
+	size_t np = 0;
+	const struct project **projects = project_catalog_flatten(cat ? cat : &none, &np);
+	/* the windows of the day after it: its "yesterday" is the judged day */
+	struct attr_input in = { .projects = projects, .nprojects = np,
+				 .keys = &c->ce_attribution_tags,
+				 .tag_labels = &c->projects_tag_labels, .today = day + 1 };
+	if (q->day && covers(&q->series, day, day + 1))
+		in.spend[WIN_YESTERDAY] = &q->series;
+	attribution_compute(&in, out);
 	free(projects);
 }
 

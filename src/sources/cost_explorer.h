@@ -33,6 +33,10 @@ struct conf;
 
 extern const struct source_def cost_explorer_source;
 
+/* With the cloudwatch source on, the per-model days reach this far back (also early in a
+ * month): its history of daily tokens, the rate days before the day it judges. */
+#define CE_CLOUDWATCH_DAYS 16
+
 /* From the source's private state @priv (source_peer): the request meter the
  * three Cost Explorer sources share, the SERVICE values filtered on (and when
  * they were discovered, 0 = never), and the spend by attribution tags. */
@@ -52,6 +56,17 @@ const struct ce_series *cost_explorer_models(const void *priv);
 void cost_explorer_attribute(const void *priv, const struct conf *c,
 			     const struct source_set *set, long today, struct attribution *out);
 
+/* The settled UTC day the cloudwatch source's estimates are judged on: today -
+ * cost_explorer.settle_days, at most CE_JUDGE_MAX days back. With the cloudwatch source on,
+ * its spend per tag combination is read once a day (the query "judged"). */
+#define CE_JUDGE_MAX 7
+long cost_explorer_judged_day(const struct conf *c, long today);
+/* The spend per project of that day, attributed as the exported families are, in
+ * out->rows[i].v[WIN_YESTERDAY] (out->present[WIN_YESTERDAY] false while it is not read).
+ * The caller frees it with attribution_free. */
+void cost_explorer_attribute_judged(const void *priv, const struct conf *c,
+				    const struct source_set *set, long today,
+				    struct attribution *out);
 /* Whether a configuration change asks Cost Explorer something else (metric, attribution
  * tags, services, endpoint, enabled): then the cost sources query again at once. */
 bool cost_explorer_query_changed(const struct conf *old, const struct conf *c);

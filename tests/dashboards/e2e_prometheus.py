@@ -536,8 +536,8 @@ def check_cloudwatch(c, prom):
             ("estimates meet the project names on project_id",
              "bedrock_cost_project_today_estimated_usd * on (job, instance, project_id) "
              "group_left (project_name) project_id:bedrock_cost_project_name:info"),
-            ("error ratios meet the billed yesterday on project_id (BedrockCostEstimateErrorHigh)",
-             "bedrock_cost_project_estimate_error_ratio and bedrock_cost_project_yesterday_usd")):
+            ("error ratios meet the billed baseline on project_id (BedrockCostEstimateErrorHigh)",
+             "bedrock_cost_project_estimate_error_ratio and bedrock_cost_project_baseline_daily_usd")):
         c.check(bool(prom.vector(expr)), what, expr)
 
 

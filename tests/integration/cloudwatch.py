@@ -5,6 +5,7 @@ Imported by run.py, which calls register(run_module). Every expectation comes fr
 own truth (/_fake/cloudwatch/spend, /_fake/cloudwatch/rates, /_fake/requests), never from the
 exporter's output."""
 
+import calendar
 import math
 import signal
 import time
@@ -91,7 +92,8 @@ def _estimates(ctx):
         check(want is not None, "the fake has no rate for %s %s: %r" % (model, d, table))
         close(v, float(want), 0.005, "rate of %s %s %s" % (region, model, d), floor=1e-9)
 
-    # yesterday's estimate against the bill: within 2% (the fake's tokens follow its bill)
+    # the last settled day's estimate against its bill: within 2% (the fake's tokens follow
+    # its bill)
     ratios = by_label(m, "bedrock_cost_project_estimate_error_ratio", "project_id")
     check(len(ratios) >= 4, "error ratio for only %d projects: %r" % (len(ratios), ratios))
     for pid, r in ratios.items():
@@ -185,6 +187,32 @@ def history_calls(fake):
             e["request"]["MetricDataQueries"][0]["MetricStat"]["Period"] == 86400]
 
 
+def test_cw_error_ratio_judges_the_settled_day(ctx):
+    costs.guard_utc_midnight(ctx, lambda: _judged(ctx))
+
+
+def _judged(ctx):
+    """The error ratio judges the last settled day (today - settle_days), not yesterday, whose
+    bill still moves: tokens tripled since yesterday 00:00 (the bill unchanged) leave it
+    within 2%; judged on yesterday it would be about +200%."""
+    fake = ctx.fake()
+    projects = {p["name"]: p["id"] for p in fake.projects("us-east-1")}
+    pid = projects["CustomerChatbot-Prod"]
+    yesterday = costs.day(costs.utc_today(), -1)
+    since = calendar.timegm(yesterday.timetuple())
+    fake.call("POST", "/_fake/cloudwatch/spike",
+              {"region": "us-east-1", "project": pid, "factor": 3, "since": since})
+    _, m = start(ctx, fake, "cw-judged-%d" % len(ctx.fakes))
+    ratios = by_label(m, "bedrock_cost_project_estimate_error_ratio", "project_id")
+    check(pid in ratios, "no error ratio for %s: %r" % (pid, ratios))
+    check(abs(ratios[pid]) <= 0.02, "estimate_error_ratio{project_id=%r} = %r: judged on a "
+          "day the spike (since yesterday) reached?" % (pid, ratios[pid]))
+    # the judged day's tokens were not spiked; yesterday's were, three times over
+    ce = fake.call("GET", "/_fake/cloudwatch/spend?region=us-east-1&date=%s&until=%d"
+                   % (yesterday.isoformat(), since + 86400))["projects"][pid]
+    check(float(ce["usd"]) > 0, "the fake spent nothing yesterday for %s" % pid)
+
+
 def test_cw_restart_keeps_history_and_rates(ctx):
     costs.guard_utc_midnight(ctx, lambda: _restart(ctx))
 
@@ -268,6 +296,7 @@ def register(run):
     R = run
     check, eq, wait_for, TestFailure = run.check, run.eq, run.wait_for, run.TestFailure
     for fn in (test_cw_faults_keep_the_last_good_data, test_cw_spike_reaches_the_hourly_rate,
+               test_cw_error_ratio_judges_the_settled_day,
                test_cw_estimates_rates_and_error_ratio, test_cw_restart_keeps_history_and_rates,
                test_cw_ceiling_holds_and_sighup_resumes):
         run.test()(fn)

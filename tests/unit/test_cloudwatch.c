@@ -105,14 +105,14 @@ static void rates_from_bill_and_tokens(void **state)
 	long today = DAY0, day0 = today - HIST_DAYS;
 	struct accs a = { NULL, 0, textmap_new() };
 	struct acc *in = acc_get(&a, "us-east-1", "gpt-oss-120b", IN);
-	/* index i is day day0 + i; today - 1 is index 8, today - 2 index 7 */
+	/* index i is day day0 + i; today - 1 is index HIST_DAYS - 1, today - 2 HIST_DAYS - 2 */
 	for (int i = 0; i < HIST_DAYS; i++) {
 		in->tokens[i] = 1e6;
 		in->billed[i] = 0.10;
 	}
-	in->tokens[7] = 3e6; /* today - 2: 0.30 for 3M tokens... */
-	in->billed[7] = 0.60; /* ...at 0.20 per million */
-	in->billed[8] = 99;   /* yesterday's bill must never price yesterday or today */
+	in->tokens[HIST_DAYS - 2] = 3e6; /* today - 2: 0.30 for 3M tokens... */
+	in->billed[HIST_DAYS - 2] = 0.60; /* ...at 0.20 per million */
+	in->billed[HIST_DAYS - 1] = 99;   /* yesterday's bill must never price yesterday or today */
 	struct rates now, prev;
 	rates_build(&a, day0, today, NULL, &now);
 	assert_int_equal(now.n, 1);
@@ -126,7 +126,7 @@ static void rates_from_bill_and_tokens(void **state)
 
 	/* a model the days no longer give keeps its last rate */
 	struct accs b = { NULL, 0, textmap_new() };
-	acc_get(&b, "us-east-1", "nova-pro", OUT)->tokens[7] = 5;
+	acc_get(&b, "us-east-1", "nova-pro", OUT)->tokens[HIST_DAYS - 2] = 5;
 	struct rates later;
 	rates_build(&b, day0, today, &now, &later);
 	assert_int_equal(later.n, 1);
@@ -174,11 +174,14 @@ static void rates_survive_the_turn(void **state)
 	struct ce_day d = { today - 9, false, &g, 1, 0 };
 	struct ce_series models = { &d, 1 };
 	s->today = today;
-	rates_refresh(s, &models, today - 0);
+	rates_refresh(s, &models, today, today - 3);
 	/* today - 9 is outside [today-8, today-2]: no rate from the days for today... */
 	assert_int_equal(s->now.n, 0);
-	/* ...but yesterday's table ([today-9, today-3]) has it */
-	assert_int_equal(s->prev.n, 1);
+	/* ...but the judged day's table ([today-11, today-5]), rebuilt after a fresh start,
+	 * has it */
+	assert_non_null(frozen_for(s, today - 3));
+	assert_int_equal(frozen_for(s, today - 3)->n, 1);
+	assert_null(frozen_for(s, today - 1));
 	/* a day later: today's table keeps what yesterday's knew */
 	rates_free(&s->now);
 	s->now.for_day = today; /* as if it had priced today */
@@ -187,12 +190,14 @@ static void rates_survive_the_turn(void **state)
 				     today - 9, 1e-7 };
 	s->now.n = 1;
 	day_turn(s, today + 1);
-	assert_int_equal(s->prev.for_day, today);
+	assert_non_null(frozen_for(s, today)); /* frozen with its day */
+	assert_int_equal(frozen_for(s, today)->n, 1);
 	assert_int_equal(s->now.n, 0);
+	assert_int_equal(frozen_for(s, today - 3)->n, 1); /* still there */
 	p = pair_find(s, "us-east-1", "proj_a", "openai.gpt-oss-120b");
 	p->hist_day = today + 1;
 	struct ce_series none = { NULL, 0 };
-	rates_refresh(s, &none, today + 1);
+	rates_refresh(s, &none, today + 1, today - 2);
 	assert_int_equal(s->now.n, 1);
 	const char *src;
 	assert_true(fabs(rate_of(&s->now, &(struct conf){ 0 }, p, IN, &src) - 1e-7) < 1e-18);
@@ -346,13 +351,29 @@ static void state_round_trip(void **state)
 	assert_true(r->now.v[0].last == 6e-7 && r->now.v[0].week == -1);
 	assert_int_equal(r->pairs[0].upto, 0);
 	destroy(r);
-	/* restored the next day: today's rates become yesterday's */
+	/* restored the next day: today's rates become the frozen table of their day */
 	r = restore(&t, 0, NULL, days_start_time(DAY0 + 1) + 100, &out, err, sizeof(err));
 	assert_non_null(r);
 	assert_int_equal(r->now.n, 0);
-	assert_int_equal(r->prev.for_day, DAY0);
-	assert_int_equal(r->prev.n, 1);
+	assert_non_null(frozen_for(r, DAY0));
+	assert_int_equal(frozen_for(r, DAY0)->n, 1);
+	/* which a save keeps, and a restore gives back, frozen */
+	jsonw_init(&w, 1 << 20);
+	jsonw_object_begin(&w);
+	save(r, &w);
+	jsonw_object_end(&w);
+	char *text2 = jsonw_steal(&w, &len);
 	destroy(r);
+	struct jsontape t2;
+	assert_int_equal(jsontape_parse(&t2, text2, len), 0);
+	r = restore(&t2, 0, NULL, days_start_time(DAY0 + 3) + 100, &out, err, sizeof(err));
+	assert_non_null(r);
+	assert_int_equal(frozen_for(r, DAY0)->n, 1);
+	assert_true(frozen_for(r, DAY0)->v[0].last == 6e-7);
+	assert_null(frozen_for(r, DAY0 + 1));
+	destroy(r);
+	jsontape_free(&t2);
+	free(text2);
 	jsontape_free(&t);
 	free(text);
 	destroy(s);
@@ -361,22 +382,25 @@ static void state_round_trip(void **state)
 		"{\"cloudwatch\":[]}",
 		"{\"cloudwatch\":{\"hist_day\":1,\"metrics_day\":1,\"metrics_today\":1,"
 		"\"metrics_total\":1,\"lists_total\":1,\"pairs\":[[\"r\",\"p\",\"m\",[1],[2]]],"
-		"\"rates\":{\"for_day\":1,\"v\":[]},\"rates_prev\":{\"for_day\":1,\"v\":[]}}}",
+		"\"rates\":{\"for_day\":1,\"v\":[]},\"rates_frozen\":[]}}",
 		"{\"cloudwatch\":{\"hist_day\":1,\"metrics_day\":1,\"metrics_today\":1,"
 		"\"metrics_total\":1,\"lists_total\":1,\"pairs\":[],"
-		"\"rates\":{\"for_day\":1,\"v\":[[\"r\",\"k\",3,1,1,1]]},\"rates_prev\":{\"for_day\":1,"
-		"\"v\":[]}}}",
+		"\"rates\":{\"for_day\":1,\"v\":[[\"r\",\"k\",3,1,1,1]]},\"rates_frozen\":[]}}",
 		/* a meter that would lift the ceiling, a day beyond any calendar */
 		"{\"cloudwatch\":{\"hist_day\":1,\"metrics_day\":1,\"metrics_today\":-100000000,"
 		"\"metrics_total\":1,\"lists_total\":1,\"pairs\":[],"
-		"\"rates\":{\"for_day\":1,\"v\":[]},\"rates_prev\":{\"for_day\":1,\"v\":[]}}}",
+		"\"rates\":{\"for_day\":1,\"v\":[]},\"rates_frozen\":[]}}",
 		"{\"cloudwatch\":{\"hist_day\":1e300,\"metrics_day\":1,\"metrics_today\":1,"
 		"\"metrics_total\":1,\"lists_total\":1,\"pairs\":[],"
-		"\"rates\":{\"for_day\":1,\"v\":[]},\"rates_prev\":{\"for_day\":1,\"v\":[]}}}",
+		"\"rates\":{\"for_day\":1,\"v\":[]},\"rates_frozen\":[]}}",
 		"{\"cloudwatch\":{\"hist_day\":1,\"metrics_day\":1,\"metrics_today\":1,"
 		"\"metrics_total\":1,\"lists_total\":1,\"pairs\":[[\"r\",\"p\",\"m\",1,"
-		"[1,1,1,1,1,1,1,1,-1],[1,1,1,1,1,1,1,1,1]]],"
-		"\"rates\":{\"for_day\":1,\"v\":[]},\"rates_prev\":{\"for_day\":1,\"v\":[]}}}",
+		"[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,-1],[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]]],"
+		"\"rates\":{\"for_day\":1,\"v\":[]},\"rates_frozen\":[]}}",
+		/* a frozen table that is not one */
+		"{\"cloudwatch\":{\"hist_day\":1,\"metrics_day\":1,\"metrics_today\":1,"
+		"\"metrics_total\":1,\"lists_total\":1,\"pairs\":[],"
+		"\"rates\":{\"for_day\":1,\"v\":[]},\"rates_frozen\":[{\"for_day\":-3,\"v\":[]}]}}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(jsontape_parse(&t, bad[i], strlen(bad[i])), 0);

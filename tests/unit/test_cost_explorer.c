@@ -812,7 +812,8 @@ static void test_first_fill(void **state)
 	assert_near(amount(qm, NOV1, "Chatbot", "Prod"), ledger(0, NOV1, T + 1));
 	assert_near(amount(qm, NOV1, "", ""), ledger(2, NOV1, T + 1));
 	for (int i = 0; i < Q_COUNT; i++) {
-		assert_int_equal(ce(h)->q[i].day, T);
+		/* the judged day is read only for the cloudwatch source (off here) */
+		assert_int_equal(ce(h)->q[i].day, i == Q_JUDGED ? 0 : T);
 		assert_null(ce(h)->q[i].pages.token);
 		assert_int_equal(ce(h)->q[i].partial.n, 0);
 	}
@@ -1477,7 +1478,7 @@ static void test_signature_drops_answers(void **state)
 		assert_int_equal(F.r[9 + i].ngroups, 1);
 	}
 	assert_models(18, T - 3, T, "");
-	for (int i = 0; i < Q_COUNT; i++) {
+	for (int i = 0; i < Q_JUDGED; i++) { /* (not read with the cloudwatch source off) */
 		const struct ce_series *s = &ce(h)->q[i].series;
 		assert_true(s->n > 0);
 		for (size_t d = 0; d < s->n; d++) {
@@ -1841,8 +1842,9 @@ static void test_configured_services_and_month_start(void **state)
 	assert_non_null(ce_series_find(&ce(h)->models, DEC1));
 }
 
-/* With the cloudwatch source on, the per-model days reach 9 days back also early in a month:
- * its rates need the bill of the days before today. */
+/* With the cloudwatch source on, the per-model days reach CE_CLOUDWATCH_DAYS back also early
+ * in a month (its rates need the bill of the days before today), and the settled day its
+ * estimates are judged on is read per tag combination, once a day. */
 static void test_models_reach_back_for_cloudwatch(void **state)
 {
 	struct h *h = *state;
@@ -1853,11 +1855,29 @@ static void test_models_reach_back_for_cloudwatch(void **state)
 	cw_group = "cloudwatch: { enabled = false; };";
 	h->now = days_start_time(DEC1) + 12 * 3600;
 	assert_int_equal(run_ce(h, err, sizeof(err)), 0);
-	assert_int_equal(F.n, 5);
-	assert_models(4, DEC1 - 9, DEC1, "");
-	assert_non_null(ce_series_find(&ce(h)->models, DEC1 - 9));
+	assert_int_equal(F.n, 6);
+	assert_req(4, CAU, "DAILY", DEC1 - 3, DEC1 - 2, TAGQ, ""); /* settle_days = 3 */
+	assert_models(5, DEC1 - CE_CLOUDWATCH_DAYS, DEC1, "");
+	assert_non_null(ce_series_find(&ce(h)->models, DEC1 - CE_CLOUDWATCH_DAYS));
 	/* and not further */
-	assert_null(ce_series_find(&ce(h)->models, DEC1 - 10));
+	assert_null(ce_series_find(&ce(h)->models, DEC1 - CE_CLOUDWATCH_DAYS - 1));
+	assert_int_equal(cost_explorer_judged_day(h->conf, DEC1), DEC1 - 3);
+	/* its spend per project, as "yesterday" of the day after it */
+	struct attribution a;
+	cost_explorer_attribute_judged(ce(h), h->conf, &h->set, DEC1, &a);
+	assert_true(a.present[WIN_YESTERDAY]);
+	assert_false(a.present[WIN_TODAY]);
+	double sum = 0;
+	for (size_t i = 0; i < a.nrows; i++)
+		sum += a.rows[i].v[WIN_YESTERDAY];
+	assert_true(sum > 0);
+	attribution_free(&a);
+	/* 6 hours later the same day: not read again */
+	h->now += 6 * 3600;
+	int before = F.n;
+	assert_int_equal(run_ce(h, err, sizeof(err)), 0);
+	for (int i = before; i < F.n; i++)
+		assert_false(F.r[i].start == DEC1 - 3 && F.r[i].end == DEC1 - 2);
 }
 
 /* ---- estimated periods are read again ---- */
