@@ -767,6 +767,8 @@ static void save_queries(struct jsonw *w, const struct state *s)
 	jsonw_object_begin(w);
 	for (int i = 0; i < Q_COUNT; i++) {
 		const struct query *q = &s->q[i];
+		if (i == Q_JUDGED && !q->day && !q->pages.token)
+			continue; /* never read (the cloudwatch source is off): as the file was */
 		jsonw_key(w, query_names[i]);
 		jsonw_object_begin(w);
 		save_day_member(w, "day", q->day);
