@@ -75,9 +75,7 @@ static void sha256_hex(const char *body, size_t len, char out[65])
 static enum aws_verdict classify_s3(long status, const char *body, size_t len,
 				    enum api_reason *reason, char *msg, size_t msglen)
 {
-	if (status == 304 || status == 404 || status == 412)
-		return AWS_OK;
-	/* the error's <Code>, for the log line only */
+	/* the error's <Code>, for the log line and to tell a missing bucket from a missing key */
 	char code[64] = "";
 	const char *c = body ? strstr(body, "<Code>") : NULL;
 	if (c) {
@@ -88,6 +86,8 @@ static enum aws_verdict classify_s3(long status, const char *body, size_t len,
 		memcpy(code, c, n);
 		code[n] = '\0';
 	}
+	if (status == 304 || status == 412 || (status == 404 && strcmp(code, "NoSuchBucket") != 0))
+		return AWS_OK;
 	enum aws_verdict v = aws_classify_status(status, "", 0, reason, msg, msglen);
 	if (v == AWS_OK)
 		return v;

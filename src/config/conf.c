@@ -721,6 +721,16 @@ static int derive(struct conf *c, struct textlist *errors, const char *file, con
 			  "state_file: \"%s\" is not s3://bucket/key (a bucket name of 3..63 "
 			  "characters of a-z 0-9 . -, and a key)", c->state_file);
 		rc = -EINVAL;
+	} else if (c->state_s3_bucket && strchr(c->state_s3_bucket, '.') &&
+		   strstr(c->state_s3_endpoint, "{bucket}") &&
+		   strncmp(c->state_s3_endpoint, "https://", 8) == 0) {
+		/* bucket.with.dots.s3.region.amazonaws.com does not match S3's certificate */
+		const struct key *k = find_key("state_s3.endpoint");
+		add_error(errors, file_of(k, files, file), line_of(k, lines),
+			  "state_s3.endpoint: the bucket \"%s\" has dots, which HTTPS virtual-hosted "
+			  "addressing cannot verify; use path-style (an endpoint without {bucket}, "
+			  "e.g. \"https://s3.{region}.amazonaws.com\")", c->state_s3_bucket);
+		rc = -EINVAL;
 	}
 	for (size_t i = 0; i < c->budgets.n; i++) {
 		const struct budget *b = &c->budgets.v[i];

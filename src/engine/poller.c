@@ -274,6 +274,15 @@ static int refresh_chain(struct poller *p, struct source *s)
 	return rc;
 }
 
+/* The HTTP options of a request for the shared state: a body as large as a state may be
+ * (http.max_response_mib caps AWS API answers, not the exporter's own state). */
+static struct hc_opts shared_opts(struct poller *p)
+{
+	struct hc_opts o = client_opts(p);
+	o.max_body = STATEFILE_MAX_BYTES;
+	return o;
+}
+
 static struct s3_ctx s3_ctx_of(struct poller *p, const struct hc_opts *o)
 {
 	return (struct s3_ctx){ .hc = p->hc, .http = o, .creds = p->creds, .conf = p->conf,
@@ -310,7 +319,7 @@ static void apply_restored(struct poller *p, const struct source_restored *got)
  */
 static bool pull_shared(struct poller *p)
 {
-	struct hc_opts o = client_opts(p);
+	struct hc_opts o = shared_opts(p);
 	struct s3_ctx x = s3_ctx_of(p, &o);
 	double *newer = xcalloc(p->set.n + 1, sizeof(*newer));
 	struct source_restored *got = xcalloc(p->set.n + 1, sizeof(*got));
@@ -355,7 +364,7 @@ static void save_state(struct poller *p)
 	char err[512] = "";
 	int rc;
 	if (shared_state_configured(p->conf)) {
-		struct hc_opts o = client_opts(p);
+		struct hc_opts o = shared_opts(p);
 		struct s3_ctx x = s3_ctx_of(p, &o);
 		rc = shared_state_push(p->shared, &x, &p->set, err, sizeof(err));
 		for (int n = 0; rc == -EAGAIN && n < 3; n++) {
@@ -422,7 +431,7 @@ static void load_state(struct poller *p)
 	struct source_restored *got = xcalloc(p->set.n + 1, sizeof(*got));
 	int rc;
 	if (shared_state_configured(p->conf)) {
-		struct hc_opts o = client_opts(p);
+		struct hc_opts o = shared_opts(p);
 		struct s3_ctx x = s3_ctx_of(p, &o);
 		rc = shared_state_pull(p->shared, &x, &p->set, NULL, got, err, sizeof(err));
 		path = shared_state_url(p->shared, p->conf);

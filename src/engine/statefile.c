@@ -20,7 +20,7 @@
 #include "base/util.h"
 
 #define FORMAT "bedrock-cost-exporter-state"
-#define MAX_STATE_BYTES ((size_t)256 * 1024 * 1024)
+#define MAX_STATE_BYTES STATEFILE_MAX_BYTES
 
 /* ---- the atomic write ---- */
 
@@ -212,6 +212,8 @@ int statefile_parse(const char *path, const char *text, size_t len, struct sourc
 			memset(&restored[i], 0, sizeof(restored[i]));
 			continue;
 		}
+		if (newer && set->v[i].def->adopt)
+			set->v[i].def->adopt(set->v[i].priv, fresh[i]);
 		set->v[i].def->destroy(set->v[i].priv);
 		set->v[i].priv = fresh[i];
 		fresh[i] = NULL;

@@ -27,6 +27,8 @@
 struct conf;
 
 #define STATEFILE_VERSION 1
+/* The largest state: a larger one is neither written nor read. */
+#define STATEFILE_MAX_BYTES ((size_t)256 * 1024 * 1024)
 
 /*
  * What statefile_save remembers of its last successful write, so that it can
@@ -84,7 +86,8 @@ int statefile_render(const struct source_set *set, double now, char **text, size
 /*
  * statefile_load of a text already read (@path names it in messages). With @newer (one
  * Unix time per source of @set), a part is installed only when what it restores was
- * fetched later than newer[i] (restored.at > newer[i]); @restored[i] is zeroed for the
+ * fetched later than newer[i] (restored.at > newer[i]), after the source's adopt() (if
+ * any) took what the state it replaces must not lose; @restored[i] is zeroed for the
  * parts not installed. With NULL, as statefile_load: all or nothing.
  */
 int statefile_parse(const char *path, const char *text, size_t len, struct source_set *set,

@@ -801,9 +801,10 @@ static void rates_refresh(struct state *s, const struct ce_series *models, long 
 	rates_free(&s->now);
 	s->now = now;
 	/* the judged day's table, when it was not frozen here (a fresh start): as the exporter
-	 * would have built it that day, from the days before it */
+	 * would have built it that day, from the days before it; only from a history of every
+	 * region (a table built without a region's tokens would be kept all day) */
 	const struct rates *j = frozen_for(s, judged);
-	if (!j || !j->n) {
+	if ((!j || !j->n) && s->hist_day == today) {
 		struct rates t;
 		rates_build(&a, day0, judged, NULL, &t);
 		freeze(s, &t);

@@ -1158,6 +1158,22 @@ static const struct api_op_def operations[] = {
 	{ NULL, NULL },
 };
 
+/* Another replica's newer part replaces this one: the requests this replica counted today
+ * stay counted (the larger of the two meters), so the daily ceiling is not reset by it. */
+static void adopt(const void *old, void *fresh)
+{
+	const struct state *o = old;
+	struct state *f = fresh;
+	double total = o->meter.billable_total > f->meter.billable_total
+			       ? o->meter.billable_total
+			       : f->meter.billable_total;
+	if (o->meter.day == f->meter.day && o->meter.count > f->meter.count)
+		f->meter.count = o->meter.count;
+	if (o->meter.day > f->meter.day)
+		f->meter = o->meter;
+	f->meter.billable_total = total;
+}
+
 const struct source_def cost_explorer_source = {
 	.name = "cost_explorer",
 	.enabled = enabled,
@@ -1166,6 +1182,7 @@ const struct source_def cost_explorer_source = {
 	.operations = operations,
 	.create = create,
 	.destroy = destroy,
+	.adopt = adopt,
 	.reconfigure = reconfigure,
 	.refresh = refresh,
 	.save = save,

@@ -93,6 +93,10 @@ struct source_def {
 	/* A private state for @c (never NULL; aborts on out-of-memory). */
 	void *(*create)(const struct conf *c);
 	void (*destroy)(void *priv);
+	/* A part restored from the shared state (another replica's newer data) replaces
+	 * @old at run time: carry into @fresh what this replica counted itself and must not
+	 * lose (the daily request meter). May be NULL. */
+	void (*adopt)(const void *old, void *fresh);
 	/* The configuration changed from @old to @c (@c stays valid until the next call).
 	 * Returns true when the source must refresh at once. May be NULL (false). */
 	bool (*reconfigure)(void *priv, const struct conf *old, const struct conf *c);

@@ -174,6 +174,10 @@ static void rates_survive_the_turn(void **state)
 	struct ce_day d = { today - 9, false, &g, 1, 0 };
 	struct ce_series models = { &d, 1 };
 	s->today = today;
+	/* the history of some region missing: the judged day's table waits for it */
+	rates_refresh(s, &models, today, today - 3);
+	assert_null(frozen_for(s, today - 3));
+	s->hist_day = today;
 	rates_refresh(s, &models, today, today - 3);
 	/* today - 9 is outside [today-8, today-2]: no rate from the days for today... */
 	assert_int_equal(s->now.n, 0);

@@ -221,6 +221,16 @@ static void state_in_s3(void **state)
 		textlist_free(&errs);
 		free(text);
 	}
+	/* a bucket with dots cannot be reached by HTTPS virtual-hosted addressing */
+	c = conf_parse_string("p.conf", "state_file = \"s3://a.b.c/k\";\n", &errs);
+	assert_null(c);
+	assert_non_null(strstr(errs.v[0], "state_s3.endpoint: the bucket \"a.b.c\" has dots"));
+	textlist_free(&errs);
+	c = conf_parse_string("p.conf", "state_file = \"s3://a.b.c/k\";\n"
+			      "state_s3: { endpoint = \"https://s3.{region}.amazonaws.com\"; };\n", &errs);
+	assert_non_null(c);
+	assert_int_equal(errs.n, 0);
+	conf_free(c);
 	c = conf_parse_string("p.conf", "state_s3: { endpoint = \"s3.amazonaws.com\"; };\n", &errs);
 	assert_null(c);
 	assert_non_null(strstr(errs.v[0], "state_s3.endpoint"));

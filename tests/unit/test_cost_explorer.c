@@ -1880,6 +1880,30 @@ static void test_models_reach_back_for_cloudwatch(void **state)
 		assert_false(F.r[i].start == DEC1 - 3 && F.r[i].end == DEC1 - 2);
 }
 
+/* Another replica's newer part (the shared state) does not take away the requests this one
+ * counted today: the larger meter stays; a later day's meter wins. */
+static void test_adopt_keeps_the_meter(void **state)
+{
+	(void)state;
+	struct state *old = create(NULL), *fresh = create(NULL);
+	old->meter = (struct ce_meter){ DEC1, 12, 30 };
+	fresh->meter = (struct ce_meter){ DEC1, 7, 25 };
+	adopt(old, fresh);
+	assert_int_equal(fresh->meter.day, DEC1);
+	assert_int_equal(fresh->meter.count, 12);
+	assert_true(fresh->meter.billable_total == 30);
+	fresh->meter = (struct ce_meter){ DEC1, 20, 40 };
+	adopt(old, fresh);
+	assert_int_equal(fresh->meter.count, 20); /* the other replica counted more */
+	fresh->meter = (struct ce_meter){ DEC1 - 1, 39, 41 };
+	adopt(old, fresh); /* its meter is of yesterday: today's count is this replica's */
+	assert_int_equal(fresh->meter.day, DEC1);
+	assert_int_equal(fresh->meter.count, 12);
+	assert_true(fresh->meter.billable_total == 41);
+	destroy(old);
+	destroy(fresh);
+}
+
 /* ---- estimated periods are read again ---- */
 
 /* A day Cost Explorer still marks Estimated is where the next models query starts; a previous
@@ -1962,6 +1986,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_discovery_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_discovery_due, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_models_reach_back_for_cloudwatch, setup, teardown),
+		cmocka_unit_test(test_adopt_keeps_the_meter),
 		cmocka_unit_test_setup_teardown(test_configured_services_and_month_start, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_estimated_is_read_again, setup, teardown),

@@ -41,6 +41,13 @@ static void answers(void **state)
 	assert_int_equal(classify_s3(304, "", 0, &r, msg, sizeof(msg)), AWS_OK);
 	assert_int_equal(classify_s3(404, "", 0, &r, msg, sizeof(msg)), AWS_OK);
 	assert_int_equal(classify_s3(412, "", 0, &r, msg, sizeof(msg)), AWS_OK);
+	/* a missing bucket is a configuration error, not a missing object */
+	const char *nsb = "<Error><Code>NoSuchBucket</Code></Error>";
+	assert_int_equal(classify_s3(404, nsb, strlen(nsb), &r, msg, sizeof(msg)), AWS_FAIL);
+	assert_int_equal(r, REASON_CLIENT);
+	assert_non_null(strstr(msg, "NoSuchBucket"));
+	const char *nsk = "<Error><Code>NoSuchKey</Code></Error>";
+	assert_int_equal(classify_s3(404, nsk, strlen(nsk), &r, msg, sizeof(msg)), AWS_OK);
 	const char *slow = "<?xml version=\"1.0\"?><Error><Code>SlowDown</Code>"
 			   "<Message>Please reduce your request rate.</Message></Error>";
 	assert_int_equal(classify_s3(503, slow, strlen(slow), &r, msg, sizeof(msg)), AWS_RETRY);
