@@ -286,8 +286,9 @@ static struct hc_opts shared_opts(struct poller *p)
 static struct s3_ctx s3_ctx_of(struct poller *p, const struct hc_opts *o)
 {
 	return (struct s3_ctx){ .hc = p->hc, .http = o, .creds = p->creds, .conf = p->conf,
-				.now = p->wall(), .get_op = apistats_op("s3", "GetObject"),
-				.put_op = apistats_op("s3", "PutObject") };
+				.now = p->wall(),
+				.get_op = apistats_op(s3_ops[0].api, s3_ops[0].operation),
+				.put_op = apistats_op(s3_ops[1].api, s3_ops[1].operation) };
 }
 
 /* Restored data is good data (the next refresh may say otherwise): each source that got

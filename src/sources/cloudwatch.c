@@ -1191,7 +1191,9 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 	long judged = cost_explorer_judged_day(c, today);
 	int ji = (int)(HIST_DAYS - (today - judged)); /* its index in the history */
 	static const struct rates none = { 0 };
-	const struct rates *jr = frozen_for(s, judged) ? frozen_for(s, judged) : &none;
+	const struct rates *jr = frozen_for(s, judged);
+	if (!jr)
+		jr = &none;
 	struct textmap *projects = textmap_new();
 	struct proj_sum *sums = xcalloc(s->n + 1, sizeof(*sums));
 	size_t ns = 0;

@@ -1043,9 +1043,10 @@ const struct ce_series *cost_explorer_models(const void *priv)
 
 /* As cost_explorer_attribute, with the flattened catalog it used in *@projects (the caller
  * frees the array, not the projects) and its input in @in. */
-static void attribute(const struct state *s, const struct conf *c, const struct source_set *set,
-		      long today, struct attribution *a, const struct project ***projects,
-		      size_t *np, struct attr_input *in)
+/* The input of an attribution on UTC day @today, no window chosen yet: the projects
+ * catalog flattened into *@projects (the caller frees the array, not the projects). */
+static void attr_input_init(const struct conf *c, const struct source_set *set, long today,
+			    const struct project ***projects, size_t *np, struct attr_input *in)
 {
 	const struct project_catalog *cat = projects_catalog(source_peer(set, &projects_source));
 	const struct project_catalog none = { 0 };
@@ -1053,8 +1054,15 @@ static void attribute(const struct state *s, const struct conf *c, const struct 
 	*projects = project_catalog_flatten(cat ? cat : &none, np);
 	*in = (struct attr_input){ .projects = *projects, .nprojects = *np,
 				   .keys = &c->ce_attribution_tags,
-				   .tag_labels = &c->projects_tag_labels,
-				   .models = s->models_sig ? &s->models : NULL, .today = today };
+				   .tag_labels = &c->projects_tag_labels, .today = today };
+}
+
+static void attribute(const struct state *s, const struct conf *c, const struct source_set *set,
+		      long today, struct attribution *a, const struct project ***projects,
+		      size_t *np, struct attr_input *in)
+{
+	attr_input_init(c, set, today, projects, np, in);
+	in->models = s->models_sig ? &s->models : NULL;
 	choose_windows(s, today, in);
 	attribution_compute(in, a);
 }
@@ -1076,14 +1084,11 @@ void cost_explorer_attribute_judged(const void *priv, const struct conf *c,
 	const struct state *s = priv;
 	const struct query *q = &s->q[Q_JUDGED];
 	long day = cost_explorer_judged_day(c, today);
-	const struct project_catalog *cat = projects_catalog(source_peer(set, &projects_source));
-	const struct project_catalog none = { 0 };
-	size_t np = 0;
-	const struct project **projects = project_catalog_flatten(cat ? cat : &none, &np);
+	const struct project **projects;
+	size_t np;
+	struct attr_input in;
 	/* the windows of the day after it: its "yesterday" is the judged day */
-	struct attr_input in = { .projects = projects, .nprojects = np,
-				 .keys = &c->ce_attribution_tags,
-				 .tag_labels = &c->projects_tag_labels, .today = day + 1 };
+	attr_input_init(c, set, day + 1, &projects, &np, &in);
 	if (q->day && covers(&q->series, day, day + 1))
 		in.spend[WIN_YESTERDAY] = &q->series;
 	attribution_compute(&in, out);

@@ -533,6 +533,17 @@ def _is_number(v):
 # Surfaces
 # --------------------------------------------------------------------------
 
+def retry_after_headers(fault):
+    """[("Retry-After", seconds)] when a throttle fault sets retry_after (a whole float is
+    sent as an integer), else []."""
+    if "retry_after" not in fault.params:
+        return []
+    ra = fault.params["retry_after"]
+    if isinstance(ra, float) and ra.is_integer():
+        ra = int(ra)
+    return [("Retry-After", str(ra))]
+
+
 class Surface:
     """Base class of an emulated AWS surface.
 
@@ -2013,12 +2024,7 @@ class JsonProtocolSurface(Surface):
         return None
 
     def throttle_response(self, ctx, fault):
-        headers = []
-        if "retry_after" in fault.params:
-            ra = fault.params["retry_after"]
-            if isinstance(ra, float) and ra.is_integer():
-                ra = int(ra)
-            headers.append(("Retry-After", str(ra)))
+        headers = retry_after_headers(fault)
         return self.error(400, self.throttle_error, "Rate exceeded", headers=headers)
 
     def server_error_response(self, ctx, fault):
@@ -3849,12 +3855,7 @@ class S3Surface(Surface):
         return None
 
     def throttle_response(self, ctx, fault):
-        headers = []
-        if "retry_after" in fault.params:
-            ra = fault.params["retry_after"]
-            if isinstance(ra, float) and ra.is_integer():
-                ra = int(ra)
-            headers.append(("Retry-After", str(ra)))
+        headers = retry_after_headers(fault)
         return s3_error(503, "SlowDown", "Please reduce your request rate.", headers=headers)
 
     def server_error_response(self, ctx, fault):
