@@ -175,6 +175,7 @@ int main(int argc, char **argv)
 		       BCE_REVISION, curl_version_info(CURLVERSION_NOW)->version);
 		return 0;
 	}
+	conf_set_sharding(cli.shard, cli.total_shards);
 	if (cli.check_config)
 		return check_config(cli.config_file, cli.web_config_file);
 

@@ -19,13 +19,33 @@
 /* Temporary credentials are replaced this long before they expire. */
 #define REFRESH_MARGIN 300.0
 
+/* A member account's assumed-role credentials. */
+struct role_creds {
+	char *role_arn;
+	struct aws_creds creds;
+	double refresh_at;
+};
+
 struct aws_provider {
 	struct aws_creds creds;
 	bool have;
 	const char *source;
 	double refresh_at; /* when to fetch anew: REFRESH_MARGIN before expiry, or halfway */
 	bool warned_short; /* "short-lived credentials" said once */
+	struct role_creds *roles; /* aws_provider_get_role()'s cache */
+	size_t nroles;
 };
+
+/* When credentials expiring at @expiration, obtained at @now, are replaced: 5 minutes
+ * before they expire; credentials issued with less than that left are used for half of
+ * what remains (never fetched per request). 0 = never. */
+static double refresh_time(double expiration, double now)
+{
+	double left = expiration - now;
+	return expiration == 0		   ? 0
+	       : left > 2 * REFRESH_MARGIN ? expiration - REFRESH_MARGIN
+					   : now + (left > 0 ? left / 2 : 0);
+}
 
 int awscreds_from_env(struct aws_creds *out)
 {
@@ -409,6 +429,7 @@ out:
 }
 
 static int assume_role(struct hc *hc, const struct hc_opts *o, const struct conf *c,
+		       const char *role_arn, const char *external_id,
 		       const struct aws_creds *base, struct aws_creds *out, char *err, size_t errlen)
 {
 	struct buf form;
@@ -416,9 +437,9 @@ static int assume_role(struct hc *hc, const struct hc_opts *o, const struct conf
 	/* parameters sorted, as the signature is computed over the body as sent */
 	form_put(&form, "Action", "AssumeRole");
 	form_put(&form, "DurationSeconds", "3600");
-	if (*c->aws_external_id)
-		form_put(&form, "ExternalId", c->aws_external_id);
-	form_put(&form, "RoleArn", c->aws_role_arn);
+	if (*external_id)
+		form_put(&form, "ExternalId", external_id);
+	form_put(&form, "RoleArn", role_arn);
 	form_put(&form, "RoleSessionName", c->aws_role_session_name);
 	form_put(&form, "Version", "2011-06-15");
 	char *url = sts_url(c);
@@ -447,7 +468,19 @@ struct aws_provider *aws_provider_new(void)
 	(void)OP_STS_ASSUME_ROLE_WEB_IDENTITY;
 	(void)OP_IMDS_CREDENTIALS;
 	(void)OP_CONTAINER_CREDENTIALS;
+	(void)OP_STS_GET_CALLER_IDENTITY;
 	return xcalloc(1, sizeof(struct aws_provider));
+}
+
+static void roles_clear(struct aws_provider *p)
+{
+	for (size_t i = 0; i < p->nroles; i++) {
+		free(p->roles[i].role_arn);
+		awscreds_clear(&p->roles[i].creds);
+	}
+	free(p->roles);
+	p->roles = NULL;
+	p->nroles = 0;
 }
 
 void aws_provider_free(struct aws_provider *p)
@@ -455,6 +488,7 @@ void aws_provider_free(struct aws_provider *p)
 	if (!p)
 		return;
 	awscreds_clear(&p->creds);
+	roles_clear(p);
 	free(p);
 }
 
@@ -463,6 +497,7 @@ void aws_provider_invalidate(struct aws_provider *p)
 	awscreds_clear(&p->creds);
 	p->have = false;
 	p->source = NULL;
+	roles_clear(p); /* they were assumed with what is forgotten */
 }
 
 const char *aws_provider_source(const struct aws_provider *p)
@@ -537,19 +572,16 @@ int aws_provider_get(struct aws_provider *p, struct hc *hc, const struct hc_opts
 		return rc;
 	if (*c->aws_role_arn) {
 		struct aws_creds assumed = { 0 };
-		rc = assume_role(hc, o, c, &base, &assumed, err, errlen);
+		rc = assume_role(hc, o, c, c->aws_role_arn, c->aws_external_id, &base, &assumed,
+				 err, errlen);
 		awscreds_clear(&base);
 		if (rc)
 			return rc;
 		base = assumed;
 		source = "assumed role";
 	}
-	/* replace them 5 minutes before they expire; credentials issued with less
-	 * than that left are used for half of what remains (never fetched per request) */
 	double left = base.expiration - now;
-	p->refresh_at = base.expiration == 0	  ? 0
-			: left > 2 * REFRESH_MARGIN ? base.expiration - REFRESH_MARGIN
-						    : now + (left > 0 ? left / 2 : 0);
+	p->refresh_at = refresh_time(base.expiration, now);
 	if (base.expiration != 0 && left <= 2 * REFRESH_MARGIN) {
 		if (!p->warned_short)
 			log_warn("AWS credentials arrive with less than 10 minutes to live; they are "
@@ -564,4 +596,87 @@ int aws_provider_get(struct aws_provider *p, struct hc *hc, const struct hc_opts
 	log_debug("AWS credentials obtained", "source", source);
 	awscreds_copy(&p->creds, out);
 	return 0;
+}
+
+int aws_provider_get_role(struct aws_provider *p, struct hc *hc, const struct hc_opts *o,
+			  const struct conf *c, double now, const char *role_arn,
+			  const char *external_id, struct aws_creds *out, char *err, size_t errlen)
+{
+	struct role_creds *r = NULL;
+	for (size_t i = 0; i < p->nroles && !r; i++)
+		if (strcmp(p->roles[i].role_arn, role_arn) == 0)
+			r = &p->roles[i];
+	if (r && (r->creds.expiration == 0 || now < r->refresh_at)) {
+		awscreds_copy(&r->creds, out);
+		return 0;
+	}
+	struct aws_creds base = { 0 }, assumed = { 0 };
+	int rc = aws_provider_get(p, hc, o, c, now, &base, err, errlen);
+	if (rc)
+		return rc;
+	rc = assume_role(hc, o, c, role_arn, external_id, &base, &assumed, err, errlen);
+	awscreds_clear(&base);
+	if (rc)
+		return rc;
+	if (!r) {
+		p->roles = xrealloc(p->roles, (p->nroles + 1) * sizeof(*p->roles));
+		r = &p->roles[p->nroles++];
+		*r = (struct role_creds){ .role_arn = xstrdup(role_arn) };
+	}
+	awscreds_clear(&r->creds);
+	r->creds = assumed;
+	r->refresh_at = refresh_time(assumed.expiration, now);
+	log_debug("member account credentials obtained", "role", role_arn);
+	awscreds_copy(&r->creds, out);
+	return 0;
+}
+
+int aws_caller_account(struct aws_provider *p, struct hc *hc, const struct hc_opts *o,
+		       const struct conf *c, double now, char *account, size_t accountlen,
+		       char *err, size_t errlen)
+{
+	struct aws_creds creds = { 0 };
+	int rc = aws_provider_get(p, hc, o, c, now, &creds, err, errlen);
+	if (rc)
+		return rc;
+	static const char form[] = "Action=GetCallerIdentity&Version=2011-06-15";
+	char *url = sts_url(c);
+	struct curl_slist *h = hc_header_add(NULL, "Accept: application/json");
+	h = hc_header_add(h, "Content-Type: application/x-www-form-urlencoded");
+	struct aws_sign sign;
+	aws_sign_prepare(&sign, &creds, c->aws_region, "sts", &h);
+	struct hc_req req = { .op = OP_STS_GET_CALLER_IDENTITY, .method = "POST", .url = url,
+			      .body = form, .body_len = sizeof(form) - 1, .headers = h,
+			      .aws_sigv4 = sign.provider, .userpwd = sign.userpwd,
+			      .classify = aws_classify_json };
+	struct hc_resp resp = { 0 };
+	enum api_reason reason = REASON_NETWORK;
+	char herr[256] = "";
+	rc = hc_perform(hc, o, &req, &resp, &reason, herr, sizeof(herr));
+	if (rc && rc != -ECANCELED)
+		snprintf(err, errlen, "STS GetCallerIdentity: %s (%s)", herr,
+			 apistats_reason_name(reason));
+	if (rc == 0) {
+		struct jsontape t;
+		size_t a = JT_NONE;
+		bool parsed = jsontape_parse(&t, resp.body, resp.len) == 0;
+		if (parsed)
+			a = jt_get(&t, jt_get(&t, jt_get(&t, 0, "GetCallerIdentityResponse"),
+					      "GetCallerIdentityResult"),
+				   "Account");
+		if (!parsed || jt_str(&t, a, account, accountlen) < 0 ||
+		    !conf_account_id_ok(account)) {
+			apistats_error(OP_STS_GET_CALLER_IDENTITY, REASON_PARSE);
+			snprintf(err, errlen, "STS GetCallerIdentity: the answer has no account id");
+			rc = -EPROTO;
+		}
+		if (parsed)
+			jsontape_free(&t);
+	}
+	free(resp.body);
+	hc_slist_free_secret(h);
+	aws_sign_clear(&sign);
+	free(url);
+	awscreds_clear(&creds);
+	return rc;
 }

@@ -28,6 +28,7 @@
 #define OP_STS_ASSUME_ROLE_WEB_IDENTITY apistats_op("sts", "AssumeRoleWithWebIdentity")
 #define OP_IMDS_CREDENTIALS apistats_op("imds", "GetRoleCredentials")
 #define OP_CONTAINER_CREDENTIALS apistats_op("container", "GetCredentials")
+#define OP_STS_GET_CALLER_IDENTITY apistats_op("sts", "GetCallerIdentity")
 
 struct aws_creds {
 	char *access_key_id;
@@ -82,6 +83,24 @@ void aws_provider_free(struct aws_provider *p);
 int aws_provider_get(struct aws_provider *p, struct hc *hc, const struct hc_opts *o,
 		     const struct conf *c, double now, struct aws_creds *out, char *err,
 		     size_t errlen);
+
+/*
+ * As aws_provider_get, then STS AssumeRole into @role_arn (with @external_id unless "")
+ * with them: a member account's credentials, cached per role and refreshed 5 minutes
+ * before they expire. aws_provider_invalidate() forgets them too.
+ */
+int aws_provider_get_role(struct aws_provider *p, struct hc *hc, const struct hc_opts *o,
+			  const struct conf *c, double now, const char *role_arn,
+			  const char *external_id, struct aws_creds *out, char *err,
+			  size_t errlen);
+
+/*
+ * STS GetCallerIdentity (free) with the chain's credentials: the 12-digit account id
+ * they belong to, into @account. 0, or a negative errno with the reason in @err.
+ */
+int aws_caller_account(struct aws_provider *p, struct hc *hc, const struct hc_opts *o,
+		       const struct conf *c, double now, char *account, size_t accountlen,
+		       char *err, size_t errlen);
 
 /* Forgets cached credentials (after an ExpiredToken answer, or a reload). */
 void aws_provider_invalidate(struct aws_provider *p);

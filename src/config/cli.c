@@ -4,12 +4,13 @@
 #include "config/cli.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <stddef.h>
 #include <string.h>
 
 #include "config/conf.h"
 
-enum kind { K_STRING, K_BOOL, K_LEVEL, K_FORMAT };
+enum kind { K_STRING, K_BOOL, K_LEVEL, K_FORMAT, K_COUNT };
 
 struct flag {
 	const char *name;
@@ -33,6 +34,11 @@ static const struct flag flags[] = {
 	{ "log.level", K_LEVEL, OFF(log_level), "info",
 	  "Only log messages with this severity or above: debug, info, warn, error." },
 	{ "log.format", K_FORMAT, OFF(log_format), "logfmt", "Log format: logfmt or json." },
+	{ "shard", K_COUNT, OFF(shard), "0",
+	  "This instance's shard, 0..total-shards-1: it serves the organization's accounts whose "
+	  "id hashes to it (kube-state-metrics convention)." },
+	{ "total-shards", K_COUNT, OFF(total_shards), "1",
+	  "Number of shards the organization's accounts are split between." },
 	{ "check-config", K_BOOL, OFF(check_config), NULL,
 	  "Validate the configuration file, print errors as file:line: message, exit 0 or 1." },
 	{ "once", K_BOOL, OFF(once), NULL,
@@ -58,6 +64,16 @@ static int set(struct cli *out, const struct flag *f, const char *v, FILE *err)
 		if (log_parse_format(v, (enum log_format *)(void *)base) == 0)
 			return 0;
 		break;
+	case K_COUNT: {
+		char *end;
+		errno = 0;
+		long n = strtol(v, &end, 10);
+		if (*v >= '0' && *v <= '9' && !*end && errno == 0 && n <= 100000) {
+			*(long *)(void *)base = n;
+			return 0;
+		}
+		break;
+	}
 	case K_BOOL:
 		if (strcmp(v, "true") == 0 || strcmp(v, "false") == 0) {
 			*(bool *)(void *)base = strcmp(v, "true") == 0;
@@ -110,6 +126,11 @@ int cli_parse(int argc, char **argv, struct cli *out, FILE *err)
 		}
 		if (set(out, f, v, err))
 			return -EINVAL;
+	}
+	if (out->total_shards < 1 || out->shard >= out->total_shards) {
+		fprintf(err, "bedrock-cost-exporter: --shard must be 0..--total-shards-1 and "
+			     "--total-shards at least 1\n");
+		return -EINVAL;
 	}
 	if (out->telemetry_path[0] != '/' || strcmp(out->telemetry_path, "/") == 0 ||
 	    strncmp(out->telemetry_path, "/-/", 3) == 0) {

@@ -22,6 +22,7 @@ struct cli {
 	const char *web_config_file; /* "" = none */
 	enum log_level log_level;
 	enum log_format log_format;
+	long shard, total_shards; /* --shard, --total-shards */
 	bool check_config;
 	bool once;
 	bool version;

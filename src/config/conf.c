@@ -13,16 +13,18 @@
 #include <stdarg.h>
 #include <libconfig.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/util.h"
 
-enum key_type { T_BOOL, T_INT, T_STRING, T_ENUM, T_STRLIST, T_FLOAT, T_BUDGETS, T_PRICES };
+enum key_type { T_BOOL, T_INT, T_STRING, T_ENUM, T_STRLIST, T_FLOAT, T_BUDGETS, T_PRICES,
+		T_ACCOUNTS };
 
 static const char *const type_names[] = { "boolean", "integer", "string", "string",
 					   "list of strings", "number", "list of budget groups",
-					   "list of price groups" };
+					   "list of price groups", "list of account groups" };
 
 struct key {
 	const char *path;  /* "group.name" */
@@ -140,6 +142,23 @@ static const struct key keys[] = {
 	{ "cloudwatch.prices", T_PRICES, OFF(cw_prices), 0, NULL, 0, 1000, NULL,
 	  "( { model = \"name\"; input_per_million = N; output_per_million = N; } ): rates for "
 	  "models with no billed day yet." },
+	{ "organization.accounts", T_ACCOUNTS, OFF(org_accounts), 0, NULL, 0, 10000, NULL,
+	  "( { id = \"111122223333\"; name = \"\"; role_arn = \"\"; external_id = \"\"; regions = []; } ): "
+	  "member accounts whose projects are listed through an assumed role (the management "
+	  "account itself uses the found credentials); empty regions = projects.regions." },
+	{ "organization.discover", T_BOOL, OFF(org_discover), 0, NULL, 0, 1, NULL,
+	  "Also list the organization's ACTIVE accounts with AWS Organizations ListAccounts (from "
+	  "the management account; needs organization.role_name)." },
+	{ "organization.endpoint", T_STRING, OFF(org_endpoint), 0,
+	  "https://organizations.us-east-1.amazonaws.com", 8, 1024, NULL,
+	  "AWS Organizations endpoint (SigV4 organizations, us-east-1)." },
+	{ "organization.role_name", T_STRING, OFF(org_role_name), 0, "", 0, 64, NULL,
+	  "Role assumed in every member account without its own role_arn: "
+	  "arn:aws:iam::<id>:role/<role_name>." },
+	{ "organization.external_id", T_STRING, OFF(org_external_id), 0, "", 0, 1224, NULL,
+	  "ExternalId for the member roles' AssumeRole (\"\" = none)." },
+	{ "organization.refresh_interval", T_INT, OFF(org_refresh_interval), 3600, NULL, 60, 86400,
+	  NULL, "Seconds between two listings of the accounts (ListAccounts, GetCallerIdentity; both free)." },
 	{ "budgets", T_BUDGETS, OFF(budgets), 0, NULL, 0, 1000, NULL,
 	  "( { project = \"name or id\"; monthly_usd = N; }, { tag = \"Team\"; value = \"X\"; monthly_usd = N; } )" },
 	{ "state_file", T_STRING, OFF(state_file), 0, "/var/lib/bedrock-cost-exporter/state.json", 0,
@@ -200,6 +219,7 @@ static void set_default(struct conf *c, const struct key *k)
 		break;
 	case T_BUDGETS:
 	case T_PRICES:
+	case T_ACCOUNTS:
 		break; /* empty */
 	}
 }
@@ -225,6 +245,24 @@ static void prices_free(struct cw_price_list *l)
 	l->n = 0;
 }
 
+static void org_account_free(struct org_account *a)
+{
+	free(a->id);
+	free(a->name);
+	free(a->role_arn);
+	free(a->external_id);
+	textlist_free(&a->regions);
+}
+
+static void accounts_free(struct org_account_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		org_account_free(&l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
 static void free_value(struct conf *c, const struct key *k)
 {
 	char *base = (char *)c + k->offset;
@@ -237,6 +275,8 @@ static void free_value(struct conf *c, const struct key *k)
 		budgets_free((struct budget_list *)(void *)base);
 	} else if (k->type == T_PRICES) {
 		prices_free((struct cw_price_list *)(void *)base);
+	} else if (k->type == T_ACCOUNTS) {
+		accounts_free((struct org_account_list *)(void *)base);
 	}
 }
 
@@ -266,6 +306,52 @@ static bool s3_url_split(const char *url, char **bucket, char **key)
 	*bucket = xstrndup(b, (size_t)(slash - b));
 	*key = xstrdup(slash + 1);
 	return true;
+}
+
+static long g_shard = 0, g_total_shards = 1;
+
+void conf_set_sharding(long shard, long total)
+{
+	g_shard = shard;
+	g_total_shards = total;
+}
+
+long conf_account_shard(const char *id, long total)
+{
+	uint32_t h = 2166136261u; /* FNV-1a: stable across versions and machines */
+	for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return total > 1 ? (long)(h % (uint32_t)total) : 0;
+}
+
+char *conf_account_role(const struct conf *c, const struct org_account *a)
+{
+	if (a && *a->role_arn)
+		return xstrdup(a->role_arn);
+	if (!*c->org_role_name)
+		return xstrdup("");
+	return xasprintf("arn:aws:iam::%s:role/%s", a ? a->id : "", c->org_role_name);
+}
+
+/* @s with {shard} and {total_shards} replaced. Caller frees. */
+static char *shard_subst(const char *s, long shard, long total)
+{
+	struct buf b;
+	buf_init(&b, 8192);
+	while (*s) {
+		if (strncmp(s, "{shard}", 7) == 0) {
+			buf_printf(&b, "%ld", shard);
+			s += 7;
+		} else if (strncmp(s, "{total_shards}", 14) == 0) {
+			buf_printf(&b, "%ld", total);
+			s += 14;
+		} else {
+			buf_append(&b, s++, 1);
+		}
+	}
+	char *out = xstrdup(b.data ? b.data : "");
+	buf_free(&b);
+	return out;
 }
 
 /* Fills everything derived from keys; returns 0 or -EINVAL with @errors filled. */
@@ -519,6 +605,111 @@ static int read_prices(struct cw_price_list *out, const struct key *k, const con
 	return 0;
 }
 
+bool conf_account_id_ok(const char *id)
+{
+	size_t n = 0;
+	for (; id[n]; n++)
+		if (id[n] < '0' || id[n] > '9')
+			return false;
+	return n == 12;
+}
+
+/* Reads organization.accounts: each entry a group with id (12 digits) and optionally
+ * name, role_arn, external_id and regions. */
+static int read_accounts(struct org_account_list *out, const struct key *k,
+			 const config_setting_t *s, const char *file, struct textlist *errors)
+{
+	struct org_account_list l = { 0 };
+	int n = config_setting_length(s);
+	int rc = 0;
+	if (n > k->max) {
+		add_error(errors, file, (int)config_setting_source_line(s),
+			  "%s: more than %ld entries", k->path, k->max);
+		return -EINVAL;
+	}
+	l.v = xcalloc((size_t)n + 1, sizeof(*l.v));
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned int)i);
+		int line = (int)config_setting_source_line(e);
+		struct org_account *a = &l.v[l.n++];
+		if (config_setting_type(e) != CONFIG_TYPE_GROUP) {
+			add_error(errors, file, line, "%s: every entry must be a group { ... }", k->path);
+			rc = -EINVAL;
+			continue;
+		}
+		for (int j = 0; j < config_setting_length(e); j++) {
+			const config_setting_t *f = config_setting_get_elem(e, (unsigned int)j);
+			const char *name = config_setting_name(f);
+			int fl = (int)config_setting_source_line(f);
+			char **str = strcmp(name, "id") == 0	      ? &a->id
+				   : strcmp(name, "name") == 0	      ? &a->name
+				   : strcmp(name, "role_arn") == 0    ? &a->role_arn
+				   : strcmp(name, "external_id") == 0 ? &a->external_id
+								      : NULL;
+			if (str) {
+				const char *v = config_setting_type(f) == CONFIG_TYPE_STRING
+							? config_setting_get_string(f)
+							: NULL;
+				if (!v || strlen(v) > 2048) {
+					add_error(errors, file, fl, "%s.%s: expected a string", k->path,
+						  name);
+					rc = -EINVAL;
+				} else {
+					free(*str);
+					*str = xstrdup(v);
+				}
+			} else if (strcmp(name, "regions") == 0) {
+				int t = config_setting_type(f);
+				bool ok = t == CONFIG_TYPE_ARRAY || t == CONFIG_TYPE_LIST;
+				for (int r = 0; ok && r < config_setting_length(f); r++) {
+					const config_setting_t *re =
+						config_setting_get_elem(f, (unsigned int)r);
+					const char *v = config_setting_type(re) == CONFIG_TYPE_STRING
+								? config_setting_get_string(re)
+								: NULL;
+					ok = v && region_ok(v);
+					if (ok)
+						textlist_push(&a->regions, xstrdup(v));
+				}
+				if (!ok) {
+					add_error(errors, file, fl, "%s.regions: expected a list of region "
+						  "names", k->path);
+					rc = -EINVAL;
+				}
+			} else {
+				add_error(errors, file, fl, "unknown key \"%s.%s\"", k->path, name);
+				rc = -EINVAL;
+			}
+		}
+		if (!a->id || !conf_account_id_ok(a->id)) {
+			add_error(errors, file, line, "%s: every entry needs id, an account id of 12 "
+				  "digits", k->path);
+			rc = -EINVAL;
+			continue;
+		}
+		if (!a->name)
+			a->name = xstrdup("");
+		if (!a->role_arn)
+			a->role_arn = xstrdup("");
+		if (!a->external_id)
+			a->external_id = xstrdup("");
+		for (size_t j = 0; j + 1 < l.n; j++) {
+			if (l.v[j].id && strcmp(l.v[j].id, a->id) == 0) {
+				add_error(errors, file, line, "%s: account %s is listed twice", k->path,
+					  a->id);
+				rc = -EINVAL;
+			}
+		}
+	}
+	if (rc) {
+		accounts_free(&l);
+		return rc;
+	}
+	accounts_free(out);
+	*out = l;
+	return 0;
+}
+
 /* Reads one setting into @c per @k. Returns 0 or -EINVAL (error recorded). */
 static int read_value(struct conf *c, const struct key *k, const config_setting_t *s,
 		      const char *file, struct textlist *errors)
@@ -626,6 +817,10 @@ static int read_value(struct conf *c, const struct key *k, const config_setting_
 		if (type != CONFIG_TYPE_LIST && type != CONFIG_TYPE_ARRAY)
 			goto wrong_type;
 		return read_prices((struct cw_price_list *)(void *)base, k, s, file, errors);
+	case T_ACCOUNTS:
+		if (type != CONFIG_TYPE_LIST && type != CONFIG_TYPE_ARRAY)
+			goto wrong_type;
+		return read_accounts((struct org_account_list *)(void *)base, k, s, file, errors);
 	}
 	return 0;
 wrong_type:
@@ -660,7 +855,7 @@ static int derive(struct conf *c, struct textlist *errors, const char *file, con
 	static const char *const urls[] = { "projects.endpoint", "aws.sts_endpoint",
 					     "aws.imds_endpoint", "aws.container_endpoint",
 					     "cost_explorer.endpoint", "cloudwatch.endpoint",
-					     "state_s3.endpoint" };
+					     "state_s3.endpoint", "organization.endpoint" };
 	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
 		const struct key *k = find_key(urls[i]);
 		const char *ep = *(char **)(void *)((char *)c + k->offset);
@@ -680,6 +875,8 @@ static int derive(struct conf *c, struct textlist *errors, const char *file, con
 		{ "aws.role_session_name", "_+=,.@-", 2 },
 		{ "aws.external_id", "_+=,.@:/-", 2 },
 		{ "aws.role_arn", NULL, 20 },
+		{ "organization.external_id", "_+=,.@:/-", 2 },
+		{ "organization.role_name", "_+=,.@-", 1 },
 	};
 	for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++) {
 		const struct key *k = find_key(sts[i].key);
@@ -708,6 +905,45 @@ static int derive(struct conf *c, struct textlist *errors, const char *file, con
 		if (!region_ok(r)) {
 			add_error(errors, file_of(k, files, file), line_of(k, lines), "%s: \"%s\" is not a region name",
 				  regions[i], r);
+			rc = -EINVAL;
+		}
+	}
+	c->shard = g_shard;
+	c->total_shards = g_total_shards;
+	char *sf = shard_subst(c->state_file, c->shard, c->total_shards);
+	free(c->state_file);
+	c->state_file = sf;
+	c->org_mode = c->org_accounts.n > 0 || c->org_discover;
+	if (c->total_shards > 1 && !c->org_mode) {
+		add_error(errors, file, 0, "--total-shards=%ld: shards split an organization's "
+			  "accounts; configure organization.accounts or organization.discover",
+			  c->total_shards);
+		rc = -EINVAL;
+	}
+	if (c->org_discover && !*c->org_role_name) {
+		const struct key *k = find_key("organization.discover");
+		add_error(errors, file_of(k, files, file), line_of(k, lines),
+			  "organization.discover: needs organization.role_name, the role assumed in "
+			  "each discovered account");
+		rc = -EINVAL;
+	}
+	/* the near-real-time estimate is of one account: not in an organization (yet) */
+	if (c->org_mode)
+		c->cw_enabled = false;
+	if (c->org_mode && c->projects_enabled && c->projects_auth != AUTH_SIGV4) {
+		const struct key *k = find_key("projects.auth");
+		add_error(errors, file_of(k, files, file), line_of(k, lines),
+			  "projects.auth: an organization's projects are listed with each account's "
+			  "assumed role: set it to \"sigv4\"");
+		rc = -EINVAL;
+	}
+	for (size_t i = 0; i < c->org_accounts.n; i++) {
+		const struct org_account *a = &c->org_accounts.v[i];
+		if (!*a->role_arn && !*c->org_role_name) {
+			const struct key *k = find_key("organization.accounts");
+			add_error(errors, file_of(k, files, file), line_of(k, lines),
+				  "organization.accounts: account %s has no role_arn, and "
+				  "organization.role_name is not set", a->id);
 			rc = -EINVAL;
 		}
 	}
@@ -883,6 +1119,7 @@ void conf_print_keys(FILE *f)
 			break;
 		case T_BUDGETS:
 		case T_PRICES:
+		case T_ACCOUNTS:
 			snprintf(def, sizeof(def), "()");
 			break;
 		case T_STRLIST: {
@@ -899,7 +1136,8 @@ void conf_print_keys(FILE *f)
 		}
 		}
 		fprintf(f, "  %-40s %-7s default %s%s%s\n      %s\n", k->path,
-			k->type == T_STRLIST || k->type == T_BUDGETS || k->type == T_PRICES
+			k->type == T_STRLIST || k->type == T_BUDGETS || k->type == T_PRICES ||
+					k->type == T_ACCOUNTS
 				? "list"
 				: type_names[k->type],
 			def,

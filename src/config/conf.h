@@ -46,6 +46,20 @@ struct cw_price_list {
 	size_t n;
 };
 
+/* One entry of `organization.accounts`: a member account and how to reach it. */
+struct org_account {
+	char *id;          /* 12 digits */
+	char *name;        /* "" = none given (ListAccounts may name it) */
+	char *role_arn;    /* "" = arn:aws:iam::<id>:role/<organization.role_name> */
+	char *external_id; /* "" = organization.external_id */
+	struct textlist regions; /* empty = projects.regions */
+};
+
+struct org_account_list {
+	struct org_account *v;
+	size_t n;
+};
+
 struct conf {
 	char *path; /* file it came from; "" for built-in defaults */
 
@@ -99,6 +113,17 @@ struct conf {
 	long cw_late_data_minutes;
 	struct cw_price_list cw_prices;
 
+	/* organization: member accounts, reached through an assumed role each */
+	struct org_account_list org_accounts;
+	bool org_discover;        /* ListAccounts from the management account */
+	char *org_endpoint;
+	char *org_role_name;
+	char *org_external_id;
+	long org_refresh_interval;
+	bool org_mode;            /* derived: accounts listed or discovered */
+	/* sharding, from --shard / --total-shards (conf_set_sharding), not from the file */
+	long shard, total_shards;
+
 	struct budget_list budgets;
 	char *state_file; /* "" = none; "s3://bucket/key" = in S3 (the two below) */
 	char *state_s3_endpoint; /* may contain {bucket} (virtual-hosted) and {region} */
@@ -112,6 +137,23 @@ struct conf {
 	long http_retry_max_delay;
 	long http_max_response_mib;
 };
+
+/*
+ * Sets the shard this process is (--shard=@shard of --total-shards=@total) for every
+ * configuration loaded afterwards: conf->shard and ->total_shards, and the placeholders
+ * {shard} and {total_shards} in state_file. Call once, before the first load.
+ */
+void conf_set_sharding(long shard, long total);
+
+/* @id is an AWS account id: 12 digits. */
+bool conf_account_id_ok(const char *id);
+
+/* The shard that owns account @id (12 digits): FNV-1a of the id, mod @total. Pure. */
+long conf_account_shard(const char *id, long total);
+
+/* The role to assume in member account @a: its role_arn, else
+ * arn:aws:iam::<id>:role/<organization.role_name>, or "" when neither is set. Caller frees. */
+char *conf_account_role(const struct conf *c, const struct org_account *a);
 
 /* Returns a configuration holding every default. Caller frees. */
 struct conf *conf_defaults(void);

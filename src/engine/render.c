@@ -64,6 +64,16 @@ static const struct metric_def m_retries = {
 	"AWS API requests retried after a throttle, 5xx, timeout or network error.",
 };
 
+static const struct metric_def m_shard = {
+	"bedrock_cost_exporter_shard_ordinal", METRIC_GAUGE,
+	"This instance's shard (--shard): it serves the organization's accounts whose id hashes "
+	"to it.",
+};
+static const struct metric_def m_total_shards = {
+	"bedrock_cost_exporter_total_shards", METRIC_GAUGE,
+	"Number of shards the organization's accounts are split between (--total-shards).",
+};
+
 static void collect_api_stats(struct reg *r)
 {
 	for (api_op i = 0; i < apistats_count(); i++) {
@@ -99,6 +109,8 @@ int render_metrics(const struct source_set *set, const struct conf *c,
 	reg_addv(r, &m_reload_ok, info->reload_ok ? 1 : 0, (char *)0);
 	reg_addv(r, &m_reload_ts, info->reload_success_ts, (char *)0);
 	reg_addv(r, &m_render_failures, info->render_failures, (char *)0);
+	reg_addv(r, &m_shard, (double)c->shard, (char *)0);
+	reg_addv(r, &m_total_shards, (double)c->total_shards, (char *)0);
 	collect_api_stats(r);
 	for (size_t i = 0; i < set->n; i++) {
 		const struct source *s = &set->v[i];

@@ -63,12 +63,14 @@ size_t project_catalog_count(const struct project_catalog *c)
 	return n;
 }
 
-const struct project **project_catalog_flatten(const struct project_catalog *c, size_t *n)
+const struct project **project_catalog_flatten(const struct project_catalog *c,
+						const char *account, size_t *n)
 {
 	const struct project **all = xcalloc(project_catalog_count(c) + 1, sizeof(*all));
 	size_t k = 0;
 	for (size_t i = 0; i < c->nregions; i++)
-		for (size_t j = 0; j < c->regions[i].projects.n; j++)
+		if (!account || strcmp(c->regions[i].account, account) == 0)
+			for (size_t j = 0; j < c->regions[i].projects.n; j++)
 			all[k++] = &c->regions[i].projects.v[j];
 	*n = k;
 	return all;
@@ -89,6 +91,7 @@ void project_catalog_free(struct project_catalog *c)
 {
 	for (size_t i = 0; i < c->nregions; i++) {
 		free(c->regions[i].region);
+		free(c->regions[i].account);
 		project_list_free(&c->regions[i].projects);
 		free(c->regions[i].last_error);
 	}

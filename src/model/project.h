@@ -30,15 +30,19 @@ struct project_list {
 	size_t n;
 };
 
-/* One region's last good listing. */
+/* One region's last good listing, of one account. */
 struct region_projects {
+	char *account;    /* 12 digits; "" = the credentials' own account (no organization) */
 	char *region;
 	struct project_list projects;
 	bool has_data;    /* listed (or restored) at least once */
 	char *last_error; /* for complain-once logging; NULL while it succeeds */
+	bool attempted;   /* a listing was tried (or restored) */
+	double last_success;    /* Unix seconds of the last good listing; 0 = never */
+	double failures;        /* listings that failed, since the start */
 };
 
-/* Every configured region, in configuration order. */
+/* Every account's configured regions: by account, then in configuration order. */
 struct project_catalog {
 	struct region_projects *regions;
 	size_t nregions;
@@ -55,9 +59,11 @@ void project_list_move(struct project_list *to, struct project_list *from);
 
 /* Number of projects over every region. */
 size_t project_catalog_count(const struct project_catalog *c);
-/* Every project of every region, in order, as a new array of borrowed
- * pointers (caller frees the array); *n receives the count. */
-const struct project **project_catalog_flatten(const struct project_catalog *c, size_t *n);
+/* Every project of every region of account @account (NULL = of every account), in
+ * order, as a new array of borrowed pointers (caller frees the array); *n receives the
+ * count. */
+const struct project **project_catalog_flatten(const struct project_catalog *c,
+						const char *account, size_t *n);
 /* The first project whose id or name is @key, or NULL. */
 const struct project *project_catalog_find(const struct project_catalog *c, const char *key);
 void project_catalog_free(struct project_catalog *c);

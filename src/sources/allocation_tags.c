@@ -32,9 +32,10 @@ static const struct metric_def m_tag_active = {
 	"inactive keys cannot group spend.",
 };
 
+/* Tag activation is the payer's: in an organization, shard 0 reports it. */
 static bool enabled(const struct conf *c)
 {
-	return c->ce_enabled;
+	return c->ce_enabled && c->shard == 0;
 }
 
 static long interval(const struct conf *c)

@@ -58,24 +58,42 @@ static void time_period(struct jsonw *w, long start, long end)
 	jsonw_object_end(w);
 }
 
-static void service_filter(struct jsonw *w, const struct textlist *services)
+static void dimension(struct jsonw *w, const char *key, const char *const *values, size_t n)
 {
-	jsonw_key(w, "Filter");
-	jsonw_object_begin(w);
 	jsonw_key(w, "Dimensions");
 	jsonw_object_begin(w);
 	jsonw_key(w, "Key");
-	jsonw_string(w, "SERVICE");
+	jsonw_string(w, key);
 	jsonw_key(w, "Values");
 	jsonw_array_begin(w);
-	for (size_t i = 0; i < services->n; i++)
-		jsonw_string(w, services->v[i]);
+	for (size_t i = 0; i < n; i++)
+		jsonw_string(w, values[i]);
 	jsonw_array_end(w);
 	jsonw_key(w, "MatchOptions");
 	jsonw_array_begin(w);
 	jsonw_string(w, "EQUALS");
 	jsonw_array_end(w);
 	jsonw_object_end(w);
+}
+
+/* SERVICE in @services, and LINKED_ACCOUNT = @account unless it is NULL or "". */
+static void service_filter(struct jsonw *w, const struct textlist *services, const char *account)
+{
+	jsonw_key(w, "Filter");
+	jsonw_object_begin(w);
+	if (account && *account) {
+		jsonw_key(w, "And");
+		jsonw_array_begin(w);
+		jsonw_object_begin(w);
+		dimension(w, "SERVICE", (const char *const *)services->v, services->n);
+		jsonw_object_end(w);
+		jsonw_object_begin(w);
+		dimension(w, "LINKED_ACCOUNT", &account, 1);
+		jsonw_object_end(w);
+		jsonw_array_end(w);
+	} else {
+		dimension(w, "SERVICE", (const char *const *)services->v, services->n);
+	}
 	jsonw_object_end(w);
 }
 
@@ -103,7 +121,7 @@ char *ce_body_cost_and_usage(const struct ce_query *q, const char *next_token)
 	jsonw_array_begin(&w);
 	jsonw_string(&w, q->metric);
 	jsonw_array_end(&w);
-	service_filter(&w, q->services);
+	service_filter(&w, q->services, q->linked_account);
 	if (q->ngroups) {
 		jsonw_key(&w, "GroupBy");
 		jsonw_array_begin(&w);
@@ -136,7 +154,7 @@ char *ce_body_forecast(long start, long end, const char *metric, const struct te
 	jsonw_string(&w, m);
 	jsonw_key(&w, "Granularity");
 	jsonw_string(&w, "MONTHLY");
-	service_filter(&w, services);
+	service_filter(&w, services, NULL);
 	jsonw_key(&w, "PredictionIntervalLevel");
 	jsonw_int(&w, 80);
 	return finish(&w);

@@ -32,6 +32,7 @@ struct ce_query {
 	const char *granularity;    /* "DAILY" or "MONTHLY" */
 	const char *metric;         /* "UnblendedCost" ... */
 	const struct textlist *services; /* SERVICE filter (non-empty) */
+	const char *linked_account; /* and LINKED_ACCOUNT = this; NULL or "" = no such filter */
 	size_t ngroups;             /* 0..2 */
 	enum ce_group_type group_type[2];
 	const char *group_key[2];

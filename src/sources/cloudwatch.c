@@ -28,6 +28,7 @@
 #include "model/registry.h"
 #include "model/usage.h"
 #include "sources/aws_json.h"
+#include "sources/accounts.h"
 #include "sources/cost_explorer.h"
 #include "sources/cw_api.h"
 
@@ -1199,6 +1200,7 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 	size_t ns = 0;
 	struct textmap *rates_seen = textmap_new();
 	long midnight = midnight_minute(today);
+	const char *account = accounts_label(x->set); /* one account: not in an organization */
 	for (size_t i = 0; i < s->n; i++) {
 		const struct pair *p = &s->pairs[i];
 		/* read today (at 00:00:30 it is read up to midnight: 0 tokens so far) */
@@ -1218,8 +1220,9 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 			double rate = rate_of(&s->now, c, p, d, &src);
 			double tok = read_today ? tokens_today(p, d, today) : 0;
 			if (read_today)
-				reg_addv(r, &m_tokens, tok, "region", p->region, "project_id", p->project,
-					 "model", p->model, "direction", dir_names[d], (char *)0);
+				reg_addv(r, &m_tokens, tok, "account_id", account, "region", p->region,
+					 "project_id", p->project, "model", p->model, "direction",
+					 dir_names[d], (char *)0);
 			if (rate >= 0 && read_today) {
 				ps->today += tok * rate;
 				ps->priced = true;
@@ -1253,11 +1256,11 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 	}
 	for (size_t i = 0; i < ns; i++) {
 		if (sums[i].priced)
-			reg_addv(r, &m_today_est, ce_money(sums[i].today), "project_id",
-				 sums[i].project, (char *)0);
+			reg_addv(r, &m_today_est, ce_money(sums[i].today), "account_id", account,
+				 "project_id", sums[i].project, (char *)0);
 		if (sums[i].hour_priced)
-			reg_addv(r, &m_per_hour, ce_money(sums[i].hour * 60.0 / HOUR), "project_id",
-				 sums[i].project, (char *)0);
+			reg_addv(r, &m_per_hour, ce_money(sums[i].hour * 60.0 / HOUR), "account_id",
+				 account, "project_id", sums[i].project, (char *)0);
 	}
 	/* the error ratio against Cost Explorer's spend of the judged day, per project it
 	 * attributes (its windows as on the day after it: "yesterday" is the judged day) */
@@ -1271,8 +1274,8 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 			if (!k || !(billed > 0) || !sums[k - 1].judged_priced ||
 			    sums[k - 1].judged_unpriced)
 				continue;
-			reg_addv(r, &m_error, (sums[k - 1].judged - billed) / billed, "project_id",
-				 a.rows[i].project_id, (char *)0);
+			reg_addv(r, &m_error, (sums[k - 1].judged - billed) / billed, "account_id",
+				 account, "project_id", a.rows[i].project_id, (char *)0);
 		}
 		attribution_free(&a);
 	}

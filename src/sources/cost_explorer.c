@@ -37,6 +37,7 @@
 #include "config/conf.h"
 #include "model/attribution.h"
 #include "model/registry.h"
+#include "sources/accounts.h"
 #include "sources/ce_api.h"
 #include "sources/projects.h"
 
@@ -62,16 +63,27 @@ struct query {
 	long partial_day;        /* the UTC day that fill is for */
 };
 
-struct state {
-	struct ce_meter meter;
-	struct textlist services;  /* the SERVICE values filtered on */
-	double services_at;        /* when discovered; 0 = never */
-	char *services_search;     /* the search string they were discovered with */
+/*
+ * One account's spend. Without an organization there is one, the credentials' own account
+ * (id "": no LINKED_ACCOUNT filter); in an organization one per account this shard serves,
+ * each query filtered on LINKED_ACCOUNT (the attribution tags fill both GroupBy slots).
+ */
+struct acct {
+	char *id;
 	char *spend_sig;           /* what the spend queries were asked with */
 	struct query q[Q_COUNT];   /* grouped by the attribution tags */
 	struct ce_series models;   /* grouped by SERVICE, USAGE_TYPE, daily */
 	char *models_sig;
 	double costs_at;           /* last refresh that brought every query up to date; 0 = never */
+};
+
+struct state {
+	struct ce_meter meter;
+	struct textlist services;  /* the SERVICE values filtered on */
+	double services_at;        /* when discovered; 0 = never */
+	char *services_search;     /* the search string they were discovered with */
+	struct acct *acct;         /* in the accounts source's order; never empty */
+	size_t nacct;
 };
 
 /* ---- families ---- */
@@ -196,11 +208,19 @@ static double sum_within(const struct ce_series *s, long from, long to)
 	return v;
 }
 
+/* The first account's spend: the only one without an organization, what the forecast and
+ * the cloudwatch source read (both run only then). */
+static const struct acct *first(const struct state *s)
+{
+	static const struct acct none = { .id = "" };
+	return s->nacct ? &s->acct[0] : &none;
+}
+
 bool cost_explorer_spend_before(const void *priv, long day, double *out)
 {
-	const struct state *s = priv;
-	if (!s)
+	if (!priv)
 		return false;
+	const struct acct *s = first(priv);
 	long m = days_month_start(day);
 	const struct query *qm = &s->q[Q_MONTH], *qd = &s->q[Q_DAILY];
 	/* the month's answer less the days from @day on, which the daily answer has */
@@ -219,13 +239,17 @@ bool cost_explorer_spend_before(const void *priv, long day, double *out)
 
 const struct ce_series *cost_explorer_spend(const void *priv)
 {
-	return priv ? &((const struct state *)priv)->q[Q_DAILY].series : NULL;
+	return priv ? &first(priv)->q[Q_DAILY].series : NULL;
 }
 
 static void *create(const struct conf *c)
 {
 	(void)c;
-	return xcalloc(1, sizeof(struct state));
+	struct state *s = xcalloc(1, sizeof(*s));
+	s->acct = xcalloc(1, sizeof(*s->acct));
+	s->acct[0].id = xstrdup("");
+	s->nacct = 1;
+	return s;
 }
 
 static void query_clear(struct query *q)
@@ -236,6 +260,16 @@ static void query_clear(struct query *q)
 	q->day = q->partial_day = 0;
 }
 
+static void acct_free(struct acct *a)
+{
+	for (int i = 0; i < Q_COUNT; i++)
+		query_clear(&a->q[i]);
+	ce_series_free(&a->models);
+	free(a->spend_sig);
+	free(a->models_sig);
+	free(a->id);
+}
+
 static void destroy(void *priv)
 {
 	struct state *s = priv;
@@ -243,12 +277,34 @@ static void destroy(void *priv)
 		return;
 	textlist_free(&s->services);
 	free(s->services_search);
-	for (int i = 0; i < Q_COUNT; i++)
-		query_clear(&s->q[i]);
-	ce_series_free(&s->models);
-	free(s->spend_sig);
-	free(s->models_sig);
+	for (size_t i = 0; i < s->nacct; i++)
+		acct_free(&s->acct[i]);
+	free(s->acct);
 	free(s);
+}
+
+/* Makes the accounts those of @ids (NULL: the credentials' own, ""; an organization's
+ * shard may have none), keeping the spend of those that stay. */
+static void sync_accounts(struct state *s, const struct account_list *ids)
+{
+	size_t n = ids ? ids->n : 1;
+	struct acct *v = xcalloc(n + 1, sizeof(*v));
+	for (size_t i = 0; i < n; i++) {
+		const char *id = ids ? ids->v[i].id : "";
+		for (size_t j = 0; j < s->nacct && !v[i].id; j++)
+			if (s->acct[j].id && strcmp(s->acct[j].id, id) == 0) {
+				v[i] = s->acct[j];
+				s->acct[j] = (struct acct){ 0 };
+			}
+		if (!v[i].id)
+			v[i].id = xstrdup(id);
+	}
+	for (size_t j = 0; j < s->nacct; j++)
+		if (s->acct[j].id)
+			acct_free(&s->acct[j]);
+	free(s->acct);
+	s->acct = v;
+	s->nacct = n;
 }
 
 static void join(struct buf *b, const struct textlist *l)
@@ -503,7 +559,7 @@ static bool any_estimated(const struct ce_series *s)
 }
 
 /* Whether spend query @qi must be read on @today. */
-static bool query_due(const struct state *s, int qi, long today, const struct conf *c)
+static bool query_due(const struct acct *s, int qi, long today, const struct conf *c)
 {
 	const struct query *q = &s->q[qi];
 	if (q->pages.token && q->partial_day == today)
@@ -530,10 +586,15 @@ static bool query_due(const struct state *s, int qi, long today, const struct co
 
 /* Tag combinations to expect per period: the projects (each may be one) and the reserved
  * rows, or what an earlier answer held, whichever is more. */
-static size_t expected_combos(const struct state *s, const struct source_ctx *x)
+static size_t expected_combos(const struct acct *s, const struct source_ctx *x)
 {
 	const struct project_catalog *cat = projects_catalog(source_peer(x->set, &projects_source));
-	size_t n = (cat ? project_catalog_count(cat) : 0) + 3;
+	size_t n = 3;
+	if (cat) {
+		size_t np = 0;
+		free(project_catalog_flatten(cat, s->id, &np));
+		n += np;
+	}
 	for (int i = 0; i < Q_COUNT; i++)
 		for (size_t d = 0; d < s->q[i].series.n; d++)
 			if (s->q[i].series.days[d].n > n)
@@ -542,18 +603,18 @@ static size_t expected_combos(const struct state *s, const struct source_ctx *x)
 }
 
 /* Reads (or goes on reading) spend query @qi for @today. */
-static int run_query(struct state *s, struct source_ctx *x, int qi, long today, char *err,
-		     size_t errlen)
+static int run_query(struct state *s, struct acct *ac, struct source_ctx *x, int qi, long today,
+		     char *err, size_t errlen)
 {
 	const struct conf *c = x->conf;
-	struct query *q = &s->q[qi];
+	struct query *q = &ac->q[qi];
 	if (q->partial_day != today) { /* a fill of another day's window is of no use */
 		ce_series_free(&q->partial);
 		ce_pages_clear(&q->pages);
 		q->partial_day = today;
 	}
 	struct ce_query cq = { .metric = c->ce_cost_metric, .services = &s->services,
-			       .ngroups = c->ce_attribution_tags.n };
+			       .linked_account = ac->id, .ngroups = c->ce_attribution_tags.n };
 	cq.granularity = query_window(c, qi, today, &cq.start, &cq.end);
 	for (size_t i = 0; i < cq.ngroups; i++) {
 		cq.group_type[i] = CE_GROUP_TAG;
@@ -562,7 +623,7 @@ static int run_query(struct state *s, struct source_ctx *x, int qi, long today, 
 	if (s->services.n) {
 		long periods = qi == Q_DAILY ? cq.end - cq.start
 			       : days_month_start(cq.start) != days_month_start(cq.end - 1) ? 2 : 1;
-		q->pages.expected = expected_combos(s, x) * (size_t)periods;
+		q->pages.expected = expected_combos(ac, x) * (size_t)periods;
 		struct query_arg a = { &cq, &q->partial, &q->pages, (size_t)periods };
 		int rc = ce_paginate(x, &s->meter, OP_CE_GET_COST_AND_USAGE, "GetCostAndUsage",
 				     query_body, query_parse, &a, &q->pages, err, errlen);
@@ -582,7 +643,8 @@ static int run_query(struct state *s, struct source_ctx *x, int qi, long today, 
 		char a[11], b[11];
 		days_format(cq.start, a);
 		days_format(cq.end, b);
-		log_debug("cost query read", "query", query_names[qi], "from", a, "to", b);
+		log_debug("cost query read", "query", query_names[qi], "account", ac->id, "from", a,
+			  "to", b);
 	}
 	return 0;
 }
@@ -591,8 +653,8 @@ static int run_query(struct state *s, struct source_ctx *x, int qi, long today, 
  * Brings the daily per-model series up to date for [q->start, q->end): keeps the settled
  * days, asks again from the first day that can still change.
  */
-static int refresh_models(struct state *s, struct source_ctx *x, struct ce_query *q,
-			  const char *want_sig, char *err, size_t errlen)
+static int refresh_models(struct state *st, struct acct *s, struct source_ctx *x,
+			  struct ce_query *q, const char *want_sig, char *err, size_t errlen)
 {
 	long today = days_of_time(x->now);
 	if (!s->models_sig || strcmp(s->models_sig, want_sig) != 0) {
@@ -613,7 +675,7 @@ static int refresh_models(struct state *s, struct source_ctx *x, struct ce_query
 	if (q->services->n) {
 		struct ce_pages pg = { .expected = 64 * (size_t)(q->end - from) };
 		struct query_arg a = { &qq, &fresh, &pg, (size_t)(q->end - from) };
-		int rc = ce_paginate(x, &s->meter, OP_CE_GET_COST_AND_USAGE, "GetCostAndUsage",
+		int rc = ce_paginate(x, &st->meter, OP_CE_GET_COST_AND_USAGE, "GetCostAndUsage",
 				     query_body, query_parse, &a, &pg, err, errlen);
 		ce_pages_clear(&pg);
 		if (rc) {
@@ -632,6 +694,15 @@ static int refresh_models(struct state *s, struct source_ctx *x, struct ce_query
 	return 0;
 }
 
+/* Whether any account's query @qi must be read on @today (or was never asked). */
+static bool any_due(const struct state *s, int qi, long today, const struct conf *c)
+{
+	for (size_t a = 0; a < s->nacct; a++)
+		if (!s->acct[a].spend_sig || query_due(&s->acct[a], qi, today, c))
+			return true;
+	return false;
+}
+
 static int refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
 {
 	struct state *s = priv;
@@ -639,30 +710,47 @@ static int refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
 	x->state_changed = true; /* requests are counted even when the refresh fails */
 	long today = days_of_time(x->now);
 	int first_missing = 0; /* the first spend query not brought up to date */
+	if (c->org_mode) {
+		const struct account_list *ids =
+			accounts_served(source_peer(x->set, &accounts_source));
+		if (!ids) {
+			snprintf(err, errlen, "no account to ask for yet (the accounts source has not "
+				 "found this shard's accounts)");
+			return -EAGAIN;
+		}
+		sync_accounts(s, ids);
+	} else if (s->nacct != 1 || *s->acct[0].id) {
+		sync_accounts(s, NULL);
+	}
 	int rc = discover(s, x, err, errlen);
 	if (rc == -EDQUOT)
 		goto ceiling;
 	if (rc)
 		return rc;
 	char *sig = spend_signature(c, &s->services);
-	if (!s->spend_sig || strcmp(s->spend_sig, sig) != 0) {
-		for (int i = 0; i < Q_COUNT; i++)
-			query_clear(&s->q[i]);
-		free(s->spend_sig);
-		s->spend_sig = sig;
-	} else {
-		free(sig);
-	}
-	for (int i = 0; i < Q_COUNT; i++) {
-		if (!query_due(s, i, today, c))
-			continue;
-		rc = run_query(s, x, i, today, err, errlen);
-		if (rc == -EDQUOT) {
-			first_missing = i;
-			goto ceiling;
+	for (size_t a = 0; a < s->nacct; a++) {
+		struct acct *ac = &s->acct[a];
+		if (!ac->spend_sig || strcmp(ac->spend_sig, sig) != 0) {
+			for (int i = 0; i < Q_COUNT; i++)
+				query_clear(&ac->q[i]);
+			free(ac->spend_sig);
+			ac->spend_sig = xstrdup(sig);
 		}
-		if (rc)
-			return rc;
+	}
+	free(sig);
+	/* each window for every account before the next window: the spike alert first */
+	for (int i = 0; i < Q_COUNT; i++) {
+		for (size_t a = 0; a < s->nacct; a++) {
+			if (!query_due(&s->acct[a], i, today, c))
+				continue;
+			rc = run_query(s, &s->acct[a], x, i, today, err, errlen);
+			if (rc == -EDQUOT) {
+				first_missing = i;
+				goto ceiling;
+			}
+			if (rc)
+				return rc;
+		}
 	}
 	first_missing = Q_COUNT;
 	long mstart = days_month_start(today), end = today + 1;
@@ -671,28 +759,34 @@ static int refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
 	 * month (settled days are kept, so this costs a page or two at most, once) */
 	if (c->cw_enabled && mfirst > today - CE_CLOUDWATCH_DAYS)
 		mfirst = today - CE_CLOUDWATCH_DAYS;
-	struct ce_query m = { .start = mfirst, .end = end,
-			      .granularity = "DAILY", .metric = c->ce_cost_metric,
-			      .services = &s->services, .ngroups = 2,
-			      .group_type = { CE_GROUP_DIMENSION, CE_GROUP_DIMENSION },
-			      .group_key = { "SERVICE", "USAGE_TYPE" } };
 	sig = models_signature(c, &s->services);
-	rc = refresh_models(s, x, &m, sig, err, errlen);
+	for (size_t a = 0; a < s->nacct; a++) {
+		struct acct *ac = &s->acct[a];
+		struct ce_query m = { .start = mfirst, .end = end,
+				      .granularity = "DAILY", .metric = c->ce_cost_metric,
+				      .services = &s->services, .linked_account = ac->id,
+				      .ngroups = 2,
+				      .group_type = { CE_GROUP_DIMENSION, CE_GROUP_DIMENSION },
+				      .group_key = { "SERVICE", "USAGE_TYPE" } };
+		rc = refresh_models(s, ac, x, &m, sig, err, errlen);
+		if (rc)
+			break;
+		ac->costs_at = x->now;
+	}
 	free(sig);
 	if (rc == -EDQUOT)
 		goto ceiling;
-	if (rc)
-		return rc;
-	s->costs_at = x->now;
-	return 0;
+	return rc;
 ceiling:;
 	/* what this refresh could not bring up to date, in the order it would have */
 	struct buf missing;
 	buf_init(&missing, 4096);
 	for (int i = first_missing; i < Q_COUNT; i++)
-		if (!s->spend_sig || query_due(s, i, today, c))
+		if (any_due(s, i, today, c))
 			buf_printf(&missing, "%s%s", missing.len ? ", " : "", query_windows[i]);
 	buf_printf(&missing, "%sthe per-model spend", missing.len ? ", " : "");
+	if (s->nacct > 1)
+		buf_printf(&missing, " (of %zu accounts)", s->nacct);
 	snprintf(err, errlen, "daily ceiling of %ld requests reached (cost_explorer."
 		 "max_requests_per_day); still to read: %s; it goes on after 00:00 UTC, or at once "
 		 "after a SIGHUP that raises the ceiling", c->ce_max_requests_per_day, missing.data);
@@ -761,7 +855,7 @@ static void save_day_member(struct jsonw *w, const char *key, long day)
 
 /* The spend queries but the daily one (which "spend" holds, as it always did), and every
  * fill in progress with the pages it has and where it goes on. */
-static void save_queries(struct jsonw *w, const struct state *s)
+static void save_queries(struct jsonw *w, const struct acct *s)
 {
 	jsonw_key(w, "spend_queries");
 	jsonw_object_begin(w);
@@ -792,6 +886,16 @@ static void save_queries(struct jsonw *w, const struct state *s)
 	jsonw_object_end(w);
 }
 
+/* One account's members: costs_at, spend, spend_queries, models. */
+static void save_acct(struct jsonw *w, const struct acct *a)
+{
+	jsonw_key(w, "costs_at");
+	jsonw_number(w, a->costs_at);
+	save_series(w, "spend", &a->q[Q_DAILY].series, a->spend_sig);
+	save_queries(w, a);
+	save_series(w, "models", &a->models, a->models_sig);
+}
+
 static void save(const void *priv, struct jsonw *w)
 {
 	const struct state *s = priv;
@@ -816,11 +920,20 @@ static void save(const void *priv, struct jsonw *w)
 		jsonw_string(w, s->services.v[i]);
 	jsonw_array_end(w);
 	jsonw_object_end(w);
-	jsonw_key(w, "costs_at");
-	jsonw_number(w, s->costs_at);
-	save_series(w, "spend", &s->q[Q_DAILY].series, s->spend_sig);
-	save_queries(w, s);
-	save_series(w, "models", &s->models, s->models_sig);
+	if (s->nacct == 1 && !*s->acct[0].id) {
+		save_acct(w, &s->acct[0]); /* as the file always was */
+		return;
+	}
+	/* an organization: "ce_accounts": {"<account>": {<the same members>}, ...} */
+	jsonw_key(w, "ce_accounts");
+	jsonw_object_begin(w);
+	for (size_t i = 0; i < s->nacct; i++) {
+		jsonw_key(w, s->acct[i].id);
+		jsonw_object_begin(w);
+		save_acct(w, &s->acct[i]);
+		jsonw_object_end(w);
+	}
+	jsonw_object_end(w);
 }
 
 /* A finite number member of object @o, or -EPROTO. */
@@ -902,7 +1015,7 @@ static int restore_series(const struct jsontape *t, size_t o, struct ce_series *
 }
 
 /* "spend_queries" (absent in a file of the previous release: nothing to restore). */
-static int restore_queries(const struct jsontape *t, size_t o, struct state *s)
+static int restore_queries(const struct jsontape *t, size_t o, struct acct *s)
 {
 	if (o == JT_NONE)
 		return 0;
@@ -935,6 +1048,30 @@ static int restore_queries(const struct jsontape *t, size_t o, struct state *s)
 	return 0;
 }
 
+/* One account's members of object @o into @a; whether it can be served at @now as asked
+ * with the services of @s and @c, in *@same. */
+static int restore_acct(const struct jsontape *t, size_t o, struct acct *a, const struct state *s,
+			const struct conf *c, double now, bool *same)
+{
+	if (get_num(t, o, "costs_at", &a->costs_at) ||
+	    restore_series(t, jt_get(t, o, "spend"), &a->q[Q_DAILY].series, &a->spend_sig) ||
+	    restore_queries(t, jt_get(t, o, "spend_queries"), a) ||
+	    restore_series(t, jt_get(t, o, "models"), &a->models, &a->models_sig))
+		return -EPROTO;
+	/* A file of the previous release has the daily series only (for the day it was read):
+	 * it is served at once and the other queries are made at once. */
+	if (jt_get(t, o, "spend_queries") == JT_NONE && a->costs_at > 0)
+		a->q[Q_DAILY].day = days_of_time(a->costs_at);
+	char *want = spend_signature(c, &s->services);
+	*same = a->spend_sig && strcmp(want, a->spend_sig) == 0 && a->costs_at > 0 &&
+		a->costs_at <= now;
+	free(want);
+	if (a->costs_at > now)
+		log_warn("state file's cost data is dated in the future (was the clock set back?); "
+			 "querying again", "account", a->id);
+	return 0;
+}
+
 static void *restore(const struct jsontape *t, size_t root, const struct conf *c, double now,
 		     struct source_restored *out, char *err, size_t errlen)
 {
@@ -949,7 +1086,7 @@ static void *restore(const struct jsontape *t, size_t root, const struct conf *c
 	    get_num(t, q, "count", &count) || !(count >= 0 && count <= 1e9) ||
 	    !jt_is(t, sv, JT_OBJECT) ||
 	    get_num(t, sv, "at", &s->services_at) || !jt_is(t, jt_get(t, sv, "search"), JT_STRING) ||
-	    !jt_is(t, values, JT_ARRAY) || get_num(t, root, "costs_at", &s->costs_at))
+	    !jt_is(t, values, JT_ARRAY))
 		goto corrupt;
 	s->meter.count = (long)count;
 	s->services_search = jt_strdup(t, jt_get(t, sv, "search"));
@@ -959,34 +1096,48 @@ static void *restore(const struct jsontape *t, size_t root, const struct conf *c
 			goto corrupt;
 		textlist_push(&s->services, str);
 	}
-	if (restore_series(t, jt_get(t, root, "spend"), &s->q[Q_DAILY].series, &s->spend_sig) ||
-	    restore_queries(t, jt_get(t, root, "spend_queries"), s) ||
-	    restore_series(t, jt_get(t, root, "models"), &s->models, &s->models_sig))
-		goto corrupt;
-	/* A file of the previous release has the daily series only (for the day it was read):
-	 * it is served at once and the other queries are made at once. */
-	bool previous_release = jt_get(t, root, "spend_queries") == JT_NONE;
-	if (previous_release && s->costs_at > 0)
-		s->q[Q_DAILY].day = days_of_time(s->costs_at);
+	size_t orgs = jt_get(t, root, "ce_accounts");
+	bool all_same = true, previous_release = false;
+	double oldest = 0;
+	if (c->org_mode != (orgs != JT_NONE)) {
+		all_same = false; /* saved for another setup: asked again */
+	} else if (orgs != JT_NONE) {
+		if (!jt_is(t, orgs, JT_OBJECT))
+			goto corrupt;
+		acct_free(&s->acct[0]);
+		s->nacct = 0;
+		s->acct = xrealloc(s->acct, (jt_count(t, orgs) + 1) * sizeof(*s->acct));
+		for (size_t k = jt_first(t, orgs); k != JT_NONE; k = jt_next(t, orgs, k)) {
+			struct acct *a = &s->acct[s->nacct];
+			*a = (struct acct){ .id = jt_strdup(t, k) };
+			s->nacct++;
+			bool same;
+			if (!a->id || !conf_account_id_ok(a->id) || !jt_is(t, k + 1, JT_OBJECT) ||
+			    restore_acct(t, k + 1, a, s, c, now, &same))
+				goto corrupt;
+			all_same = all_same && same;
+			if (!oldest || a->costs_at < oldest)
+				oldest = a->costs_at;
+		}
 
-	char *want = spend_signature(c, &s->services);
-	bool same = s->spend_sig && strcmp(want, s->spend_sig) == 0;
-	free(want);
-	if (same && s->costs_at > 0 && s->costs_at <= now) {
+	} else {
+		if (restore_acct(t, root, &s->acct[0], s, c, now, &all_same))
+			goto corrupt;
+		oldest = s->acct[0].costs_at;
+		previous_release = jt_get(t, root, "spend_queries") == JT_NONE;
+	}
+	if (all_same) {
 		out->has_data = true;
-		out->at = previous_release ? 0 : s->costs_at;
+		out->at = previous_release ? 0 : oldest;
 		log_info("Cost Explorer data restored", "requests_left_today",
 			 LOG_INT(ce_meter_remaining(&s->meter, c->ce_max_requests_per_day, now)));
-	} else if (same && s->costs_at > now) {
-		log_warn("state file's cost data is dated in the future (was the clock set back?); "
-			 "querying again");
-	} else if (s->costs_at > 0) {
+	} else if (oldest > 0 && oldest <= now) {
 		log_info("state file's cost data was queried with another configuration; querying again");
 	}
 	return s;
 corrupt:
 	snprintf(err, errlen, "the Cost Explorer cache (ce_requests, services, costs_at, spend, "
-		 "spend_queries, models) is malformed");
+		 "spend_queries, models, ce_accounts) is malformed");
 	destroy(s);
 	return NULL;
 }
@@ -1002,7 +1153,7 @@ corrupt:
  * midnights, a clock set back) would serve a wrong 0. The baseline is served for its own days
  * (window_start says which); the previous month's answer while it is that month.
  */
-static void choose_windows(const struct state *s, long today, struct attr_input *in)
+static void choose_windows(const struct acct *s, long today, struct attr_input *in)
 {
 	static const struct ce_series empty;
 	const struct query *qd = &s->q[Q_DAILY], *qb = &s->q[Q_BASELINE], *qm = &s->q[Q_MONTH];
@@ -1037,7 +1188,7 @@ static void choose_windows(const struct state *s, long today, struct attr_input 
 
 const struct ce_series *cost_explorer_models(const void *priv)
 {
-	const struct state *s = priv;
+	const struct acct *s = priv ? first(priv) : NULL;
 	return s && s->models_sig ? &s->models : NULL;
 }
 
@@ -1045,23 +1196,25 @@ const struct ce_series *cost_explorer_models(const void *priv)
  * frees the array, not the projects) and its input in @in. */
 /* The input of an attribution on UTC day @today, no window chosen yet: the projects
  * catalog flattened into *@projects (the caller frees the array, not the projects). */
-static void attr_input_init(const struct conf *c, const struct source_set *set, long today,
-			    const struct project ***projects, size_t *np, struct attr_input *in)
+static void attr_input_init(const struct conf *c, const struct source_set *set,
+			    const struct acct *a, long today, const struct project ***projects,
+			    size_t *np, struct attr_input *in)
 {
 	const struct project_catalog *cat = projects_catalog(source_peer(set, &projects_source));
 	const struct project_catalog none = { 0 };
 	*np = 0;
-	*projects = project_catalog_flatten(cat ? cat : &none, np);
+	/* an account's spend goes to that account's projects only */
+	*projects = project_catalog_flatten(cat ? cat : &none, a->id, np);
 	*in = (struct attr_input){ .projects = *projects, .nprojects = *np,
 				   .keys = &c->ce_attribution_tags,
 				   .tag_labels = &c->projects_tag_labels, .today = today };
 }
 
-static void attribute(const struct state *s, const struct conf *c, const struct source_set *set,
+static void attribute(const struct acct *s, const struct conf *c, const struct source_set *set,
 		      long today, struct attribution *a, const struct project ***projects,
 		      size_t *np, struct attr_input *in)
 {
-	attr_input_init(c, set, today, projects, np, in);
+	attr_input_init(c, set, s, today, projects, np, in);
 	in->models = s->models_sig ? &s->models : NULL;
 	choose_windows(s, today, in);
 	attribution_compute(in, a);
@@ -1073,7 +1226,7 @@ void cost_explorer_attribute(const void *priv, const struct conf *c,
 	const struct project **projects;
 	size_t np;
 	struct attr_input in;
-	attribute(priv, c, set, today, out, &projects, &np, &in);
+	attribute(first(priv), c, set, today, out, &projects, &np, &in);
 	free(projects);
 }
 
@@ -1081,17 +1234,77 @@ void cost_explorer_attribute_judged(const void *priv, const struct conf *c,
 				    const struct source_set *set, long today,
 				    struct attribution *out)
 {
-	const struct state *s = priv;
+	const struct acct *s = first(priv);
 	const struct query *q = &s->q[Q_JUDGED];
 	long day = cost_explorer_judged_day(c, today);
 	const struct project **projects;
 	size_t np;
 	struct attr_input in;
 	/* the windows of the day after it: its "yesterday" is the judged day */
-	attr_input_init(c, set, day + 1, &projects, &np, &in);
+	attr_input_init(c, set, s, day + 1, &projects, &np, &in);
 	if (q->day && covers(&q->series, day, day + 1))
 		in.spend[WIN_YESTERDAY] = &q->series;
 	attribution_compute(&in, out);
+	free(projects);
+}
+
+/* The windows' families over every account: a window is estimated when it is in any
+ * account; it starts where the first account that has it says. */
+struct windows {
+	bool present[WIN_COUNT], estimated[WIN_COUNT];
+	long start[WIN_COUNT];
+};
+
+/* The families of account @ac (label @account) into @r. */
+static void collect_acct(const struct acct *ac, const char *account, const struct collect_ctx *x,
+			 struct windows *win, struct reg *r)
+{
+	const struct conf *c = x->conf;
+	long today = days_of_time(x->now);
+	size_t np = 0;
+	const struct project **projects;
+	struct attribution a;
+	struct attr_input in;
+	attribute(ac, c, x->set, today, &a, &projects, &np, &in);
+	for (int w = 0; w < WIN_COUNT; w++) {
+		if (!a.present[w])
+			continue; /* not read yet: no series rather than a wrong 0 */
+		for (size_t i = 0; i < a.nrows; i++)
+			reg_addv(r, &m_project_cost[w], ce_money(a.rows[i].v[w]), "account_id", account,
+				 "project_id", a.rows[i].project_id, (char *)0);
+		for (size_t i = 0; m_tag_cost[w].name && i < a.ntags; i++)
+			reg_addv(r, &m_tag_cost[w], ce_money(a.tags[i].v[w]), "account_id", account,
+				 "tag_key", a.tags[i].key, "tag_value", a.tags[i].value, (char *)0);
+		long ws, we;
+		days_window((enum window)w, today, &ws, &we);
+		if (in.from[w] || in.to[w])
+			ws = in.from[w];
+		if (!win->present[w])
+			win->start[w] = ws;
+		win->present[w] = true;
+		win->estimated[w] = win->estimated[w] || a.estimated[w];
+	}
+	for (size_t i = 0; i < a.nambiguous; i++)
+		reg_addv(r, &m_ambiguous, (double)a.ambiguous[i].projects, "account_id", account,
+			 "attribution_value", a.ambiguous[i].value, (char *)0);
+	for (size_t i = 0; i < a.nmodels; i++) {
+		const struct model_row *mr = &a.models[i];
+		reg_addv(r, &m_model_yesterday, ce_money(mr->yesterday), "account_id", account,
+			 "service", mr->service, "usage_type", mr->usage_type, "model", mr->model,
+			 "token_type", mr->token_type, (char *)0);
+		reg_addv(r, &m_model_mtd, ce_money(mr->month_to_date), "account_id", account,
+			 "service", mr->service, "usage_type", mr->usage_type, "model", mr->model,
+			 "token_type", mr->token_type, (char *)0);
+	}
+	attribution_free(&a);
+	for (size_t i = 0; i < c->budgets.n; i++) {
+		const struct budget *b = &c->budgets.v[i];
+		for (size_t j = 0; !b->tag && j < np; j++)
+			if (strcmp(projects[j]->id, b->project) == 0 ||
+			    strcmp(projects[j]->name, b->project) == 0)
+				reg_addv(r, &m_project_budget, b->monthly_usd, "account_id", account,
+					 "project_id", projects[j]->id, (char *)0);
+	}
 	free(projects);
 }
 
@@ -1099,62 +1312,29 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 {
 	const struct state *s = priv;
 	const struct conf *c = x->conf;
-	long today = days_of_time(x->now);
-	size_t np = 0;
-	const struct project **projects;
-	struct attribution a;
-	struct attr_input in;
-	attribute(s, c, x->set, today, &a, &projects, &np, &in);
+	struct windows win = { 0 };
+	for (size_t i = 0; i < s->nacct; i++)
+		collect_acct(&s->acct[i], *s->acct[i].id ? s->acct[i].id : accounts_label(x->set), x,
+			     &win, r);
 	for (int w = 0; w < WIN_COUNT; w++) {
-		if (!a.present[w])
-			continue; /* not read yet: no series rather than a wrong 0 */
-		for (size_t i = 0; i < a.nrows; i++)
-			reg_addv(r, &m_project_cost[w], ce_money(a.rows[i].v[w]), "project_id",
-				 a.rows[i].project_id, (char *)0);
-		for (size_t i = 0; m_tag_cost[w].name && i < a.ntags; i++)
-			reg_addv(r, &m_tag_cost[w], ce_money(a.tags[i].v[w]), "tag_key", a.tags[i].key,
-				 "tag_value", a.tags[i].value, (char *)0);
-		long ws, we;
-		days_window((enum window)w, today, &ws, &we);
-		if (in.from[w] || in.to[w])
-			ws = in.from[w];
-		reg_addv(r, &m_window_estimated, a.estimated[w] ? 1 : 0, "window",
+		if (!win.present[w])
+			continue;
+		reg_addv(r, &m_window_estimated, win.estimated[w] ? 1 : 0, "window",
 			 days_window_name((enum window)w), (char *)0);
-		reg_addv(r, &m_window_start, days_start_time(ws), "window",
+		reg_addv(r, &m_window_start, days_start_time(win.start[w]), "window",
 			 days_window_name((enum window)w), (char *)0);
 	}
-	for (size_t i = 0; i < a.nambiguous; i++)
-		reg_addv(r, &m_ambiguous, (double)a.ambiguous[i].projects, "attribution_value",
-			 a.ambiguous[i].value, (char *)0);
-	for (size_t i = 0; i < a.nmodels; i++) {
-		const struct model_row *mr = &a.models[i];
-		reg_addv(r, &m_model_yesterday, ce_money(mr->yesterday), "service", mr->service,
-			 "usage_type", mr->usage_type, "model", mr->model, "token_type", mr->token_type,
-			 (char *)0);
-		reg_addv(r, &m_model_mtd, ce_money(mr->month_to_date), "service", mr->service,
-			 "usage_type", mr->usage_type, "model", mr->model, "token_type",
-			 mr->token_type, (char *)0);
-	}
-	attribution_free(&a);
 	for (size_t i = 0; i < c->budgets.n; i++) {
 		const struct budget *b = &c->budgets.v[i];
-		if (b->tag) {
+		if (b->tag)
 			reg_addv(r, &m_tag_budget, b->monthly_usd, "tag_key", b->tag, "tag_value", b->value,
 				 (char *)0);
-			continue;
-		}
-		for (size_t j = 0; j < np; j++)
-			if (strcmp(projects[j]->id, b->project) == 0 ||
-			    strcmp(projects[j]->name, b->project) == 0)
-				reg_addv(r, &m_project_budget, b->monthly_usd, "project_id", projects[j]->id,
-					 (char *)0);
 	}
 	reg_addv(r, &m_billable, s->meter.billable_total, (char *)0);
 	reg_addv(r, &m_spend, ce_money(s->meter.billable_total * c->ce_request_price_usd), (char *)0);
 	reg_addv(r, &m_remaining,
 		 (double)ce_meter_remaining(&s->meter, c->ce_max_requests_per_day, x->now), (char *)0);
 	reg_addv(r, &m_ceiling, (double)c->ce_max_requests_per_day, (char *)0);
-	free(projects);
 }
 
 static const struct api_op_def operations[] = {

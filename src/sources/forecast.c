@@ -14,6 +14,7 @@
 #include "base/util.h"
 #include "config/conf.h"
 #include "model/registry.h"
+#include "sources/accounts.h"
 #include "sources/ce_api.h"
 #include "sources/ce_client.h"
 #include "sources/cost_explorer.h"
@@ -36,9 +37,11 @@ static const struct metric_def m_forecast[3] = {
 	  "Upper bound (80% prediction interval) of bedrock_cost_month_forecast_usd." },
 };
 
+/* Not in an organization (yet): the management account's forecast is the organization's,
+ * which no shard's spend adds up to. */
 static bool enabled(const struct conf *c)
 {
-	return c->ce_enabled && c->ce_forecast;
+	return c->ce_enabled && c->ce_forecast && !c->org_mode;
 }
 
 static long interval(const struct conf *c)
@@ -176,9 +179,10 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 	    days_month_start(s->day) != days_month_start(today) ||
 	    !cost_explorer_spend_before(source_peer(x->set, &cost_explorer_source), s->day, &actual))
 		return;
-	reg_addv(r, &m_forecast[0], ce_money(actual + s->mean), (char *)0);
-	reg_addv(r, &m_forecast[1], ce_money(actual + s->lower), (char *)0);
-	reg_addv(r, &m_forecast[2], ce_money(actual + s->upper), (char *)0);
+	const char *account = accounts_label(x->set);
+	reg_addv(r, &m_forecast[0], ce_money(actual + s->mean), "account_id", account, (char *)0);
+	reg_addv(r, &m_forecast[1], ce_money(actual + s->lower), "account_id", account, (char *)0);
+	reg_addv(r, &m_forecast[2], ce_money(actual + s->upper), "account_id", account, (char *)0);
 }
 
 static const struct api_op_def operations[] = {

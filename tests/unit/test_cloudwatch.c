@@ -244,7 +244,7 @@ static void midnight_families(void **state)
 	struct conf c = { .cw_prices = { &price, 1 } };
 	long today = DAY0;
 	s->today = today;
-	const char *hour = "bedrock_cost_project_estimated_usd_per_hour{project_id=\"proj_a\"}";
+	const char *hour = "bedrock_cost_project_estimated_usd_per_hour{account_id=\"\",project_id=\"proj_a\"}";
 	/* as restored from the state file: never read since the start, no hourly rate */
 	char *t = collect_text(s, &c, (double)min_of(today, 600) * 60);
 	assert_true(isnan(sample(t, hour)));
@@ -254,9 +254,9 @@ static void midnight_families(void **state)
 	p->settled[IN] = 1e6;
 	for (long m = end - RING; m < end; m++)
 		p->ring[IN][m % RING] = 1000;
-	const char *tok = "bedrock_usage_project_tokens_today{region=\"us-east-1\","
+	const char *tok = "bedrock_usage_project_tokens_today{account_id=\"\",region=\"us-east-1\","
 			  "project_id=\"proj_a\",model=\"openai.gpt-oss-120b\",direction=\"input\"}";
-	const char *est = "bedrock_cost_project_today_estimated_usd{project_id=\"proj_a\"}";
+	const char *est = "bedrock_cost_project_today_estimated_usd{account_id=\"\",project_id=\"proj_a\"}";
 	t = collect_text(s, &c, (double)end * 60 + 30);
 	assert_true(sample(t, tok) == 1e6 + RING * 1000);
 	assert_true(fabs(sample(t, est) - (1e6 + RING * 1000) * 2.0 / 1e6) < 1e-9);

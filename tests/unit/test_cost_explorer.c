@@ -721,7 +721,7 @@ static void expect_window(const char *text, enum window w, long from, long to)
 		double want = ledger(rows_of[i].combo, from, to);
 		if (w == WIN_BASELINE)
 			want /= BASELINE_DAYS;
-		snprintf(name, sizeof(name), "%s{project_id=\"%s\"}", m_project_cost[w].name,
+		snprintf(name, sizeof(name), "%s{account_id=\"\",project_id=\"%s\"}", m_project_cost[w].name,
 			 rows_of[i].id);
 		expect_sample(text, name, want);
 	}
@@ -791,7 +791,7 @@ static void test_first_fill(void **state)
 	}
 	assert_int_equal(remaining(h), 40 - 16);
 	assert_int_equal((long)ce(h)->meter.billable_total, 16);
-	assert_near(ce(h)->costs_at, T0);
+	assert_near(ce(h)->acct[0].costs_at, T0);
 	/* discovery keeps the names that contain "Bedrock", sorted */
 	double at;
 	const struct textlist *sv = cost_explorer_services(ce(h), &at);
@@ -801,8 +801,8 @@ static void test_first_fill(void **state)
 	assert_near(at, T0);
 
 	/* what each query holds: the periods Cost Explorer answered, pages merged */
-	const struct ce_series *qb = &ce(h)->q[Q_BASELINE].series, *qm = &ce(h)->q[Q_MONTH].series;
-	assert_int_equal(ce(h)->q[Q_DAILY].series.n, 2);
+	const struct ce_series *qb = &ce(h)->acct[0].q[Q_BASELINE].series, *qm = &ce(h)->acct[0].q[Q_MONTH].series;
+	assert_int_equal(ce(h)->acct[0].q[Q_DAILY].series.n, 2);
 	assert_int_equal(qb->n, 1);
 	assert_int_equal(qb->days[0].day, T - 8);
 	assert_int_equal(ce_day_end(&qb->days[0]), T - 1);
@@ -813,39 +813,39 @@ static void test_first_fill(void **state)
 	assert_near(amount(qm, NOV1, "", ""), ledger(2, NOV1, T + 1));
 	for (int i = 0; i < Q_COUNT; i++) {
 		/* the judged day is read only for the cloudwatch source (off here) */
-		assert_int_equal(ce(h)->q[i].day, i == Q_JUDGED ? 0 : T);
-		assert_null(ce(h)->q[i].pages.token);
-		assert_int_equal(ce(h)->q[i].partial.n, 0);
+		assert_int_equal(ce(h)->acct[0].q[i].day, i == Q_JUDGED ? 0 : T);
+		assert_null(ce(h)->acct[0].q[i].pages.token);
+		assert_int_equal(ce(h)->acct[0].q[i].partial.n, 0);
 	}
-	assert_near(amount(&ce(h)->models, T - 4, models[1].service, models[1].usage),
+	assert_near(amount(&ce(h)->acct[0].models, T - 4, models[1].service, models[1].usage),
 		    (double)model_cents(1, T - 4, 0, false) / 100);
 
 	char *text = collect_text(h, &cost_explorer_source, h->now);
 	expect_windows(text, T, ALL_WINDOWS);
 	/* the windows one by one, written out */
-	expect_sample(text, "bedrock_cost_project_today_usd{project_id=\"proj_chat\"}",
+	expect_sample(text, "bedrock_cost_project_today_usd{account_id=\"\",project_id=\"proj_chat\"}",
 		      (double)cents(0, T, 0, false) / 100);
-	expect_sample(text, "bedrock_cost_project_yesterday_usd{project_id=\"__untagged__\"}",
+	expect_sample(text, "bedrock_cost_project_yesterday_usd{account_id=\"\",project_id=\"__untagged__\"}",
 		      (double)cents(2, T - 1, 0, false) / 100);
 	long base = 0;
 	for (long d = T - 8; d < T - 1; d++)
 		base += cents(1, d, 0, false);
-	expect_sample(text, "bedrock_cost_project_baseline_daily_usd{project_id=\"proj_search\"}",
+	expect_sample(text, "bedrock_cost_project_baseline_daily_usd{account_id=\"\",project_id=\"proj_search\"}",
 		      (double)base / 100 / 7);
 	long mtd = 0, prev = 0;
 	for (long d = NOV1; d <= T; d++)
 		mtd += cents(0, d, 0, false);
 	for (long d = OCT1; d < NOV1; d++)
 		prev += cents(2, d, 0, false);
-	expect_sample(text, "bedrock_cost_project_month_to_date_usd{project_id=\"proj_chat\"}",
+	expect_sample(text, "bedrock_cost_project_month_to_date_usd{account_id=\"\",project_id=\"proj_chat\"}",
 		      (double)mtd / 100);
-	expect_sample(text, "bedrock_cost_project_previous_month_usd{project_id=\"__untagged__\"}",
+	expect_sample(text, "bedrock_cost_project_previous_month_usd{account_id=\"\",project_id=\"__untagged__\"}",
 		      (double)prev / 100);
 	/* tag families: a project's Team, and __untagged__ for untagged and unmatched spend */
-	expect_sample(text, "bedrock_cost_tag_yesterday_usd{tag_key=\"Team\",tag_value=\"Support\"}",
+	expect_sample(text, "bedrock_cost_tag_yesterday_usd{account_id=\"\",tag_key=\"Team\",tag_value=\"Support\"}",
 		      ledger(0, T - 1, T));
 	expect_sample(text,
-		      "bedrock_cost_tag_month_to_date_usd{tag_key=\"Team\",tag_value=\"__untagged__\"}",
+		      "bedrock_cost_tag_month_to_date_usd{account_id=\"\",tag_key=\"Team\",tag_value=\"__untagged__\"}",
 		      ledger(2, NOV1, T + 1) + ledger(3, NOV1, T + 1));
 	/* today is always estimated; the others are final in this ledger */
 	expect_sample(text, "bedrock_cost_window_estimated{window=\"today\"}", 1);
@@ -856,11 +856,11 @@ static void test_first_fill(void **state)
 	long model_mtd = 0;
 	for (long d = NOV1; d <= T; d++)
 		model_mtd += model_cents(1, d, 0, false);
-	assert_near(sample_prefix(text, "bedrock_cost_model_month_to_date_usd{service=\"Claude Sonnet "
+	assert_near(sample_prefix(text, "bedrock_cost_model_month_to_date_usd{account_id=\"\",service=\"Claude Sonnet "
 					"4.5 (Amazon Bedrock Edition)\",usage_type=\"USE1-MP:"
 					"USE1_InputTokenCount-Units\","),
 		    (double)model_mtd / 100);
-	assert_near(sample_prefix(text, "bedrock_cost_model_yesterday_usd{service=\"Amazon Bedrock\","),
+	assert_near(sample_prefix(text, "bedrock_cost_model_yesterday_usd{account_id=\"\",service=\"Amazon Bedrock\","),
 		    (double)model_cents(0, T - 1, 0, false) / 100);
 	expect_sample(text, "bedrock_cost_exporter_cost_explorer_billable_requests_total", 16);
 	free(text);
@@ -898,15 +898,15 @@ static void test_rereads_by_day(void **state)
 	assert_month(6, T, "");
 	assert_models(7, T - 3, T, "");
 	/* the models' settled days keep what was read first */
-	assert_near(amount(&ce(h)->models, T - 4, models[0].service, models[0].usage),
+	assert_near(amount(&ce(h)->acct[0].models, T - 4, models[0].service, models[0].usage),
 		    (double)model_cents(0, T - 4, 0, false) / 100);
-	assert_near(amount(&ce(h)->models, T - 3, models[0].service, models[0].usage),
+	assert_near(amount(&ce(h)->acct[0].models, T - 3, models[0].service, models[0].usage),
 		    (double)model_cents(0, T - 3, 10000, false) / 100);
-	assert_int_equal(ce(h)->models.n, (size_t)(T + 1 - NOV1));
+	assert_int_equal(ce(h)->acct[0].models.n, (size_t)(T + 1 - NOV1));
 	/* the baseline and the previous month were not asked again: as read first */
-	assert_near(amount(&ce(h)->q[Q_BASELINE].series, T - 8, "Chatbot", "Prod"),
+	assert_near(amount(&ce(h)->acct[0].q[Q_BASELINE].series, T - 8, "Chatbot", "Prod"),
 		    ledger(0, T - 8, T - 1));
-	assert_near(amount(&ce(h)->q[Q_DAILY].series, T, "Chatbot", "Prod"),
+	assert_near(amount(&ce(h)->acct[0].q[Q_DAILY].series, T, "Chatbot", "Prod"),
 		    (double)cents(0, T, 10000, false) / 100);
 	F.bump_cents = 0;
 
@@ -918,7 +918,7 @@ static void test_rereads_by_day(void **state)
 	assert_baseline(9, T + 1, "");
 	assert_month(10, T + 1, "");
 	assert_models(11, T + 1 - 3, T + 1, "");
-	assert_int_equal(ce(h)->q[Q_PREVIOUS].day, T);
+	assert_int_equal(ce(h)->acct[0].q[Q_PREVIOUS].day, T);
 	char *text = collect_text(h, &cost_explorer_source, h->now);
 	expect_windows(text, T + 1, ALL_WINDOWS);
 	free(text);
@@ -947,7 +947,7 @@ static void test_rereads_by_day(void **state)
 	assert_month(19, d2 + 1, "");
 	assert_previous(20, d2 + 1, "");
 	assert_models(21, DEC1, d2 + 1, "");
-	const struct ce_series *qb = &ce(h)->q[Q_BASELINE].series;
+	const struct ce_series *qb = &ce(h)->acct[0].q[Q_BASELINE].series;
 	assert_int_equal(qb->n, 2);
 	assert_int_equal(ce_day_end(&qb->days[0]), DEC1);
 	assert_int_equal(qb->days[1].day, DEC1);
@@ -1011,7 +1011,7 @@ static void test_ceiling_resumes(void **state)
 	assert_contains(err, "daily ceiling of 2 requests reached");
 	assert_contains(err, "still to read: today and yesterday, baseline, month_to_date, "
 			     "previous_month, the per-model spend");
-	const struct query *qd = &ce(h)->q[Q_DAILY];
+	const struct query *qd = &ce(h)->acct[0].q[Q_DAILY];
 	assert_string_equal(qd->pages.token, "g-6");
 	assert_int_equal(qd->pages.pages, 2);
 	assert_int_equal(qd->pages.per_page, 3);
@@ -1020,7 +1020,7 @@ static void test_ceiling_resumes(void **state)
 	assert_int_equal(qd->partial.n, 2); /* Nov 25 whole, Nov 26 begun */
 	assert_int_equal(qd->partial.days[0].n, NCOMBOS);
 	assert_int_equal(qd->partial.days[1].n, 6 - NCOMBOS);
-	assert_near(ce(h)->costs_at, 0);
+	assert_near(ce(h)->acct[0].costs_at, 0);
 	/* nothing is served of a window not read */
 	char *text = collect_text(h, &cost_explorer_source, h->now);
 	expect_windows(text, T, 0);
@@ -1033,7 +1033,7 @@ static void test_ceiling_resumes(void **state)
 			      "\"token\":\"g-6\"");
 	free(text);
 	assert_false(has_data);
-	qd = &ce(h)->q[Q_DAILY];
+	qd = &ce(h)->acct[0].q[Q_DAILY];
 	assert_string_equal(qd->pages.token, "g-6");
 	assert_int_equal(qd->pages.pages, 2);
 	assert_int_equal(qd->partial_day, T);
@@ -1059,7 +1059,7 @@ static void test_ceiling_resumes(void **state)
 	text = collect_text(h, &cost_explorer_source, h->now);
 	expect_windows(text, T, ALL_WINDOWS & ~BIT(WIN_PREVIOUS_MONTH));
 	free(text);
-	assert_string_equal(ce(h)->q[Q_PREVIOUS].pages.token, "g-3");
+	assert_string_equal(ce(h)->acct[0].q[Q_PREVIOUS].pages.token, "g-3");
 
 	/* another restart, then a ceiling that covers the rest */
 	text = save_restore(h, NULL);
@@ -1069,7 +1069,7 @@ static void test_ceiling_resumes(void **state)
 	text = collect_text(h, &cost_explorer_source, h->now);
 	expect_windows(text, T, ALL_WINDOWS & ~BIT(WIN_PREVIOUS_MONTH));
 	free(text);
-	assert_int_equal(ce(h)->q[Q_PREVIOUS].pages.pages, 1);
+	assert_int_equal(ce(h)->acct[0].q[Q_PREVIOUS].pages.pages, 1);
 	assert_false(reload(h, conf_with("", "max_requests_per_day = 40; " SERVICES)));
 	h->now = T0 + 1200;
 	assert_int_equal(run_ce(h, err, sizeof(err)), 0);
@@ -1082,10 +1082,10 @@ static void test_ceiling_resumes(void **state)
 	assert_previous(13, T, "g-3"); /* goes on: its first page is not asked again */
 	assert_models(14, NOV1, T, "");
 	assert_int_equal(remaining(h), 40 - 15);
-	assert_near(ce(h)->costs_at, T0 + 1200);
+	assert_near(ce(h)->acct[0].costs_at, T0 + 1200);
 	for (int i = 0; i < Q_COUNT; i++) {
-		assert_null(ce(h)->q[i].pages.token);
-		assert_int_equal(ce(h)->q[i].partial.n, 0);
+		assert_null(ce(h)->acct[0].q[i].pages.token);
+		assert_int_equal(ce(h)->acct[0].q[i].partial.n, 0);
 	}
 	/* pages the answers need: daily 3, baseline 2, month 2, previous 2, models 1 = 10;
 	 * sent: 15 = those 10 + the daily (3) and month (2) queries read again by the plan */
@@ -1141,8 +1141,8 @@ static void test_ceiling_counts_retries(void **state)
 	assert_contains(err, "ceiling");
 	assert_contains(err, "still to read: today and yesterday, month_to_date, the per-model spend");
 	/* the answers read before still serve */
-	assert_int_equal(ce(h)->q[Q_DAILY].day, T);
-	assert_int_equal(ce(h)->q[Q_DAILY].series.n, 2);
+	assert_int_equal(ce(h)->acct[0].q[Q_DAILY].day, T);
+	assert_int_equal(ce(h)->acct[0].q[Q_DAILY].series.n, 2);
 }
 
 /* ---- 4. a partial fill of an earlier day ---- */
@@ -1164,8 +1164,8 @@ static void test_partial_of_earlier_day_dropped(void **state)
 	assert_daily(1, T, "g-3");
 	assert_daily(2, T, "g-6");
 	assert_baseline(3, T, "");
-	assert_string_equal(ce(h)->q[Q_BASELINE].pages.token, "g-3");
-	assert_int_equal(ce(h)->q[Q_BASELINE].partial_day, T);
+	assert_string_equal(ce(h)->acct[0].q[Q_BASELINE].pages.token, "g-3");
+	assert_int_equal(ce(h)->acct[0].q[Q_BASELINE].partial_day, T);
 	assert_contains(err, "still to read: baseline, month_to_date, previous_month, the per-model "
 			     "spend");
 	char *text = collect_text(h, &cost_explorer_source, h->now);
@@ -1182,10 +1182,10 @@ static void test_partial_of_earlier_day_dropped(void **state)
 	assert_daily(5, T + 1, "g-3");
 	assert_daily(6, T + 1, "g-6");
 	assert_req(7, CAU, "MONTHLY", T - 7, T, TAGQ, "");
-	assert_int_equal(ce(h)->q[Q_BASELINE].partial_day, T + 1);
-	assert_int_equal(ce(h)->q[Q_BASELINE].partial.n, 1);
-	assert_int_equal(ce(h)->q[Q_BASELINE].partial.days[0].day, T - 7);
-	assert_int_equal(ce(h)->q[Q_BASELINE].partial.days[0].n, 3);
+	assert_int_equal(ce(h)->acct[0].q[Q_BASELINE].partial_day, T + 1);
+	assert_int_equal(ce(h)->acct[0].q[Q_BASELINE].partial.n, 1);
+	assert_int_equal(ce(h)->acct[0].q[Q_BASELINE].partial.days[0].day, T - 7);
+	assert_int_equal(ce(h)->acct[0].q[Q_BASELINE].partial.days[0].n, 3);
 
 	/* the same day with a higher ceiling: that fill (of today) goes on */
 	assert_false(reload(h, conf_with("", "max_requests_per_day = 40; " SERVICES)));
@@ -1230,9 +1230,9 @@ static void test_page_cap(void **state)
 	assert_contains(err, "pagination did not end after 10 pages");
 	assert_contains(err, "twice the pages its size needs");
 	assert_near(apistats_errors(OP_CE_GET_COST_AND_USAGE, REASON_PARSE) - parse0, 1);
-	assert_null(ce(h)->q[Q_DAILY].pages.token);
-	assert_int_equal(ce(h)->q[Q_DAILY].partial.n, 0);
-	assert_int_equal(ce(h)->q[Q_DAILY].day, 0);
+	assert_null(ce(h)->acct[0].q[Q_DAILY].pages.token);
+	assert_int_equal(ce(h)->acct[0].q[Q_DAILY].partial.n, 0);
+	assert_int_equal(ce(h)->acct[0].q[Q_DAILY].day, 0);
 
 	/* the pagination ends again: the next refresh starts over and reads everything */
 	F.endless = NULL;
@@ -1253,9 +1253,9 @@ static void test_page_cap(void **state)
 	assert_contains(err, "pagination did not end after 10 pages");
 	assert_near(apistats_errors(OP_CE_GET_COST_AND_USAGE, REASON_PARSE) - parse0, 2);
 	/* the last complete daily answer still serves */
-	assert_int_equal(ce(h)->q[Q_DAILY].day, T);
-	assert_int_equal(ce(h)->q[Q_DAILY].series.n, 2);
-	assert_null(ce(h)->q[Q_DAILY].pages.token);
+	assert_int_equal(ce(h)->acct[0].q[Q_DAILY].day, T);
+	assert_int_equal(ce(h)->acct[0].q[Q_DAILY].series.n, 2);
+	assert_null(ce(h)->acct[0].q[Q_DAILY].pages.token);
 	char *text = collect_text(h, &cost_explorer_source, h->now);
 	assert_contains(text, "bedrock_cost_project_today_usd{");
 	free(text);
@@ -1313,8 +1313,8 @@ static void test_page_cap(void **state)
 	assert_daily(sent + 1, DEC1 + 2, "loop");
 	assert_contains(err, "repeats");
 	assert_near(apistats_errors(OP_CE_GET_COST_AND_USAGE, REASON_PARSE) - parse0, 7);
-	assert_null(ce(h)->q[Q_DAILY].pages.token);
-	assert_int_equal(ce(h)->q[Q_DAILY].partial.n, 0);
+	assert_null(ce(h)->acct[0].q[Q_DAILY].pages.token);
+	assert_int_equal(ce(h)->acct[0].q[Q_DAILY].partial.n, 0);
 }
 
 /* A fill cut by the ceiling survives a transient failure (throttled, retries spent): the
@@ -1330,7 +1330,7 @@ static void test_bad_resume_starts_over(void **state)
 	double parse0 = apistats_errors(OP_CE_GET_COST_AND_USAGE, REASON_PARSE);
 
 	assert_int_equal(run_ce(h, err, sizeof(err)), -EDQUOT);
-	assert_string_equal(ce(h)->q[Q_DAILY].pages.token, "g-6");
+	assert_string_equal(ce(h)->acct[0].q[Q_DAILY].pages.token, "g-6");
 
 	/* throttled, no retry left: a failure, the fill kept as it was */
 	assert_false(reload(h, conf_with("", "max_requests_per_day = 40; " SERVICES)));
@@ -1339,9 +1339,9 @@ static void test_bad_resume_starts_over(void **state)
 	assert_int_equal(run_ce(h, err, sizeof(err)), -EIO);
 	assert_int_equal(F.n, 3);
 	assert_daily(2, T, "g-6");
-	assert_string_equal(ce(h)->q[Q_DAILY].pages.token, "g-6");
-	assert_int_equal(ce(h)->q[Q_DAILY].pages.pages, 2);
-	assert_int_equal(ce(h)->q[Q_DAILY].partial.n, 2);
+	assert_string_equal(ce(h)->acct[0].q[Q_DAILY].pages.token, "g-6");
+	assert_int_equal(ce(h)->acct[0].q[Q_DAILY].pages.pages, 2);
+	assert_int_equal(ce(h)->acct[0].q[Q_DAILY].partial.n, 2);
 
 	/* the resumed token is refused */
 	F.reject_tokens = true;
@@ -1351,9 +1351,9 @@ static void test_bad_resume_starts_over(void **state)
 	assert_daily(3, T, "g-6");
 	assert_contains(err, "InvalidNextTokenException");
 	assert_near(apistats_errors(OP_CE_GET_COST_AND_USAGE, REASON_CLIENT) - client0, 1);
-	assert_null(ce(h)->q[Q_DAILY].pages.token);
-	assert_int_equal(ce(h)->q[Q_DAILY].partial.n, 0);
-	assert_int_equal(ce(h)->q[Q_DAILY].pages.pages, 0);
+	assert_null(ce(h)->acct[0].q[Q_DAILY].pages.token);
+	assert_int_equal(ce(h)->acct[0].q[Q_DAILY].partial.n, 0);
+	assert_int_equal(ce(h)->acct[0].q[Q_DAILY].pages.pages, 0);
 
 	/* then all of it again, from the first page */
 	F.reject_tokens = false;
@@ -1363,7 +1363,7 @@ static void test_bad_resume_starts_over(void **state)
 	assert_daily(4, T, "");
 	assert_daily(5, T, "g-3");
 	assert_daily(6, T, "g-6");
-	const struct ce_series *sd = &ce(h)->q[Q_DAILY].series;
+	const struct ce_series *sd = &ce(h)->acct[0].q[Q_DAILY].series;
 	assert_int_equal(sd->n, 2);
 	for (long d = T - 1; d <= T; d++) {
 		assert_int_equal(ce_series_find(sd, d)->n, NCOMBOS);
@@ -1377,7 +1377,7 @@ static void test_bad_resume_starts_over(void **state)
 	int sent = F.n;
 	assert_int_equal(run_ce(h, err, sizeof(err)), -EDQUOT);
 	assert_int_equal(F.n - sent, 2);
-	assert_string_equal(ce(h)->q[Q_DAILY].pages.token, "g-6");
+	assert_string_equal(ce(h)->acct[0].q[Q_DAILY].pages.token, "g-6");
 	assert_false(reload(h, conf_with("", "max_requests_per_day = 40; " SERVICES)));
 	F.garble_tokens = true;
 	h->now += 600;
@@ -1386,10 +1386,10 @@ static void test_bad_resume_starts_over(void **state)
 	assert_int_equal(F.n - sent, 1);
 	assert_daily(sent, T, "g-6");
 	assert_near(apistats_errors(OP_CE_GET_COST_AND_USAGE, REASON_PARSE) - parse0, 1);
-	assert_null(ce(h)->q[Q_DAILY].pages.token);
-	assert_int_equal(ce(h)->q[Q_DAILY].partial.n, 0);
+	assert_null(ce(h)->acct[0].q[Q_DAILY].pages.token);
+	assert_int_equal(ce(h)->acct[0].q[Q_DAILY].partial.n, 0);
 	/* the last complete answer stays */
-	assert_int_equal(ce(h)->q[Q_DAILY].series.n, 2);
+	assert_int_equal(ce(h)->acct[0].q[Q_DAILY].series.n, 2);
 	F.garble_tokens = false;
 	h->now += 600;
 	sent = F.n;
@@ -1418,8 +1418,8 @@ static void test_signature_drops_answers(void **state)
 	assert_int_equal(run_ce(h, err, sizeof(err)), -EDQUOT);
 	assert_int_equal(F.n, 9);
 	assert_month(8, T, "");
-	assert_string_equal(ce(h)->q[Q_MONTH].pages.token, "g-3");
-	assert_int_equal(ce(h)->q[Q_MONTH].day, T); /* the answer of the first fill */
+	assert_string_equal(ce(h)->acct[0].q[Q_MONTH].pages.token, "g-3");
+	assert_int_equal(ce(h)->acct[0].q[Q_MONTH].day, T); /* the answer of the first fill */
 
 	/* another attribution tag, no request left: every answer and the fill are gone */
 	struct conf *team = conf_with("", "max_requests_per_day = 9; attribution_tags = [\"Team\"]; "
@@ -1430,10 +1430,10 @@ static void test_signature_drops_answers(void **state)
 	assert_int_equal(run_ce(h, err, sizeof(err)), -EDQUOT);
 	assert_int_equal(F.n, 9);
 	for (int i = 0; i < Q_COUNT; i++) {
-		assert_int_equal(ce(h)->q[i].day, 0);
-		assert_int_equal(ce(h)->q[i].series.n, 0);
-		assert_null(ce(h)->q[i].pages.token);
-		assert_int_equal(ce(h)->q[i].partial.n, 0);
+		assert_int_equal(ce(h)->acct[0].q[i].day, 0);
+		assert_int_equal(ce(h)->acct[0].q[i].series.n, 0);
+		assert_null(ce(h)->acct[0].q[i].pages.token);
+		assert_int_equal(ce(h)->acct[0].q[i].partial.n, 0);
 	}
 	assert_contains(err, "still to read: today and yesterday, baseline, month_to_date, "
 			     "previous_month, the per-model spend");
@@ -1479,7 +1479,7 @@ static void test_signature_drops_answers(void **state)
 	}
 	assert_models(18, T - 3, T, "");
 	for (int i = 0; i < Q_JUDGED; i++) { /* (not read with the cloudwatch source off) */
-		const struct ce_series *s = &ce(h)->q[i].series;
+		const struct ce_series *s = &ce(h)->acct[0].q[i].series;
 		assert_true(s->n > 0);
 		for (size_t d = 0; d < s->n; d++) {
 			assert_int_equal(s->days[d].n, NCOMBOS);
@@ -1487,8 +1487,8 @@ static void test_signature_drops_answers(void **state)
 				assert_null(s->days[d].g[g].k[1]); /* nothing left of the two-tag query */
 		}
 	}
-	assert_near(amount(&ce(h)->q[Q_DAILY].series, T, "Support", NULL), ledger(0, T, T + 1));
-	assert_near(amount(&ce(h)->q[Q_PREVIOUS].series, OCT1, "Ops", NULL), ledger(3, OCT1, NOV1));
+	assert_near(amount(&ce(h)->acct[0].q[Q_DAILY].series, T, "Support", NULL), ledger(0, T, T + 1));
+	assert_near(amount(&ce(h)->acct[0].q[Q_PREVIOUS].series, OCT1, "Ops", NULL), ledger(3, OCT1, NOV1));
 	text = collect_text(h, &cost_explorer_source, h->now);
 	expect_windows(text, T, ALL_WINDOWS); /* the projects' Team tags match as before */
 	free(text);
@@ -1510,9 +1510,9 @@ static void test_signature_drops_answers(void **state)
 	assert_models(sent + 4, NOV1, T, "");
 	for (int i = sent; i < F.n; i++)
 		assert_string_equal(F.r[i].metric, "AmortizedCost");
-	assert_near(amount(&ce(h)->q[Q_MONTH].series, NOV1, "Support", NULL),
+	assert_near(amount(&ce(h)->acct[0].q[Q_MONTH].series, NOV1, "Support", NULL),
 		    2 * ledger(0, NOV1, T + 1));
-	assert_near(amount(&ce(h)->models, T - 10, models[0].service, models[0].usage),
+	assert_near(amount(&ce(h)->acct[0].models, T - 10, models[0].service, models[0].usage),
 		    (double)model_cents(0, T - 10, 0, true) / 100);
 
 	/* an unrelated change asks nothing new */
@@ -1649,8 +1649,8 @@ static void test_families_and_midnight(void **state)
 	assert_near(actual, ledger_all(NOV1, T));
 	assert_false(cost_explorer_spend_before(ce(h), T - 5, &actual)); /* not from what was read */
 	text = collect_text(h, &forecast_source, h->now);
-	expect_sample(text, "bedrock_cost_month_forecast_usd", ledger_all(NOV1, T) + 300);
-	expect_sample(text, "bedrock_cost_month_forecast_lower_usd", ledger_all(NOV1, T) + 250);
+	expect_sample(text, "bedrock_cost_month_forecast_usd{account_id=\"\"}", ledger_all(NOV1, T) + 300);
+	expect_sample(text, "bedrock_cost_month_forecast_lower_usd{account_id=\"\"}", ledger_all(NOV1, T) + 250);
 	free(text);
 
 	/* rendered after midnight UTC without a refresh: a new day's allowance, the same counters;
@@ -1668,7 +1668,7 @@ static void test_families_and_midnight(void **state)
 	expect_sample(text, "bedrock_cost_window_estimated{window=\"month_to_date\"}", 1);
 	free(text);
 	text = collect_text(h, &forecast_source, days_start_time(T + 1) + 60);
-	expect_sample(text, "bedrock_cost_month_forecast_usd", ledger_all(NOV1, T) + 300);
+	expect_sample(text, "bedrock_cost_month_forecast_usd{account_id=\"\"}", ledger_all(NOV1, T) + 300);
 	free(text);
 	/* two midnights without a refresh (a day-long outage): the daily answer holds neither
 	 * today nor yesterday and the month's misses two days, so they have no series rather
@@ -1705,8 +1705,8 @@ static void test_families_and_midnight(void **state)
 	assert_int_equal(run_ce(h, err, sizeof(err)), 0);
 	assert_int_equal(F.n, 16);
 	assert_month(14, nov30, "");
-	assert_int_equal(ce(h)->q[Q_MONTH].series.days[0].day, NOV1);
-	assert_int_equal(ce_day_end(&ce(h)->q[Q_MONTH].series.days[0]), DEC1);
+	assert_int_equal(ce(h)->acct[0].q[Q_MONTH].series.days[0].day, NOV1);
+	assert_int_equal(ce_day_end(&ce(h)->acct[0].q[Q_MONTH].series.days[0]), DEC1);
 	text = collect_text(h, &cost_explorer_source, days_start_time(DEC1) + 60);
 	expect_window(text, WIN_TODAY, DEC1, DEC1);
 	expect_window(text, WIN_YESTERDAY, nov30, DEC1);
@@ -1838,8 +1838,8 @@ static void test_configured_services_and_month_start(void **state)
 	assert_int_equal(sv->n, 2);
 	assert_string_equal(sv->v[0], "Amazon Bedrock");
 	/* the models cache dropped Nov 30, which left its window */
-	assert_null(ce_series_find(&ce(h)->models, DEC1 - 1));
-	assert_non_null(ce_series_find(&ce(h)->models, DEC1));
+	assert_null(ce_series_find(&ce(h)->acct[0].models, DEC1 - 1));
+	assert_non_null(ce_series_find(&ce(h)->acct[0].models, DEC1));
 }
 
 /* With the cloudwatch source on, the per-model days reach CE_CLOUDWATCH_DAYS back also early
@@ -1858,9 +1858,9 @@ static void test_models_reach_back_for_cloudwatch(void **state)
 	assert_int_equal(F.n, 6);
 	assert_req(4, CAU, "DAILY", DEC1 - 3, DEC1 - 2, TAGQ, ""); /* settle_days = 3 */
 	assert_models(5, DEC1 - CE_CLOUDWATCH_DAYS, DEC1, "");
-	assert_non_null(ce_series_find(&ce(h)->models, DEC1 - CE_CLOUDWATCH_DAYS));
+	assert_non_null(ce_series_find(&ce(h)->acct[0].models, DEC1 - CE_CLOUDWATCH_DAYS));
 	/* and not further */
-	assert_null(ce_series_find(&ce(h)->models, DEC1 - CE_CLOUDWATCH_DAYS - 1));
+	assert_null(ce_series_find(&ce(h)->acct[0].models, DEC1 - CE_CLOUDWATCH_DAYS - 1));
 	assert_int_equal(cost_explorer_judged_day(h->conf, DEC1), DEC1 - 3);
 	/* its spend per project, as "yesterday" of the day after it */
 	struct attribution a;
@@ -1921,10 +1921,10 @@ static void test_estimated_is_read_again(void **state)
 
 	assert_int_equal(run_ce(h, err, sizeof(err)), 0);
 	assert_int_equal(F.n, 5);
-	assert_true(ce(h)->q[Q_PREVIOUS].series.days[0].estimated);
-	assert_true(ce(h)->q[Q_MONTH].series.days[0].estimated);
-	assert_true(ce_series_find(&ce(h)->models, T - 10)->estimated);
-	assert_false(ce_series_find(&ce(h)->models, T - 11)->estimated);
+	assert_true(ce(h)->acct[0].q[Q_PREVIOUS].series.days[0].estimated);
+	assert_true(ce(h)->acct[0].q[Q_MONTH].series.days[0].estimated);
+	assert_true(ce_series_find(&ce(h)->acct[0].models, T - 10)->estimated);
+	assert_false(ce_series_find(&ce(h)->acct[0].models, T - 11)->estimated);
 	char *text = collect_text(h, &cost_explorer_source, h->now);
 	expect_sample(text, "bedrock_cost_window_estimated{window=\"previous_month\"}", 1);
 	expect_sample(text, "bedrock_cost_window_estimated{window=\"month_to_date\"}", 1);
@@ -1950,14 +1950,14 @@ static void test_estimated_is_read_again(void **state)
 	assert_month(10, T + 1, "");
 	assert_previous(11, T + 1, "");
 	assert_models(12, T - 10, T + 1, "");
-	const struct ce_series *qp = &ce(h)->q[Q_PREVIOUS].series;
+	const struct ce_series *qp = &ce(h)->acct[0].q[Q_PREVIOUS].series;
 	assert_false(qp->days[0].estimated);
 	assert_near(amount(qp, OCT1, "Chatbot", "Prod"), ledger(0, OCT1, NOV1) + 31 * 5.0);
-	assert_near(amount(&ce(h)->models, T - 11, models[0].service, models[0].usage),
+	assert_near(amount(&ce(h)->acct[0].models, T - 11, models[0].service, models[0].usage),
 		    (double)model_cents(0, T - 11, 0, false) / 100);
-	assert_near(amount(&ce(h)->models, T - 10, models[0].service, models[0].usage),
+	assert_near(amount(&ce(h)->acct[0].models, T - 10, models[0].service, models[0].usage),
 		    (double)model_cents(0, T - 10, 500, false) / 100);
-	assert_false(ce_series_find(&ce(h)->models, T - 10)->estimated);
+	assert_false(ce_series_find(&ce(h)->acct[0].models, T - 10)->estimated);
 
 	/* final now: kept for the rest of the month; the models back to the last settle_days */
 	h->now = T0 + 2 * 86400;

@@ -76,17 +76,17 @@ static void projects_families(void **state)
 	char *out = render(&set, c, 1795651200);
 
 	assert_non_null(strstr(out,
-		"bedrock_cost_project_info{region=\"us-east-1\",project_id=\"proj_a\","
+		"bedrock_cost_project_info{account_id=\"\",region=\"us-east-1\",project_id=\"proj_a\","
 		"project_name=\"A \\\"quoted\\\"\",project_arn=\"\",status=\"archived\","
 		"tag_application=\"Chat\",tag_environment=\"\",tag_team=\"\",tag_costcenter=\"\"} 1\n"));
 	assert_non_null(strstr(out,
-		"bedrock_cost_project_tag_info{region=\"us-east-1\",project_id=\"proj_a\",key=\"Owner\","
+		"bedrock_cost_project_tag_info{account_id=\"\",region=\"us-east-1\",project_id=\"proj_a\",key=\"Owner\","
 		"value=\"x\\\\y\"} 1\n"));
 	assert_non_null(strstr(out,
-		"bedrock_cost_project_created_timestamp_seconds{region=\"us-east-1\",project_id=\"proj_b\"} 300\n"));
-	assert_non_null(strstr(out, "bedrock_cost_projects{region=\"us-east-1\",status=\"active\"} 1\n"));
-	assert_non_null(strstr(out, "bedrock_cost_projects{region=\"us-east-1\",status=\"archived\"} 1\n"));
-	assert_non_null(strstr(out, "bedrock_cost_projects{region=\"us-east-1\",status=\"suspended\"} 1\n"));
+		"bedrock_cost_project_created_timestamp_seconds{account_id=\"\",region=\"us-east-1\",project_id=\"proj_b\"} 300\n"));
+	assert_non_null(strstr(out, "bedrock_cost_projects{account_id=\"\",region=\"us-east-1\",status=\"active\"} 1\n"));
+	assert_non_null(strstr(out, "bedrock_cost_projects{account_id=\"\",region=\"us-east-1\",status=\"archived\"} 1\n"));
+	assert_non_null(strstr(out, "bedrock_cost_projects{account_id=\"\",region=\"us-east-1\",status=\"suspended\"} 1\n"));
 	assert_null(strstr(out, "eu-west-1")); /* never listed: no series at all */
 	assert_non_null(strstr(out, "bedrock_cost_exporter_source_up{source=\"projects\"} 1\n"));
 	assert_non_null(strstr(out,
@@ -97,7 +97,7 @@ static void projects_families(void **state)
 		"bedrock_cost_exporter_api_request_errors_total{api=\"bedrock_mantle\","
 		"operation=\"ListProjects\",reason=\"throttled\"} 0\n"));
 	/* the default project has no tag_info series */
-	assert_null(strstr(out, "project_tag_info{region=\"us-east-1\",project_id=\"default\""));
+	assert_null(strstr(out, "project_tag_info{account_id=\"\",region=\"us-east-1\",project_id=\"default\""));
 	/* disabled sources (cost_explorer.enabled = false) export nothing, not even health */
 	assert_null(strstr(out, "source=\"cost_explorer\""));
 	assert_null(strstr(out, "bedrock_cost_exporter_cost_explorer_"));
@@ -141,8 +141,8 @@ static void budget_matching(void **state)
 		"{\"id\":\"proj_a\",\"name\":\"Chat Prod\",\"status\":\"active\",\"created_at\":1},"
 		"{\"id\":\"proj_b\",\"name\":\"B\",\"status\":\"active\",\"created_at\":1}]}}");
 	char *out = render(&set, c, 1795651200);
-	assert_non_null(strstr(out, "bedrock_cost_project_budget_monthly_usd{project_id=\"proj_a\"} 500\n"));
-	assert_non_null(strstr(out, "bedrock_cost_project_budget_monthly_usd{project_id=\"proj_b\"} 7\n"));
+	assert_non_null(strstr(out, "bedrock_cost_project_budget_monthly_usd{account_id=\"\",project_id=\"proj_a\"} 500\n"));
+	assert_non_null(strstr(out, "bedrock_cost_project_budget_monthly_usd{account_id=\"\",project_id=\"proj_b\"} 7\n"));
 	assert_null(strstr(out, "Gone"));
 	assert_non_null(strstr(out, "bedrock_cost_tag_budget_monthly_usd{tag_key=\"Team\",tag_value=\"DataScience\"} 2000\n"));
 	/* no cost data yet: no cost series, but the request counters exist */

@@ -35,7 +35,7 @@
 
 /* The four rows of source_table (sources/table.c), in whatever order it lists them: a set
  * made from the table, and its restored[] flags, follow that order. Set by find_rows(). */
-#define N_SOURCES 5
+#define N_SOURCES 6
 static size_t I_PROJECTS, I_COSTS, I_FORECAST, I_TAGS, I_CW;
 
 static size_t row_of(const struct source_def *d)
@@ -166,6 +166,8 @@ static void fixture_regions(struct fixture *f, const char *r0, const char *r1)
 	f->cat.regions = xcalloc(2, sizeof(*f->cat.regions));
 	f->cat.regions[0].region = xstrdup(r0);
 	f->cat.regions[1].region = xstrdup(r1);
+	f->cat.regions[0].account = xstrdup("");
+	f->cat.regions[1].account = xstrdup("");
 }
 
 static void fixture_free(struct fixture *f)
