@@ -66,7 +66,7 @@ DEB_BUILD_PKGS := gcc make pkg-config libc6-dev libmicrohttpd-dev libconfig-dev 
 # only the tests need these (the packaging checks compare the build list with debian/control
 # and the Dockerfile)
 DEB_TEST_PKGS  := libcmocka-dev libcjson-dev prometheus python3 python3-botocore git ca-certificates \
-                  shellcheck curl openssl valgrind libfaketime
+                  python3-yaml shellcheck curl openssl valgrind libfaketime
 DEB_PKGS       := $(DEB_BUILD_PKGS) $(DEB_TEST_PKGS)
 
 .PHONY: all deps check unit fuzz fuzz-replay integration faults soak valgrind security-check dashboards-check docs-check demo demo-smoke clean pkgcheck

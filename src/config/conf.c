@@ -124,7 +124,8 @@ static const struct key keys[] = {
 	  3600, 604800, NULL, "Seconds between checks that the tag keys are active cost allocation tags." },
 	{ "cloudwatch.enabled", T_BOOL, OFF(cw_enabled), 1, NULL, 0, 1, NULL,
 	  "Estimate each project's spend within minutes from CloudWatch token metrics "
-	  "(AWS/BedrockMantle) in every projects.regions region (source \"cloudwatch\")." },
+	  "(AWS/BedrockMantle) in every projects.regions region (source \"cloudwatch\"); off in "
+	  "an organization." },
 	{ "cloudwatch.endpoint", T_STRING, OFF(cw_endpoint), 0,
 	  "https://monitoring.{region}.amazonaws.com", 8, 1024, NULL,
 	  "CloudWatch endpoint; {region} is replaced by each region." },

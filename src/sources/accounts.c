@@ -105,11 +105,12 @@ static void known_push(struct known_list *l, const char *id, const char *name, c
 	l->v[l->n++] = (struct known){ xstrdup(id), xstrdup(name), xstrdup(status) };
 }
 
+/* Wherever costs are read (the cost series need an account_id; GetCallerIdentity needs
+ * the credentials they are read with) or an organization is served. Projects listed alone
+ * name their account from their arn (projects.c). */
 static bool enabled(const struct conf *c)
 {
-	/* wherever AWS credentials are used: an account to name (GetCallerIdentity needs them) */
-	return c->org_mode || c->ce_enabled || c->cw_enabled ||
-	       (c->projects_enabled && c->projects_auth == AUTH_SIGV4);
+	return c->org_mode || c->ce_enabled || c->cw_enabled;
 }
 
 static long interval(const struct conf *c)

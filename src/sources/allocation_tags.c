@@ -16,6 +16,7 @@
 #include "base/util.h"
 #include "config/conf.h"
 #include "model/registry.h"
+#include "sources/accounts.h"
 #include "sources/ce_api.h"
 #include "sources/ce_client.h"
 #include "sources/cost_explorer.h"
@@ -203,7 +204,8 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 	if (!x->health->has_data)
 		return;
 	for (size_t i = 0; i < s->keys.n; i++)
-		reg_addv(r, &m_tag_active, s->active[i] ? 1 : 0, "tag_key", s->keys.v[i], (char *)0);
+		reg_addv(r, &m_tag_active, s->active[i] ? 1 : 0, "account_id", accounts_label(x->set),
+			 "tag_key", s->keys.v[i], (char *)0);
 }
 
 static const struct api_op_def operations[] = {

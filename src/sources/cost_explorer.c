@@ -1248,16 +1248,9 @@ void cost_explorer_attribute_judged(const void *priv, const struct conf *c,
 	free(projects);
 }
 
-/* The windows' families over every account: a window is estimated when it is in any
- * account; it starts where the first account that has it says. */
-struct windows {
-	bool present[WIN_COUNT], estimated[WIN_COUNT];
-	long start[WIN_COUNT];
-};
-
 /* The families of account @ac (label @account) into @r. */
 static void collect_acct(const struct acct *ac, const char *account, const struct collect_ctx *x,
-			 struct windows *win, struct reg *r)
+			 struct reg *r)
 {
 	const struct conf *c = x->conf;
 	long today = days_of_time(x->now);
@@ -1279,10 +1272,10 @@ static void collect_acct(const struct acct *ac, const char *account, const struc
 		days_window((enum window)w, today, &ws, &we);
 		if (in.from[w] || in.to[w])
 			ws = in.from[w];
-		if (!win->present[w])
-			win->start[w] = ws;
-		win->present[w] = true;
-		win->estimated[w] = win->estimated[w] || a.estimated[w];
+		reg_addv(r, &m_window_estimated, a.estimated[w] ? 1 : 0, "account_id", account,
+			 "window", days_window_name((enum window)w), (char *)0);
+		reg_addv(r, &m_window_start, days_start_time(ws), "account_id", account, "window",
+			 days_window_name((enum window)w), (char *)0);
 	}
 	for (size_t i = 0; i < a.nambiguous; i++)
 		reg_addv(r, &m_ambiguous, (double)a.ambiguous[i].projects, "account_id", account,
@@ -1297,8 +1290,12 @@ static void collect_acct(const struct acct *ac, const char *account, const struc
 			 "token_type", mr->token_type, (char *)0);
 	}
 	attribution_free(&a);
+	/* a tag budget holds in every account: each account's spend is measured against it */
 	for (size_t i = 0; i < c->budgets.n; i++) {
 		const struct budget *b = &c->budgets.v[i];
+		if (b->tag)
+			reg_addv(r, &m_tag_budget, b->monthly_usd, "account_id", account, "tag_key",
+				 b->tag, "tag_value", b->value, (char *)0);
 		for (size_t j = 0; !b->tag && j < np; j++)
 			if (strcmp(projects[j]->id, b->project) == 0 ||
 			    strcmp(projects[j]->name, b->project) == 0)
@@ -1312,24 +1309,9 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 {
 	const struct state *s = priv;
 	const struct conf *c = x->conf;
-	struct windows win = { 0 };
 	for (size_t i = 0; i < s->nacct; i++)
 		collect_acct(&s->acct[i], *s->acct[i].id ? s->acct[i].id : accounts_label(x->set), x,
-			     &win, r);
-	for (int w = 0; w < WIN_COUNT; w++) {
-		if (!win.present[w])
-			continue;
-		reg_addv(r, &m_window_estimated, win.estimated[w] ? 1 : 0, "window",
-			 days_window_name((enum window)w), (char *)0);
-		reg_addv(r, &m_window_start, days_start_time(win.start[w]), "window",
-			 days_window_name((enum window)w), (char *)0);
-	}
-	for (size_t i = 0; i < c->budgets.n; i++) {
-		const struct budget *b = &c->budgets.v[i];
-		if (b->tag)
-			reg_addv(r, &m_tag_budget, b->monthly_usd, "tag_key", b->tag, "tag_value", b->value,
-				 (char *)0);
-	}
+			     r);
 	reg_addv(r, &m_billable, s->meter.billable_total, (char *)0);
 	reg_addv(r, &m_spend, ce_money(s->meter.billable_total * c->ce_request_price_usd), (char *)0);
 	reg_addv(r, &m_remaining,

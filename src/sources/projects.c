@@ -433,10 +433,32 @@ static void *restore(const struct jsontape *t, size_t root, const struct conf *c
 	return s;
 }
 
-/* The account_id label of pair @rs. */
-static const char *account_label(const struct region_projects *rs, const struct collect_ctx *x)
+/* The account_id label of pair @rs: its account in an organization, else the caller's
+ * (the accounts source), else, when no cost is read (that source is off), the account of
+ * the region's first project arn ("arn:aws:bedrock-mantle:<region>:<account>:project/<id>"),
+ * into @buf. "" when none says. */
+static const char *account_label(const struct region_projects *rs, const struct collect_ctx *x,
+				 char *buf, size_t buflen)
 {
-	return *rs->account ? rs->account : accounts_label(x->set);
+	if (*rs->account)
+		return rs->account;
+	const char *caller = accounts_label(x->set);
+	if (*caller)
+		return caller;
+	buf[0] = '\0';
+	for (size_t i = 0; i < rs->projects.n && !buf[0]; i++) {
+		const char *f = rs->projects.v[i].arn;
+		for (int k = 0; k < 4 && f; k++)
+			f = strchr(f, ':') ? strchr(f, ':') + 1 : NULL;
+		size_t n = f ? strcspn(f, ":") : 0;
+		if (n == 12 && n < buflen) {
+			memcpy(buf, f, n);
+			buf[n] = '\0';
+			if (!conf_account_id_ok(buf))
+				buf[0] = '\0';
+		}
+	}
+	return buf;
 }
 
 /* bedrock_cost_exporter_account_up and friends, per account (its pairs are together). */
@@ -444,7 +466,8 @@ static void collect_accounts(const struct state *s, const struct collect_ctx *x,
 {
 	for (size_t i = 0; i < s->cat.nregions;) {
 		const struct region_projects *first = &s->cat.regions[i];
-		const char *account = account_label(first, x);
+		char buf[16];
+		const char *account = account_label(first, x, buf, sizeof(buf));
 		bool up = true;
 		double last = -1, failures = 0;
 		for (; i < s->cat.nregions && strcmp(s->cat.regions[i].account, first->account) == 0;
@@ -486,7 +509,8 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 		const struct region_projects *rs = &s->cat.regions[i];
 		if (!rs->has_data)
 			continue;
-		const char *account = account_label(rs, x);
+		char buf[16];
+		const char *account = account_label(rs, x, buf, sizeof(buf));
 		/* count per status; active and archived always exist, others as seen */
 		struct textmap *idx = textmap_new();
 		const char **status = xcalloc(rs->projects.n + 2, sizeof(*status));

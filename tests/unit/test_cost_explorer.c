@@ -712,7 +712,7 @@ static void expect_window(const char *text, enum window w, long from, long to)
 	if (from < 0) {
 		snprintf(name, sizeof(name), "%s{", m_project_cost[w].name);
 		assert_lacks(text, name);
-		snprintf(name, sizeof(name), "bedrock_cost_window_start_timestamp_seconds{window=\"%s\"}",
+		snprintf(name, sizeof(name), "bedrock_cost_window_start_timestamp_seconds{account_id=\"\",window=\"%s\"}",
 			 wn);
 		assert_lacks(text, name);
 		return;
@@ -725,7 +725,7 @@ static void expect_window(const char *text, enum window w, long from, long to)
 			 rows_of[i].id);
 		expect_sample(text, name, want);
 	}
-	snprintf(name, sizeof(name), "bedrock_cost_window_start_timestamp_seconds{window=\"%s\"}", wn);
+	snprintf(name, sizeof(name), "bedrock_cost_window_start_timestamp_seconds{account_id=\"\",window=\"%s\"}", wn);
 	expect_sample(text, name, days_start_time(from));
 }
 
@@ -848,10 +848,10 @@ static void test_first_fill(void **state)
 		      "bedrock_cost_tag_month_to_date_usd{account_id=\"\",tag_key=\"Team\",tag_value=\"__untagged__\"}",
 		      ledger(2, NOV1, T + 1) + ledger(3, NOV1, T + 1));
 	/* today is always estimated; the others are final in this ledger */
-	expect_sample(text, "bedrock_cost_window_estimated{window=\"today\"}", 1);
-	expect_sample(text, "bedrock_cost_window_estimated{window=\"baseline\"}", 0);
-	expect_sample(text, "bedrock_cost_window_estimated{window=\"month_to_date\"}", 0);
-	expect_sample(text, "bedrock_cost_window_estimated{window=\"previous_month\"}", 0);
+	expect_sample(text, "bedrock_cost_window_estimated{account_id=\"\",window=\"today\"}", 1);
+	expect_sample(text, "bedrock_cost_window_estimated{account_id=\"\",window=\"baseline\"}", 0);
+	expect_sample(text, "bedrock_cost_window_estimated{account_id=\"\",window=\"month_to_date\"}", 0);
+	expect_sample(text, "bedrock_cost_window_estimated{account_id=\"\",window=\"previous_month\"}", 0);
 	/* the per-model families, from the model query's pages */
 	long model_mtd = 0;
 	for (long d = NOV1; d <= T; d++)
@@ -1665,7 +1665,7 @@ static void test_families_and_midnight(void **state)
 	expect_window(text, WIN_MONTH_TO_DATE, NOV1, T + 1);
 	expect_window(text, WIN_PREVIOUS_MONTH, OCT1, NOV1);
 	/* a month to date missing its last day is marked as such */
-	expect_sample(text, "bedrock_cost_window_estimated{window=\"month_to_date\"}", 1);
+	expect_sample(text, "bedrock_cost_window_estimated{account_id=\"\",window=\"month_to_date\"}", 1);
 	free(text);
 	text = collect_text(h, &forecast_source, days_start_time(T + 1) + 60);
 	expect_sample(text, "bedrock_cost_month_forecast_usd{account_id=\"\"}", ledger_all(NOV1, T) + 300);
@@ -1713,7 +1713,7 @@ static void test_families_and_midnight(void **state)
 	expect_window(text, WIN_BASELINE, nov30 - 8, nov30 - 1);
 	expect_window(text, WIN_MONTH_TO_DATE, DEC1, DEC1);
 	expect_window(text, WIN_PREVIOUS_MONTH, NOV1, DEC1);
-	expect_sample(text, "bedrock_cost_window_estimated{window=\"previous_month\"}", 0);
+	expect_sample(text, "bedrock_cost_window_estimated{account_id=\"\",window=\"previous_month\"}", 0);
 	free(text);
 
 	/* a refresh on Dec 1: the previous month is November, read on its own */
@@ -1926,9 +1926,9 @@ static void test_estimated_is_read_again(void **state)
 	assert_true(ce_series_find(&ce(h)->acct[0].models, T - 10)->estimated);
 	assert_false(ce_series_find(&ce(h)->acct[0].models, T - 11)->estimated);
 	char *text = collect_text(h, &cost_explorer_source, h->now);
-	expect_sample(text, "bedrock_cost_window_estimated{window=\"previous_month\"}", 1);
-	expect_sample(text, "bedrock_cost_window_estimated{window=\"month_to_date\"}", 1);
-	expect_sample(text, "bedrock_cost_window_estimated{window=\"baseline\"}", 0);
+	expect_sample(text, "bedrock_cost_window_estimated{account_id=\"\",window=\"previous_month\"}", 1);
+	expect_sample(text, "bedrock_cost_window_estimated{account_id=\"\",window=\"month_to_date\"}", 1);
+	expect_sample(text, "bedrock_cost_window_estimated{account_id=\"\",window=\"baseline\"}", 0);
 	free(text);
 
 	/* the same day: the models from the Estimated day; the previous month not again today */

@@ -144,7 +144,7 @@ static void budget_matching(void **state)
 	assert_non_null(strstr(out, "bedrock_cost_project_budget_monthly_usd{account_id=\"\",project_id=\"proj_a\"} 500\n"));
 	assert_non_null(strstr(out, "bedrock_cost_project_budget_monthly_usd{account_id=\"\",project_id=\"proj_b\"} 7\n"));
 	assert_null(strstr(out, "Gone"));
-	assert_non_null(strstr(out, "bedrock_cost_tag_budget_monthly_usd{tag_key=\"Team\",tag_value=\"DataScience\"} 2000\n"));
+	assert_non_null(strstr(out, "bedrock_cost_tag_budget_monthly_usd{account_id=\"\",tag_key=\"Team\",tag_value=\"DataScience\"} 2000\n"));
 	/* no cost data yet: no cost series, but the request counters exist */
 	assert_null(strstr(out, "bedrock_cost_project_today_usd"));
 	assert_non_null(strstr(out, "bedrock_cost_exporter_cost_explorer_requests_remaining_today 40\n"));
