@@ -24,20 +24,38 @@ dispatch table maps a path prefix to a surface):
   s3         GET|PUT|HEAD /s3/{bucket}/{key...} (path-style) and /s3vh/{key...} with
              Host {bucket}.localhost:PORT (virtual-hosted): GetObject, HeadObject,
              PutObject with If-Match / If-None-Match, objects in memory, S3 XML errors
+  organizations  POST /organizations[/] awsJson1.1, X-Amz-Target
+             AWSOrganizationsV20161128.ListAccounts (SigV4 "organizations", us-east-1):
+             the management account and the members of the fake's organization,
+             paginated (MaxResults 1..20); management-account credentials only
+
+The organization (--org-accounts N, PUT /_fake/organization): ACCOUNT_ID is the
+management account (the single-account seed); members 200000000001.. each have
+projects in --org-regions and ledger rows with linked_account. STS AssumeRole
+into arn:aws:iam::<member>:role/<--org-role-name> (signed by the management
+account) issues credentials bound to that member: projects and ce then answer
+that member's data, GetCallerIdentity its account. Every other credential is
+the management account's, which sees every account's rows in ce (LINKED_ACCOUNT
+in Filter and GroupBy). Without members everything is as in a single account.
 
 Temporary credentials issued by sts, imds and container are accepted by the
-SigV4 surfaces (ce, cloudwatch, sts, projects, s3) until they expire. ce and
-cloudwatch request bodies are checked against botocore's service models
-(--no-model-validation turns that off).
+SigV4 surfaces (ce, cloudwatch, sts, projects, s3, organizations) until they
+expire. ce, cloudwatch and organizations request bodies are checked against
+botocore's service models (--no-model-validation turns that off).
 
 Control API (no auth), shared by all surfaces:
 
   POST   /_fake/faults             {"surface":S,"kind":K,"count":N,"after_requests":M,...}
   GET    /_fake/faults             list the queued faults
   DELETE /_fake/faults[?surface=S] clear faults
-  PUT    /_fake/projects/{region}  JSON list of project objects (replaces the region)
-  GET    /_fake/projects/{region}  current data of a region
-  GET    /_fake/ledger[?start=&end=]  Cost Explorer ledger rows and "today"
+  PUT    /_fake/projects/{region}[?account=ID]  JSON list of project objects (replaces
+                                   the region of the management account, or of member ID)
+  GET    /_fake/projects/{region}[?account=ID]  current data of a region
+  GET|PUT /_fake/organization      the organization: members, role name, external id,
+                                   regions, projects per region (PUT rebuilds the members'
+                                   projects and ledger rows)
+  GET    /_fake/ledger[?start=&end=&account=]  Cost Explorer ledger rows (each with its
+                                   linked_account) and "today"
   PUT    /_fake/ledger             replace the ledger
   POST   /_fake/ledger/rows        append rows
   GET|PUT /_fake/allocation_tags   cost allocation tag statuses
@@ -50,7 +68,8 @@ Control API (no auth), shared by all surfaces:
   POST   /_fake/credentials/expire expire every issued temporary credential now
   GET    /_fake/config             today, page size, lifetimes, ...
   PUT    /_fake/config             {"today": "YYYY-MM-DD"} moves the fake's today (null: the clock)
-  POST   /_fake/reset              default seed, no faults, zero counters
+  POST   /_fake/reset              default seed (and the command-line organization), no
+                                   faults, zero counters
   GET    /_fake/requests           counters per surface
   GET    /_fake/requests/log[?surface=S]  recent requests (method, path, query, auth, status, fault)
   POST   /_fake/requests/reset     zero counters and the request log
@@ -612,8 +631,11 @@ class Surface:
 
     # -- counters -----------------------------------------------------------
     def new_counters(self):
-        return {"total": 0, "by_status": {},
-                "auth": {scheme: 0 for scheme in self.auth_schemes}}
+        c = {"total": 0, "by_status": {},
+             "auth": {scheme: 0 for scheme in self.auth_schemes}}
+        if "sigv4" in self.auth_schemes:
+            c["by_account"] = {}      # authenticated requests per account of the credentials
+        return c
 
     # -- faults -------------------------------------------------------------
     def validate_fault(self, kind, params):
@@ -724,14 +746,15 @@ def project_id_for(region, name):
     return "proj_" + _base36(int.from_bytes(digest, "big"), 24)
 
 
-def project_arn(region, pid):
-    return "arn:aws:bedrock-mantle:%s:%s:project/%s" % (region, ACCOUNT_ID, pid)
+def project_arn(region, pid, account=ACCOUNT_ID):
+    return "arn:aws:bedrock-mantle:%s:%s:project/%s" % (region, account, pid)
 
 
-def make_project(region, name, created_at, tags, status="active", pid=None):
+def make_project(region, name, created_at, tags, status="active", pid=None,
+                 account=ACCOUNT_ID):
     pid = pid or project_id_for(region, name)
     return {"id": pid, "object": "organization.project", "name": name,
-            "arn": project_arn(region, pid), "status": status,
+            "arn": project_arn(region, pid, account), "status": status,
             "created_at": created_at, "tags": dict(tags)}
 
 
@@ -742,9 +765,9 @@ def _ts(*t):
 DEFAULT_PROJECT_CREATED_AT = _ts(2026, 1, 5, 9, 0, 0)
 
 
-def default_project(region):
+def default_project(region, account=ACCOUNT_ID):
     return make_project(region, "Default project", DEFAULT_PROJECT_CREATED_AT, {},
-                        pid="default")
+                        pid="default", account=account)
 
 
 def _sort_projects(items):
@@ -855,6 +878,7 @@ class ProjectsSurface(Surface):
             key = auth.strip()[len("bearer"):].strip()
             if hmac.compare_digest(key.encode("utf-8", "surrogateescape"),
                                    self.app.config.api_key.encode("utf-8")):
+                ctx.account = ACCOUNT_ID         # the API key is the management account's
                 return None
             return self.invalid_key_response()
         if scheme == "aws4-hmac-sha256":
@@ -869,6 +893,13 @@ class ProjectsSurface(Surface):
                                                  "code": "invalid_api_key"}})
 
     # -- endpoints ----------------------------------------------------------
+    @staticmethod
+    def account(ctx):
+        """The account whose projects a request sees: the one its SigV4 credentials
+        are bound to (a member's after AssumeRole); the API key is the management
+        account's."""
+        return getattr(ctx, "account", None) or ACCOUNT_ID
+
     def list_projects(self, ctx):
         limit_raw = ctx.param("limit")
         limit = 20
@@ -877,7 +908,7 @@ class ProjectsSurface(Surface):
                 return openai_error(400, "Invalid 'limit': expected an integer between 1 "
                                     "and 100, got %r." % limit_raw, param="limit")
             limit = int(limit_raw)
-        items = self.app.get_projects(ctx.region)
+        items = self.app.get_projects(ctx.region, self.account(ctx))
         after = ctx.param("after")
         looping = ctx.fault is not None and ctx.fault.kind == "loop"
         start = 0
@@ -901,7 +932,7 @@ class ProjectsSurface(Surface):
         return Response.json_obj(200, body, indent=2)
 
     def get_project(self, ctx):
-        for p in self.app.get_projects(ctx.region):
+        for p in self.app.get_projects(ctx.region, self.account(ctx)):
             if isinstance(p, dict) and p.get("id") == ctx.project_id:
                 return Response.json_obj(200, p, indent=2)
         return openai_error(404, "No project found with id %r." % ctx.project_id,
@@ -1221,6 +1252,302 @@ def allocation_tags_from_json(data):
 
 
 # --------------------------------------------------------------------------
+# The organization: member accounts, their projects and their ledgers
+# --------------------------------------------------------------------------
+
+ORG_ID = "o-fakeorg0001"
+ORG_MANAGEMENT_NAME = "management"
+ORG_EMAIL_DOMAIN = "example.com"
+DEFAULT_ORG_ROLE_NAME = "BedrockCostExporterRead"
+DEFAULT_ORG_REGIONS = ("us-east-1",)
+DEFAULT_ORG_PROJECTS = 3
+ORG_MEMBER_ID_BASE = 200000000000      # member k (1-based) is "%012d" % (base + k)
+ORG_MAX_ACCOUNTS = 1000
+ORG_MAX_PROJECTS = 200
+ORG_STATUSES = ("ACTIVE", "SUSPENDED")
+ORG_MANAGEMENT_JOINED = 1748768400.123     # 2025-06-01T09:00:00.123Z
+ORG_MEMBER_JOINED = 1756717200.5           # 2025-09-01T09:00:00.5Z, + k days
+_ACCOUNT_ID_RE = re.compile(r"^\d{12}$")
+_ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
+_REGION_NAME_RE = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d+$")
+
+# (Application, Environment, Team, CostCenter, model) of the members' projects. Member i
+# (0-based) gets kinds i, i+1, ... (mod 6) for its first projects, so neighbouring members
+# share Application/Environment pairs (and member-01's first project has the management
+# account's CustomerChatbot/Production pair): the same tags in two accounts are two projects.
+# "claude" bills as CLAUDE_SERVICE (AWS Marketplace usage types).
+ORG_PROJECT_KINDS = (
+    ("CustomerChatbot", "Production", "CustomerExperience", "CC-1001", "openai.gpt-oss-120b"),
+    ("SearchRAG", "Production", "Platform", "CC-4004", "amazon.nova-pro-v1:0"),
+    ("CodeAssistant", "Development", "Platform", "CC-4004", "claude"),
+    ("VoiceAgent", "Staging", "CustomerExperience", "CC-1001", "amazon.nova-lite-v1:0"),
+    ("DocSummarizer", "Production", "DataScience", "CC-2002", "claude"),
+    ("Translator", "Sandbox", "Localization", "CC-3003", "openai.gpt-oss-20b"),
+)
+REGION_USAGE_PREFIX = {region: prefix for prefix, region in USAGE_TYPE_REGIONS.items()}
+
+
+def org_member_id(k):
+    return "%012d" % (ORG_MEMBER_ID_BASE + k)
+
+
+def org_member_name(k):
+    return "member-%02d" % k
+
+
+def org_email(name):
+    return "aws+%s@%s" % (name, ORG_EMAIL_DOMAIN)
+
+
+def usage_prefix_of_region(region):
+    """The usage-type prefix of a region (USE1, EU, ...); regions without one get their
+    initials and number (me-central-1 -> MC1); their rows carry an explicit region."""
+    if region in REGION_USAGE_PREFIX:
+        return REGION_USAGE_PREFIX[region]
+    parts = region.split("-")
+    return ("".join(x[0] for x in parts[:-1]) + parts[-1]).upper()[:5]
+
+
+class OrgError(ValueError):
+    pass
+
+
+class Organization:
+    """The fake's AWS Organization: the management account (ACCOUNT_ID, whose projects and
+    ledger are the single-account seed) and its member accounts, each with the projects
+    and ledger that org_member_layout() and org_member_ledger() derive from this object.
+
+    accounts   [{"Id","Name","Status","Email"}] of the members, in the order given
+    role_name  the role AssumeRole accepts in a member (arn:aws:iam::<id>:role/<name>)
+    external_id  the ExternalId AssumeRole into a member must carry (None: none)
+    regions    the regions the members have projects (and spend) in
+    projects_per_region  projects per member per region (besides "default")"""
+
+    def __init__(self, accounts=(), role_name=DEFAULT_ORG_ROLE_NAME, external_id=None,
+                 regions=DEFAULT_ORG_REGIONS, projects_per_region=DEFAULT_ORG_PROJECTS):
+        self.accounts = [dict(a) for a in accounts]
+        self.role_name = role_name
+        self.external_id = external_id or None
+        self.regions = list(regions)
+        self.projects_per_region = projects_per_region
+        self.by_id = {a["Id"]: a for a in self.accounts}
+
+    @classmethod
+    def generated(cls, n, **kw):
+        """n members 200000000001.., named member-01.., all ACTIVE."""
+        accounts = [{"Id": org_member_id(k), "Name": org_member_name(k), "Status": "ACTIVE",
+                     "Email": org_email(org_member_name(k))} for k in range(1, n + 1)]
+        return cls(accounts, **kw)
+
+    @classmethod
+    def from_json(cls, data, base):
+        """PUT /_fake/organization: a member missing from the object takes base's value
+        (base = the command-line organization). Raises OrgError."""
+        if not isinstance(data, dict):
+            raise OrgError("expected an object {\"accounts\":[{\"Id\",\"Name\",\"Status\"}],"
+                           " \"role_name\", \"external_id\", \"regions\", "
+                           "\"projects_per_region\"}")
+        extra = set(data) - {"accounts", "role_name", "external_id", "regions",
+                             "projects_per_region"}
+        if extra:
+            raise OrgError("unknown member %r" % sorted(extra)[0])
+        raw = data.get("accounts", base.accounts)
+        if not isinstance(raw, list) or len(raw) > ORG_MAX_ACCOUNTS:
+            raise OrgError("accounts must be a list of at most %d objects" % ORG_MAX_ACCOUNTS)
+        accounts, seen = [], set()
+        for i, a in enumerate(raw):
+            if not isinstance(a, dict) or set(a) - {"Id", "Name", "Status", "Email"}:
+                raise OrgError("accounts[%d] must be an object {Id, Name, Status[, Email]}"
+                               % i)
+            aid = a.get("Id")
+            if not isinstance(aid, str) or not _ACCOUNT_ID_RE.match(aid):
+                raise OrgError("accounts[%d].Id must be 12 digits" % i)
+            if aid == ACCOUNT_ID:
+                raise OrgError("accounts[%d].Id %s is the management account" % (i, aid))
+            if aid in seen:
+                raise OrgError("accounts[%d].Id %s is repeated" % (i, aid))
+            seen.add(aid)
+            name = a.get("Name", org_member_name(i + 1))
+            if not isinstance(name, str) or not name:
+                raise OrgError("accounts[%d].Name must be a non-empty string" % i)
+            status = a.get("Status", "ACTIVE")
+            if status not in ORG_STATUSES:
+                raise OrgError("accounts[%d].Status must be ACTIVE or SUSPENDED" % i)
+            email = a.get("Email", org_email(name.replace(" ", "-").lower()))
+            if not isinstance(email, str) or "@" not in email:
+                raise OrgError("accounts[%d].Email must be an e-mail address" % i)
+            accounts.append({"Id": aid, "Name": name, "Status": status, "Email": email})
+        role = data.get("role_name", base.role_name)
+        if not isinstance(role, str) or not _ROLE_NAME_RE.match(role):
+            raise OrgError("role_name must be an IAM role name ([\\w+=,.@-]{1,64})")
+        ext = data.get("external_id", base.external_id)
+        if ext is not None and (not isinstance(ext, str) or not _EXTERNAL_ID_RE.match(ext)):
+            raise OrgError("external_id must be null or 2..1224 characters of "
+                           "[\\w+=,.@:/-]")
+        regions = data.get("regions", base.regions)
+        if not isinstance(regions, list) or not regions or \
+                not all(isinstance(r, str) and _REGION_NAME_RE.match(r) for r in regions) or \
+                len(set(regions)) != len(regions):
+            raise OrgError("regions must be a non-empty list of distinct region names")
+        ppr = data.get("projects_per_region", base.projects_per_region)
+        if not _is_int(ppr) or not 0 <= ppr <= ORG_MAX_PROJECTS:
+            raise OrgError("projects_per_region must be an integer 0..%d" % ORG_MAX_PROJECTS)
+        return cls(accounts, role, ext, regions, ppr)
+
+    def member(self, account_id):
+        return self.by_id.get(account_id)
+
+    def role_arn(self, account_id):
+        return "arn:aws:iam::%s:role/%s" % (account_id, self.role_name)
+
+    def names(self):
+        """{account id: name} of the management account and every member."""
+        out = {ACCOUNT_ID: ORG_MANAGEMENT_NAME}
+        out.update((a["Id"], a["Name"]) for a in self.accounts)
+        return out
+
+    def list_accounts(self):
+        """Every account as ListAccounts describes it: the management account first, then
+        the members in the order given."""
+        def entry(aid, name, email, status, method, joined):
+            return collections.OrderedDict([
+                ("Id", aid),
+                ("Arn", "arn:aws:organizations::%s:account/%s/%s" % (ACCOUNT_ID, ORG_ID, aid)),
+                ("Email", email), ("Name", name), ("Status", status),
+                ("JoinedMethod", method), ("JoinedTimestamp", joined)])
+        out = [entry(ACCOUNT_ID, ORG_MANAGEMENT_NAME, org_email(ORG_MANAGEMENT_NAME),
+                     "ACTIVE", "INVITED", ORG_MANAGEMENT_JOINED)]
+        for k, a in enumerate(self.accounts, 1):
+            out.append(entry(a["Id"], a["Name"], a["Email"], a["Status"], "CREATED",
+                             ORG_MEMBER_JOINED + 86400 * k))
+        return out
+
+    def to_json(self):
+        return collections.OrderedDict([
+            ("organization_id", ORG_ID),
+            ("management_account", {"Id": ACCOUNT_ID, "Name": ORG_MANAGEMENT_NAME,
+                                    "Email": org_email(ORG_MANAGEMENT_NAME)}),
+            ("accounts", [dict(a) for a in self.accounts]),
+            ("role_name", self.role_name),
+            ("external_id", self.external_id),
+            ("regions", list(self.regions)),
+            ("projects_per_region", self.projects_per_region),
+            ("role_arns", {a["Id"]: self.role_arn(a["Id"]) for a in self.accounts})])
+
+
+def org_project_kind(i, n):
+    """(Application, Environment, Team, CostCenter, model) of member i's (0-based) n-th
+    project (n counts across its regions): ORG_PROJECT_KINDS rotated by i while they last
+    (distinct within the account), then Workload<NN> kinds shared by every member."""
+    if n < len(ORG_PROJECT_KINDS):
+        return ORG_PROJECT_KINDS[(i + n) % len(ORG_PROJECT_KINDS)]
+    w = n - len(ORG_PROJECT_KINDS) + 1
+    return ("Workload%02d" % w, SYNTH_ENVS[n % len(SYNTH_ENVS)],
+            SYNTH_TEAMS[n % len(SYNTH_TEAMS)], SYNTH_CCS[n % len(SYNTH_CCS)],
+            "openai.gpt-oss-20b")
+
+
+def org_member_layout(org):
+    """[(account id, region, project, model)] of every member project (without the
+    "default" projects), in account, region, project order."""
+    out = []
+    for i, a in enumerate(org.accounts):
+        aid = a["Id"]
+        for r, region in enumerate(org.regions):
+            for j in range(org.projects_per_region):
+                n = r * org.projects_per_region + j
+                app, env, team, cc, model = org_project_kind(i, n)
+                name = "%s-%s" % (app, env)
+                tags = {"Application": app, "Environment": env, "Team": team,
+                        "CostCenter": cc}
+                p = make_project(region, name, _ts(2026, 2, 2, 9, 0, 0) + 86400 * i +
+                                 3600 * n, tags, pid=project_id_for(region, aid + "/" + name),
+                                 account=aid)
+                out.append((aid, region, p, model))
+    return out
+
+
+def org_member_projects(org):
+    """{account id: {region: [projects]}}: "default" plus the layout's projects."""
+    out = {a["Id"]: {region: [default_project(region, a["Id"])] for region in org.regions}
+           for a in org.accounts}
+    for aid, region, p, _ in org_member_layout(org):
+        out[aid][region].append(p)
+    return {aid: {region: _sort_projects(items) for region, items in regions.items()}
+            for aid, regions in out.items()}
+
+
+def _org_usage_types(prefix, model):
+    """[(service, usage_type)] of a member project's model: input and output tokens."""
+    if model == "claude":
+        return [(CLAUDE_SERVICE, "%s-MP:%s_%sTokens-Units" % (prefix, prefix, kind))
+                for kind in ("Input", "Output")]
+    return [(BEDROCK_SERVICE, "%s-%s-mantle-%s-tokens-standard" % (prefix, model, kind))
+            for kind in ("input", "output")]
+
+
+def _org_base_cents(key, usage_type):
+    h = hashlib.sha256(("%s|%s" % (key, usage_type)).encode("utf-8")).digest()
+    return 80 + int.from_bytes(h[0:2], "big") % 1200
+
+
+def org_member_ledger(org, today):
+    """The members' ledger rows (README, "Organization"), each with linked_account and
+    region, for every day from the first of the previous month through today: per
+    project its input and output tokens (tagged with the project's tags), per account
+    untagged Bedrock spend and non-Bedrock EC2 spend (tagged like its first project), both
+    in its first region. Amounts follow seed_amount() with key
+    "<account>/<region>/<project name>" ("<account>/untagged", "<account>/non-bedrock"):
+    weekends x0.7, today partial x0.4, no spike."""
+    plan = {}                        # account -> [(key, tags, region, service, ut, base)]
+    for aid, region, p, model in org_member_layout(org):
+        key = "%s/%s/%s" % (aid, region, p["name"])
+        for service, ut in _org_usage_types(usage_prefix_of_region(region), model):
+            plan.setdefault(aid, []).append((key, p["tags"], region, service, ut,
+                                             _org_base_cents(key, ut)))
+    layout_first = {}
+    for aid, region, p, _ in org_member_layout(org):
+        layout_first.setdefault(aid, p["tags"])
+    for a in org.accounts:
+        aid = a["Id"]
+        region = org.regions[0]
+        prefix = usage_prefix_of_region(region)
+        items = plan.setdefault(aid, [])
+        ut = "%s-openai.gpt-oss-20b-mantle-input-tokens-standard" % prefix
+        items.append(("%s/untagged" % aid, {}, region, BEDROCK_SERVICE, ut,
+                      _org_base_cents(aid + "/untagged", ut)))
+        ut = "%s-BoxUsage:m5.large" % prefix
+        items.append(("%s/non-bedrock" % aid, layout_first.get(aid, {}), region, EC2_SERVICE,
+                      ut, _org_base_cents(aid + "/non-bedrock", ut)))
+    rows = []
+    d = first_of_previous_month(today)
+    while d <= today:
+        ds = d.isoformat()
+        for a in org.accounts:
+            for key, tags, region, service, ut, base in plan[a["Id"]]:
+                cost = seed_amount(ds, key, ut, base, weekend=d.weekday() >= 5,
+                                   partial=(d == today))
+                rows.append(normalize_row({"date": ds, "service": service, "usage_type": ut,
+                                           "region": region, "tags": tags, "cost": cost,
+                                           "linked_account": a["Id"]}))
+        d += ONE_DAY
+    return rows
+
+
+def row_account(row):
+    """The account a ledger row belongs to (LINKED_ACCOUNT): linked_account, or the
+    management account."""
+    return row.get("linked_account", ACCOUNT_ID)
+
+
+def ledger_public_row(row):
+    """A ledger row as GET /_fake/ledger shows it: with its account filled in."""
+    out = public_row(row)
+    out["linked_account"] = row_account(row)
+    return out
+
+
+# --------------------------------------------------------------------------
 # Cost Explorer: query engine
 # --------------------------------------------------------------------------
 
@@ -1273,7 +1600,7 @@ def dim_value(row, key):
     if key == "REGION":
         return row["_region"]
     if key == "LINKED_ACCOUNT":
-        return row.get("linked_account", ACCOUNT_ID)
+        return row_account(row)
     if key == "RECORD_TYPE":
         return row.get("record_type", "Usage")
     raise KeyError(key)
@@ -1566,9 +1893,20 @@ def ce_metrics_obj(metrics, total, count, bump=None):
     return out
 
 
+def linked_account_attributes(values, account_names):
+    """DimensionValueAttributes of LINKED_ACCOUNT values: the account name as
+    "description" (as AWS answers), {} for an account the fake does not know."""
+    names = account_names or {}
+    return [{"Value": v, "Attributes": ({"description": names[v]} if v in names else {})}
+            for v in values]
+
+
 def ce_get_cost_and_usage(body, rows, allocation_tags, today, page_size, estimated_days,
-                          strict=False, loop=False, bump_later_pages=None):
-    """GetCostAndUsage over rows; returns the response object. Raises CeError."""
+                          strict=False, loop=False, bump_later_pages=None,
+                          account_names=None):
+    """GetCostAndUsage over rows; returns the response object. Raises CeError.
+    account_names ({id: name}) names the LINKED_ACCOUNT groups in
+    DimensionValueAttributes."""
     view = CeView(rows, allocation_tags)
     start, end = parse_time_period(body.get("TimePeriod"))
     granularity = parse_granularity(body.get("Granularity"))
@@ -1609,6 +1947,9 @@ def ce_get_cost_and_usage(body, rows, allocation_tags, today, page_size, estimat
     bump = bump_later_pages if (bump_later_pages is not None and offset > 0) else None
     results = []
     pos = 0
+    la_index = [k for k, d in enumerate(defs)
+                if d == {"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"}]
+    page_accounts = set()
     with ce_context():
         for i, (ps, pe) in enumerate(periods):
             n, s_p = sizes[i], pos
@@ -1620,6 +1961,7 @@ def ce_get_cost_and_usage(body, rows, allocation_tags, today, page_size, estimat
                     if a >= b:
                         continue
                     for keys, (amount, count) in per_period[i][a - s_p:b - s_p]:
+                        page_accounts.update(keys[k] for k in la_index)
                         groups.append({"Keys": list(keys),
                                        "Metrics": ce_metrics_obj(metrics, amount, count,
                                                                  bump)})
@@ -1637,7 +1979,8 @@ def ce_get_cost_and_usage(body, rows, allocation_tags, today, page_size, estimat
     if grouped:
         out["GroupDefinitions"] = defs
     out["ResultsByTime"] = results
-    out["DimensionValueAttributes"] = []
+    out["DimensionValueAttributes"] = linked_account_attributes(sorted(page_accounts),
+                                                                account_names)
     if hi < total:
         out["NextPageToken"] = make_page_token(hi, req_hash)
     elif loop:
@@ -1646,7 +1989,7 @@ def ce_get_cost_and_usage(body, rows, allocation_tags, today, page_size, estimat
 
 
 def ce_get_dimension_values(body, rows, allocation_tags, page_size, strict=False,
-                            loop=False):
+                            loop=False, account_names=None):
     view = CeView(rows, allocation_tags)
     start, end = parse_time_period(body.get("TimePeriod"))
     dim = body.get("Dimension")
@@ -1680,7 +2023,10 @@ def ce_get_dimension_values(body, rows, allocation_tags, page_size, strict=False
     offset = read_page_token(token, req_hash, len(values)) if token is not None else 0
     page = values[offset:offset + size]
     out = collections.OrderedDict()
-    out["DimensionValues"] = [{"Value": v, "Attributes": {}} for v in page]
+    if dim == "LINKED_ACCOUNT":
+        out["DimensionValues"] = linked_account_attributes(page, account_names)
+    else:
+        out["DimensionValues"] = [{"Value": v, "Attributes": {}} for v in page]
     out["ReturnSize"] = len(page)
     out["TotalSize"] = len(values)
     nxt = offset + size
@@ -2071,17 +2417,23 @@ class CostExplorerSurface(JsonProtocolSurface):
     def answer(self, ctx, body):
         cfg = self.app.config
         rows, tags = self.app.ledger_snapshot()
+        account = getattr(ctx, "account", None) or ACCOUNT_ID
+        if account != ACCOUNT_ID:            # a member sees only its own rows
+            rows = self.app.account_rows(account)
+        with self.app.lock:
+            names = self.app.org.names()
         kind = ctx.fault.kind if ctx.fault else None
         try:
             if ctx.operation == "GetCostAndUsage":
                 obj = ce_get_cost_and_usage(
                     body, rows, tags, self.app.today(), cfg.ce_page_size, cfg.estimated_days,
                     strict=cfg.ce_strict_match_options, loop=(kind == "loop"),
-                    bump_later_pages=(Decimal(1) if kind == "change_between_pages" else None))
+                    bump_later_pages=(Decimal(1) if kind == "change_between_pages" else None),
+                    account_names=names)
             elif ctx.operation == "GetDimensionValues":
                 obj = ce_get_dimension_values(body, rows, tags, cfg.ce_page_size,
                                               strict=cfg.ce_strict_match_options,
-                                              loop=(kind == "loop"))
+                                              loop=(kind == "loop"), account_names=names)
             elif ctx.operation == "GetCostForecast":
                 obj = ce_get_cost_forecast(body, rows, tags, self.app.today(),
                                            strict=cfg.ce_strict_match_options)
@@ -2954,6 +3306,7 @@ class StsSurface(Surface):
         c = super().new_counters()
         c["by_action"] = {}
         c["issued"] = 0
+        c["assumed_by_account"] = {}      # successful AssumeRole per target account
         return c
 
     @staticmethod
@@ -3090,6 +3443,10 @@ class StsSurface(Surface):
         op = getattr(ctx, "operation", None)
         if op:
             counters["by_action"][op] = counters["by_action"].get(op, 0) + 1
+        bound = getattr(ctx, "assumed_account", None)
+        if op == "AssumeRole" and bound and resp.status == 200:
+            per = counters["assumed_by_account"]
+            per[bound] = per.get(bound, 0) + 1
 
     def log_fields(self, ctx):
         op = getattr(ctx, "operation", None)
@@ -3097,48 +3454,114 @@ class StsSurface(Surface):
             return {}
         params = {k: ("<masked>" if k in ("WebIdentityToken", "ExternalId") else v)
                   for k, v in getattr(ctx, "sts_params", {}).items()}
-        return {"operation": op, "params": params}
+        out = {"operation": op, "params": params}
+        if getattr(ctx, "assumed_account", None):
+            out["assumed_account"] = ctx.assumed_account
+        return out
 
     def match_text(self, ctx):
         return ctx.raw_path + "\n" + ctx.body.decode("utf-8", "replace")
 
     # -- endpoint -------------------------------------------------------------
+    def identity(self, ctx):
+        """(UserId, Account, Arn) of the credentials that signed ctx."""
+        akid = getattr(ctx, "sigv4_akid", None)
+        with self.app.lock:
+            meta = self.app.credential_meta.get(akid)
+        if meta is not None and meta.get("account", ACCOUNT_ID) != ACCOUNT_ID:
+            return meta["user_id"], meta["account"], meta["arn"]
+        if meta is not None:
+            arn = "arn:aws:sts::%s:assumed-role/%s/%s" % (ACCOUNT_ID, DEFAULT_IMDS_ROLE,
+                                                         meta["source"])
+            return "AROAFAKEEXPORTERROLE:%s" % meta["source"], ACCOUNT_ID, arn
+        return ("AIDAFAKEEXPORTERUSER", ACCOUNT_ID,
+                "arn:aws:iam::%s:user/fake-exporter" % ACCOUNT_ID)
+
+    def assume_denied(self, ctx, why):
+        """403 AccessDenied as STS answers it; why goes to X-Fake-Auth-Error."""
+        return self.error(ctx, 403, "AccessDenied",
+                          "User: %s is not authorized to perform: sts:AssumeRole on "
+                          "resource: %s" % (self.identity(ctx)[2], ctx.sts_params["RoleArn"]),
+                          headers=[("X-Fake-Auth-Error", why)])
+
+    def assume_target(self, ctx):
+        """(account the new credentials are bound to, None) or (None, 403 Response).
+
+        A role in the management account (or, when the organization has no members, in
+        any account): as without an organization (--sts-external-id applies). A role in a
+        member account: the caller must be the management account's credentials, the
+        member ACTIVE, the role name the organization's and ExternalId the organization's
+        external id when one is set. Credentials bound to a member cannot assume roles."""
+        cfg = self.app.config
+        p = ctx.sts_params
+        m = _ROLE_ARN_RE.match(p["RoleArn"])
+        target = m.group(1)
+        role_path_name = p["RoleArn"].split(":role/", 1)[1]
+        with self.app.lock:
+            org = self.app.org
+        caller = self.app.account_of(getattr(ctx, "sigv4_akid", None))
+        if caller != ACCOUNT_ID:
+            return None, self.assume_denied(
+                ctx, "credentials of member %s cannot assume roles (only the management "
+                "account's)" % caller)
+        member = org.member(target)
+        if target == ACCOUNT_ID or (member is None and not org.accounts):
+            if cfg.sts_external_id is not None:
+                ext = p.get("ExternalId") or ""
+                if not hmac.compare_digest(ext.encode("utf-8", "surrogateescape"),
+                                           cfg.sts_external_id.encode("utf-8")):
+                    return None, self.assume_denied(ctx, "ExternalId does not match "
+                                                    "--sts-external-id")
+            return ACCOUNT_ID, None
+        if member is None:
+            return None, self.assume_denied(ctx, "account %s is not in the organization"
+                                            % target)
+        if member["Status"] != "ACTIVE":
+            return None, self.assume_denied(ctx, "member %s is %s" % (target,
+                                                                      member["Status"]))
+        if role_path_name != org.role_name:
+            return None, self.assume_denied(ctx, "role %r is not the organization's role "
+                                            "%r" % (role_path_name, org.role_name))
+        if org.external_id is not None:
+            ext = p.get("ExternalId") or ""
+            if not hmac.compare_digest(ext.encode("utf-8", "surrogateescape"),
+                                       org.external_id.encode("utf-8")):
+                return None, self.assume_denied(ctx, "ExternalId does not match the "
+                                                "organization's external_id")
+        return target, None
+
     def endpoint(self, ctx):
         cfg = self.app.config
         p = ctx.sts_params
         action = ctx.operation
         rid = str(uuid.uuid4())
         if action == "GetCallerIdentity":
-            akid = getattr(ctx, "sigv4_akid", None)
-            with self.app.lock:
-                meta = self.app.credential_meta.get(akid)
-            if meta is not None:
-                arn = "arn:aws:sts::%s:assumed-role/%s/%s" % (ACCOUNT_ID, DEFAULT_IMDS_ROLE,
-                                                             meta["source"])
-                user_id = "AROAFAKEEXPORTERROLE:%s" % meta["source"]
-            else:
-                arn = "arn:aws:iam::%s:user/fake-exporter" % ACCOUNT_ID
-                user_id = "AIDAFAKEEXPORTERUSER"
-            result = collections.OrderedDict([("UserId", user_id), ("Account", ACCOUNT_ID),
+            user_id, account, arn = self.identity(ctx)
+            result = collections.OrderedDict([("UserId", user_id), ("Account", account),
                                               ("Arn", arn)])
             return self.render(ctx, action, result, rid)
-        if action == "AssumeRole" and cfg.sts_external_id is not None:
-            ext = p.get("ExternalId") or ""
-            if not hmac.compare_digest(ext.encode("utf-8", "surrogateescape"),
-                                       cfg.sts_external_id.encode("utf-8")):
-                return self.error(ctx, 403, "AccessDenied",
-                                  "User: arn:aws:iam::%s:user/fake-exporter is not authorized "
-                                  "to perform: sts:AssumeRole on resource: %s"
-                                  % (ACCOUNT_ID, p["RoleArn"]))
+        bound = ACCOUNT_ID
+        if action == "AssumeRole":
+            bound, denied = self.assume_target(ctx)
+            if denied is not None:
+                return denied
         duration = int(p.get("DurationSeconds") or cfg.credential_lifetime)
         lifetime = min(duration, cfg.credential_lifetime)
         expired = ctx.fault is not None and ctx.fault.kind == "expired_credentials"
-        creds = self.app.issue_credentials("sts", lifetime, expired=expired)
         m = _ROLE_ARN_RE.match(p["RoleArn"])
         account, role_name = m.group(1), m.group(2)
         session = p["RoleSessionName"]
         role_id = "AROA" + _base36(int(hashlib.sha256(p["RoleArn"].encode()).hexdigest(), 16),
                                    17).upper()
+        binding = None
+        if bound != ACCOUNT_ID:
+            binding = {"account": bound, "role_arn": p["RoleArn"],
+                       "arn": "arn:aws:sts::%s:assumed-role/%s/%s" % (account, role_name,
+                                                                      session),
+                       "user_id": "%s:%s" % (role_id, session)}
+        creds = self.app.issue_credentials("sts", lifetime, expired=expired, binding=binding)
+        if action == "AssumeRole":
+            ctx.assumed_account = bound
         result = collections.OrderedDict()
         result["Credentials"] = collections.OrderedDict([
             ("AccessKeyId", creds["AccessKeyId"]),
@@ -3890,8 +4313,141 @@ class S3Surface(Surface):
 
 # Surfaces served by the fake, each a Surface subclass; the dispatch table maps
 # their path prefixes to them (longest prefix wins).
+# --------------------------------------------------------------------------
+# AWS Organizations (awsJson1.1, X-Amz-Target AWSOrganizationsV20161128.*): ListAccounts
+# --------------------------------------------------------------------------
+
+ORG_TARGET_PREFIX = "AWSOrganizationsV20161128."
+ORG_OPERATIONS = ("ListAccounts",)
+ORG_MAX_RESULTS = 20
+ORG_ACCESS_DENIED_MESSAGE = "You don't have permissions to access this resource."
+
+
+def org_error_response(status, name, message, coral=False, headers=(), reason=None):
+    """An Organizations error: {"__type": Name, "Message"} (InvalidInputException adds
+    its "Reason"), or the Coral form {"__type": "com.amazon.coral.service#Name",
+    "message"} of the auth and protocol errors, as ce answers them."""
+    if coral:
+        body = {"__type": CORAL_ERROR_NS + name, "message": message}
+    else:
+        body = collections.OrderedDict([("__type", name), ("Message", message)])
+        if name == "InvalidInputException":
+            body["Reason"] = reason or "INVALID_INPUT"
+    r = Response.json_obj(status, body,
+                          headers=[("x-amzn-RequestId", str(uuid.uuid4())),
+                                   ("x-amzn-ErrorType", name)] + list(headers))
+    r.content_type = AMZ_JSON_11
+    return r
+
+
+class OrganizationsSurface(JsonProtocolSurface):
+    """AWS Organizations ListAccounts of the fake's organization (Organization). Only
+    credentials bound to the management account may call it; a member's get 403
+    AccessDeniedException."""
+
+    name = "organizations"
+    prefixes = ("/organizations",)
+    operations = ORG_OPERATIONS
+    content_type = AMZ_JSON_11
+    fault_kinds = ("throttle", "server_error", "slow", "hang", "truncated", "malformed",
+                   "wrong_types", "auth", "huge", "loop", "expired_token", "access_denied",
+                   "not_in_use", "invalid_token")
+    wrong_types_fields = ("timestamp", "accounts", "id")
+    title = "Organizations"
+    served_at = "/organizations/"
+    target_prefix = ORG_TARGET_PREFIX
+    request_content_types = (AMZ_JSON_11,)
+    sigv4_service = "organizations"
+    model_service = "organizations"
+    model_error = "InvalidInputException"
+    throttle_error = "TooManyRequestsException"
+    unavailable_error = "ServiceException"
+    internal_error = "ServiceException"
+    error = staticmethod(org_error_response)
+
+    def path_region(self, path):
+        return "us-east-1" if path in ("/organizations", "/organizations/") else None
+
+    def answer(self, ctx, body):
+        account = getattr(ctx, "account", None) or ACCOUNT_ID
+        if account != ACCOUNT_ID:
+            return org_error_response(403, "AccessDeniedException", ORG_ACCESS_DENIED_MESSAGE,
+                                      headers=[("X-Fake-Auth-Error", "ListAccounts needs the "
+                                                "management account's credentials, not "
+                                                "member %s's" % account)])
+        max_results = body.get("MaxResults", ORG_MAX_RESULTS)
+        if not _is_int(max_results) or not 1 <= max_results <= ORG_MAX_RESULTS:
+            return org_error_response(
+                400, "InvalidInputException", "MaxResults must be between 1 and %d"
+                % ORG_MAX_RESULTS, reason=("MIN_VALUE_EXCEEDED" if _is_int(max_results) and
+                                           max_results < 1 else "MAX_VALUE_EXCEEDED"))
+        token = body.get("NextToken")
+        if token == "":
+            token = None
+        with self.app.lock:
+            accounts = self.app.org.list_accounts()
+        req_hash = request_hash("ListAccounts", body, "NextToken")
+        try:
+            offset = read_page_token(token, req_hash, len(accounts)) if token is not None \
+                else 0
+        except CeError:
+            return org_error_response(400, "InvalidInputException",
+                                      "The provided NextToken is not valid.",
+                                      reason="INVALID_NEXT_TOKEN")
+        out = collections.OrderedDict([("Accounts", accounts[offset:offset + max_results])])
+        if offset + max_results < len(accounts):
+            out["NextToken"] = make_page_token(offset + max_results, req_hash)
+        elif ctx.fault is not None and ctx.fault.kind == "loop":
+            out["NextToken"] = make_page_token(0, req_hash)
+        return self.ok(out)
+
+    # -- fault dialect --------------------------------------------------------
+    def fault_response(self, ctx, fault):
+        k = fault.kind
+        if k == "access_denied":
+            return org_error_response(403, "AccessDeniedException", ORG_ACCESS_DENIED_MESSAGE)
+        if k == "not_in_use":
+            return org_error_response(400, "AWSOrganizationsNotInUseException",
+                                      "Your account is not a member of an organization.")
+        if k == "invalid_token":
+            return org_error_response(400, "InvalidInputException",
+                                      "The provided NextToken is not valid.",
+                                      reason="INVALID_NEXT_TOKEN")
+        return super().fault_response(ctx, fault)
+
+    def malformed_body(self, ctx, fault):
+        return b'{"Accounts":[{"Id":"'
+
+    def wrong_types(self, ctx, obj, field):
+        obj = copy.deepcopy(obj)
+        field = field or "timestamp"
+        if not isinstance(obj, dict) or not isinstance(obj.get("Accounts"), list):
+            return obj
+        if field == "timestamp":
+            for a in obj["Accounts"]:
+                if _is_number(a.get("JoinedTimestamp")):
+                    a["JoinedTimestamp"] = iso8601(a["JoinedTimestamp"])
+        elif field == "id":
+            for a in obj["Accounts"]:
+                if isinstance(a.get("Id"), str) and a["Id"].isdigit():
+                    a["Id"] = int(a["Id"])
+        elif field == "accounts":
+            obj["Accounts"] = {a.get("Id"): a for a in obj["Accounts"]}
+        return obj
+
+    def huge_parts(self, ctx):
+        def item(i):
+            aid = "%012d" % (900000000000 + i % 100000000000)
+            return ('{"Id":"%s","Arn":"arn:aws:organizations::%s:account/%s/%s","Email":'
+                    '"aws+huge-%d@%s","Name":"huge-%d","Status":"ACTIVE","JoinedMethod":'
+                    '"CREATED","JoinedTimestamp":%s}'
+                    % (aid, ACCOUNT_ID, ORG_ID, aid, i, ORG_EMAIL_DOMAIN, i,
+                       ORG_MEMBER_JOINED)).encode()
+        return b'{"Accounts":[', item, b']}'
+
+
 SURFACE_CLASSES = [ProjectsSurface, CostExplorerSurface, StsSurface, ImdsSurface,
-                   ContainerSurface, CloudWatchSurface, S3Surface]
+                   ContainerSurface, CloudWatchSurface, S3Surface, OrganizationsSurface]
 
 
 # --------------------------------------------------------------------------
@@ -3941,8 +4497,15 @@ class ControlAPI:
         m = re.fullmatch(r"/_fake/projects/([a-z]{2}(?:-[a-z]+)+-\d+)", path)
         if m:
             region = m.group(1)
+            account = ctx.param("account") or ACCOUNT_ID
+            if account != ACCOUNT_ID:
+                with app.lock:
+                    known = app.org.member(account) is not None
+                if not known:
+                    return self.err(404, "account %r is neither the management account (%s) "
+                                    "nor a member of the organization" % (account, ACCOUNT_ID))
             if method == "GET":
-                return Response.json_obj(200, app.get_projects(region), indent=2)
+                return Response.json_obj(200, app.get_projects(region, account), indent=2)
             if method == "PUT":
                 data = self.body_json(ctx)
                 if isinstance(data, Response):
@@ -3955,14 +4518,36 @@ class ControlAPI:
                 for idx, p in enumerate(data):
                     if not isinstance(p, dict):
                         return self.err(400, "item %d is not an object" % idx)
-                    items.append(self.complete_project(region, p, idx))
+                    items.append(self.complete_project(region, p, idx, account))
                 with app.lock:
-                    app.projects[region] = items
+                    if account == ACCOUNT_ID:
+                        app.projects[region] = items
+                    else:
+                        app.member_projects.setdefault(account, {})[region] = items
                     app.projects_version += 1
-                return Response.json_obj(200, {"region": region, "count": len(items)})
+                out = {"region": region, "count": len(items)}
+                if account != ACCOUNT_ID:
+                    out["account"] = account
+                return Response.json_obj(200, out)
             return self.err(405, "method not allowed")
         if path == "/_fake/reset":
             return self.only(method, "POST") or self.reset()
+        if path == "/_fake/organization":
+            if method == "PUT":
+                data = self.body_json(ctx)
+                if isinstance(data, Response):
+                    return data
+                try:
+                    org = Organization.from_json(data, app.config.organization())
+                except OrgError as exc:
+                    return self.err(400, str(exc))
+                app.set_organization(org)
+            elif method != "GET":
+                return self.err(405, "method not allowed")
+            with app.lock:
+                out = app.org.to_json()
+                out["ledger_version"] = app.ledger_version
+            return Response.json_obj(200, out, indent=2)
         if path == "/_fake/requests":
             if method != "GET":
                 return self.err(405, "method not allowed")
@@ -4030,7 +4615,8 @@ class ControlAPI:
             with app.lock:
                 out = [{"access_key_id": akid, "source": m["source"],
                         "issued": round(m["issued"], 3), "expiration": m["expiration"],
-                        "expired": now >= m["expiration"]}
+                        "expired": now >= m["expiration"],
+                        "account": m.get("account", ACCOUNT_ID)}
                        for akid, m in app.credential_meta.items()]
             return Response.json_obj(200, {"credentials": out}, indent=2)
         if path == "/_fake/credentials/expire":
@@ -4053,6 +4639,8 @@ class ControlAPI:
                 "sts_external_id_required": cfg.sts_external_id is not None,
                 "container_auth_token_required": cfg.container_auth_token is not None,
                 "imds_role": cfg.imds_role, "model_validation": cfg.model_validation,
+                "management_account": ACCOUNT_ID,
+                "organization_members": len(app.org.accounts),
                 "cloudwatch_now": round(app.cw_now(), 3),
                 "surfaces": {name: list(sf.prefixes) for name, sf in app.surfaces.items()}},
                 indent=2)
@@ -4207,15 +4795,21 @@ class ControlAPI:
         app = self.app
         if ctx.method == "GET":
             start, end = ctx.param("start"), ctx.param("end")
+            account = ctx.param("account")
             for name, val in (("start", start), ("end", end)):
                 if val is not None and not _DATE_RE.match(val):
                     return self.err(400, "%s must be YYYY-MM-DD" % name)
+            if account is not None and not _ACCOUNT_ID_RE.match(account):
+                return self.err(400, "account must be 12 digits")
             with app.lock:
                 rows, version = app.ledger, app.ledger_version
-            out = [public_row(r) for r in rows
-                   if (start is None or r["date"] >= start) and (end is None or r["date"] < end)]
+            out = [ledger_public_row(r) for r in rows
+                   if (start is None or r["date"] >= start) and (end is None or r["date"] < end)
+                   and (account is None or row_account(r) == account)]
             return Response.json_obj(200, {"today": app.today().isoformat(),
                                            "version": version, "count": len(out),
+                                           "accounts": sorted({r["linked_account"]
+                                                               for r in out}),
                                            "rows": out})
         if ctx.method == "PUT":
             data = self.body_json(ctx)
@@ -4238,14 +4832,16 @@ class ControlAPI:
         return Response.json_obj(200, {"ok": True})
 
     @staticmethod
-    def complete_project(region, p, idx):
-        """Fill in missing fields of a PUT project; present fields are kept as given."""
+    def complete_project(region, p, idx, account=ACCOUNT_ID):
+        """Fill in missing fields of a PUT project; present fields are kept as given.
+        A member's project gets the id of "<account>/<name>" and its account's arn."""
         out = dict(p)
         name = out.get("name", "project-%d" % idx)
         out.setdefault("name", name)
-        out.setdefault("id", project_id_for(region, str(name)))
+        out.setdefault("id", project_id_for(region, str(name)) if account == ACCOUNT_ID
+                       else project_id_for(region, "%s/%s" % (account, name)))
         out.setdefault("object", "organization.project")
-        out.setdefault("arn", project_arn(region, out["id"]))
+        out.setdefault("arn", project_arn(region, out["id"], account))
         out.setdefault("status", "active")
         out.setdefault("created_at", _ts(2026, 4, 1, 0, 0, 0) + idx)
         out.setdefault("tags", {})
@@ -4283,7 +4879,10 @@ class Config:
                  credential_lifetime=3600, sts_external_id=None,
                  web_identity_token=DEFAULT_WEB_IDENTITY_TOKEN,
                  container_auth_token=DEFAULT_CONTAINER_AUTH_TOKEN,
-                 imds_role=DEFAULT_IMDS_ROLE, model_validation=True):
+                 imds_role=DEFAULT_IMDS_ROLE, model_validation=True,
+                 org_accounts=0, org_regions=DEFAULT_ORG_REGIONS,
+                 org_projects=DEFAULT_ORG_PROJECTS, org_role_name=DEFAULT_ORG_ROLE_NAME,
+                 org_external_id=None):
         self.api_key = api_key
         self.access_key_id = access_key_id
         self.secret_access_key = secret_access_key
@@ -4301,6 +4900,18 @@ class Config:
         self.container_auth_token = container_auth_token or None
         self.imds_role = imds_role
         self.model_validation = model_validation    # check ce/cloudwatch bodies (botocore)
+        self.org_accounts = org_accounts            # members of the organization (0: none)
+        self.org_regions = list(org_regions)
+        self.org_projects = org_projects
+        self.org_role_name = org_role_name
+        self.org_external_id = org_external_id or None
+
+    def organization(self):
+        """The command-line organization (what /_fake/reset restores)."""
+        return Organization.generated(self.org_accounts, role_name=self.org_role_name,
+                                      external_id=self.org_external_id,
+                                      regions=self.org_regions,
+                                      projects_per_region=self.org_projects)
 
 
 class FakeAWS:
@@ -4338,6 +4949,8 @@ class FakeAWS:
     def reset_all(self):
         with self.lock:
             self.projects = default_projects_seed(self.config.synthetic)
+            self.org = self.config.organization()
+            self.member_projects = org_member_projects(self.org)
             self.faults = FaultRegistry()
             self.credentials = {self.config.access_key_id:
                                 (self.config.secret_access_key, self.config.session_token)}
@@ -4348,6 +4961,9 @@ class FakeAWS:
                 self.ledger = list(self.seed_ledger)
             else:
                 self.ledger = default_ledger_seed(self.today())
+            if self.org.accounts:
+                self.ledger = self.ledger + org_member_ledger(self.org, self.today())
+            self.account_rows_cache = None
             self.ledger_version = 1
             self.allocation_tags = default_allocation_tags()
             self.projects_version += 1
@@ -4366,6 +4982,41 @@ class FakeAWS:
     def ledger_snapshot(self):
         with self.lock:
             return self.ledger, dict(self.allocation_tags)
+
+    # -- the organization -----------------------------------------------------
+    def account_of(self, akid):
+        """The account credentials are bound to: a member for credentials AssumeRole
+        issued in a member's role, else (static keys, other temporary credentials, None)
+        the management account."""
+        with self.lock:
+            meta = self.credential_meta.get(akid) if akid is not None else None
+            return meta.get("account", ACCOUNT_ID) if meta is not None else ACCOUNT_ID
+
+    def account_rows(self, account):
+        """The ledger rows of one account (LINKED_ACCOUNT), cached per ledger list."""
+        with self.lock:
+            ledger = self.ledger
+            c = self.account_rows_cache
+            if c is None or c[0] is not ledger:
+                by = {}
+                for r in ledger:
+                    by.setdefault(row_account(r), []).append(r)
+                c = self.account_rows_cache = (ledger, by)
+            return c[1].get(account, [])
+
+    def set_organization(self, org):
+        """Replace the organization: the members' projects and their ledger rows are
+        rebuilt (rows of the previous and the new members are dropped first; the
+        management account's rows stay). Caller holds no lock."""
+        with self.lock:
+            drop = set(self.org.by_id) | set(org.by_id)
+            kept = [r for r in self.ledger if row_account(r) not in drop]
+            self.org = org
+            self.member_projects = org_member_projects(org)
+            self.ledger = kept + (org_member_ledger(org, self.today()) if org.accounts
+                                  else [])
+            self.ledger_version += 1
+            self.projects_version += 1
 
     # -- CloudWatch ------------------------------------------------------------
     def cw_now(self):
@@ -4394,7 +5045,8 @@ class FakeAWS:
             idx, snap = cached()
             if idx is not None:
                 return idx
-            idx = CwIndex(snap[0], snap[3])
+            # the management account's rows only: member accounts have no CloudWatch
+            idx = CwIndex([r for r in snap[0] if row_account(r) == ACCOUNT_ID], snap[3])
             with self.lock:
                 self.cw_cache = (snap[0], snap[1], snap[2], idx)
             return idx
@@ -4406,10 +5058,12 @@ class FakeAWS:
         return CwView(idx, spikes, self.cw_now())
 
     # -- temporary credentials -----------------------------------------------
-    def issue_credentials(self, source, lifetime=None, expired=False):
+    def issue_credentials(self, source, lifetime=None, expired=False, binding=None):
         """Create temporary credentials accepted by every SigV4 surface until
         they expire. Returns {"AccessKeyId","SecretAccessKey","SessionToken",
-        "Expiration" (epoch int), "issued" (epoch float)}."""
+        "Expiration" (epoch int), "issued" (epoch float)}. They are bound to the
+        management account, or with binding {"account","role_arn","arn","user_id"}
+        to a member (AssumeRole into a member's role)."""
         now = time.time()
         lifetime = self.config.credential_lifetime if lifetime is None else lifetime
         expiration = int(now - 60) if expired else int(now + lifetime)
@@ -4426,7 +5080,9 @@ class FakeAWS:
                 self.credentials.pop(oldest, None)
             self.credentials[akid] = (secret, token)
             self.credential_meta[akid] = {"source": source, "issued": now,
-                                          "expiration": expiration}
+                                          "expiration": expiration, "account": ACCOUNT_ID}
+            if binding:
+                self.credential_meta[akid].update(binding)
             c = self.counters.get(source)
             if c is not None and "issued" in c:
                 c["issued"] += 1
@@ -4474,10 +5130,15 @@ class FakeAWS:
             self.request_log = collections.deque(maxlen=REQUEST_LOG_MAX)
             self.request_seq = 0
 
-    def get_projects(self, region):
+    def get_projects(self, region, account=ACCOUNT_ID):
+        """The projects of account (default: the management account) in region; a
+        region without data has only "default"."""
         with self.lock:
-            items = self.projects.get(region)
-            return list(items) if items is not None else [default_project(region)]
+            if account == ACCOUNT_ID:
+                items = self.projects.get(region)
+            else:
+                items = self.member_projects.get(account, {}).get(region)
+            return list(items) if items is not None else [default_project(region, account)]
 
     # -- dispatch -----------------------------------------------------------
     def route(self, path):
@@ -4525,6 +5186,10 @@ class FakeAWS:
                 key = str(resp.status)
                 c["by_status"][key] = c["by_status"].get(key, 0) + 1
             surface.count(ctx, resp, c)
+            account = getattr(ctx, "account", None)
+            if account is not None and "by_account" in c:
+                c["by_account"][account] = c["by_account"].get(account, 0) + 1
+                entry["account"] = account
             entry["auth"] = ctx.auth_scheme
             entry["status"] = resp.status
             entry["fault"] = ctx.fault.kind if ctx.fault else None
@@ -4584,6 +5249,7 @@ class FakeAWS:
         ctx.sigv4_akid = result.akid
         expired = result.akid is not None and self.credential_expired(result.akid)
         if result.ok and not expired:
+            ctx.account = self.account_of(result.akid)
             return None
         if expired:
             result.reason = "temporary credentials expired (%s)" % (
@@ -5980,6 +6646,403 @@ def _self_test_s3_curl(check, port, bucket):
               "%r %r %r" % (st, data, err))
 
 
+def _self_test_org(check):
+    """Organization checks (run by self_test): ListAccounts, AssumeRole into members,
+    per-account projects and Cost Explorer with LINKED_ACCOUNT."""
+    akid, secret = DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY
+    today = SELF_TEST_TODAY
+    regions = ["us-east-1", "eu-west-1"]
+    app = FakeAWS(Config(quiet=True, today=today, ce_page_size=7, org_accounts=3,
+                         org_regions=regions, org_projects=2, org_external_id="ext-0001"))
+    server, thread = start_server(app)
+    port = server.server_address[1]
+    base = "http://127.0.0.1:%d" % port
+    mgmt = (akid, secret, None)
+    members = [org_member_id(k) for k in (1, 2, 3)]
+    services = [BEDROCK_SERVICE, CLAUDE_SERVICE]
+    try:
+        def signed(service, region, method, path, data=b"", creds=mgmt, headers=None):
+            h = {"Host": "127.0.0.1:%d" % port}
+            h.update(headers or {})
+            req = AWSRequest(method=method, url=base + path, data=data, headers=h)
+            SigV4Auth(Credentials(*creds), service, region).add_auth(req)
+            st, hdrs, out = _http_call(port, method, path, dict(req.headers.items()),
+                                       data if method == "POST" else None)
+            try:
+                doc = json.loads(out)
+            except ValueError:
+                doc = None
+            return st, hdrs, doc
+
+        def org_call(body, creds=mgmt, path="/organizations"):
+            return signed("organizations", "us-east-1", "POST", path,
+                          json.dumps(body).encode(), creds,
+                          {"Content-Type": AMZ_JSON_11,
+                           "X-Amz-Target": ORG_TARGET_PREFIX + "ListAccounts"})
+
+        def ce(op, body, creds=mgmt):
+            return signed("ce", "us-east-1", "POST", "/ce/", json.dumps(body).encode(), creds,
+                          {"Content-Type": AMZ_JSON_11, "X-Amz-Target": CE_TARGET_PREFIX + op})
+
+        def ctl(method, path, obj=None):
+            body = json.dumps(obj).encode() if obj is not None else None
+            st, _, out = _http_call(port, method, path, body=body)
+            return st, json.loads(out)
+
+        def assume(arn, creds=mgmt, external_id=None, session="org-self-test"):
+            form = {"Action": "AssumeRole", "Version": STS_VERSION, "RoleArn": arn,
+                    "RoleSessionName": session}
+            if external_id is not None:
+                form["ExternalId"] = external_id
+            data = urllib.parse.urlencode(form).encode()
+            st, hdrs, doc = signed("sts", "us-east-1", "POST", "/sts/", data, creds,
+                                   {"Accept": "application/json",
+                                    "Content-Type": "application/x-www-form-urlencoded"})
+            c = (doc or {}).get("AssumeRoleResponse", {}).get("AssumeRoleResult", {}).get(
+                "Credentials", {})
+            return st, hdrs, doc, (c.get("AccessKeyId"), c.get("SecretAccessKey"),
+                                   c.get("SessionToken"))
+
+        def caller(creds):
+            data = b"Action=GetCallerIdentity&Version=2011-06-15"
+            st, _, doc = signed("sts", "us-east-1", "POST", "/sts/", data, creds,
+                                {"Accept": "application/json",
+                                 "Content-Type": "application/x-www-form-urlencoded"})
+            return st, (doc or {}).get("GetCallerIdentityResponse", {}).get(
+                "GetCallerIdentityResult", {})
+
+        # -- the organization and ListAccounts --------------------------------------
+        st, org = ctl("GET", "/_fake/organization")
+        check("org: GET /_fake/organization: 3 members 200000000001.., role, regions",
+              st == 200 and [a["Id"] for a in org["accounts"]] == members and
+              [a["Name"] for a in org["accounts"]] == ["member-01", "member-02", "member-03"]
+              and org["role_name"] == DEFAULT_ORG_ROLE_NAME and org["regions"] == regions and
+              org["external_id"] == "ext-0001" and
+              all(a["Status"] == "ACTIVE" for a in org["accounts"]), "%r" % org)
+        import botocore.session
+        from botocore.config import Config as BotoConfig
+        session = botocore.session.Session()
+        bcfg = BotoConfig(retries={"total_max_attempts": 1})
+        orgc = session.create_client("organizations", region_name="us-east-1", config=bcfg,
+                                     endpoint_url=base + "/organizations",
+                                     aws_access_key_id=akid, aws_secret_access_key=secret)
+        pages = list(orgc.get_paginator("list_accounts").paginate(
+            PaginationConfig={"PageSize": 2}))
+        listed = [a for pg in pages for a in pg["Accounts"]]
+        check("organizations: botocore client ListAccounts, MaxResults 2 -> 2 pages, the "
+              "management account included",
+              len(pages) == 2 and [a["Id"] for a in listed] == [ACCOUNT_ID] + members and
+              listed[0]["Name"] == ORG_MANAGEMENT_NAME and
+              all(a["Status"] == "ACTIVE" and a["Arn"].endswith("/" + a["Id"]) and
+                  "@" in a["Email"] and a["JoinedMethod"] in ("INVITED", "CREATED") and
+                  isinstance(a["JoinedTimestamp"], datetime.datetime) for a in listed),
+              "%r" % [(len(pg["Accounts"]), pg.get("NextToken") is not None) for pg in pages])
+        st, hdrs, doc = org_call({})
+        check("organizations: SigV4Auth-signed ListAccounts (no MaxResults) -> every account "
+              "on one page, conforms to botocore's output model",
+              st == 200 and hdrs.get("Content-Type") == AMZ_JSON_11 and
+              len(doc["Accounts"]) == 4 and "NextToken" not in doc and
+              output_report("organizations", "ListAccounts", doc) == "", "%r %r" % (st, doc))
+        st, _, p1 = org_call({"MaxResults": 3})
+        st2, _, p2 = org_call({"MaxResults": 3, "NextToken": p1.get("NextToken")},
+                              path="/organizations/")
+        check("organizations: NextToken paging (POST /organizations/ too)",
+              st == 200 and st2 == 200 and len(p1["Accounts"]) == 3 and
+              len(p2["Accounts"]) == 1 and "NextToken" not in p2, "%r" % ((st, st2),))
+        st, hdrs, doc = org_call({"MaxResults": 21})
+        st2, _, doc2 = org_call({"MaxResults": 2, "NextToken": "bm9wZQ=="})
+        st3, _, doc3 = org_call({"MaxResults": 2, "Bogus": 1})
+        check("organizations: MaxResults 21, a garbage token, an unknown member -> 400 "
+              "InvalidInputException",
+              st == 400 and hdrs.get("x-amzn-ErrorType") == "InvalidInputException" and
+              doc.get("Reason") == "MAX_VALUE_EXCEEDED" and st2 == 400 and
+              doc2.get("Reason") == "INVALID_NEXT_TOKEN" and st3 == 400 and
+              doc3.get("__type") == "InvalidInputException", "%r" % ((doc, doc2, doc3),))
+        st, _, doc = org_call({}, creds=(akid, "wrong-secret", None))
+        check("organizations: bad signature -> 403 InvalidSignatureException",
+              st == 403 and doc["__type"] == CORAL_ERROR_NS + "InvalidSignatureException")
+
+        # -- AssumeRole into members ------------------------------------------------
+        role1 = "arn:aws:iam::%s:role/%s" % (members[0], DEFAULT_ORG_ROLE_NAME)
+        st, _, doc, m1 = assume(role1, external_id="ext-0001")
+        check("sts: AssumeRole into member-01's role (with the ExternalId) -> credentials",
+              st == 200 and (m1[0] or "").startswith("ASIA") and
+              doc["AssumeRoleResponse"]["AssumeRoleResult"]["AssumedRoleUser"]["Arn"] ==
+              "arn:aws:sts::%s:assumed-role/%s/org-self-test" % (members[0],
+                                                                 DEFAULT_ORG_ROLE_NAME),
+              "%r" % doc)
+        denials = [
+            assume(role1)[:3],                                        # no ExternalId
+            assume(role1, external_id="wrong")[:3],
+            assume("arn:aws:iam::%s:role/Other" % members[0], external_id="ext-0001")[:3],
+            assume("arn:aws:iam::999999999999:role/%s" % DEFAULT_ORG_ROLE_NAME,
+                   external_id="ext-0001")[:3],                       # not in the org
+            assume("arn:aws:iam::%s:role/%s" % (members[1], DEFAULT_ORG_ROLE_NAME),
+                   creds=m1, external_id="ext-0001")[:3],             # signed by a member
+        ]
+        check("sts: no/wrong ExternalId, another role, an account outside the organization, "
+              "member credentials -> 403 AccessDenied",
+              all(st == 403 and doc["Error"]["Code"] == "AccessDenied" and
+                  "not authorized to perform: sts:AssumeRole" in doc["Error"]["Message"]
+                  for st, _, doc in denials),
+              "%r" % [(st, h.get("X-Fake-Auth-Error")) for st, h, _ in denials])
+        st, _, _, mg = assume("arn:aws:iam::%s:role/cost-reader" % ACCOUNT_ID)
+        st_id, ident_mg = caller(mg)
+        check("sts: AssumeRole into any role of the management account works as without an "
+              "organization", st == 200 and st_id == 200 and
+              ident_mg.get("Account") == ACCOUNT_ID, "%r" % ident_mg)
+        st, ident = caller(m1)
+        st_b, ident_b = caller(mgmt)
+        check("sts: GetCallerIdentity answers the member for its credentials, the management "
+              "account for the base keys",
+              st == 200 and ident.get("Account") == members[0] and
+              ident.get("Arn", "").startswith("arn:aws:sts::%s:assumed-role/%s/"
+                                              % (members[0], DEFAULT_ORG_ROLE_NAME)) and
+              st_b == 200 and ident_b.get("Account") == ACCOUNT_ID, "%r %r" % (ident, ident_b))
+        stsc = session.create_client("sts", region_name="us-east-1", config=bcfg,
+                                     endpoint_url=base + "/sts/", aws_access_key_id=akid,
+                                     aws_secret_access_key=secret)
+        out = stsc.assume_role(RoleArn="arn:aws:iam::%s:role/%s" % (members[1],
+                                                                     DEFAULT_ORG_ROLE_NAME),
+                               RoleSessionName="botocore", ExternalId="ext-0001")
+        m2 = (out["Credentials"]["AccessKeyId"], out["Credentials"]["SecretAccessKey"],
+              out["Credentials"]["SessionToken"])
+        m2c = session.create_client("sts", region_name="us-east-1", config=bcfg,
+                                    endpoint_url=base + "/sts/", aws_access_key_id=m2[0],
+                                    aws_secret_access_key=m2[1], aws_session_token=m2[2])
+        check("sts: botocore AssumeRole (XML) into member-02, its GetCallerIdentity",
+              m2c.get_caller_identity()["Account"] == members[1])
+        st, _, doc = org_call({}, creds=m1)
+        check("organizations: ListAccounts with member credentials -> 403 "
+              "AccessDeniedException", st == 403 and
+              doc == {"__type": "AccessDeniedException", "Message": ORG_ACCESS_DENIED_MESSAGE},
+              "%r %r" % (st, doc))
+
+        # -- projects per account ---------------------------------------------------
+        path = "/mantle/us-east-1/v1/organization/projects"
+        st, _, doc = signed("bedrock-mantle", "us-east-1", "GET", path + "?limit=100",
+                            creds=m1)
+        _, want1 = ctl("GET", "/_fake/projects/us-east-1?account=" + members[0])
+        st2, _, doc2 = signed("bedrock-mantle", "us-east-1", "GET", path + "?limit=100")
+        st3, _, doc3 = _http_call(port, "GET", path + "?limit=100",
+                                  {"Authorization": "Bearer " + DEFAULT_API_KEY})
+        mg_ids = [p["id"] for p in app.get_projects("us-east-1")]
+        check("projects: a listing signed with member-01's credentials answers its projects; "
+              "the base keys and the API key the management account's",
+              st == 200 and doc["data"] == want1 and len(want1) == 3 and
+              all(p["arn"].startswith("arn:aws:bedrock-mantle:us-east-1:%s:project/"
+                                      % members[0]) for p in want1) and
+              st2 == 200 and [p["id"] for p in doc2["data"]] == mg_ids and
+              st3 == 200 and [p["id"] for p in json.loads(doc3)["data"]] == mg_ids,
+              "%r" % ((st, st2, st3),))
+        st, _, one = signed("bedrock-mantle", "eu-west-1", "GET",
+                            "/mantle/eu-west-1/v1/organization/projects/" +
+                            app.get_projects("eu-west-1", members[0])[-1]["id"], creds=m1)
+        check("projects: a member's project by id, in its second region",
+              st == 200 and one["arn"].split(":")[4] == members[0], "%r" % one)
+        pairs = {}
+        for aid in [ACCOUNT_ID] + members:
+            for region in regions:
+                for p in app.get_projects(region, aid):
+                    t = p["tags"]
+                    if t:
+                        pairs.setdefault((t["Application"], t["Environment"]),
+                                         set()).add((aid, p["id"]))
+        shared = {k: v for k, v in pairs.items() if len({a for a, _ in v}) > 1}
+        all_ids = [(aid, p["id"]) for aid in members for r in regions
+                   for p in app.get_projects(r, aid)]
+        check("projects: the same Application/Environment in two accounts (distinct ids), "
+              "every member project tagged Application/Environment/Team/CostCenter",
+              len(shared) >= 2 and
+              ("CustomerChatbot", "Production") in shared and
+              len(set(p for _, p in all_ids if p != "default")) ==
+              len([p for _, p in all_ids if p != "default"]) and
+              all(set(p["tags"]) == {"Application", "Environment", "Team", "CostCenter"}
+                  for aid in members for r in regions for p in app.get_projects(r, aid)
+                  if p["id"] != "default"), "%r" % sorted(shared))
+
+        # -- Cost Explorer ----------------------------------------------------------
+        _, led = ctl("GET", "/_fake/ledger")
+        rows = led["rows"]
+        check("ledger: every row shows its account; members have tagged, untagged and "
+              "non-Bedrock rows",
+              led["accounts"] == sorted([ACCOUNT_ID] + members) and
+              all(_ACCOUNT_ID_RE.match(r["linked_account"]) for r in rows) and
+              all(any(r["linked_account"] == m and not r["tags"] for r in rows) and
+                  any(r["linked_account"] == m and r["service"] == EC2_SERVICE for r in rows)
+                  for m in members), "%r" % led["accounts"])
+        _, led2 = ctl("GET", "/_fake/ledger?account=" + members[1])
+        check("ledger: ?account= keeps that account's rows only",
+              led2["count"] > 0 and led2["accounts"] == [members[1]] and
+              led2["count"] == sum(1 for r in rows if r["linked_account"] == members[1]))
+        start_s = first_of_previous_month(today).isoformat()
+        end_s = (today + ONE_DAY).isoformat()
+        req = {"TimePeriod": {"Start": start_s, "End": end_s}, "Granularity": "MONTHLY",
+               "Metrics": ["UnblendedCost"],
+               "Filter": {"Dimensions": {"Key": "SERVICE", "Values": services}},
+               "GroupBy": [{"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"},
+                           {"Type": "TAG", "Key": "Application"}]}
+
+        def all_pages(body, creds=mgmt):
+            merged, n, token, names = {}, 0, None, {}
+            while n < 200:
+                b = dict(body, NextPageToken=token) if token else body
+                st, _, doc = ce("GetCostAndUsage", b, creds)
+                if st != 200:
+                    return None, n, names
+                n += 1
+                for a in doc["DimensionValueAttributes"]:
+                    names[a["Value"]] = a["Attributes"].get("description")
+                for r in doc["ResultsByTime"]:
+                    for g in r["Groups"]:
+                        k = (r["TimePeriod"]["Start"][:7],) + tuple(g["Keys"])
+                        merged[k] = merged.get(k, Decimal(0)) + \
+                            Decimal(g["Metrics"]["UnblendedCost"]["Amount"])
+                token = doc.get("NextPageToken")
+                if not token:
+                    return merged, n, names
+            return None, n, names
+
+        def expected(account=None):
+            out = {}
+            for r in rows:
+                if r["service"] not in services or not start_s <= r["date"] < end_s:
+                    continue
+                if account is not None and r["linked_account"] != account:
+                    continue
+                app_tag = r["tags"].get("Application", "")
+                k = (r["date"][:7], r["linked_account"], "Application$" + app_tag)
+                out[k] = out.get(k, Decimal(0)) + Decimal(r["cost"])
+            return out
+        got, n, names = all_pages(req)
+        check("ce: GroupBy LINKED_ACCOUNT + TAG with the management account's credentials: "
+              "every account, %d pages (page size 7), sums equal the ledger" % n,
+              got is not None and n > 1 and got == expected() and
+              {k[1] for k in got} == set([ACCOUNT_ID] + members) and
+              names.get(members[0]) == "member-01" and
+              names.get(ACCOUNT_ID) == ORG_MANAGEMENT_NAME,
+              "pages=%d %d/%d" % (n, len(got or {}), len(expected())))
+        got1, n1, _ = all_pages(req, creds=m1)
+        check("ce: the same query with member-01's credentials sees only member-01's rows",
+              got1 is not None and got1 == expected(members[0]) and
+              {k[1] for k in got1} == {members[0]}, "%r" % (got1 and sorted(got1)[:3]))
+        flt = {"TimePeriod": {"Start": start_s, "End": end_s}, "Granularity": "MONTHLY",
+               "Metrics": ["UnblendedCost"], "Filter": {"And": [
+                   {"Dimensions": {"Key": "SERVICE", "Values": services}},
+                   {"Dimensions": {"Key": "LINKED_ACCOUNT",
+                                   "Values": [members[1], members[2]]}}]}}
+        st, _, doc = ce("GetCostAndUsage", flt)
+        got_t = sum((Decimal(r["Total"]["UnblendedCost"]["Amount"])
+                     for r in doc.get("ResultsByTime", [])), Decimal(0))
+        want_t = sum((v for k, v in expected().items() if k[1] in members[1:]), Decimal(0))
+        st_n, _, doc_n = ce("GetCostAndUsage", dict(flt, Filter={"And": [
+            {"Dimensions": {"Key": "SERVICE", "Values": services}},
+            {"Not": {"Dimensions": {"Key": "LINKED_ACCOUNT", "Values": members}}}]}))
+        got_n = sum((Decimal(r["Total"]["UnblendedCost"]["Amount"])
+                     for r in doc_n.get("ResultsByTime", [])), Decimal(0))
+        want_n = sum((v for k, v in expected().items() if k[1] == ACCOUNT_ID), Decimal(0))
+        check("ce: Filter LINKED_ACCOUNT (in And, and under Not) matches the ledger",
+              st == 200 and got_t == want_t and want_t > 0 and st_n == 200 and
+              got_n == want_n, "%s/%s %s/%s" % (got_t, want_t, got_n, want_n))
+        st, _, doc = ce("GetDimensionValues", {"TimePeriod": {"Start": start_s, "End": end_s},
+                                               "Dimension": "LINKED_ACCOUNT"})
+        st1, _, doc1 = ce("GetDimensionValues", {"TimePeriod": {"Start": start_s,
+                                                                "End": end_s},
+                                                 "Dimension": "LINKED_ACCOUNT"}, creds=m1)
+        check("ce: GetDimensionValues LINKED_ACCOUNT: every account (named) for the "
+              "management account, only its own for a member",
+              st == 200 and [v["Value"] for v in doc["DimensionValues"]] ==
+              sorted([ACCOUNT_ID] + members) and
+              doc["DimensionValues"][-1]["Attributes"] == {"description": "member-03"} and
+              st1 == 200 and [v["Value"] for v in doc1["DimensionValues"]] == [members[0]],
+              "%r %r" % (doc, doc1))
+        fend = (today.replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
+        freq = {"TimePeriod": {"Start": today.isoformat(), "End": fend.isoformat()},
+                "Metric": "UNBLENDED_COST", "Granularity": "MONTHLY",
+                "Filter": {"Dimensions": {"Key": "LINKED_ACCOUNT", "Values": [members[2]]}}}
+        st, _, doc = ce("GetCostForecast", freq)
+        w0 = (today - datetime.timedelta(days=7)).isoformat()
+        wsum = sum((Decimal(r["cost"]) for r in rows if r["linked_account"] == members[2] and
+                    w0 <= r["date"] < today.isoformat()), Decimal(0))
+        st1, _, doc1 = ce("GetCostForecast", freq, creds=m1)
+        check("ce: GetCostForecast Filter LINKED_ACCOUNT: that account's 7 days; member-01 "
+              "forecasting member-03 has no data",
+              st == 200 and doc["Total"]["Amount"] ==
+              fmt_amount(forecast_amounts(wsum, (fend - today).days)[0]) and
+              st1 == 400 and doc1["__type"].endswith("#DataUnavailableException"),
+              "%r %r" % (doc, doc1))
+
+        # -- counters, suspension, replacement, reset --------------------------------
+        _, c = ctl("GET", "/_fake/requests")
+        check("counters: organizations by_operation, sts assumed_by_account, ce by_account",
+              c["organizations"]["by_operation"].get("ListAccounts", 0) >= 8 and
+              c["sts"]["assumed_by_account"].get(members[0]) == 1 and
+              c["sts"]["assumed_by_account"].get(members[1]) == 1 and
+              c["ce"]["by_account"].get(members[0], 0) >= 3 and
+              c["ce"]["by_account"].get(ACCOUNT_ID, 0) >= 3,
+              "%r" % {k: c[k] for k in ("organizations", "sts")})
+        _, lg = ctl("GET", "/_fake/requests/log?surface=organizations")
+        check("log: organizations entries carry operation, request and account",
+              lg["requests"] and lg["requests"][0].get("operation") == "ListAccounts" and
+              lg["requests"][0].get("account") == ACCOUNT_ID, "%r" % lg["requests"][:1])
+        ctl("POST", "/_fake/faults", {"surface": "organizations", "kind": "throttle"})
+        st, hdrs, doc = org_call({})
+        ctl("POST", "/_fake/faults", {"surface": "organizations", "kind": "loop"})
+        st2, _, doc2 = org_call({})
+        check("organizations: throttle fault -> 400 TooManyRequestsException; loop keeps a "
+              "NextToken",
+              st == 400 and doc["__type"] == "TooManyRequestsException" and
+              st2 == 200 and "NextToken" in doc2, "%r %r" % (doc, doc2))
+        accts = [dict(a) for a in org["accounts"]]
+        accts[2]["Status"] = "SUSPENDED"
+        st, org2 = ctl("PUT", "/_fake/organization", {"accounts": accts})
+        st_a, _, doc_a, _ = assume("arn:aws:iam::%s:role/%s" % (members[2],
+                                                                 DEFAULT_ORG_ROLE_NAME),
+                                   external_id="ext-0001")
+        _, _, la = org_call({})
+        check("control: PUT /_fake/organization suspends member-03: ListAccounts says "
+              "SUSPENDED, AssumeRole into it -> 403",
+              st == 200 and org2["accounts"][2]["Status"] == "SUSPENDED" and st_a == 403 and
+              la["Accounts"][3]["Status"] == "SUSPENDED", "%r" % ((st, st_a),))
+        st, org3 = ctl("PUT", "/_fake/organization", {
+            "accounts": [{"Id": "210000000001", "Name": "solo", "Status": "ACTIVE"}],
+            "role_name": "OtherRole", "external_id": None, "regions": ["ap-south-1"],
+            "projects_per_region": 1})
+        _, led3 = ctl("GET", "/_fake/ledger")
+        _, pj = ctl("GET", "/_fake/projects/ap-south-1?account=210000000001")
+        st_x, _, _, _ = assume("arn:aws:iam::210000000001:role/OtherRole")
+        st_bad, _ = ctl("PUT", "/_fake/organization", {"accounts": [{"Id": ACCOUNT_ID}]})
+        st_404, _ = ctl("GET", "/_fake/projects/us-east-1?account=" + members[0])
+        check("control: PUT /_fake/organization replaces members, role, external id, regions "
+              "and rebuilds their projects and ledger; bad input 400; old member 404",
+              st == 200 and led3["accounts"] == sorted([ACCOUNT_ID, "210000000001"]) and
+              len(pj) == 2 and pj[-1]["tags"]["Application"] == "CustomerChatbot" and
+              st_x == 200 and st_bad == 400 and st_404 == 404 and
+              sum(1 for r in led3["rows"] if r["linked_account"] == ACCOUNT_ID) ==
+              sum(1 for r in rows if r["linked_account"] == ACCOUNT_ID),
+              "%r" % ((st, led3["accounts"], len(pj), st_x, st_bad, st_404),))
+        st, org4 = ctl("PUT", "/_fake/organization", {"accounts": []})
+        st_u, _, _, u = assume("arn:aws:iam::999999999999:role/anything")
+        st_ui, ident_u = caller(u)
+        check("sts: without members, a role in any account works as before (management "
+              "account credentials)", st_u == 200 and ident_u.get("Account") == ACCOUNT_ID,
+              "%r" % ((st_u, ident_u),))
+        ctl("POST", "/_fake/reset")
+        _, org5 = ctl("GET", "/_fake/organization")
+        _, led5 = ctl("GET", "/_fake/ledger")
+        check("control: /_fake/reset restores the command-line organization and ledger",
+              org5["accounts"] == org["accounts"] and led5["rows"] == rows)
+        plain = FakeAWS(Config(quiet=True, today=today))
+        check("no organization: ListAccounts-to-be lists the management account only, the "
+              "ledger has no member rows, CloudWatch series equal with and without members",
+              plain.org.list_accounts()[0]["Id"] == ACCOUNT_ID and
+              len(plain.org.list_accounts()) == 1 and
+              all("linked_account" not in r for r in plain.ledger) and
+              plain.cw_index().series == app.cw_index().series)
+    finally:
+        stop_server(app, server, thread)
+
+
 def self_test():
     failures = []
 
@@ -6145,6 +7208,11 @@ def self_test():
         _self_test_s3(check)
     except Exception:
         check("s3 self-test ran without an exception", False, traceback.format_exc())
+    try:
+        _self_test_org(check)
+    except Exception:
+        check("organization self-test ran without an exception", False,
+              traceback.format_exc())
 
     print("self-test: %s" % ("PASS" if not failures else "FAIL (%d)" % len(failures)))
     return 0 if not failures else 1
@@ -6158,7 +7226,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description="Loopback fake of the AWS surfaces used by "
                                 "bedrock-cost-exporter (Bedrock Projects API, Cost "
                                 "Explorer, CloudWatch, STS, IMDSv2, container credentials, "
-                                "S3).")
+                                "S3, Organizations).")
     p.add_argument("--host", default="127.0.0.1", help="must be 127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 = pick a free port")
     p.add_argument("--port-file", help="write the bound port here (atomically)")
@@ -6193,8 +7261,21 @@ def parse_args(argv):
     p.add_argument("--imds-role", default=DEFAULT_IMDS_ROLE, metavar="NAME",
                    help="IAM role name IMDS reports (default %(default)s)")
     p.add_argument("--no-model-validation", dest="model_validation", action="store_false",
-                   help="do not check ce/cloudwatch request bodies against botocore's "
-                   "service models")
+                   help="do not check ce/cloudwatch/organizations request bodies against "
+                   "botocore's service models")
+    p.add_argument("--org-accounts", type=int, default=0, metavar="N",
+                   help="member accounts of the organization (ids %s.., names member-01..; "
+                   "default 0: none)" % org_member_id(1))
+    p.add_argument("--org-regions", default=",".join(DEFAULT_ORG_REGIONS),
+                   metavar="R1,R2", help="regions of the members' projects and spend "
+                   "(default %(default)s)")
+    p.add_argument("--org-projects", type=int, default=DEFAULT_ORG_PROJECTS, metavar="P",
+                   help="projects per member per region, besides default (default "
+                   "%(default)s)")
+    p.add_argument("--org-role-name", default=DEFAULT_ORG_ROLE_NAME, metavar="NAME",
+                   help="the role AssumeRole accepts in a member (default %(default)s)")
+    p.add_argument("--org-external-id", default=None, metavar="X",
+                   help="AssumeRole into a member must carry ExternalId=X (default: none)")
     p.add_argument("--quiet", action="store_true", help="no access log")
     p.add_argument("--self-test", action="store_true", help="run the self-test and exit")
     args = p.parse_args(argv)
@@ -6217,6 +7298,18 @@ def parse_args(argv):
         p.error("--credential-lifetime must be >= 1")
     if not args.imds_role or "/" in args.imds_role:
         p.error("--imds-role must be a non-empty name without '/'")
+    if not 0 <= args.org_accounts <= ORG_MAX_ACCOUNTS:
+        p.error("--org-accounts must be 0..%d" % ORG_MAX_ACCOUNTS)
+    args.org_regions = [r.strip() for r in args.org_regions.split(",") if r.strip()]
+    if not args.org_regions or len(set(args.org_regions)) != len(args.org_regions) or \
+            not all(_REGION_NAME_RE.match(r) for r in args.org_regions):
+        p.error("--org-regions must be a comma-separated list of distinct region names")
+    if not 0 <= args.org_projects <= ORG_MAX_PROJECTS:
+        p.error("--org-projects must be 0..%d" % ORG_MAX_PROJECTS)
+    if not _ROLE_NAME_RE.match(args.org_role_name):
+        p.error("--org-role-name must be an IAM role name ([\\w+=,.@-]{1,64})")
+    if args.org_external_id is not None and not _EXTERNAL_ID_RE.match(args.org_external_id):
+        p.error("--org-external-id must be 2..1224 characters of [\\w+=,.@:/-]")
     return args
 
 
@@ -6238,7 +7331,11 @@ def main(argv=None):
                              web_identity_token=args.web_identity_token,
                              container_auth_token=args.container_auth_token,
                              imds_role=args.imds_role,
-                             model_validation=args.model_validation))
+                             model_validation=args.model_validation,
+                             org_accounts=args.org_accounts, org_regions=args.org_regions,
+                             org_projects=args.org_projects,
+                             org_role_name=args.org_role_name,
+                             org_external_id=args.org_external_id))
     except LedgerError as exc:
         log(str(exc))
         return 2
