@@ -914,7 +914,11 @@ def assert_matches_fake(m, inv, tag_labels=("Application", "Environment", "Team"
             for key in tag_labels:
                 ln = "tag_" + re.sub(r"[^a-z0-9_]", "_", key.lower())
                 eq(lab.get(ln), p["tags"].get(key, ""), "%s of %s" % (ln, p["id"]))
-            extra = set(lab) - {"region", "project_id", "project_name", "project_arn", "status"}
+            # account_id: the caller's account (STS GetCallerIdentity), as in the project's arn
+            check(lab.get("account_id") in ("", p["arn"].split(":")[4] if p["arn"] else ""),
+                  "account_id of %s is the account of its arn: %r" % (p["id"], lab.get("account_id")))
+            extra = set(lab) - {"account_id", "region", "project_id", "project_name",
+                                "project_arn", "status"}
             eq(extra, {"tag_" + re.sub(r"[^a-z0-9_]", "_", k.lower()) for k in tag_labels},
                "tag labels of bedrock_cost_project_info")
             eq(m.value("bedrock_cost_project_created_timestamp_seconds", region=region,
@@ -1787,7 +1791,8 @@ def test_concurrent_scrapes_during_refreshes(ctx):
 # 7. SIGHUP reloads
 # ---------------------------------------------------------------------------
 
-BASE_INFO_LABELS = {"region", "project_id", "project_name", "project_arn", "status"}
+BASE_INFO_LABELS = {"account_id", "region", "project_id", "project_name", "project_arn",
+                    "status"}
 
 
 @test()
@@ -2315,12 +2320,14 @@ def test_no_secret_in_logs_or_metrics(ctx):
 # 11. Cost Explorer, credentials, spend discipline: tests/integration/costs.py
 #     (its tests join this registry; the ones waiting for the 10 s refresh timer go first);
 #     the account maximum on default settings: tests/integration/full_account.py
+#     the state file in S3: shared_state.py; organizations and shards: organization.py
 # ---------------------------------------------------------------------------
 
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True          # no __pycache__ in the source tree
 import cloudwatch  # noqa: E402
 import shared_state  # noqa: E402
+import organization  # noqa: E402
 import costs  # noqa: E402
 import full_account  # noqa: E402
 
@@ -2328,6 +2335,7 @@ costs.register(sys.modules[__name__])
 full_account.register(sys.modules[__name__])
 cloudwatch.register(sys.modules[__name__])
 shared_state.register(sys.modules[__name__])
+organization.register(sys.modules[__name__])
 
 
 # ---------------------------------------------------------------------------
