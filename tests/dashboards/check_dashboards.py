@@ -4,10 +4,20 @@
 For every dashboard: valid JSON; no "__inputs" (so it can be provisioned and imported
 as is); "id" null; schemaVersion 36..39; a stable uid (letters, digits, "-", "_", at
 most 40) and a title, neither shared with another dashboard; a "datasource" variable of
-type "datasource" for Prometheus and "job"/"instance" query variables; every panel and
-every target using the data source ${datasource}; unique integer panel ids; a
-description on every panel; a gridPos; every target with a unique refId and an expr
-whose variables are all defined; money panels (ones that plot *_usd, *_usd_total or
+type "datasource" for Prometheus, right after it an "account" variable
+(label_values(...account_id) from bedrock_cost_account_info or bedrock_cost_project_info;
+multi-valued with "All" except on the project dashboard, which shows one project of one
+account), and "job"/"instance" query variables; every panel and every target using the
+data source ${datasource}; unique integer panel ids; a description on every panel; a
+gridPos; every target with a unique refId and an expr whose variables are all defined,
+filtering on $job and $instance (only the shard families, which compare the instances of
+a job, filter on $job alone); every selector of a family that carries account_id (the
+project, cost, tag, model, window, budget, forecast, allocation-tag and cloudwatch
+families, the account families, and the recording rules built on them) filtering on
+account_id=~"$account", in panel targets and variable queries alike; every legend naming a
+project (project_name or project_id) or a tag budget naming the account too, no table
+hiding the account_id column, and every link to the project dashboard passing the
+account; money panels (ones that plot *_usd, *_usd_total or
 *_usd_per_<unit> series and are not ratios) in unit currencyUSD; ratio units only on
 expressions that are ratios (a division, a :ratio recording rule or a *_ratio family);
 no two panels overlapping on the grid. Panels built on the CloudWatch estimates
@@ -17,7 +27,7 @@ cloudwatch source mentions CloudWatch.
 
 Dashboard-specific: the overview has a tag_key variable used by its stacked daily spend
 panel; the project dashboard picks the project by name from bedrock_cost_project_info
-and joins the cost and token series on project_id; each dashboard shows the families
+and joins the cost and token series on (account_id, project_id); each dashboard shows the families
 listed for it in SHOWS; every recording rule a dashboard uses exists in
 dashboards/prometheus/bedrock-cost.rules.yml. The provisioning example is checked to
 point at the dashboards and at a Prometheus data source. Every alert's runbook_url
@@ -60,12 +70,47 @@ CLOUDWATCH_SERIES = re.compile(r"\b(?:bedrock_cost_\w*estimated_usd\w*|bedrock_u
                                r"|bedrock_cost_rate_usd_per_million_tokens"
                                r"|bedrock_cost_project_estimate_error_ratio"
                                r"|bedrock_cost_exporter_cloudwatch_\w+)\b")
+# The families whose series carry account_id (every project and cost series, the
+# cloudwatch ones, the per-account exporter series), also as the middle part of a
+# level:metric:operation recording rule. Every selector of one must filter on
+# account_id=~"$account".
+ACCOUNT_FILTER = 'account_id=~"$account"'
+SELECTOR = re.compile(r"([A-Za-z_:][\w:]*)(\s*\{[^}]*\})?")
+# Families of the shards: a panel comparing the instances of the job reads them with
+# job="$job" alone.
+JOB_WIDE_SERIES = {"bedrock_cost_exporter_shard_ordinal", "bedrock_cost_exporter_total_shards"}
+
+
+def carries_account(name):
+    """Whether series of the metric (or recording rule) @name carry account_id."""
+    parts = name.split(":")
+    m = parts[1] if len(parts) == 3 else name
+    return (m.startswith("bedrock_usage_") or m.startswith("bedrock_cost_exporter_account_")
+            or (m.startswith("bedrock_cost_") and not m.startswith("bedrock_cost_exporter_")))
+
+
+def selectors(expr):
+    """(metric name, selector braces or "") of every metric an expression reads."""
+    out = []
+    for m in SELECTOR.finditer(expr):
+        name = m.group(1)
+        if "bedrock_" in name or name == "up":
+            out.append((name, m.group(2) or ""))
+    return out
+
+
+def unfiltered_accounts(expr):
+    """The selectors of account families in @expr that do not filter on $account."""
+    return ["%s%s" % (n, b) for n, b in selectors(expr) if carries_account(n) and ACCOUNT_FILTER not in b]
+
+
 # Families each dashboard must show (somewhere in its panel queries).
 SHOWS = {
     "bedrock-cost-overview.json": (
         "bedrock_cost_month_forecast_usd", "bedrock_cost_model_month_to_date_usd",
         "bedrock_cost_tag_previous_month_usd", "bedrock_cost_allocation_tag_active",
         "project_id:bedrock_cost_month_to_date_share:ratio",
+        "instance:bedrock_cost_yesterday_usd:sum", "account_id:bedrock_cost_account_name:info",
         "bedrock_cost_project_today_estimated_usd", "bedrock_cost_project_estimated_usd_per_hour",
         "bedrock_cost_rate_usd_per_million_tokens", "bedrock_usage_project_tokens_today"),
     "bedrock-project.json": (
@@ -83,7 +128,15 @@ SHOWS = {
         "bedrock_cost_exporter_cost_explorer_spend_usd_total",
         "bedrock_cost_exporter_cloudwatch_metrics_requested_total",
         "bedrock_cost_exporter_cloudwatch_metrics_remaining_today",
-        "bedrock_cost_exporter_cloudwatch_spend_usd_total"),
+        "bedrock_cost_exporter_cloudwatch_spend_usd_total",
+        "bedrock_cost_exporter_account_up", "bedrock_cost_exporter_account_last_success_timestamp_seconds",
+        "bedrock_cost_account_info",
+        "bedrock_cost_exporter_shard_ordinal", "bedrock_cost_exporter_total_shards"),
+}
+# Panel titles each dashboard must have.
+TITLES = {
+    "bedrock-cost-overview.json": ("Spend by account",),
+    "bedrock-exporter-health.json": ("Accounts", "Shards"),
 }
 RECORDING_RULE = re.compile(r"\b[a-z_]+:[a-z_]+:[a-z_]+\b")
 
@@ -159,6 +212,21 @@ def check_dashboard(c, path, recorded):
         var = by_name.get(v, {})
         c.check(var.get("type") == "query" and "label_values(" in variable_query(var),
                 "%s: variable %s is a label_values() query" % (name, v), var.get("query"))
+    acc = by_name.get("account", {})
+    c.check([v.get("name") for v in variables[:2]] == ["datasource", "account"],
+            name + ": variable account comes right after datasource",
+            [v.get("name") for v in variables[:2]])
+    c.check(acc.get("type") == "query" and re.fullmatch(
+        r"label_values\((?:bedrock_cost_account_info|bedrock_cost_project_info)(?:\{[^}]*\})?,\s*account_id\)",
+        variable_query(acc)) is not None,
+        name + ": variable account is label_values(bedrock_cost_account_info, account_id)",
+        variable_query(acc))
+    if name == "bedrock-project.json":
+        c.check(not acc.get("multi") and not acc.get("includeAll"),
+                name + ": variable account is single-valued (one project of one account)")
+    else:
+        c.check(acc.get("multi") is True and acc.get("includeAll") is True,
+                name + ": variable account is multi-valued with All")
     defined = set(by_name) | BUILTIN_VARS
     for var in variables:
         if var.get("type") == "query":
@@ -168,6 +236,10 @@ def check_dashboard(c, path, recorded):
             c.check(bool(q), "%s: variable %s has a query" % (name, var.get("name")))
             c.check(variables_used(q) <= defined, "%s: variable %s refers only to defined variables"
                     % (name, var.get("name")), variables_used(q) - defined)
+            if var.get("name") == "account":
+                continue  # accounts are disjoint: a sum over several never double counts
+            c.check(not unfiltered_accounts(q), "%s: variable %s filters on account_id=~\"$account\""
+                    % (name, var.get("name")), unfiltered_accounts(q))
             c.check(not var.get("multi") and not var.get("includeAll"),
                     "%s: variable %s is single-valued (sums across exporters would double count)"
                     % (name, var.get("name")))
@@ -200,13 +272,32 @@ def check_dashboard(c, path, recorded):
             c.check(bool(e.strip()), label + " target %s: has an expr" % t.get("refId"))
             c.check(variables_used(e) <= defined, label + " target %s: variables are defined"
                     % t.get("refId"), variables_used(e) - defined)
-            c.check('job="$job"' in e and 'instance="$instance"' in e,
-                    label + " target %s: filters on $job and $instance" % t.get("refId"), e)
+            names = [n for n, _ in selectors(e)]
+            if names and set(names) <= JOB_WIDE_SERIES:
+                c.check('job="$job"' in e, label + " target %s: filters on $job" % t.get("refId"), e)
+            else:
+                c.check('job="$job"' in e and 'instance="$instance"' in e,
+                        label + " target %s: filters on $job and $instance" % t.get("refId"), e)
+            c.check(not unfiltered_accounts(e), label + " target %s: every project/cost family filters "
+                    "on account_id=~\"$account\"" % t.get("refId"), unfiltered_accounts(e))
+            lf = t.get("legendFormat") or ""
+            if re.search(r"\{\{\s*(?:project_name|project_id|tag_key)\s*\}\}", lf):
+                c.check("{{account_id}}" in lf or "{{ account_id }}" in lf,
+                        label + " target %s: a legend naming a project or tag budget names the account"
+                        % t.get("refId"), lf)
             for rule in RECORDING_RULE.findall(e):
                 c.check(rule in recorded, label + " target %s: recording rule %s exists"
                         % (t.get("refId"), rule))
             exprs.append(e)
         exprs_all += exprs
+        for tr in p.get("transformations") or []:
+            if tr.get("id") == "organize":
+                c.check(not tr.get("options", {}).get("excludeByName", {}).get("account_id"),
+                        label + ": a table does not hide the account_id column")
+        for link in p.get("fieldConfig", {}).get("defaults", {}).get("links") or []:
+            if "var-project=" in link.get("url", ""):
+                c.check("var-account=" in link.get("url", ""),
+                        label + ": a link to a project passes its account", link.get("url"))
         desc = p.get("description") or ""
         if any(ESTIMATE_SERIES.search(e) for e in exprs):
             for t in targets:
@@ -231,6 +322,9 @@ def check_dashboard(c, path, recorded):
     text = "\n".join(exprs_all)
     for metric in SHOWS.get(name, ()):
         c.check(metric in text, name + ": shows " + metric)
+    titles = [p.get("title") for p in all_panels(dash)]
+    for title in TITLES.get(name, ()):
+        c.check(title in titles, name + ": has a panel " + title)
     if name == "bedrock-cost-overview.json":
         tk = by_name.get("tag_key", {})
         c.check(tk.get("type") in ("query", "custom"), name + ": has a tag_key variable")
@@ -248,11 +342,10 @@ def check_dashboard(c, path, recorded):
                 variable_query(pv))
         cost = [e for e in exprs_all if re.search(
             r"bedrock_cost_project_\w+_usd|bedrock_usage_project_\w+|bedrock_cost_project_\w+_ratio", e)]
-        c.check(bool(cost) and all('project_name="$project"' in e and "on (job, instance, project_id)" in e
-                                   for e in cost),
-                name + ": cost and token series joined to the chosen project on project_id",
-                [e for e in cost if 'project_name="$project"' not in e
-                 or "on (job, instance, project_id)" not in e])
+        join = "on (job, instance, account_id, project_id)"
+        c.check(bool(cost) and all('project_name="$project"' in e and join in e for e in cost),
+                name + ": cost and token series joined to the chosen project on (account_id, project_id)",
+                [e for e in cost if 'project_name="$project"' not in e or join not in e])
     return dash
 
 

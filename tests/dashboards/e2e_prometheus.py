@@ -69,11 +69,12 @@ HOURLY_SPIKE_ALERT = "BedrockCostProjectHourlySpendSpike"
 # The families of the cloudwatch source and the labels each of their series carries
 # (besides job and instance).
 CLOUDWATCH_FAMILIES = {
-    "bedrock_usage_project_tokens_today": ("region", "project_id", "model", "direction"),
-    "bedrock_cost_project_today_estimated_usd": ("project_id",),
-    "bedrock_cost_project_estimated_usd_per_hour": ("project_id",),
+    "bedrock_usage_project_tokens_today": ("account_id", "region", "project_id", "model",
+                                           "direction"),
+    "bedrock_cost_project_today_estimated_usd": ("account_id", "project_id"),
+    "bedrock_cost_project_estimated_usd_per_hour": ("account_id", "project_id"),
     "bedrock_cost_rate_usd_per_million_tokens": ("region", "model", "direction", "source"),
-    "bedrock_cost_project_estimate_error_ratio": ("project_id",),
+    "bedrock_cost_project_estimate_error_ratio": ("account_id", "project_id"),
     "bedrock_cost_exporter_cloudwatch_metrics_requested_total": (),
     "bedrock_cost_exporter_cloudwatch_spend_usd_total": (),
     "bedrock_cost_exporter_cloudwatch_metrics_remaining_today": (),
@@ -497,6 +498,30 @@ def seed_spike(c, stack):
             desc)
 
 
+def check_accounts(c, prom, account):
+    """Single-account mode: the caller's account (the fake's STS GetCallerIdentity) names
+    every project and cost series, its health is there, and the shard families say 0 of 1."""
+    info = prom.vector("bedrock_cost_account_info")
+    c.check([s["metric"].get("account_id") for s in info] == [account],
+            "bedrock_cost_account_info names the caller's account %s" % account, json.dumps(info))
+    for family in ("bedrock_cost_project_info", "bedrock_cost_project_month_to_date_usd",
+                   "bedrock_cost_tag_month_to_date_usd", "bedrock_cost_model_month_to_date_usd"):
+        got = prom.vector(family)
+        c.check(bool(got) and all(s["metric"].get("account_id") == account for s in got),
+                "%s: every series carries account_id=%s" % (family, account),
+                json.dumps([s["metric"] for s in got][:2]))
+    up = prom.vector('bedrock_cost_exporter_account_up{account_id="%s"}' % account)
+    c.check(bool(up) and all(s["value"][1] == "1" for s in up), "the account is up", json.dumps(up))
+    last = prom.vector("bedrock_cost_exporter_account_last_success_timestamp_seconds")
+    c.check(bool(last) and all(float(s["value"][1]) > 0 for s in last),
+            "the account has a last success", json.dumps(last))
+    for family, want in (("bedrock_cost_exporter_shard_ordinal", "0"),
+                         ("bedrock_cost_exporter_total_shards", "1")):
+        got = prom.vector(family)
+        c.check(bool(got) and all(s["value"][1] == want for s in got), "%s is %s" % (family, want),
+                json.dumps(got))
+
+
 def check_cloudwatch(c, prom):
     """The cloudwatch source's families are in Prometheus, with their labels and values."""
     try:
@@ -534,7 +559,7 @@ def check_cloudwatch(c, prom):
             ("estimates meet the billed baseline on project_id (BedrockCostProjectHourlySpendSpike)",
              "bedrock_cost_project_estimated_usd_per_hour and bedrock_cost_project_baseline_daily_usd"),
             ("estimates meet the project names on project_id",
-             "bedrock_cost_project_today_estimated_usd * on (job, instance, project_id) "
+             "bedrock_cost_project_today_estimated_usd * on (job, instance, account_id, project_id) "
              "group_left (project_name) project_id:bedrock_cost_project_name:info"),
             ("error ratios meet the billed baseline on project_id (BedrockCostEstimateErrorHigh)",
              "bedrock_cost_project_estimate_error_ratio and bedrock_cost_project_baseline_daily_usd")):
@@ -666,6 +691,7 @@ def main():
         # scrapes before running the panel queries.
         wait_for(lambda: any(float(s["value"][1]) >= 5 for s in prom.vector(
             'count_over_time(up{job="%s"}[1m])' % JOB)), 30, "five scrapes", interval=0.25)
+        check_accounts(c, prom, "123456789012")
         check_cloudwatch(c, prom)
         c.check(len(DASHBOARDS) == 3, "three dashboards in dashboards/", str(DASHBOARDS))
         for path in DASHBOARDS:
