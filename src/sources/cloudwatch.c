@@ -1235,7 +1235,8 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 			if (rate >= 0) {
 				char *rk = xasprintf("%s\x1f%s\x1f%d", p->region, p->model, d);
 				if (textmap_put(rates_seen, rk, (void *)1))
-					reg_addv(r, &m_rate, rate * 1e6, "region", p->region, "model",
+					reg_addv(r, &m_rate, rate * 1e6, "account_id", account,
+						 "region", p->region, "model",
 						 p->model, "direction", dir_names[d], "source", src,
 						 (char *)0);
 				free(rk);
