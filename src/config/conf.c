@@ -164,7 +164,9 @@ static const struct key keys[] = {
 	  "( { project = \"name or id\"; monthly_usd = N; }, { tag = \"Team\"; value = \"X\"; monthly_usd = N; } )" },
 	{ "state_file", T_STRING, OFF(state_file), 0, "/var/lib/bedrock-cost-exporter/state.json", 0,
 	  4096, NULL, "Where cost data survives restarts (\"\" = nowhere): a local path, or "
-	  "\"s3://bucket/key\" to share it between replicas and pod moves (conditional writes)." },
+	  "\"s3://bucket/key\" to share it between replicas and pod moves (conditional writes). "
+	  "{shard} and {total_shards} are replaced by --shard and --total-shards; with {shard}, "
+	  "shards other than 0 read the Bedrock service names from shard 0's state." },
 	{ "state_s3.endpoint", T_STRING, OFF(state_s3_endpoint), 0,
 	  "https://{bucket}.s3.{region}.amazonaws.com", 8, 1024, NULL,
 	  "S3 endpoint of an s3:// state_file: with {bucket} virtual-hosted addressing, without it "
@@ -290,13 +292,14 @@ void conf_free(struct conf *c)
 	textlist_free(&c->projects_tag_label_names);
 	free(c->state_s3_bucket);
 	free(c->state_s3_key);
+	free(c->shard0_state_file);
 	free(c->path);
 	free(c);
 }
 
 /* "s3://bucket/key": a bucket of 3..63 characters of [a-z0-9.-] and a non-empty key, into
  * @bucket and @key (caller frees). */
-static bool s3_url_split(const char *url, char **bucket, char **key)
+bool conf_s3_url_split(const char *url, char **bucket, char **key)
 {
 	const char *b = url + 5, *slash = strchr(b, '/');
 	if (!slash || slash - b < 3 || slash - b > 63 || !slash[1])
@@ -911,6 +914,10 @@ static int derive(struct conf *c, struct textlist *errors, const char *file, con
 	}
 	c->shard = g_shard;
 	c->total_shards = g_total_shards;
+	free(c->shard0_state_file);
+	c->shard0_state_file = NULL;
+	if (c->shard > 0 && strstr(c->state_file, "{shard}"))
+		c->shard0_state_file = shard_subst(c->state_file, 0, c->total_shards);
 	char *sf = shard_subst(c->state_file, c->shard, c->total_shards);
 	free(c->state_file);
 	c->state_file = sf;
@@ -952,7 +959,7 @@ static int derive(struct conf *c, struct textlist *errors, const char *file, con
 	free(c->state_s3_key);
 	c->state_s3_bucket = c->state_s3_key = NULL;
 	if (strncmp(c->state_file, "s3://", 5) == 0 &&
-	    !s3_url_split(c->state_file, &c->state_s3_bucket, &c->state_s3_key)) {
+	    !conf_s3_url_split(c->state_file, &c->state_s3_bucket, &c->state_s3_key)) {
 		const struct key *k = find_key("state_file");
 		add_error(errors, file_of(k, files, file), line_of(k, lines),
 			  "state_file: \"%s\" is not s3://bucket/key (a bucket name of 3..63 "

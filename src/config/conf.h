@@ -123,6 +123,10 @@ struct conf {
 	bool org_mode;            /* derived: accounts listed or discovered */
 	/* sharding, from --shard / --total-shards (conf_set_sharding), not from the file */
 	long shard, total_shards;
+	/* derived: shard 0's state_file, when this is another shard and state_file names
+	 * {shard} (one file or object per shard); else NULL. Shard 0 discovers the Bedrock
+	 * service names for every shard (cost_explorer.c). */
+	char *shard0_state_file;
 
 	struct budget_list budgets;
 	char *state_file; /* "" = none; "s3://bucket/key" = in S3 (the two below) */
@@ -150,6 +154,10 @@ bool conf_account_id_ok(const char *id);
 
 /* The shard that owns account @id (12 digits): FNV-1a of the id, mod @total. Pure. */
 long conf_account_shard(const char *id, long total);
+
+/* "s3://bucket/key" split into @bucket and @key (caller frees both): false when @url is not
+ * a bucket of 3..63 characters of [a-z0-9.-] and a non-empty key. */
+bool conf_s3_url_split(const char *url, char **bucket, char **key);
 
 /* The role to assume in member account @a: its role_arn, else
  * arn:aws:iam::<id>:role/<organization.role_name>, or "" when neither is set. Caller frees. */

@@ -23,6 +23,8 @@
 
 /* Each interval is stretched or shrunk by up to this fraction, at random. */
 #define JITTER 0.1
+/* seconds before a source that is waiting (-EINPROGRESS) asks again */
+#define SOON 10.0
 /* Largest exposition rendered by default; a larger one is not served (the previous one stays). */
 #define MAX_EXPOSITION ((size_t)1 << 30)
 
@@ -52,6 +54,7 @@ struct poller {
 	bool state_dirty;     /* a source's state-file part changed since the last write */
 	bool dirty;           /* something changed that is not published yet */
 	long render_failing;  /* renders failed in a row, for complain-once */
+	bool once;            /* poller_run_once: one round, nothing waits */
 	struct source *refreshing; /* the source whose refresh is running, or NULL */
 };
 
@@ -194,6 +197,8 @@ static void schedule(struct poller *p, struct source *s, int rc)
 	if (rc == 0) {
 		double spread = d->delay ? d->delay(s->priv, p->conf, p->wall()) : 0;
 		s->next = now + (spread > interval ? spread : jittered(interval));
+	} else if (rc == -EINPROGRESS) { /* waiting on another shard: soon, not at the interval */
+		s->next = now + SOON * (1 + rand_unit() * JITTER);
 	} else if (rc == -EDQUOT) { /* the daily ceiling is spent: a new UTC day brings a new one */
 		s->next = now + until_midnight(p->wall()) + 60 * rand_unit();
 	} else if (!retry || interval < retry) {
@@ -240,7 +245,7 @@ static int refresh(struct poller *p, struct source *s)
 {
 	struct hc_opts o = client_opts(p);
 	struct source_ctx x = { .conf = p->conf, .now = p->wall(), .hc = p->hc, .http = &o,
-				.creds = p->creds, .set = &p->set };
+				.creds = p->creds, .set = &p->set, .once = p->once };
 	char err[512] = "";
 	double t0 = p->mono();
 	p->refreshing = s;
@@ -619,6 +624,7 @@ void poller_stop(struct poller *p)
 
 int poller_run_once(struct poller *p, struct buf *out)
 {
+	p->once = true;
 	load_state(p);
 	for (size_t i = 0; i < p->set.n; i++) {
 		struct source *s = &p->set.v[i];

@@ -29,7 +29,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "aws/s3.h"
 #include "base/days.h"
+#include "base/files.h"
 #include "base/jsontape.h"
 #include "base/jsonw.h"
 #include "base/log.h"
@@ -82,6 +84,7 @@ struct state {
 	struct textlist services;  /* the SERVICE values filtered on */
 	double services_at;        /* when discovered; 0 = never */
 	char *services_search;     /* the search string they were discovered with */
+	double shard0_wait_since;  /* another shard: since when shard 0 has had no names for it */
 	struct acct *acct;         /* in the accounts source's order; never empty */
 	size_t nacct;
 };
@@ -412,7 +415,127 @@ static bool discovery_due(const struct state *s, const struct conf *c, double no
 		!s->services_search || strcmp(s->services_search, c->ce_service_search) != 0);
 }
 
-/* The SERVICE values to filter on: configured, or discovered once a day. */
+/* How long another shard waits for shard 0's names before asking Cost Explorer itself, and
+ * how old they may be (shard 0 rediscovers daily, at its next refresh after a day). */
+#define SHARD0_WAIT 300.0
+#define SHARD0_MAX_AGE (2 * DISCOVERY_INTERVAL)
+/* The largest state read (statefile.h's limit). */
+#define SHARD0_MAX_BYTES ((size_t)256 * 1024 * 1024)
+
+/* Shard 0's state, read from its file or S3 object: 0 with @text (caller frees); -errno
+ * with @err. */
+static int read_shard0_state(struct source_ctx *x, char **text, size_t *len, char *err,
+			     size_t errlen)
+{
+	const struct conf *c = x->conf;
+	const char *where = c->shard0_state_file;
+	if (!c->state_s3_bucket) {
+		int rc = read_file_max(where, SHARD0_MAX_BYTES, text, len);
+		if (rc)
+			snprintf(err, errlen, "%s: %s", where, strerror(-rc));
+		return rc;
+	}
+	char *bucket = NULL, *key = NULL;
+	if (!conf_s3_url_split(where, &bucket, &key)) {
+		snprintf(err, errlen, "%s is not s3://bucket/key", where);
+		return -EINVAL;
+	}
+	char *url = s3_object_url(c->state_s3_endpoint, c->state_s3_region, bucket, key);
+	free(bucket);
+	free(key);
+	struct hc_opts o = *x->http;
+	o.max_body = SHARD0_MAX_BYTES;
+	struct s3_ctx sx = { .hc = x->hc, .http = &o, .creds = x->creds, .conf = c, .now = x->now,
+			     .get_op = apistats_op("s3", "GetObject"),
+			     .put_op = apistats_op("s3", "PutObject") };
+	struct hc_resp resp = { 0 };
+	int rc = s3_get(&sx, url, c->state_s3_region, NULL, &resp, err, errlen);
+	if (!rc && resp.status != 200) {
+		snprintf(err, errlen, "%s: no object yet", url);
+		rc = -ENOENT;
+	}
+	free(url);
+	if (rc) {
+		free(resp.body);
+		return rc;
+	}
+	*text = resp.body;
+	*len = resp.len;
+	return 0;
+}
+
+/*
+ * Another shard of a state_file naming {shard}: takes the Bedrock service names shard 0
+ * discovered (its state's "services"), so that M shards ask GetDimensionValues once a day
+ * as one exporter does. Returns 0 when taken; -EINPROGRESS with @err while shard 0 has
+ * none yet (the poller asks again soon); 1 when it has had none for SHARD0_WAIT seconds:
+ * this shard discovers them itself.
+ */
+static int services_from_shard0(struct state *s, struct source_ctx *x, char *err,
+				size_t errlen)
+{
+	const struct conf *c = x->conf;
+	char why[512] = "";
+	char *text = NULL;
+	size_t len = 0;
+	struct jsontape t = { 0 };
+	bool taken = false;
+	if (!read_shard0_state(x, &text, &len, why, sizeof(why))) {
+		size_t sv = JT_NONE, values = JT_NONE;
+		double at = 0;
+		if (jsontape_parse(&t, text, len) == 0) {
+			sv = jt_get(&t, 0, "services");
+			values = jt_get(&t, sv, "values");
+		}
+		if (!jt_is(&t, values, JT_ARRAY) || jt_number(&t, jt_get(&t, sv, "at"), &at) ||
+		    !jt_str_eq(&t, jt_get(&t, sv, "search"), c->ce_service_search))
+			snprintf(why, sizeof(why), "%s holds no service names discovered with "
+				 "service_search \"%s\"", c->shard0_state_file, c->ce_service_search);
+		else if (!(at > 0 && x->now - at < SHARD0_MAX_AGE))
+			snprintf(why, sizeof(why), "%s holds service names older than %.0f days",
+				 c->shard0_state_file, SHARD0_MAX_AGE / 86400);
+		else
+			taken = true;
+		if (taken) {
+			struct textlist got = { 0 };
+			for (size_t v = jt_first(&t, values); v != JT_NONE; v = jt_next(&t, values, v)) {
+				char *str = jt_strdup(&t, v);
+				if (str && got.n < MAX_SERVICES)
+					textlist_push(&got, str);
+				else
+					free(str);
+			}
+			qsort(got.v, got.n, sizeof(char *), cmp_str);
+			if (!textlist_equal(&got, &s->services))
+				log_info("Bedrock service names taken from shard 0", "state",
+					 c->shard0_state_file, "count", LOG_INT((long)got.n));
+			textlist_free(&s->services);
+			s->services = got;
+			s->services_at = x->now;
+			free(s->services_search);
+			s->services_search = xstrdup(c->ce_service_search);
+			s->shard0_wait_since = 0;
+		}
+	}
+	jsontape_free(&t);
+	free(text);
+	if (taken)
+		return 0;
+	if (s->shard0_wait_since <= 0)
+		s->shard0_wait_since = x->now;
+	if (!x->once && x->now - s->shard0_wait_since < SHARD0_WAIT) {
+		snprintf(err, errlen, "waiting for shard 0 to discover the Bedrock service names "
+			 "(%s)", why);
+		return -EINPROGRESS;
+	}
+	log_warn("shard 0 has no Bedrock service names for this shard; discovering them here "
+		 "(one GetDimensionValues a day)", "reason", why);
+	s->shard0_wait_since = x->now; /* asked again in a day, when these are due */
+	return 1;
+}
+
+/* The SERVICE values to filter on: configured, taken from shard 0, or discovered once a
+ * day. */
 static int discover(struct state *s, struct source_ctx *x, char *err, size_t errlen)
 {
 	const struct conf *c = x->conf;
@@ -428,6 +551,11 @@ static int discover(struct state *s, struct source_ctx *x, char *err, size_t err
 	}
 	if (!discovery_due(s, c, x->now))
 		return 0;
+	if (c->shard0_state_file) {
+		int rc = services_from_shard0(s, x, err, errlen);
+		if (rc <= 0)
+			return rc;
+	}
 	long today = days_of_time(x->now), start, end;
 	days_query_window(today, &start, &end);
 	struct discover_arg da = { start, end, c->ce_service_search, { 0 } };

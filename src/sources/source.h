@@ -11,7 +11,8 @@
  *     after a failure, or `after` another source (then it has no schedule of
  *     its own: it runs right after that one succeeds, in the same round),
  *   - how it refreshes: refresh(), returning 0, -EDQUOT (the daily request
- *     ceiling is spent: the engine waits for the next UTC day), -ECANCELED
+ *     ceiling is spent: the engine waits for the next UTC day), -EINPROGRESS
+ *     (waiting on another instance: down for now, asked again in ~10 s), -ECANCELED
  *     (stopped), or another negative errno (failed; the last good data stays),
  *   - its part of the state file: save() writes its members into the file's
  *     top-level object, restore() builds a new private state from them,
@@ -48,6 +49,8 @@ struct source_ctx {
 	const struct hc_opts *http;    /* timeouts, retries, the stop flag */
 	struct aws_provider *creds;    /* the AWS credential chain, cached across sources */
 	const struct source_set *set;  /* for source_peer() */
+	bool once;                     /* --once: a refresh that waits (-EINPROGRESS) is not
+					* asked again, so it does not wait */
 	bool state_changed;            /* out: set when the source's state-file part changed */
 };
 

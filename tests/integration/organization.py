@@ -11,6 +11,7 @@ and log (GET /_fake/requests, /_fake/requests/log); never from the exporter's ou
 
 import datetime
 import decimal
+import os
 
 import costs
 
@@ -245,6 +246,9 @@ def linked_accounts_asked(fake):
     check(not bare, "%d GetCostAndUsage requests without a LINKED_ACCOUNT filter, e.g. %r"
           % (len(bare), bare[:1]))
     return asked
+
+
+CE_OPS = ("GetCostAndUsage", "GetDimensionValues", "GetCostForecast", "ListCostAllocationTags")
 
 
 def gcu(fake):
@@ -492,9 +496,30 @@ def _shards(ctx):
     shards = [OrgExporter(ctx, fakes[i], "org-shard%d-%d" % (i, n), org=discover(fakes[i]),
                           args=["--shard=%d" % i, "--total-shards=%d" % total])
               for i in range(total)]
+    # one state_file naming {shard}, as packaging/README.md advises: shard 0 discovers the
+    # Bedrock service names and the other shards take them from its state
+    template = os.path.join(ctx.dir, "org-shard{shard}-%d.state.json" % n)
+    for e in shards:
+        e.groups["state_file"] = template
+        e.write()
     single = OrgExporter(ctx, fakes[total], "org-all-%d" % n, org=discover(fakes[total]))
-    for e in shards + [single]:
+    # shards 1 and 2 first: with no state of shard 0 yet they wait for it (cost_explorer
+    # down, no GetCostAndUsage, no GetDimensionValues), then go on once shard 0 has written
+    for e in shards[1:] + [single]:
         e.start()
+    for i in range(1, total):
+        wait_for(lambda: (lambda q: q is not None and costs.attempt(q, "cost_explorer") > 0)(
+            shards[i].exp.quick()), 60, "shard %d's first Cost Explorer attempt" % i)
+        q = shards[i].exp.quick()
+        eq(costs.up(q, "cost_explorer"), 0.0,
+           "source_up{source=\"cost_explorer\"} of shard %d before shard 0 has run" % i)
+        ops = costs.counters(fakes[i])["by_operation"]
+        eq((ops.get("GetCostAndUsage", 0), ops.get("GetDimensionValues", 0)), (0, 0),
+           "(GetCostAndUsage, GetDimensionValues) of shard %d while it waits for shard 0" % i)
+        check(any("waiting for shard 0" in r.get("error", "")
+                  for r in shards[i].exp.logs(level="warn", source="cost_explorer")),
+            "shard %d does not say that it waits for shard 0" % i)
+    shards[0].start()
     ms = [wait_org_ready(e) for e in shards]
     m_all = wait_org_ready(single)
 
@@ -531,13 +556,20 @@ def _shards(ctx):
         check(n_i > 0, "shard %d asked GetCostAndUsage nothing" % i)
     eq(sum(per_shard), all_in_one, "GetCostAndUsage requests of the 3 shards (%r) vs one "
        "exporter covering every account" % per_shard)
-    # forecast and allocation_tags: shard 0 only, as often as one exporter
+    # forecast, allocation_tags and the service names: shard 0 only, as often as one
+    # exporter; in all the shards ask Cost Explorer no more than one exporter does
     ops_all = costs.counters(fakes[total])["by_operation"]
+    check(ops_all.get("GetDimensionValues", 0) > 0,
+          "the single exporter made no GetDimensionValues request")
+    eq(sum(sum(costs.counters(f)["by_operation"].get(op, 0) for op in CE_OPS)
+           for f in fakes[:total]),
+       sum(ops_all.get(op, 0) for op in CE_OPS),
+       "Cost Explorer requests of the 3 shards vs one exporter covering every account")
     check(ops_all.get("ListCostAllocationTags", 0) > 0,
           "the single exporter made no ListCostAllocationTags request")
     for i, f in enumerate(fakes[:total]):
         ops = costs.counters(f)["by_operation"]
-        for op in ("GetCostForecast", "ListCostAllocationTags"):
+        for op in ("GetCostForecast", "ListCostAllocationTags", "GetDimensionValues"):
             eq(ops.get(op, 0), ops_all.get(op, 0) if i == 0 else 0,
                "%s requests of shard %d (one exporter: %d)" % (op, i, ops_all.get(op, 0)))
     ctx.notes.append("GetCostAndUsage: shards %r (sum %d), one exporter %d; accounts per "
@@ -586,11 +618,49 @@ def _single_account(ctx):
     check("--total-shards" in err, "the error does not name --total-shards: %r" % err[-500:])
 
 
+# ---------------------------------------------------------------------------
+# (e) a restart in an organization: every account's data from the state file, 0 requests
+# ---------------------------------------------------------------------------
+
+def test_org_restart_is_free(ctx):
+    costs.guard_utc_midnight(ctx, lambda: _org_restart(ctx))
+
+
+def _org_restart(ctx):
+    fake = org_fake(ctx)
+    truth = Truth(fake)
+    e = OrgExporter(ctx, fake, "org-restart-%d" % len(ctx.fakes), org=discover(fake))
+    e.start()
+    m0 = wait_org_ready(e)
+    before = {costs.key_of(x): x.value for x in m0.samples
+              if x.name in costs.COST_FAMILIES}
+    eq(set(labelled_accounts(m0)), set(truth.active), "accounts served before the restart")
+    rc, _ = e.exp.stop()
+    eq(rc, 0, "exit code on SIGTERM")
+    fake.reset_requests()
+    e.start()
+    # ready from the state file, before any AWS answer: the fake asked nothing yet
+    wait_for(lambda: e.exp.get("/-/ready")[0] == 200, 10, "/-/ready after the restart")
+    eq(costs.ce_total(fake), 0, "Cost Explorer requests before the restarted exporter was ready")
+    m1 = e.exp.scrape()
+    costs.assert_same_values({costs.key_of(x): x.value for x in m1.samples
+                              if x.name in costs.COST_FAMILIES}, before,
+                             "every account's cost series restored from the state file")
+    eq(account_up(m1), {a: 1.0 for a in truth.active}, "account_up after the restart")
+    # a whole round later (the accounts and every account's projects listed again), still
+    # nothing asked of Cost Explorer
+    wait_for(lambda: (lambda q: q is not None and costs.attempt(q, "projects") > 0)(
+        e.exp.quick()), 60, "the first projects listing after the restart")
+    eq(costs.ce_total(fake), 0, "Cost Explorer requests after the first round")
+    eq(e.exp.scrape().value("bedrock_cost_exporter_cost_explorer_billable_requests_total"),
+       0.0, "billable_requests_total of the restarted exporter")
+
+
 def register(run):
     global R, check, eq, wait_for, TestFailure
     R = run
     check, eq, wait_for, TestFailure = run.check, run.eq, run.wait_for, run.TestFailure
     for fn in (test_org_shards_split_accounts_and_cost_explorer,
                test_org_discover_every_account, test_org_one_member_failing,
-               test_org_single_account_labels):
+               test_org_single_account_labels, test_org_restart_is_free):
         run.test()(fn)

@@ -190,6 +190,37 @@ static void cloudwatch_prices(void **state)
 }
 
 /* An s3:// state_file names a bucket and a key; anything else there is a local path. */
+/* {shard} in state_file: each shard its own file, and the shards other than 0 know shard 0's */
+static void state_per_shard(void **state)
+{
+	(void)state;
+	struct textlist errs = { 0 };
+	const char *text = "organization: { accounts = ( { id = \"111122223333\"; } ); "
+			   "role_name = \"R\"; };\nprojects: { auth = \"sigv4\"; };\n"
+			   "state_file = \"s3://bkt/x/shard-{shard}-of-{total_shards}.json\";\n";
+	conf_set_sharding(2, 3);
+	struct conf *c = conf_parse_string("p.conf", text, &errs);
+	assert_int_equal(errs.n, 0);
+	assert_string_equal(c->state_file, "s3://bkt/x/shard-2-of-3.json");
+	assert_string_equal(c->state_s3_key, "x/shard-2-of-3.json");
+	assert_string_equal(c->shard0_state_file, "s3://bkt/x/shard-0-of-3.json");
+	conf_free(c);
+	conf_set_sharding(0, 3); /* shard 0 reads no one's */
+	c = conf_parse_string("p.conf", text, &errs);
+	assert_string_equal(c->state_file, "s3://bkt/x/shard-0-of-3.json");
+	assert_null(c->shard0_state_file);
+	conf_free(c);
+	conf_set_sharding(1, 3); /* one file for every shard named: nothing to read */
+	c = conf_parse_string("p.conf", "organization: { accounts = ( { id = \"111122223333\"; } ); "
+			      "role_name = \"R\"; };\nprojects: { auth = \"sigv4\"; };\n"
+			      "state_file = \"/var/lib/s-{total_shards}.json\";\n", &errs);
+	assert_int_equal(errs.n, 0);
+	assert_string_equal(c->state_file, "/var/lib/s-3.json");
+	assert_null(c->shard0_state_file);
+	conf_free(c);
+	conf_set_sharding(0, 1);
+}
+
 static void state_in_s3(void **state)
 {
 	(void)state;
@@ -269,6 +300,7 @@ int main(void)
 		cmocka_unit_test(every_key_is_read),
 		cmocka_unit_test(bad_fixtures),
 		cmocka_unit_test(state_in_s3),
+		cmocka_unit_test(state_per_shard),
 		cmocka_unit_test(every_error_is_reported),
 	};
 	return cmocka_run_group_tests_name("conf", tests, NULL, NULL);
