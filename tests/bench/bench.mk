@@ -4,12 +4,18 @@
 #
 #   make bench                       full run: issue 7's benchmark (~8-9 min on 2 cores; table
 #                                    on stdout, CSV + PNG in tests/bench/results/), then
-#                                    make bench-plan's run (~23 min; tests/bench/results/issue-12/)
+#                                    make bench-plan's run (~23 min; tests/bench/results/issue-12/),
+#                                    then make bench-org's (~1 min; tests/bench/results/issue-14/)
 #   make bench BENCH_ARGS="--quick"  smoke run (2 s wrk runs, 10 and 100 projects, ~1.5 min;
-#                                    the plan at 1,000 projects only, ~2 min; results in /tmp)
+#                                    the plan at 1,000 projects only, ~2 min; the organization
+#                                    at page size 5000 only; results in /tmp)
 #   make bench BENCH_ARGS="--profile 1000"  perf stat + perf record of one --once refresh
 #                                    (needs Debian's linux-perf; no plan run)
 #   make bench-plan                  only the query plan (issue 12), both sizes
+#   make bench-org                   only the organization's first fill (issue 14): Cost
+#                                    Explorer requests of 3 shards vs one exporter covering
+#                                    12 members x 2 regions x 100 projects (~1 min;
+#                                    tests/bench/results/issue-14/); fails when the shards cost more
 #   make bench-deps                  only install the benchmark's Debian packages
 #
 # Everything runs on 127.0.0.1: the fake AWS account, the exporter, a private nginx (own
@@ -56,6 +62,9 @@ ifeq ($(findstring --profile,$(BENCH_ARGS)),)
 	$(PYTHON) tests/bench/plan_bench.py --driver build/bench/plan_bench \
 	  $(if $(findstring --quick,$(BENCH_ARGS)),--sizes 1000 --out "$$(mktemp -d /tmp/bce-plan-quick-XXXXXX)") \
 	  $(PLAN_BENCH_ARGS)
+	$(PYTHON) tests/bench/org_bench.py --binary ./bedrock-cost-exporter \
+	  $(if $(findstring --quick,$(BENCH_ARGS)),--page-sizes 5000 --out "$$(mktemp -d /tmp/bce-org-quick-XXXXXX)") \
+	  $(ORG_BENCH_ARGS)
 endif
 
 # `make statefile-bench` - the state file's writer (jsonw, streamed) against a cJSON tree of
@@ -94,3 +103,20 @@ build/bench/plan_bench: tests/bench/plan_bench.c $(filter-out build/obj/main.o,$
 bench-plan: deps
 	@$(MAKE) --no-print-directory build/bench/plan_bench
 	$(PYTHON) tests/bench/plan_bench.py --driver build/bench/plan_bench $(PLAN_BENCH_ARGS)
+
+# `make bench-org` - an organization's first fill (issue 14): a fake organization of 12 member
+# accounts x 2 regions x 100 projects (plus the management account), 3 exporter shards
+# (--shard=0..2 --total-shards=3) and one exporter covering every account, each against its
+# own fake_fast.py, at Cost Explorer page sizes 5000 and 50; prints the Cost Explorer requests
+# by operation until /-/ready and fails when the shards together make more GetCostAndUsage
+# requests, or more Cost Explorer requests in all, than the single exporter (~1 min on 2
+# cores). Table and raw JSON in tests/bench/results/issue-14/. Not part of make check.
+#   ORG_BENCH_ARGS="--page-sizes 5000"          one page size only
+#   ORG_BENCH_ARGS="--members 24 --projects 50" another organization
+ORG_BENCH_ARGS ?=
+
+.PHONY: bench-org
+
+bench-org: deps
+	@$(MAKE) --no-print-directory bedrock-cost-exporter
+	$(PYTHON) tests/bench/org_bench.py --binary ./bedrock-cost-exporter $(ORG_BENCH_ARGS)

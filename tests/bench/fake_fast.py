@@ -43,11 +43,13 @@ def _key(body, rows, allocation_tags, today, page_size, estimated_days, strict):
 
 
 def ce_get_cost_and_usage(body, rows, allocation_tags, today, page_size, estimated_days,
-                          strict=False, loop=False, bump_later_pages=None):
+                          strict=False, loop=False, bump_later_pages=None,
+                          account_names=None):
     if loop or bump_later_pages is not None or not isinstance(body, dict) or \
             not body.get("GroupBy"):
         return _original(body, rows, allocation_tags, today, page_size, estimated_days,
-                         strict=strict, loop=loop, bump_later_pages=bump_later_pages)
+                         strict=strict, loop=loop, bump_later_pages=bump_later_pages,
+                         account_names=account_names)
     key = _key(body, rows, allocation_tags, today, page_size, estimated_days, strict)
     with _lock:
         hit = _cache.get(key)
@@ -71,6 +73,9 @@ def ce_get_cost_and_usage(body, rows, allocation_tags, today, page_size, estimat
     lo, hi = offset, min(offset + page_size, total)
     results = []
     pos = 0
+    la_index = [k for k, d in enumerate(full["GroupDefinitions"])
+                if d == {"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"}]
+    page_accounts = set()
     for r, n in zip(full["ResultsByTime"], sizes):
         s_p = pos
         pos += n
@@ -79,6 +84,8 @@ def ce_get_cost_and_usage(body, rows, allocation_tags, today, page_size, estimat
             if a >= b:
                 continue
             groups = r["Groups"][a - s_p:b - s_p]
+            for g in groups:
+                page_accounts.update(g["Keys"][k] for k in la_index)
         elif not (lo <= s_p < hi or (s_p == total and hi == total)):
             continue
         else:
@@ -88,7 +95,8 @@ def ce_get_cost_and_usage(body, rows, allocation_tags, today, page_size, estimat
     out = collections.OrderedDict()
     out["GroupDefinitions"] = full["GroupDefinitions"]
     out["ResultsByTime"] = results
-    out["DimensionValueAttributes"] = []
+    out["DimensionValueAttributes"] = fa.linked_account_attributes(sorted(page_accounts),
+                                                                   account_names)
     if hi < total:
         out["NextPageToken"] = fa.make_page_token(hi, req_hash)
     return out
@@ -139,9 +147,12 @@ def equivalence_check():
     tags = fa.FakeAWS(fa.Config(quiet=True)).allocation_tags
     services = [fa.BEDROCK_SERVICE] + ["Claude %s (Amazon Bedrock Edition)" % m
                                        for m in ("Sonnet 4.5", "Haiku 4.5", "Opus 4.1")]
+    names = {fa.ACCOUNT_ID: "management"}     # an organization's names (LINKED_ACCOUNT)
     for group_by in ([{"Type": "TAG", "Key": "Application"}, {"Type": "TAG", "Key": "Environment"}],
                      [{"Type": "DIMENSION", "Key": "SERVICE"},
-                      {"Type": "DIMENSION", "Key": "USAGE_TYPE"}]):
+                      {"Type": "DIMENSION", "Key": "USAGE_TYPE"}],
+                     [{"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"},
+                      {"Type": "TAG", "Key": "Application"}]):
         for page_size in (7, 37, 500, 5000, 100000):
             body = {"TimePeriod": {"Start": "2026-10-01", "End": "2026-11-27"},
                     "Granularity": "DAILY", "Metrics": ["UnblendedCost"],
@@ -150,8 +161,10 @@ def equivalence_check():
             token, pages = None, 0
             while True:
                 b = dict(body, NextPageToken=token) if token else body
-                plain = fa.json_bytes(_original(b, rows, tags, today, page_size, 3), None)
-                fast = fa.json_bytes(ce_get_cost_and_usage(b, rows, tags, today, page_size, 3), None)
+                plain = fa.json_bytes(_original(b, rows, tags, today, page_size, 3,
+                                                account_names=names), None)
+                fast = fa.json_bytes(ce_get_cost_and_usage(b, rows, tags, today, page_size, 3,
+                                                           account_names=names), None)
                 if plain != fast:
                     print("DIFFERENT: %s page size %d, page %d" % (group_by[0]["Key"], page_size,
                                                                    pages + 1))
