@@ -12,6 +12,7 @@ and log (GET /_fake/requests, /_fake/requests/log); never from the exporter's ou
 import datetime
 import decimal
 import os
+import time
 
 import costs
 
@@ -656,11 +657,48 @@ def _org_restart(ctx):
        0.0, "billable_requests_total of the restarted exporter")
 
 
+# ---------------------------------------------------------------------------
+# (f) member credentials: renewed before they expire
+# ---------------------------------------------------------------------------
+
+def test_org_member_credentials_renewed(ctx):
+    # temporary credentials of 4 s (the fake rejects them after that as ExpiredToken): the
+    # exporter renews credentials issued with less than 10 minutes left after half their life
+    fake = org_fake(ctx, 2, REGIONS, "--credential-lifetime", "4")
+    truth = Truth(fake)
+    members = sorted(a for a in truth.active if a != truth.management)
+    e = OrgExporter(ctx, fake, "org-renew-%d" % len(ctx.fakes), org=discover(fake))
+    e.start()
+    m0 = wait_org_ready(e)
+    first = dict(costs.counters(fake, "sts").get("assumed_by_account", {}))
+    eq(sorted(first), members, "accounts assumed into during the first fill")
+    # every credential issued so far has expired (4 s of life), then a reload lists again
+    t_ready = time.time()
+    wait_for(lambda: time.time() > t_ready + 5, 10, "the members' credentials to expire")
+    e.groups["projects"]["refresh_interval"] = 3601
+    e.write()
+    m1 = e.exp.hup_and_wait(before=e.exp.quick())
+    wait_for(lambda: (lambda q: q is not None and costs.attempt(q, "projects") > q.reload_ts())(
+        e.exp.quick()), 60, "the projects listing after the reload")
+    m1 = e.exp.scrape()
+    eq(costs.up(m1, "projects"), 1.0, "source_up{source=\"projects\"} with renewed credentials")
+    eq(account_up(m1), account_up(m0), "account_up after the members' credentials expired")
+    auth = [x for x in m1.find("bedrock_cost_exporter_api_request_errors_total")
+            if x.labels.get("reason") == "auth" and x.value > 0]
+    eq(auth, [], "auth errors (an expired credential was used)")
+    later = costs.counters(fake, "sts").get("assumed_by_account", {})
+    renewed = {a: later.get(a, 0) - first[a] for a in members}
+    check(all(n >= 1 for n in renewed.values()),
+          "AssumeRole per member account since the first fill: %r (each must be renewed)"
+          % renewed)
+
+
 def register(run):
     global R, check, eq, wait_for, TestFailure
     R = run
     check, eq, wait_for, TestFailure = run.check, run.eq, run.wait_for, run.TestFailure
     for fn in (test_org_shards_split_accounts_and_cost_explorer,
                test_org_discover_every_account, test_org_one_member_failing,
-               test_org_single_account_labels, test_org_restart_is_free):
+               test_org_single_account_labels, test_org_restart_is_free,
+               test_org_member_credentials_renewed):
         run.test()(fn)
