@@ -461,6 +461,10 @@ def check_cost_explorer_requests(c, stack, accounts, before, log_before):
     c.check(after == before, "replica b of shard 0 made no Cost Explorer request: the two "
             "replicas together paid what replica a paid alone (%d requests in all)" % before[0],
             "before %s, after %s: %s" % (json.dumps(before), json.dumps(after), describe_ce(new)))
+    # The Bedrock service names: discovered once for every shard (by shard 0; the other
+    # shards read them from shard 0's object, as state_file names {shard})
+    c.check(before[1].get("GetDimensionValues", 0) == 1, "the 3 shards discovered the Bedrock "
+            "service names once (GetDimensionValues, shard 0's)", json.dumps(before[1]))
     # What the shards asked for: every GetCostAndUsage names the accounts of one shard.
     gcu = [e for e in ce_log(stack) if e.get("operation") == "GetCostAndUsage"]
     asked = {}
