@@ -62,8 +62,8 @@ def scrape(base):
 
 
 def sample(body, family, project_id):
-    m = re.search(r'^%s\{project_id="%s"\} (\S+)$' % (family, re.escape(project_id)), body,
-                  re.M)
+    m = re.search(r'^%s\{(?:account_id="[^"]*",)?project_id="%s"\} (\S+)$'
+                  % (family, re.escape(project_id)), body, re.M)
     return float(m.group(1)) if m else None
 
 
@@ -71,8 +71,9 @@ def cw_estimates(base, names):
     """One line per project with an estimate: today so far and the last hour's rate."""
     body = scrape(base)
     out = []
-    for pid in sorted(set(re.findall(r'^bedrock_cost_project_today_estimated_usd\{project_id="'
-                                     r'([^"]*)"\}', body, re.M))):
+    for pid in sorted(set(re.findall(r'^bedrock_cost_project_today_estimated_usd\{'
+                                     r'(?:account_id="[^"]*",)?project_id="([^"]*)"\}', body,
+                                     re.M))):
         today = sample(body, "bedrock_cost_project_today_estimated_usd", pid)
         hour = sample(body, "bedrock_cost_project_estimated_usd_per_hour", pid)
         out.append("%-24s today %9.2f USD   now %7.2f USD/h" % (names.get(pid, pid + " (not listed)"), today,
@@ -174,7 +175,8 @@ def main():
             pid = re.search(r'project_id="([^"]*)"', line).group(1)
             print("  %-100s  # %s" % (line, names.get(pid, "reserved: see README")))
         tags = [l for l in body.splitlines()
-                if l.startswith('bedrock_cost_tag_month_to_date_usd{tag_key="Team"')]
+                if l.startswith("bedrock_cost_tag_month_to_date_usd{")
+                and 'tag_key="Team"' in l]
         print("\nMonth-to-date spend per Team:")
         for line in tags:
             print("  " + line)
