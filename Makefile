@@ -19,7 +19,7 @@ DESTDIR    ?=
 CC         ?= cc
 PYTHON     ?= /usr/bin/python3
 PKG_CONFIG ?= pkg-config
-PKGS       := libmicrohttpd libcurl libconfig zlib yaml-0.1 gnutls libxcrypt
+PKGS       := libmicrohttpd libcurl libconfig zlib yaml-0.1 gnutls libxcrypt expat
 # the tests only: cmocka, and cJSON as the reference parser the JSON reader and writer are
 # checked against (the daemon itself reads with src/base/jsontape.c, writes with jsonw.c)
 TEST_PKGS  := cmocka libcjson
@@ -62,7 +62,7 @@ UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=build/unit/%)
 
 # Debian packages for building and testing. libcurl: any of its -dev flavours will do.
 DEB_BUILD_PKGS := gcc make pkg-config libc6-dev libmicrohttpd-dev libconfig-dev \
-                  libyaml-dev libgnutls28-dev libcrypt-dev zlib1g-dev
+                  libyaml-dev libgnutls28-dev libcrypt-dev zlib1g-dev libexpat1-dev
 # only the tests need these (the packaging checks compare the build list with debian/control
 # and the Dockerfile)
 DEB_TEST_PKGS  := libcmocka-dev libcjson-dev prometheus python3 python3-botocore git ca-certificates \

@@ -24,6 +24,12 @@ struct hc {
 struct sink {
 	struct buf body;
 	bool too_big;
+	const struct hc_req *req; /* its stream, when it has one */
+	CURL *curl;               /* to ask the status before the first piece (NULL: fake) */
+	long status;              /* the fake's status */
+	bool streaming;           /* the answer is a 200 going to req->stream */
+	int stream_rc;            /* what req->stream returned to stop the transfer */
+	size_t streamed;          /* bytes handed to req->stream */
 };
 
 #define BACKOFF_BASE 1.0 /* seconds */
@@ -132,10 +138,30 @@ double hc_backoff(unsigned attempt, double base, double cap, double retry_after,
 	return retry_after > d ? retry_after : d;
 }
 
+/* Whether this piece of the answer goes to the request's stream: a 200 answer of a request
+ * that has one (any other answer is held, for the classifier). */
+static bool to_stream(struct sink *s)
+{
+	if (!s->req || !s->req->stream)
+		return false;
+	if (!s->streaming && s->streamed == 0 && s->body.len == 0) {
+		long status = s->status;
+		if (s->curl)
+			curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
+		s->streaming = status == 200;
+	}
+	return s->streaming;
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
 	struct sink *s = arg;
 	size_t len = size * n;
+	if (to_stream(s)) {
+		s->stream_rc = s->req->stream(s->req->stream_arg, p, len);
+		s->streamed += len;
+		return s->stream_rc ? 0 : len; /* 0 makes libcurl stop with CURLE_WRITE_ERROR */
+	}
 	if (buf_append(&s->body, p, len)) {
 		s->too_big = true;
 		return 0; /* makes libcurl fail with CURLE_WRITE_ERROR */
@@ -191,7 +217,12 @@ static CURLcode setup(struct hc *c, const struct hc_opts *o, const struct hc_req
 	SET(CURLOPT_PROTOCOLS_STR, "http,https");
 	SET(CURLOPT_USERAGENT, "bedrock-cost-exporter/" BCE_VERSION);
 	SET(CURLOPT_CONNECTTIMEOUT, o->connect_timeout);
-	SET(CURLOPT_TIMEOUT, o->request_timeout);
+	if (req->stream) { /* as long as it takes, but not stalled for request_timeout */
+		SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
+		SET(CURLOPT_LOW_SPEED_TIME, o->request_timeout);
+	} else {
+		SET(CURLOPT_TIMEOUT, o->request_timeout);
+	}
 	SET(CURLOPT_ACCEPT_ENCODING, "");
 	SET(CURLOPT_WRITEFUNCTION, on_body);
 	SET(CURLOPT_WRITEDATA, s);
@@ -220,11 +251,18 @@ static CURLcode attempt(struct hc *c, const struct hc_opts *o, const struct hc_r
 	*status = 0;
 	*setup_failed = false;
 	if (c->fake) {
-		int rc = c->fake(c->fake_arg, req, status, &s->body);
-		if (s->body.len > o->max_body) {
-			s->too_big = true;
-			return CURLE_WRITE_ERROR;
+		struct buf all;
+		buf_init(&all, (size_t)1 << 30); /* the fake holds what it answers */
+		int rc = c->fake(c->fake_arg, req, status, &all);
+		s->status = *status;
+		/* handed over in pieces of 1000 bytes, as a transfer would */
+		for (size_t at = 0; at < all.len && !s->too_big && !s->stream_rc; at += 1000) {
+			size_t n = all.len - at < 1000 ? all.len - at : 1000;
+			on_body(all.data + at, 1, n, s);
 		}
+		buf_free(&all);
+		if (s->too_big || s->stream_rc)
+			return CURLE_WRITE_ERROR;
 		return rc ? CURLE_COULDNT_CONNECT : CURLE_OK;
 	}
 	CURLcode rc = setup(c, o, req, s);
@@ -253,7 +291,7 @@ int hc_perform(struct hc *c, const struct hc_opts *o, const struct hc_req *req,
 	aws_classifier classify = req->classify ? req->classify : aws_classify_status;
 
 	for (unsigned n = 0;; n++) {
-		struct sink s = { .too_big = false };
+		struct sink s = { .req = req, .curl = c->fake ? NULL : c->curl };
 		buf_init(&s.body, o->max_body);
 		if (req->admit && req->admit(req->admit_arg)) {
 			buf_free(&s.body);
@@ -273,6 +311,11 @@ int hc_perform(struct hc *c, const struct hc_opts *o, const struct hc_req *req,
 			buf_free(&s.body);
 			snprintf(err, errlen, "stopped");
 			return -ECANCELED;
+		}
+		if (s.stream_rc) { /* the consumer stopped: its error, not the transfer's */
+			buf_free(&s.body);
+			snprintf(err, errlen, "the answer's reader stopped after %zu bytes", s.streamed);
+			return s.stream_rc;
 		}
 		if (setup_failed) {
 			*reason = REASON_CLIENT;
@@ -295,6 +338,7 @@ int hc_perform(struct hc *c, const struct hc_opts *o, const struct hc_req *req,
 				  LOG_INT(status), "duration_ms", LOG_FIXED(took * 1000, 1));
 			if (v == AWS_OK) {
 				out->status = status;
+				out->streamed = s.streamed;
 				out->etag[0] = '\0';
 				struct curl_header *eh;
 				if (!c->fake && curl_easy_header(c->curl, "ETag", 0, CURLH_HEADER, -1,
@@ -322,6 +366,12 @@ int hc_perform(struct hc *c, const struct hc_opts *o, const struct hc_req *req,
 			o->attempt_failed(o->attempt_failed_arg, err, retry);
 		if (!retry)
 			return -EIO;
+		if (s.streamed && req->stream_restart && req->stream_restart(req->stream_arg)) {
+			size_t len = strlen(err);
+			snprintf(err + len, errlen - len, " (after %zu bytes; the reader cannot start "
+				 "over)", s.streamed);
+			return -EIO;
+		}
 		double delay = hc_backoff(n, BACKOFF_BASE, (double)o->retry_max_delay,
 					  (double)retry_after, rand_unit());
 		log_debug("retrying request", "url", req->url, "reason",

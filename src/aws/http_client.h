@@ -59,6 +59,15 @@ struct hc_req {
 	 * -EDQUOT). Used for the paid Cost Explorer API's daily ceiling. */
 	int (*admit)(void *arg);
 	void *admit_arg;
+	/* Streams the body of a 200 answer to @stream, piece by piece as it arrives, instead
+	 * of holding it (no max_body; the transfer has no overall timeout, only a stall of
+	 * request_timeout seconds fails it). A non-zero return stops the transfer and
+	 * hc_perform returns it. An attempt that fails after pieces were streamed is retried
+	 * only when @stream_restart returns 0 (the reader starts over). The body of any other
+	 * answer is held as usual, for the classifier. NULL: the body is held. */
+	int (*stream)(void *arg, const char *data, size_t len);
+	int (*stream_restart)(void *arg);
+	void *stream_arg;
 };
 
 struct hc_resp {
@@ -66,6 +75,7 @@ struct hc_resp {
 	char *body; /* NUL-terminated; caller frees */
 	size_t len;
 	char etag[128]; /* the ETag header as sent (quotes included), or "" */
+	size_t streamed; /* bytes handed to hc_req.stream (body is then NULL or empty) */
 };
 
 /* Returns a new client, or NULL if libcurl cannot make a handle. */

@@ -1,7 +1,9 @@
 /*
- * s3.h - one object in Amazon S3: read it (conditionally, so an unchanged object costs no
- * transfer) and write it (conditionally, so two writers never overwrite each other's newer
- * data). The shared state file (state_file = "s3://bucket/key") is its one user.
+ * s3.h - objects in Amazon S3: read one (conditionally, so an unchanged object costs no
+ * transfer), write one (conditionally, so two writers never overwrite each other's newer
+ * data), and list a prefix (ListObjectsV2, whose XML is read with expat). The shared state
+ * file (state_file = "s3://bucket/key") reads and writes; AWS Data Exports (issue 15) list
+ * and read.
  *
  * Requests are signed with SigV4 (service "s3") by libcurl, with the credentials of the
  * shared chain (awscreds.h) and an x-amz-content-sha256 header carrying the body's
@@ -34,7 +36,7 @@ struct s3_ctx {
 	struct aws_provider *creds;
 	const struct conf *conf;
 	double now;
-	api_op get_op, put_op;
+	api_op get_op, put_op, list_op;
 };
 
 /*
@@ -47,6 +49,23 @@ struct s3_ctx {
 int s3_get(const struct s3_ctx *x, const char *url, const char *region,
 	   const char *if_none_match, struct hc_resp *resp, char *err, size_t errlen);
 
+/* Where s3_get_stream hands the object's bytes (hc_req.stream). */
+struct s3_stream {
+	int (*fn)(void *arg, const char *data, size_t len); /* non-zero stops the transfer */
+	int (*restart)(void *arg); /* before a retry of a transfer cut short; 0 = start over */
+	void *arg;
+};
+
+/*
+ * As s3_get, for an object of any size: the body of a 200 answer goes to @st piece by
+ * piece (resp->body holds nothing; resp->streamed counts the bytes), and the transfer has
+ * no overall timeout, only a stall of http.request_timeout fails it. Returns as s3_get,
+ * or what @st->fn returned to stop it.
+ */
+int s3_get_stream(const struct s3_ctx *x, const char *url, const char *region,
+		  const char *if_none_match, const struct s3_stream *st, struct hc_resp *resp,
+		  char *err, size_t errlen);
+
 /*
  * PutObject of @body to @url. Conditional: with @if_match (the ETag last read or
  * written) the write succeeds only over that version; with NULL, only when there is
@@ -57,5 +76,50 @@ int s3_get(const struct s3_ctx *x, const char *url, const char *region,
 int s3_put(const struct s3_ctx *x, const char *url, const char *region, const char *body,
 	   size_t len, const char *if_match, char *etag, size_t etaglen, char *err,
 	   size_t errlen);
+
+/* One object of a listing. */
+struct s3_object {
+	char *key;            /* owned by the listing */
+	char etag[128];       /* as S3 writes it, quotes included */
+	long long size;       /* bytes */
+	double last_modified; /* Unix seconds; 0 when S3 gave none that reads */
+};
+
+/* Objects listed, in S3's order (by key); s3_listing_clear() frees. */
+struct s3_listing {
+	struct s3_object *v;
+	size_t n, cap;
+	bool truncated;   /* the last page said there is more */
+	char *next_token; /* its NextContinuationToken, or NULL */
+};
+
+/* The ListObjectsV2 URL of @prefix in @bucket at @endpoint (as s3_object_url), with
+ * @token (NULL or "": the first page): parameters sorted and encoded, as SigV4 needs them
+ * on libcurl 7.88. Caller frees. */
+char *s3_list_url(const char *endpoint, const char *region, const char *bucket,
+		  const char *prefix, const char *token);
+
+/*
+ * Reads one ListObjectsV2 answer (a ListBucketResult document) and appends its <Contents>
+ * to @out, setting out->truncated and out->next_token. A document type declaration, nesting
+ * deeper than 8, an element text over 4 KiB, a <Contents> without Key or Size, or a
+ * truncated page without its token is refused. Returns 0, or -EPROTO with @err (the
+ * objects of @out as they were, and no next page).
+ */
+int s3_list_parse(const char *xml, size_t len, struct s3_listing *out, char *err,
+		  size_t errlen);
+void s3_listing_clear(struct s3_listing *l);
+
+#define S3_LIST_MAX_PAGES 1000
+
+/*
+ * Lists every object under @prefix, following continuation tokens (at most
+ * S3_LIST_MAX_PAGES pages of up to 1,000 keys, and at most @max_keys objects: -E2BIG),
+ * appending to @out. Counted as x->list_op. Returns 0; -ECANCELED; -EIO or -EPROTO with
+ * @err.
+ */
+int s3_list(const struct s3_ctx *x, const char *endpoint, const char *region,
+	    const char *bucket, const char *prefix, size_t max_keys, struct s3_listing *out,
+	    char *err, size_t errlen);
 
 #endif
