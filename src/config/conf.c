@@ -143,6 +143,37 @@ static const struct key keys[] = {
 	{ "cloudwatch.prices", T_PRICES, OFF(cw_prices), 0, NULL, 0, 1000, NULL,
 	  "( { model = \"name\"; input_per_million = N; output_per_million = N; } ): rates for "
 	  "models with no billed day yet." },
+	{ "data_exports.enabled", T_BOOL, OFF(dx_enabled), 0, NULL, 0, 1, NULL,
+	  "Read Bedrock spend from an AWS Data Exports (CUR 2.0) export in S3 (source "
+	  "\"data_exports\"); the per-project, per-tag and per-model windows then come from it "
+	  "and Cost Explorer asks no GetCostAndUsage." },
+	{ "data_exports.bucket", T_STRING, OFF(dx_bucket), 0, "", 0, 63, NULL,
+	  "The export's S3 bucket." },
+	{ "data_exports.prefix", T_STRING, OFF(dx_prefix), 0, "", 0, 512, NULL,
+	  "The export's S3 path prefix (\"\" = none): s3://<bucket>/<prefix>/<export_name>/." },
+	{ "data_exports.export_name", T_STRING, OFF(dx_export_name), 0, "", 0, 128, NULL,
+	  "The export's name (a CSV export with GZIP compression, overwrite mode)." },
+	{ "data_exports.region", T_STRING, OFF(dx_region), 0, "us-east-1", 1, 32, NULL,
+	  "Region of the export's bucket (the SigV4 scope)." },
+	{ "data_exports.endpoint", T_STRING, OFF(dx_endpoint), 0,
+	  "https://{bucket}.s3.{region}.amazonaws.com", 8, 1024, NULL,
+	  "S3 endpoint: with {bucket} virtual-hosted addressing, without it path-style "
+	  "({endpoint}/bucket/key, VPC endpoints, tests); {region} is data_exports.region." },
+	{ "data_exports.refresh_interval", T_INT, OFF(dx_refresh_interval), 3600, NULL, 300, 86400,
+	  NULL, "Seconds between checks of the manifests (an unchanged manifest costs one "
+	  "conditional GET and no download)." },
+	{ "data_exports.tag_columns", T_STRLIST, OFF(dx_tag_columns), 0, "", 0, 2, NULL,
+	  "The column of each cost_explorer.attribution_tags key, in its order: an aliased column "
+	  "(\"application\") or map.key (\"resource_tags.user_application\"); empty = found by "
+	  "name (<key lower-cased>, resource_tags_user_<key>, resource_tags['user_<key>'])." },
+	{ "data_exports.cost_column", T_STRING, OFF(dx_cost_column), 0, "line_item_unblended_cost",
+	  1, 128, NULL, "The cost column summed (line_item_unblended_cost matches Cost "
+	  "Explorer's UnblendedCost; line_item_net_unblended_cost, ...)." },
+	{ "data_exports.top_principals", T_INT, OFF(dx_top_principals), 5, NULL, 0, 100, NULL,
+	  "IAM principals listed per project by month-to-date spend; the rest are summed as "
+	  "principal=\"__other__\" (0 = only __other__)." },
+	{ "data_exports.hours", T_INT, OFF(dx_hours), 24, NULL, 0, 168, NULL,
+	  "Complete hours exported per account in bedrock_cost_hourly_usd (hours_ago 1..N)." },
 	{ "organization.accounts", T_ACCOUNTS, OFF(org_accounts), 0, NULL, 0, 10000, NULL,
 	  "( { id = \"111122223333\"; name = \"\"; role_arn = \"\"; external_id = \"\"; regions = []; } ): "
 	  "member accounts whose projects are listed through an assumed role (the management "
@@ -859,7 +890,8 @@ static int derive(struct conf *c, struct textlist *errors, const char *file, con
 	static const char *const urls[] = { "projects.endpoint", "aws.sts_endpoint",
 					     "aws.imds_endpoint", "aws.container_endpoint",
 					     "cost_explorer.endpoint", "cloudwatch.endpoint",
-					     "state_s3.endpoint", "organization.endpoint" };
+					     "state_s3.endpoint", "organization.endpoint",
+					     "data_exports.endpoint" };
 	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
 		const struct key *k = find_key(urls[i]);
 		const char *ep = *(char **)(void *)((char *)c + k->offset);
@@ -902,7 +934,7 @@ static int derive(struct conf *c, struct textlist *errors, const char *file, con
 		}
 	}
 	static const char *const regions[] = { "aws.region", "cost_explorer.signing_region",
-					       "state_s3.region" };
+					       "state_s3.region", "data_exports.region" };
 	for (size_t i = 0; i < sizeof(regions) / sizeof(regions[0]); i++) {
 		const struct key *k = find_key(regions[i]);
 		const char *r = *(char **)(void *)((char *)c + k->offset);
@@ -974,6 +1006,19 @@ static int derive(struct conf *c, struct textlist *errors, const char *file, con
 			  "state_s3.endpoint: the bucket \"%s\" has dots, which HTTPS virtual-hosted "
 			  "addressing cannot verify; use path-style (an endpoint without {bucket}, "
 			  "e.g. \"https://s3.{region}.amazonaws.com\")", c->state_s3_bucket);
+		rc = -EINVAL;
+	}
+	if (c->dx_enabled && (!*c->dx_bucket || !*c->dx_export_name)) {
+		const struct key *k = find_key("data_exports.enabled");
+		add_error(errors, file_of(k, files, file), line_of(k, lines),
+			  "data_exports.enabled: needs data_exports.bucket and data_exports.export_name");
+		rc = -EINVAL;
+	}
+	if (c->dx_enabled && c->dx_tag_columns.n && c->dx_tag_columns.n != c->ce_attribution_tags.n) {
+		const struct key *k = find_key("data_exports.tag_columns");
+		add_error(errors, file_of(k, files, file), line_of(k, lines),
+			  "data_exports.tag_columns: %zu columns for %zu cost_explorer.attribution_tags",
+			  c->dx_tag_columns.n, c->ce_attribution_tags.n);
 		rc = -EINVAL;
 	}
 	for (size_t i = 0; i < c->budgets.n; i++) {

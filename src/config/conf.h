@@ -113,6 +113,16 @@ struct conf {
 	long cw_late_data_minutes;
 	struct cw_price_list cw_prices;
 
+	/* data_exports: AWS Data Exports (CUR 2.0) in S3, the second cost source */
+	bool dx_enabled;
+	char *dx_bucket, *dx_prefix, *dx_export_name, *dx_region;
+	char *dx_endpoint; /* may contain {bucket} and {region} */
+	long dx_refresh_interval;
+	struct textlist dx_tag_columns; /* empty = found by name */
+	char *dx_cost_column;
+	long dx_top_principals;
+	long dx_hours;
+
 	/* organization: member accounts, reached through an assumed role each */
 	struct org_account_list org_accounts;
 	bool org_discover;        /* ListAccounts from the management account */

@@ -339,3 +339,46 @@ void attribution_free(struct attribution *a)
 	free(a->models);
 	memset(a, 0, sizeof(*a));
 }
+
+struct attr_owner {
+	const struct attr_input *in;
+	struct pairmap *map; /* (a, b) -> index of the one project carrying it + 1, or SIZE_MAX */
+};
+
+struct attr_owner *attr_owner_new(const struct attr_input *in)
+{
+	struct attr_owner *o = xcalloc(1, sizeof(*o));
+	o->in = in;
+	o->map = pairmap_new(in->nprojects);
+	const struct textlist *keys = in->keys;
+	for (size_t i = 0; i < in->nprojects; i++) {
+		const char *a = project_tag(in->projects[i], keys->v[0]);
+		const char *b = keys->n > 1 ? project_tag(in->projects[i], keys->v[1]) : "";
+		if ((!a || !*a) && (!b || !*b))
+			continue;
+		bool fresh;
+		size_t *slot = pairmap_slot(o->map, a, b, &fresh);
+		*slot = fresh ? i + 1 : SIZE_MAX;
+	}
+	return o;
+}
+
+const char *attr_owner_of(const struct attr_owner *o, const char *a, const char *b)
+{
+	a = a ? a : "";
+	b = o->in->keys->n > 1 && b ? b : "";
+	if (!*a && !*b)
+		return ATTR_UNTAGGED;
+	const size_t *slot = pairmap_find(o->map, a, b);
+	if (!slot)
+		return ATTR_UNMATCHED;
+	return *slot == SIZE_MAX ? ATTR_AMBIGUOUS : o->in->projects[*slot - 1]->id;
+}
+
+void attr_owner_free(struct attr_owner *o)
+{
+	if (!o)
+		return;
+	pairmap_free(o->map);
+	free(o);
+}

@@ -92,4 +92,15 @@ void attribution_spend_all(struct attr_input *in, const struct ce_series *daily)
 void attribution_compute(const struct attr_input *in, struct attribution *out);
 void attribution_free(struct attribution *a);
 
+/*
+ * Where spend with attribution-tag values (@a, @b) goes, as attribution_compute decides it:
+ * a project's id, or ATTR_UNTAGGED, ATTR_UNMATCHED or ATTR_AMBIGUOUS. For breakdowns that
+ * are not windows (a project's principals, its line item types). The index borrows
+ * in->projects and their tags: they must outlive it.
+ */
+struct attr_owner;
+struct attr_owner *attr_owner_new(const struct attr_input *in);
+const char *attr_owner_of(const struct attr_owner *o, const char *a, const char *b);
+void attr_owner_free(struct attr_owner *o);
+
 #endif

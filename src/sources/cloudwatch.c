@@ -30,6 +30,7 @@
 #include "sources/aws_json.h"
 #include "sources/accounts.h"
 #include "sources/cost_explorer.h"
+#include "sources/data_exports.h"
 #include "sources/cw_api.h"
 
 #define RING 80          /* minutes kept per pair: the hour, the re-read, slack */
@@ -815,7 +816,10 @@ static void rates_refresh(struct state *s, const struct ce_series *models, long 
 
 static void rates_update(struct state *s, struct source_ctx *x, long today)
 {
-	rates_refresh(s, cost_explorer_models(source_peer(x->set, &cost_explorer_source)), today,
+	const struct ce_series *models =
+		x->conf->dx_enabled ? data_exports_models(source_peer(x->set, &data_exports_source), "")
+				    : cost_explorer_models(source_peer(x->set, &cost_explorer_source));
+	rates_refresh(s, models, today,
 		      cost_explorer_judged_day(x->conf, today));
 }
 

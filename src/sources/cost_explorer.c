@@ -41,6 +41,7 @@
 #include "model/registry.h"
 #include "sources/accounts.h"
 #include "sources/ce_api.h"
+#include "sources/data_exports.h"
 #include "sources/projects.h"
 
 #define DISCOVERY_INTERVAL 86400.0
@@ -151,6 +152,11 @@ static const struct metric_def m_project_budget = {
 static const struct metric_def m_tag_budget = {
 	"bedrock_cost_tag_budget_monthly_usd", METRIC_GAUGE,
 	"Monthly Bedrock budget of the tag value, USD, from the budgets configuration.",
+};
+static const struct metric_def m_cost_source = {
+	"bedrock_cost_exporter_cost_source_info", METRIC_GAUGE,
+	"Where the per-project, per-tag and per-model spend comes from: source=\"cost_explorer\" "
+	"(GetCostAndUsage) or \"data_exports\" (CUR 2.0 line items, data_exports.enabled).",
 };
 static const struct metric_def m_billable = {
 	"bedrock_cost_exporter_cost_explorer_billable_requests_total", METRIC_COUNTER,
@@ -344,13 +350,16 @@ bool cost_explorer_query_changed(const struct conf *old, const struct conf *c)
 	return strcmp(old->ce_cost_metric, c->ce_cost_metric) != 0 ||
 	       !textlist_equal(&old->ce_attribution_tags, &c->ce_attribution_tags) ||
 	       old->ce_enabled != c->ce_enabled || strcmp(old->ce_endpoint, c->ce_endpoint) != 0 ||
+	       old->dx_enabled != c->dx_enabled ||
 	       !textlist_equal(&old->ce_services, &c->ce_services) ||
 	       (!c->ce_services.n && strcmp(old->ce_service_search, c->ce_service_search) != 0);
 }
 
+/* With data_exports on, the source runs for the windows it serves from the export (and, with
+ * cost_explorer on, the SERVICE names the forecast filters on), without GetCostAndUsage. */
 static bool enabled(const struct conf *c)
 {
-	return c->ce_enabled;
+	return c->ce_enabled || c->dx_enabled;
 }
 
 static long interval(const struct conf *c)
@@ -850,6 +859,12 @@ static int refresh(void *priv, struct source_ctx *x, char *err, size_t errlen)
 	} else if (s->nacct != 1 || *s->acct[0].id) {
 		sync_accounts(s, NULL);
 	}
+	if (c->dx_enabled) { /* the spend comes from the export: no GetCostAndUsage */
+		int rc = c->ce_enabled ? discover(s, x, err, errlen) : 0;
+		for (size_t a = 0; !rc && a < s->nacct; a++)
+			s->acct[a].costs_at = x->now;
+		return rc;
+	}
 	int rc = discover(s, x, err, errlen);
 	if (rc == -EDQUOT)
 		goto ceiling;
@@ -1343,8 +1358,16 @@ static void attribute(const struct acct *s, const struct conf *c, const struct s
 		      size_t *np, struct attr_input *in)
 {
 	attr_input_init(c, set, s, today, projects, np, in);
-	in->models = s->models_sig ? &s->models : NULL;
-	choose_windows(s, today, in);
+	if (c->dx_enabled) { /* one cost model, two sources: the same attribution */
+		const void *dx = source_peer(set, &data_exports_source);
+		const struct ce_series *daily = data_exports_spend(dx, s->id);
+		if (daily)
+			attribution_spend_all(in, daily);
+		in->models = data_exports_models(dx, s->id);
+	} else {
+		in->models = s->models_sig ? &s->models : NULL;
+		choose_windows(s, today, in);
+	}
 	attribution_compute(in, a);
 }
 
@@ -1370,7 +1393,11 @@ void cost_explorer_attribute_judged(const void *priv, const struct conf *c,
 	struct attr_input in;
 	/* the windows of the day after it: its "yesterday" is the judged day */
 	attr_input_init(c, set, s, day + 1, &projects, &np, &in);
-	if (q->day && covers(&q->series, day, day + 1))
+	const struct ce_series *dx = c->dx_enabled
+		? data_exports_spend(source_peer(set, &data_exports_source), s->id) : NULL;
+	if (dx && covers(dx, day, day + 1))
+		in.spend[WIN_YESTERDAY] = dx;
+	else if (!c->dx_enabled && q->day && covers(&q->series, day, day + 1))
 		in.spend[WIN_YESTERDAY] = &q->series;
 	attribution_compute(&in, out);
 	free(projects);
@@ -1440,6 +1467,8 @@ static void collect(const void *priv, const struct collect_ctx *x, struct reg *r
 	for (size_t i = 0; i < s->nacct; i++)
 		collect_acct(&s->acct[i], *s->acct[i].id ? s->acct[i].id : accounts_label(x->set), x,
 			     r);
+	reg_addv(r, &m_cost_source, 1, "source", c->dx_enabled ? "data_exports" : "cost_explorer",
+		 (char *)0);
 	reg_addv(r, &m_billable, s->meter.billable_total, (char *)0);
 	reg_addv(r, &m_spend, ce_money(s->meter.billable_total * c->ce_request_price_usd), (char *)0);
 	reg_addv(r, &m_remaining,

@@ -12,6 +12,7 @@
 #include "sources/allocation_tags.h"
 #include "sources/cloudwatch.h"
 #include "sources/cost_explorer.h"
+#include "sources/data_exports.h"
 #include "sources/forecast.h"
 #include "sources/projects.h"
 
@@ -19,6 +20,7 @@ const struct source_def *const source_table[] = {
 	&accounts_source,
 	&projects_source,
 	&cost_explorer_source,
+	&data_exports_source,
 	&forecast_source,
 	&allocation_tags_source,
 	&cloudwatch_source,
