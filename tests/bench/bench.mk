@@ -5,7 +5,9 @@
 #   make bench                       full run: issue 7's benchmark (~8-9 min on 2 cores; table
 #                                    on stdout, CSV + PNG in tests/bench/results/), then
 #                                    make bench-plan's run (~23 min; tests/bench/results/issue-12/),
-#                                    then make bench-org's (~1 min; tests/bench/results/issue-14/)
+#                                    then make bench-org's (~1 min; tests/bench/results/issue-14/),
+#                                    then make bench-cur's (~2 min, 45 s more the first time:
+#                                    10 million CUR 2.0 lines; tests/bench/results/issue-15/)
 #   make bench BENCH_ARGS="--quick"  smoke run (2 s wrk runs, 10 and 100 projects, ~1.5 min;
 #                                    the plan at 1,000 projects only, ~2 min; the organization
 #                                    at page size 5000 only; results in /tmp)
@@ -65,6 +67,10 @@ ifeq ($(findstring --profile,$(BENCH_ARGS)),)
 	$(PYTHON) tests/bench/org_bench.py --binary ./bedrock-cost-exporter \
 	  $(if $(findstring --quick,$(BENCH_ARGS)),--page-sizes 5000 --out "$$(mktemp -d /tmp/bce-org-quick-XXXXXX)") \
 	  $(ORG_BENCH_ARGS)
+	@$(MAKE) --no-print-directory build/bench/cur_parse
+	$(PYTHON) tests/bench/cur_bench.py --binary build/bench/cur_parse \
+	  $(if $(findstring --quick,$(BENCH_ARGS)),--lines 200000 --results "$$(mktemp -d /tmp/bce-cur-quick-XXXXXX)") \
+	  $(CUR_BENCH_ARGS)
 endif
 
 # `make statefile-bench` - the state file's writer (jsonw, streamed) against a cJSON tree of
@@ -120,3 +126,21 @@ ORG_BENCH_ARGS ?=
 bench-org: deps
 	@$(MAKE) --no-print-directory bedrock-cost-exporter
 	$(PYTHON) tests/bench/org_bench.py --binary ./bedrock-cost-exporter $(ORG_BENCH_ARGS)
+
+# `make bench-cur` - AWS Data Exports (issue 15): the data_exports source's reading path
+# (base/gunzip.c, sources/cur_api.c with every aggregate table) on a generated CUR 2.0 data
+# file of 10 million Bedrock line items (~4.6 GB inflated; generated once into build/bench/,
+# ~45 s), time, peak RSS (target under 64 MiB)
+# and lines per second, next to Python's gzip + csv on the same file. Table and raw numbers
+# in tests/bench/results/issue-15/. Not part of make check.
+#   CUR_BENCH_ARGS="--lines 1000000"     a smaller file
+CUR_BENCH_ARGS ?=
+
+.PHONY: bench-cur
+
+build/bench/cur_parse: tests/bench/cur_parse.c $(filter-out build/obj/main.o,$(OBJS))
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+bench-cur: deps build/bench/cur_parse
+	$(PYTHON) tests/bench/cur_bench.py --binary build/bench/cur_parse $(CUR_BENCH_ARGS)
