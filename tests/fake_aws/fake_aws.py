@@ -23,7 +23,11 @@ dispatch table maps a path prefix to a surface):
              AWS/BedrockMantle token metrics, derived from the ledger's Bedrock rows
   s3         GET|PUT|HEAD /s3/{bucket}/{key...} (path-style) and /s3vh/{key...} with
              Host {bucket}.localhost:PORT (virtual-hosted): GetObject, HeadObject,
-             PutObject with If-Match / If-None-Match, objects in memory, S3 XML errors
+             PutObject with If-Match / If-None-Match, objects in memory, S3 XML errors;
+             ListObjectsV2: GET /s3/{bucket}/?list-type=2&prefix=P[&continuation-token=T]
+             [&max-keys=N] (or /s3vh/?list-type=2&...), the query checked against
+             botocore's model and signed in its canonical form, at most
+             min(max-keys, 1000, --s3-list-page-size) keys per page, opaque tokens
   organizations  POST /organizations[/] awsJson1.1, X-Amz-Target
              AWSOrganizationsV20161128.ListAccounts (SigV4 "organizations", us-east-1):
              the management account and the members of the fake's organization,
@@ -37,6 +41,28 @@ account) issues credentials bound to that member: projects and ce then answer
 that member's data, GetCallerIdentity its account. Every other credential is
 the management account's, which sees every account's rows in ce (LINKED_ACCOUNT
 in Filter and GroupBy). Without members everything is as in a single account.
+
+AWS Data Exports (CUR 2.0), PUT /_fake/data_exports: the fake writes an export of its
+ledger into its S3 (overwrite mode), for the previous and the current month of its today:
+  <prefix>/<export>/data/BILLING_PERIOD=YYYY-MM/<export>-00001.csv.gz, -00002, ...
+      gzip (mtime 0: the same lines give the same bytes and ETag) CSV, a header row and
+      at most chunk_lines lines; every ledger row of the month (every account; form
+      "aliased": Bedrock services only, form "map": every service) is 24 hourly lines
+      whose costs sum to the row's exactly (Decimal);
+  <prefix>/<export>/metadata/BILLING_PERIOD=YYYY-MM/<export>-Manifest.json
+      {"executionId","exportArn","exportName","billingPeriod","bucket","columns",
+       "dataFiles":["s3://bucket/key",...],"additionalOutputFiles":[]}, written after the
+      data files. Chunks a re-run no longer needs hold a header-only gzip CSV.
+  Form "aliased" columns: bill_billing_period_start_date, line_item_usage_account_id,
+  line_item_usage_start_date, line_item_usage_end_date, line_item_product_code,
+  product_product_name, bill_billing_entity, line_item_usage_type,
+  line_item_line_item_type, line_item_usage_amount, pricing_unit,
+  line_item_unblended_cost, line_item_iam_principal, then one column per tag key (lower
+  case, [^a-z0-9_] -> _). Form "map": the same minus the tag columns, plus
+  identity_line_item_id, bill_payer_account_id, line_item_currency_code, product and
+  resource_tags (map columns as JSON objects, keys user_<tag column>; an assumption).
+  Faults (current month only): truncated_gzip, missing_chunk, parquet, bad_columns,
+  huge_field, hostile_quotes. README.md, "Data Exports (CUR 2.0)", has every rule.
 
 Temporary credentials issued by sts, imds and container are accepted by the
 SigV4 surfaces (ce, cloudwatch, sts, projects, s3, organizations) until they
@@ -64,12 +90,23 @@ Control API (no auth), shared by all surfaces:
   GET    /_fake/cloudwatch/rates   USD per million tokens per model
   GET|PUT|DELETE /_fake/s3/object?bucket=B&key=K  an S3 object as another writer sees it
   GET    /_fake/s3/objects[?bucket=B]  the stored S3 objects (no bodies)
+  PUT    /_fake/data_exports       {"bucket","prefix","export_name","form":"aliased"|"map",
+                                   "chunk_lines","fault","principals"} configure the Data
+                                   Exports export and run it once
+  POST   /_fake/data_exports/run   run it again from the current ledger
+  GET    /_fake/data_exports       the configuration and, per billing period, executionId,
+                                   manifest key, data files (key, ETag, lines)
+  DELETE /_fake/data_exports       remove the export's objects, turn it off
+  GET    /_fake/data_exports/sums?period=YYYY-MM[&bedrock_only=1]  Decimal sums of the
+                                   lines written (total, by account and tags, by line item
+                                   type, by principal, by usage type, by hour)
   GET    /_fake/credentials        issued temporary credentials (no secrets)
   POST   /_fake/credentials/expire expire every issued temporary credential now
   GET    /_fake/config             today, page size, lifetimes, ...
-  PUT    /_fake/config             {"today": "YYYY-MM-DD"} moves the fake's today (null: the clock)
+  PUT    /_fake/config             {"today": "YYYY-MM-DD"} moves the fake's today (null: the
+                                   clock); {"s3_list_page_size": N} ListObjectsV2 keys per page
   POST   /_fake/reset              default seed (and the command-line organization), no
-                                   faults, zero counters
+                                   faults, zero counters, no S3 object, no export
   GET    /_fake/requests           counters per surface
   GET    /_fake/requests/log[?surface=S]  recent requests (method, path, query, auth, status, fault)
   POST   /_fake/requests/reset     zero counters and the request log
@@ -86,12 +123,15 @@ import binascii
 import calendar
 import collections
 import copy
+import csv
 import datetime
 import decimal
 import email.utils
 import hashlib
+import gzip
 import hmac
 import http.client
+import io
 import json
 import math
 import os
@@ -116,6 +156,7 @@ try:
     from botocore.awsrequest import AWSRequest
     from botocore.compat import HTTPHeaders
     from botocore.config import Config as BotocoreConfig
+    from botocore.parsers import RestXMLParser
     from botocore.credentials import Credentials
     from botocore.utils import parse_to_aware_datetime
     from botocore.validate import ParamValidator
@@ -3943,9 +3984,17 @@ class ContainerSurface(Surface):
 # S3: objects in memory (the exporter's shared state file, issue 14)
 # --------------------------------------------------------------------------
 
-S3_OPERATIONS = ("GetObject", "HeadObject", "PutObject")
+S3_OBJECT_OPERATIONS = ("GetObject", "HeadObject", "PutObject")
+S3_OPERATIONS = S3_OBJECT_OPERATIONS + ("ListObjectsV2",)
 S3_FAULT_KINDS = ("throttle", "server_error", "slow", "hang", "truncated", "malformed",
-                  "auth", "huge", "expired_token", "access_denied")
+                  "auth", "huge", "expired_token", "access_denied", "loop")
+S3_XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
+S3_LIST_MAX_KEYS = 1000              # S3's cap of max-keys (and the default)
+S3_LIST_LAST_MODIFIED_FMT = "%Y-%m-%dT%H:%M:%S.000Z"
+# A continuation token: base64 of this header, "k" (a key) or "p" (a common prefix), the
+# key or prefix, and padding so the text always holds '+', '/' and '=' (as real tokens
+# do), which a client must URI-encode in the query.
+S3_TOKEN_HEADER = b"\xfb\xff\xbf"
 S3_DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 S3_MAX_KEY_BYTES = 1024
 S3_UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
@@ -4005,12 +4054,180 @@ def s3_etag_matches(value, etag):
     return False
 
 
+def s3_query_pairs(query):
+    """[(name, value)] of a query string as S3 reads it: %XX decoded (UTF-8), '+' is a
+    space (in the query, unlike the path), a name without '=' has the value ""."""
+    out = []
+    for part in (query or "").split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        out.append((urllib.parse.unquote_plus(name, errors="replace"),
+                    urllib.parse.unquote_plus(value, errors="replace")))
+    return out
+
+
+def s3_canonical_query(pairs):
+    """The query re-encoded as SigV4's canonical query string wants it (every byte but
+    A-Z a-z 0-9 - _ . ~ as %XX), in the order given (the signer sorts)."""
+    def enc(v):
+        return urllib.parse.quote(v, safe="-_.~")
+    return "&".join("%s=%s" % (enc(n), enc(v)) for n, v in pairs)
+
+
+def s3_list_token(kind, value):
+    """An opaque continuation token: resume after key (kind "k") or after every key
+    under the common prefix (kind "p") `value`."""
+    raw = S3_TOKEN_HEADER + kind.encode() + value.encode("utf-8")
+    if len(raw) % 3 == 0:
+        raw += b"\x00"             # '=' padding, always
+    return base64.b64encode(raw).decode()
+
+
+def s3_read_list_token(token):
+    """(kind, value) of a token s3_list_token made, or None."""
+    try:
+        raw = base64.b64decode(token.encode("ascii"), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        return None
+    if not raw.startswith(S3_TOKEN_HEADER) or len(raw) < len(S3_TOKEN_HEADER) + 1:
+        return None
+    raw = raw[len(S3_TOKEN_HEADER):]
+    kind = raw[:1].decode("latin-1")
+    body = raw[1:]
+    if body.endswith(b"\x00"):
+        body = body[:-1]
+    if kind not in ("k", "p"):
+        return None
+    try:
+        return kind, body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+_S3_LIST_MEMBERS = None
+
+
+def s3_list_members():
+    """{query name: (member, type)} of ListObjectsV2's querystring members in botocore's
+    model (delimiter, encoding-type, max-keys, prefix, continuation-token, fetch-owner,
+    start-after), and the operation's input shape."""
+    global _S3_LIST_MEMBERS
+    if _S3_LIST_MEMBERS is None:
+        om = botocore_operation_model("s3", "ListObjectsV2")
+        members = {}
+        for name, shape in om.input_shape.members.items():
+            ser = shape.serialization
+            if ser.get("location") == "querystring":
+                members[ser.get("name", name)] = (name, shape.type_name)
+        _S3_LIST_MEMBERS = (members, om.input_shape)
+    return _S3_LIST_MEMBERS
+
+
+_XML_INVALID_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _s3_xml_text(s):
+    """Text for an S3 XML element: escaped, and a control character that XML 1.0 cannot
+    hold written as &#xN; (S3 does that; a client should ask for encoding-type=url)."""
+    return _XML_INVALID_RE.sub(lambda m: "&#x%X;" % ord(m.group(0)), _xml_escape(s))
+
+
+def s3_list_result(bucket, params, items, truncated, next_token, owner=None):
+    """The ListBucketResult XML of one ListObjectsV2 page. items: [("k", key, S3Object)
+    or ("p", common prefix, None)] in order."""
+    url = params.get("EncodingType") == "url"
+
+    def enc(v):
+        return _s3_xml_text(urllib.parse.quote_plus(v, safe="/") if url else v)
+    contents = [i for i in items if i[0] == "k"]
+    prefixes = [i for i in items if i[0] == "p"]
+    out = ['<?xml version="1.0" encoding="UTF-8"?>\n',
+           '<ListBucketResult xmlns="%s">' % S3_XMLNS,
+           "<Name>%s</Name>" % _s3_xml_text(bucket),
+           "<Prefix>%s</Prefix>" % enc(params.get("Prefix", ""))]
+    if params.get("ContinuationToken") is not None:
+        out.append("<ContinuationToken>%s</ContinuationToken>"
+                   % _s3_xml_text(params["ContinuationToken"]))
+    if next_token is not None:
+        out.append("<NextContinuationToken>%s</NextContinuationToken>"
+                   % _s3_xml_text(next_token))
+    out.append("<KeyCount>%d</KeyCount>" % len(items))
+    out.append("<MaxKeys>%d</MaxKeys>" % min(params.get("MaxKeys", S3_LIST_MAX_KEYS),
+                                              S3_LIST_MAX_KEYS))
+    if params.get("Delimiter"):
+        out.append("<Delimiter>%s</Delimiter>" % enc(params["Delimiter"]))
+    if url:
+        out.append("<EncodingType>url</EncodingType>")
+    out.append("<IsTruncated>%s</IsTruncated>" % ("true" if truncated else "false"))
+    if params.get("StartAfter") is not None:
+        out.append("<StartAfter>%s</StartAfter>" % enc(params["StartAfter"]))
+    for _, key, obj in contents:
+        out.append("<Contents><Key>%s</Key><LastModified>%s</LastModified>"
+                   "<ETag>%s</ETag><Size>%d</Size>"
+                   % (enc(key), time.strftime(S3_LIST_LAST_MODIFIED_FMT,
+                                              time.gmtime(obj.last_modified)),
+                      _s3_xml_text(obj.etag), len(obj.body)))
+        if owner is not None:
+            out.append("<Owner><ID>%s</ID></Owner>" % owner)
+        out.append("<StorageClass>STANDARD</StorageClass></Contents>")
+    for _, cp, _ in prefixes:
+        out.append("<CommonPrefixes><Prefix>%s</Prefix></CommonPrefixes>" % enc(cp))
+    out.append("</ListBucketResult>")
+    return "".join(out).encode("utf-8")
+
+
+def s3_list_page(objects, params, page_size, looping=False):
+    """One ListObjectsV2 page over objects [(key, S3Object)] of a bucket:
+    (items, truncated, next token). At most min(max-keys, page_size) keys and common
+    prefixes together; keys in UTF-8 byte order. looping: the continuation token is
+    ignored and the page always says it is truncated (the `loop` fault)."""
+    prefix = params.get("Prefix", "")
+    delim = params.get("Delimiter") or None
+    limit = min(params.get("MaxKeys", S3_LIST_MAX_KEYS), S3_LIST_MAX_KEYS, page_size)
+    after, after_prefix = None, False
+    token = params.get("ContinuationToken")
+    if token is not None and not looping:
+        kind, after = s3_read_list_token(token)
+        after_prefix = kind == "p"
+    elif params.get("StartAfter"):
+        after = params["StartAfter"]
+    after_b = after.encode("utf-8") if after is not None else None
+    items, truncated = [], False
+    for key, obj in sorted(objects, key=lambda ko: ko[0].encode("utf-8")):
+        if not key.startswith(prefix):
+            continue
+        if after_b is not None and (key.encode("utf-8") <= after_b or
+                                    (after_prefix and key.startswith(after))):
+            continue
+        cp = None
+        if delim:
+            i = key.find(delim, len(prefix))
+            if i >= 0:
+                cp = key[:i + len(delim)]
+                if items and items[-1][0] == "p" and items[-1][1] == cp:
+                    continue
+        if len(items) >= limit:
+            truncated = limit > 0
+            break
+        items.append(("p", cp, None) if cp is not None else ("k", key, obj))
+    if looping:
+        truncated = True
+    next_token = None
+    if truncated:
+        last = items[-1] if items else ("k", "", None)
+        next_token = s3_list_token(last[0], last[1])
+    return items, truncated, next_token
+
+
 class S3Surface(Surface):
     """Amazon S3, REST (XML errors): GetObject, HeadObject and PutObject with
-    If-Match / If-None-Match, over objects kept in memory (app.s3_objects).
+    If-Match / If-None-Match, and ListObjectsV2, over objects kept in memory
+    (app.s3_objects).
 
-    Path-style     GET|PUT|HEAD /s3/{bucket}/{key...}
-    Virtual-hosted GET|PUT|HEAD /s3vh/{key...} with Host: {bucket}.localhost:PORT
+    Path-style     GET|PUT|HEAD /s3/{bucket}/{key...}, GET /s3/{bucket}[/]?list-type=2&...
+    Virtual-hosted GET|PUT|HEAD /s3vh/{key...}, GET /s3vh/?list-type=2&... with
+                   Host: {bucket}.localhost:PORT
 
     SigV4 (service s3, any region in the credential scope; S3's canonical URI: the
     path as sent, not encoded again), x-amz-content-sha256 required and signed."""
@@ -4030,8 +4247,10 @@ class S3Surface(Surface):
         c = super().new_counters()
         c["by_operation"] = {}
         c["by_operation_status"] = {}
-        c["not_modified"] = {op: 0 for op in S3_OPERATIONS}          # 304 answers
-        c["precondition_failed"] = {op: 0 for op in S3_OPERATIONS}   # 412 answers
+        c["not_modified"] = {op: 0 for op in S3_OBJECT_OPERATIONS}          # 304 answers
+        c["precondition_failed"] = {op: 0 for op in S3_OBJECT_OPERATIONS}   # 412 answers
+        c["get_by_key"] = {}         # GetObject answers per key: {key: {status: n}}
+        c["list_by_prefix"] = {}     # ListObjectsV2 requests per prefix: {prefix: n}
         return c
 
     # -- routing / auth -------------------------------------------------------
@@ -4055,10 +4274,19 @@ class S3Surface(Surface):
                 return s3_error(400, "InvalidBucketName", "The specified bucket is not valid.",
                                 [("BucketName", bucket)])
         ctx.s3_bucket = bucket
+        pairs = s3_query_pairs(ctx.query)
+        # SigV4 is checked over the canonical form of the query as S3 decodes it
+        canon = s3_canonical_query(pairs)
+        ctx.sigv4_url = "http://127.0.0.1:%d%s%s" % (ctx.server_port, ctx.path,
+                                                      "?" + canon if canon else "")
         if not raw_key:
+            if ctx.method == "GET" and any(n == "list-type" for n, _ in pairs):
+                return self.resolve_list(ctx, pairs)
             return s3_error(400, "InvalidRequest",
-                            "fake_aws: only object requests are served (GET|PUT|HEAD "
-                            "/s3/{bucket}/{key} or /s3vh/{key}); bucket operations are not")
+                            "fake_aws: only object requests (GET|PUT|HEAD /s3/{bucket}/{key} "
+                            "or /s3vh/{key}) and ListObjectsV2 (GET /s3/{bucket}/?list-type=2 "
+                            "or /s3vh/?list-type=2) are served; other bucket operations are "
+                            "not")
         try:
             key = urllib.parse.unquote(raw_key, errors="strict")
         except UnicodeDecodeError:            # %XX that is not UTF-8
@@ -4089,6 +4317,70 @@ class S3Surface(Surface):
                             [("ProposedSize", too_large), ("MaxSizeAllowed", MAX_REQUEST_BODY)],
                             headers=[("Connection", "close")])
         return self.put_object if op == "PutObject" else self.get_object
+
+    @staticmethod
+    def invalid_argument(message, name, value):
+        return s3_error(400, "InvalidArgument", message,
+                        [("ArgumentName", name), ("ArgumentValue", value)])
+
+    def resolve_list(self, ctx, pairs):
+        """GET on the bucket with list-type: ListObjectsV2. The query is read as botocore's
+        model maps it (querystring members of ListObjectsV2's input shape) and checked
+        with its ParamValidator; ctx.s3_list = the request's members."""
+        ctx.operation = "ListObjectsV2"
+        ctx.s3_list = None
+        seen = {}
+        for name, value in pairs:
+            if name in seen:
+                return self.invalid_argument("fake_aws: query parameter %r is repeated" % name,
+                                             name, value)
+            seen[name] = value
+        list_type = seen.pop("list-type")
+        if list_type != "2":
+            return self.invalid_argument("fake_aws: only list-type=2 (ListObjectsV2) is "
+                                         "served", "list-type", list_type)
+        xid = seen.pop("x-id", None)
+        if xid is not None and xid != "ListObjectsV2":
+            return self.invalid_argument("fake_aws: x-id %r on a ListObjectsV2 request" % xid,
+                                         "x-id", xid)
+        members, shape = s3_list_members()
+        params = {"Bucket": ctx.s3_bucket}
+        for name, value in seen.items():
+            if name not in members:
+                return self.invalid_argument(
+                    "fake_aws: query parameter %r is not one of ListObjectsV2's (botocore's "
+                    "model: list-type, %s)" % (name, ", ".join(sorted(members))), name, value)
+            member, typ = members[name]
+            if typ == "integer":
+                if not re.fullmatch(r"-?\d{1,10}", value) or \
+                        not -2 ** 31 <= int(value) < 2 ** 31:
+                    return self.invalid_argument("Provided %s not an integer or within integer "
+                                                 "range" % name, name, value)
+                params[member] = int(value)
+            elif typ == "boolean":
+                if value not in ("true", "false"):
+                    return self.invalid_argument("Invalid Argument", name, value)
+                params[member] = value == "true"
+            else:
+                params[member] = value
+        if self.app.config.model_validation:
+            report = ParamValidator().validate(params, shape).generate_report()
+            if report:
+                return s3_error(400, "InvalidArgument", "fake_aws: the request does not "
+                                "conform to botocore's ListObjectsV2 model: " + report)
+        if params.get("MaxKeys", 0) < 0:
+            return self.invalid_argument("Argument maxKeys must be an integer between 0 and "
+                                         "2147483647", "maxKeys", str(params["MaxKeys"]))
+        if "EncodingType" in params and params["EncodingType"] != "url":
+            return self.invalid_argument("Invalid Encoding Method specified in Request",
+                                         "encoding-type", params["EncodingType"])
+        token = params.get("ContinuationToken")
+        if token is not None and s3_read_list_token(token) is None:
+            return self.invalid_argument("The continuation token provided is incorrect",
+                                         "continuation-token", token)
+        ctx.s3_list = params
+        ctx.s3_key = None
+        return self.list_objects
 
     def authenticate(self, ctx, endpoint):
         auth = ctx.header("Authorization")
@@ -4178,6 +4470,14 @@ class S3Surface(Surface):
         st = str(resp.status) if resp.status is not None else "aborted"
         per = counters["by_operation_status"].setdefault(op, {})
         per[st] = per.get(st, 0) + 1
+        if op == "GetObject" and ctx.s3_key is not None:
+            per = counters["get_by_key"].setdefault(ctx.s3_key, {})
+            per[st] = per.get(st, 0) + 1
+        if op == "ListObjectsV2" and getattr(ctx, "s3_list", None) is not None:
+            prefix = ctx.s3_list.get("Prefix", "")
+            counters["list_by_prefix"][prefix] = counters["list_by_prefix"].get(prefix, 0) + 1
+        if op not in S3_OBJECT_OPERATIONS:
+            return
         if resp.status == 304:
             counters["not_modified"][op] += 1
         elif resp.status == 412:
@@ -4187,6 +4487,14 @@ class S3Surface(Surface):
         op = getattr(ctx, "operation", None)
         if not op:
             return {}
+        if op == "ListObjectsV2":
+            p = getattr(ctx, "s3_list", None) or {}
+            res = getattr(ctx, "s3_list_result", None) or {}
+            return {"operation": op, "bucket": ctx.s3_bucket, "prefix": p.get("Prefix"),
+                    "continuation_token": p.get("ContinuationToken"),
+                    "max_keys": p.get("MaxKeys"), "style": ctx.s3_style,
+                    "region": ctx.s3_region, "keys": res.get("keys"),
+                    "truncated": res.get("truncated"), "bytes": ctx.s3_bytes}
         return {"operation": op, "bucket": ctx.s3_bucket, "key": ctx.s3_key,
                 "style": ctx.s3_style, "region": ctx.s3_region,
                 "if_match": ctx.header("If-Match"), "if_none_match": ctx.header("If-None-Match"),
@@ -4207,6 +4515,26 @@ class S3Surface(Surface):
     def precondition_failed(condition):
         return s3_error(412, "PreconditionFailed", "At least one of the pre-conditions you "
                         "specified did not hold", [("Condition", condition)])
+
+    def list_objects(self, ctx):
+        """ListObjectsV2: a page of at most min(max-keys, 1000, the fake's
+        s3_list_page_size) keys; 404 NoSuchBucket when no object is in the bucket."""
+        bucket, params = ctx.s3_bucket, ctx.s3_list
+        with self.app.lock:
+            objects = [(k, o) for (b, k), o in self.app.s3_objects.items() if b == bucket]
+            page_size = self.app.s3_list_page_size
+        if not objects:
+            return s3_error(404, "NoSuchBucket", "The specified bucket does not exist",
+                            [("BucketName", bucket)])
+        looping = ctx.fault is not None and ctx.fault.kind == "loop"
+        items, truncated, next_token = s3_list_page(objects, params, page_size, looping)
+        owner = None
+        if params.get("FetchOwner"):
+            owner = hashlib.sha256(("canonical-user/" + ACCOUNT_ID).encode()).hexdigest()
+        body = s3_list_result(bucket, params, items, truncated, next_token, owner)
+        ctx.s3_list_result = {"keys": len(items), "truncated": truncated}
+        ctx.s3_bytes = len(body)
+        return Response(200, body, headers=s3_ids(), content_type="application/xml")
 
     def get_object(self, ctx):
         with self.app.lock:
@@ -4270,6 +4598,34 @@ class S3Surface(Surface):
         return Response(200, b"", headers=s3_ids() + [("ETag", new.etag)], content_type=None)
 
     # -- fault dialect --------------------------------------------------------
+    def fault_applies(self, fault, ctx):
+        return fault.kind != "loop" or ctx.operation == "ListObjectsV2"
+
+    def validate_fault(self, kind, params):
+        super().validate_fault(kind, params)
+        if kind == "loop" and params.get("operation", "ListObjectsV2") != "ListObjectsV2":
+            raise FaultError("loop applies to ListObjectsV2 only")
+
+    def huge_parts(self, ctx):
+        if ctx.operation != "ListObjectsV2":
+            return super().huge_parts(ctx)
+        head = ('<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="%s">'
+                "<Name>%s</Name><Prefix></Prefix><KeyCount>0</KeyCount><MaxKeys>1000"
+                "</MaxKeys><IsTruncated>false</IsTruncated>" % (S3_XMLNS, ctx.s3_bucket))
+
+        def item(i):
+            return (b"<Contents><Key>huge/%012d</Key><LastModified>2026-01-01T00:00:00.000Z"
+                    b"</LastModified><ETag>&quot;00000000000000000000000000000000&quot;"
+                    b"</ETag><Size>0</Size><StorageClass>STANDARD</StorageClass></Contents>"
+                    % i)
+        return (head.encode(), item, b"</ListBucketResult>")
+
+    def huge_response(self, ctx, fault):
+        resp = super().huge_response(ctx, fault)
+        if ctx.operation == "ListObjectsV2":
+            resp.content_type = "application/xml"
+        return resp
+
     def fault_response(self, ctx, fault):
         if fault.kind == "expired_token":
             return s3_error(400, "ExpiredToken", "The provided token has expired.")
@@ -4298,6 +4654,12 @@ class S3Surface(Surface):
         nothing is stored."""
         given = fault.params.get("body")
         given = given.encode("utf-8") if given is not None else None
+        if ctx.operation == "ListObjectsV2":
+            return Response(200, given if given is not None else
+                            ('<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult '
+                             'xmlns="%s"><Name>%s</Name><Contents><Key>'
+                             % (S3_XMLNS, ctx.s3_bucket)).encode(),
+                            headers=s3_ids(), content_type="application/xml")
         if ctx.operation == "PutObject":
             return Response(200, given if given is not None else
                             b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>',
@@ -4309,6 +4671,539 @@ class S3Surface(Surface):
                             headers=s3_ids(), content_type=S3_DEFAULT_CONTENT_TYPE)
         return Response(200, given if given is not None else obj.body[:len(obj.body) // 2],
                         headers=self.object_headers(obj), content_type=obj.content_type)
+
+
+# --------------------------------------------------------------------------
+# AWS Data Exports (CUR 2.0): a gzip CSV export in the fake's S3, from the ledger
+# --------------------------------------------------------------------------
+
+DX_FORMS = ("aliased", "map")
+DX_FAULTS = ("truncated_gzip", "missing_chunk", "parquet", "bad_columns", "huge_field",
+             "hostile_quotes")
+DX_DEFAULTS = (("bucket", "cur-bucket"), ("prefix", "cur"), ("export_name", "bedrock"),
+               ("form", "aliased"), ("chunk_lines", 5000), ("fault", None),
+               ("principals", True))
+DX_MAX_CHUNK_LINES = 10000000
+DX_MAX_PREFIX_BYTES = 512
+DX_HUGE_FIELD_BYTES = 1536 * 1024     # huge_field: a 1.5 MiB line_item_iam_principal
+DX_HOSTILE_VALUE = 'ab"c'             # hostile_quotes: written unquoted
+DX_FAULT_LINE = 2                     # the data line (1-based, header not counted) that
+#                                       bad_columns, huge_field and hostile_quotes change
+DX_AMOUNT_PLACES = 10                 # hourly parts: at most 10 decimals (or the cost's own)
+DX_USAGE_QUANTUM = Decimal("1E-10")   # line_item_usage_amount: rounded to 10 decimals
+DX_USAGE_LINE_TYPES = ("Usage", "DiscountedUsage", "SavingsPlanCoveredUsage")
+DX_CTX = decimal.Context(prec=120, rounding=decimal.ROUND_HALF_EVEN)
+DX_ONE_HOUR = datetime.timedelta(hours=1)
+_DX_EXPORT_NAME_RE = re.compile(r"^[0-9A-Za-z_-]{1,128}$")
+# Cumulative weights of the 24 hours: CloudWatch's diurnal curve (_cw_weights) summed per
+# hour, so an hour's share of a day is the share CloudWatch's minutes of that hour have.
+DX_HOUR_CUM = [CW_CUM_WEIGHTS[60 * h] for h in range(25)]
+
+DX_ALIASED_COLUMNS = (
+    ("bill_billing_period_start_date", "timestamp"),
+    ("line_item_usage_account_id", "string"),
+    ("line_item_usage_start_date", "timestamp"),
+    ("line_item_usage_end_date", "timestamp"),
+    ("line_item_product_code", "string"),
+    ("product_product_name", "string"),
+    ("bill_billing_entity", "string"),
+    ("line_item_usage_type", "string"),
+    ("line_item_line_item_type", "string"),
+    ("line_item_usage_amount", "double"),
+    ("pricing_unit", "string"),
+    ("line_item_unblended_cost", "double"),
+    ("line_item_iam_principal", "string"),
+)
+DX_MAP_COLUMNS = (
+    ("identity_line_item_id", "string"),
+    ("bill_billing_entity", "string"),
+    ("bill_billing_period_start_date", "timestamp"),
+    ("bill_payer_account_id", "string"),
+    ("line_item_currency_code", "string"),
+    ("line_item_iam_principal", "string"),
+    ("line_item_line_item_type", "string"),
+    ("line_item_product_code", "string"),
+    ("line_item_unblended_cost", "double"),
+    ("line_item_usage_account_id", "string"),
+    ("line_item_usage_amount", "double"),
+    ("line_item_usage_end_date", "timestamp"),
+    ("line_item_usage_start_date", "timestamp"),
+    ("line_item_usage_type", "string"),
+    ("pricing_unit", "string"),
+    ("product", "map<string,string>"),
+    ("product_product_name", "string"),
+    ("resource_tags", "map<string,string>"),
+)
+# line_item_product_code of known services; a Marketplace "(Amazon Bedrock Edition)"
+# service gets prod-<10 of [a-z0-9]> from its name, any other the words of its name.
+DX_PRODUCT_CODES = {
+    BEDROCK_SERVICE: "AmazonBedrock", EC2_SERVICE: "AmazonEC2", "EC2 - Other": "AmazonEC2",
+    LAMBDA_SERVICE: "AWSLambda", "Amazon Simple Storage Service": "AmazonS3",
+    "Amazon CloudWatch": "AmazonCloudWatch", "Amazon DynamoDB": "AmazonDynamoDB",
+    "Amazon Relational Database Service": "AmazonRDS",
+    "Amazon Virtual Private Cloud": "AmazonVPC",
+}
+# USD per usage unit of usage types that are not Bedrock tokens (first substring that
+# matches the usage type), for a plausible line_item_usage_amount = cost / price.
+DX_UNIT_PRICES = (("BoxUsage", Decimal("0.096")), ("GB-Second", Decimal("0.0000166667")),
+                  ("Request", Decimal("0.0000002")))
+DX_DEFAULT_UNIT_PRICE = Decimal("0.01")
+
+
+class DxError(ValueError):
+    pass
+
+
+def dx_config_from_json(data):
+    """The export's configuration from PUT /_fake/data_exports (defaults for what is
+    missing). Raises DxError."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise DxError("expected an object {\"bucket\",\"prefix\",\"export_name\",\"form\","
+                      "\"chunk_lines\",\"fault\",\"principals\"}")
+    known = [k for k, _ in DX_DEFAULTS]
+    extra = sorted(set(data) - set(known))
+    if extra:
+        raise DxError("unknown member %r (known: %s)" % (extra[0], ", ".join(known)))
+    cfg = collections.OrderedDict((k, data.get(k, v)) for k, v in DX_DEFAULTS)
+    if not isinstance(cfg["bucket"], str) or not _S3_BUCKET_RE.match(cfg["bucket"]):
+        raise DxError("bucket must be 3..63 characters of [a-z0-9.-]")
+    prefix = cfg["prefix"]
+    if not isinstance(prefix, str) or prefix.startswith("/") or \
+            len(prefix.encode("utf-8")) > DX_MAX_PREFIX_BYTES or \
+            any(ord(c) < 32 for c in prefix):
+        raise DxError("prefix must be a string of at most %d bytes, not starting with '/'"
+                      % DX_MAX_PREFIX_BYTES)
+    cfg["prefix"] = prefix.rstrip("/")
+    if not isinstance(cfg["export_name"], str) or \
+            not _DX_EXPORT_NAME_RE.match(cfg["export_name"]):
+        raise DxError("export_name must be 1..128 characters of [0-9A-Za-z_-]")
+    if cfg["form"] not in DX_FORMS:
+        raise DxError("form must be one of %s" % ", ".join(DX_FORMS))
+    if not _is_int(cfg["chunk_lines"]) or not 1 <= cfg["chunk_lines"] <= DX_MAX_CHUNK_LINES:
+        raise DxError("chunk_lines must be an integer 1..%d" % DX_MAX_CHUNK_LINES)
+    if cfg["fault"] is not None and cfg["fault"] not in DX_FAULTS:
+        raise DxError("fault must be null or one of %s" % ", ".join(DX_FAULTS))
+    if not isinstance(cfg["principals"], bool):
+        raise DxError("principals must be true or false")
+    return cfg
+
+
+def dx_tag_column(key):
+    """The aliased column of a tag key: lower-cased, every character outside [a-z0-9_]
+    made '_' (CostCenter -> costcenter, "Cost Center" -> cost_center)."""
+    return re.sub(r"[^a-z0-9_]", "_", key.lower())
+
+
+def dx_tag_columns(rows):
+    """[(column, [tag keys])] of the rows' tag keys, in order of first appearance; keys
+    that make the same column share it (a line takes the first of them it has)."""
+    cols = collections.OrderedDict()
+    for r in rows:
+        for k in r["tags"]:
+            keys = cols.setdefault(dx_tag_column(k), [])
+            if k not in keys:
+                keys.append(k)
+    return list(cols.items())
+
+
+def dx_resource_tags(tags):
+    """The resource_tags map of a line: {"user_<column of the key>": value} (the first
+    key wins when two make the same name)."""
+    out = collections.OrderedDict()
+    for k, v in tags.items():
+        out.setdefault("user_" + dx_tag_column(k), v)
+    return out
+
+
+def dx_product_code(service):
+    code = DX_PRODUCT_CODES.get(service)
+    if code:
+        return code
+    if is_bedrock_service(service):          # a Marketplace "(Amazon Bedrock Edition)" one
+        d = int.from_bytes(hashlib.sha256(service.encode("utf-8")).digest(), "big")
+        return "prod-" + _base36(d, 10)
+    words = re.findall(r"[A-Za-z0-9]+", service)
+    return ("".join(w[:1].upper() + w[1:] for w in words) or "Unknown")[:64]
+
+
+def dx_billing_entity(code):
+    return "AWS Marketplace" if code.startswith("prod-") else "AWS"
+
+
+def dx_unit_price(usage_type):
+    for part, price in DX_UNIT_PRICES:
+        if part in usage_type:
+            return price
+    return DX_DEFAULT_UNIT_PRICE
+
+
+def dx_num(d):
+    """A Decimal as the export writes it: plain notation, no trailing zeros."""
+    if not d:
+        return "0"
+    return format(d.normalize(DX_CTX), "f")
+
+
+def dx_split(cost):
+    """24 hourly parts of a day's cost (Decimal) that sum to it exactly: hour h gets
+    round(cost * C[h+1] / C[24]) - round(cost * C[h] / C[24]) (C = DX_HOUR_CUM) in units
+    of 1e-10 (or of the cost's own last decimal when it has more), so the last hour takes
+    the remainder. A negative cost splits the same way."""
+    sign, digits, exp = cost.as_tuple()
+    places = max(DX_AMOUNT_PLACES, -exp)
+    units = int("".join(map(str, digits)) or "0") * 10 ** (exp + places)
+    if sign:
+        units = -units
+    total = DX_HOUR_CUM[24]
+    cum = [(2 * units * DX_HOUR_CUM[h] + total) // (2 * total) for h in range(25)]
+    return [Decimal(cum[h + 1] - cum[h]).scaleb(-places, DX_CTX) for h in range(24)]
+
+
+def dx_principals(account, tags):
+    """The IAM principals of a project (account + tags): 1 to 4 roles
+    arn:aws:iam::<account>:role/<Application or default>-svc-<i>."""
+    h = hashlib.sha256(json.dumps([account, sorted(tags.items())],
+                                  ensure_ascii=False).encode("utf-8")).digest()
+    n = 1 + h[0] % 4
+    app = re.sub(r"[^\w+=,.@-]", "-", tags.get("Application") or "", flags=re.ASCII)[:40]
+    return ["arn:aws:iam::%s:role/%s-svc-%d" % (account, app or "default", i + 1)
+            for i in range(n)]
+
+
+def dx_lines(rows, period_start, form, principals):
+    """The line items of one billing period: every row of the period (rows: the ledger,
+    already cut to Bedrock for form "aliased") as 24 hourly lines, in ledger order."""
+    ym = period_start.strftime("%Y-%m")
+    out, seen = [], {}
+    with decimal.localcontext(DX_CTX):
+        for r in rows:
+            if r["date"][:7] != ym:
+                continue
+            account, service, ut = row_account(r), r["service"], r["usage_type"]
+            ltype = r.get("record_type") or "Usage"
+            usage_like = ltype in DX_USAGE_LINE_TYPES
+            bedrock = is_bedrock_service(service)
+            tokens = bedrock and "tokens" in ut.lower()
+            rate = cw_rate(cw_model_of(service, ut), cw_direction_of(ut)) if tokens else None
+            price = None if tokens else dx_unit_price(ut)
+            plist = dx_principals(account, r["tags"]) if principals and usage_like else None
+            code = dx_product_code(service)
+            tags_json = json.dumps(r["tags"], sort_keys=True, ensure_ascii=False)
+            ident = "|".join((account, r["date"], service, ut, ltype, tags_json))
+            occurrence = seen.get(ident, 0)
+            seen[ident] = occurrence + 1
+            day = datetime.datetime.combine(datetime.date.fromisoformat(r["date"]),
+                                            datetime.time(0))
+            for h, part in enumerate(dx_split(r["_cost"])):
+                if not usage_like:
+                    amount = Decimal(0)
+                elif tokens:
+                    amount = (part * 1000000 / rate).quantize(DX_USAGE_QUANTUM)
+                else:
+                    amount = (part / price).quantize(DX_USAGE_QUANTUM)
+                out.append({"account": account, "date": r["date"], "hour": h,
+                            "start": day + h * DX_ONE_HOUR,
+                            "hour_key": "%sT%02d:00:00Z" % (r["date"], h),
+                            "service": service, "usage_type": ut,
+                            "type": ltype, "cost": part, "amount": amount,
+                            "unit": "tokens" if tokens else "Units",
+                            "principal": plist[h % len(plist)] if plist else "",
+                            "tags": r["tags"], "tags_json": tags_json, "code": code,
+                            "region": r["_region"], "bedrock": bedrock,
+                            "ident": "%s|%d|%d" % (ident, occurrence, h)})
+    return out
+
+
+def dx_line_fields(line, form, header, tag_cols, period_start, cache):
+    """The CSV fields of a line, in header order. cache: a dict kept for one file or
+    run (timestamps and map cells repeat)."""
+    def ts(t):
+        v = cache.get(t)
+        if v is None:
+            v = cache[t] = t.strftime("%Y-%m-%dT%H:%M:%S.000Z" if form == "map"
+                                      else "%Y-%m-%dT%H:%M:%SZ")
+        return v
+    start = line["start"]
+    v = {"bill_billing_period_start_date": ts(period_start),
+         "line_item_usage_account_id": line["account"],
+         "line_item_usage_start_date": ts(start),
+         "line_item_usage_end_date": ts(start + DX_ONE_HOUR),
+         "line_item_product_code": line["code"],
+         "product_product_name": line["service"],
+         "bill_billing_entity": dx_billing_entity(line["code"]),
+         "line_item_usage_type": line["usage_type"],
+         "line_item_line_item_type": line["type"],
+         "line_item_usage_amount": dx_num(line["amount"]),
+         "pricing_unit": line["unit"],
+         "line_item_unblended_cost": dx_num(line["cost"]),
+         "line_item_iam_principal": line["principal"]}
+    if form == "map":
+        v["identity_line_item_id"] = hashlib.sha256(line["ident"].encode("utf-8")) \
+            .hexdigest()[:52]
+        v["bill_payer_account_id"] = ACCOUNT_ID
+        v["line_item_currency_code"] = "USD"
+        k = ("product", line["service"], line["region"])
+        if k not in cache:
+            cache[k] = json.dumps({"product_name": line["service"], "region": line["region"]},
+                                  ensure_ascii=False, separators=(",", ":"))
+        v["product"] = cache[k]
+        k = ("resource_tags", line["tags_json"])
+        if k not in cache:
+            cache[k] = json.dumps(dx_resource_tags(line["tags"]), ensure_ascii=False,
+                                  separators=(",", ":"))
+        v["resource_tags"] = cache[k]
+    for col, keys in tag_cols:
+        v[col] = next((line["tags"][k] for k in keys if k in line["tags"]), "")
+    return [v[c] for c in header]
+
+
+def _dx_csv_cell(s):
+    return '"%s"' % s.replace('"', '""') if any(c in s for c in ',"\r\n') else s
+
+
+def dx_csv(header, rows, raw=None):
+    """CSV bytes (UTF-8, LF line ends, quoted by the csv module as RFC 4180 wants; a row
+    with a CR in a field is written with every field quoted, since the csv module quotes
+    CR only when it is part of the line terminator). raw: {row index: the line's text,
+    written as is} (faults)."""
+    buf = io.StringIO()
+    plain = csv.writer(buf, lineterminator="\n")
+    quoted = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def put(fields):
+        (quoted if any("\r" in f for f in fields) else plain).writerow(fields)
+    put(header)
+    for i, fields in enumerate(rows):
+        if raw and i in raw:
+            buf.write(raw[i])
+        else:
+            put(fields)
+    return buf.getvalue().encode("utf-8")
+
+
+def dx_gzip(data):
+    """Deterministic gzip (mtime 0, no name): the same bytes give the same object."""
+    return gzip.compress(data, compresslevel=6, mtime=0)
+
+
+def dx_sums(lines, bedrock_only):
+    """Direct Decimal sums over lines (strings in the answer)."""
+    total = Decimal(0)
+    n = 0
+    by_at, by_type, by_prin, by_ut, by_hour = {}, {}, {}, {}, {}
+    with decimal.localcontext(DX_CTX):
+        for ln in lines:
+            if bedrock_only and not ln["bedrock"]:
+                continue
+            c = ln["cost"]
+            n += 1
+            total += c
+            a, tj = ln["account"], ln["tags_json"]
+            by_at[(a, tj)] = by_at.get((a, tj), 0) + c
+            by_type[ln["type"]] = by_type.get(ln["type"], 0) + c
+            k = (a, tj, ln["principal"])
+            by_prin[k] = by_prin.get(k, 0) + c
+            k = (a, ln["service"], ln["usage_type"])
+            cu = by_ut.get(k, (0, 0))
+            by_ut[k] = (cu[0] + c, cu[1] + ln["amount"])
+            hk = ln["hour_key"]
+            hours = by_hour.setdefault(a, {})
+            hours[hk] = hours.get(hk, 0) + c
+    return collections.OrderedDict([
+        ("lines", n), ("total", dx_num(total)),
+        ("by_account_tags", [{"account": a, "tags": json.loads(tj), "cost": dx_num(v)}
+                             for (a, tj), v in sorted(by_at.items())]),
+        ("by_line_item_type", {t: dx_num(v) for t, v in sorted(by_type.items())}),
+        ("by_principal", [{"account": a, "tags": json.loads(tj), "principal": p,
+                           "cost": dx_num(v)} for (a, tj, p), v in sorted(by_prin.items())]),
+        ("by_usage_type", [{"account": a, "service": s, "usage_type": u, "cost": dx_num(v[0]),
+                            "usage": dx_num(v[1])} for (a, s, u), v in sorted(by_ut.items())]),
+        ("by_hour", {a: {h: dx_num(v) for h, v in sorted(hs.items())}
+                     for a, hs in sorted(by_hour.items())}),
+    ])
+
+
+def dx_parquet_bytes(seed):
+    """A stand-in for a Parquet file: "PAR1", some bytes, "PAR1" (not gzip, not CSV)."""
+    body = b"".join(hashlib.sha256(seed + b"%d" % i).digest() for i in range(8))
+    return b"PAR1" + body + b"PAR1"
+
+
+class DataExport:
+    """The configured export (PUT /_fake/data_exports) and what its runs wrote."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        place = "%s/%s/%s" % (cfg["bucket"], cfg["prefix"], cfg["export_name"])
+        self.export_id = str(uuid.uuid5(uuid.NAMESPACE_URL, "fake_aws-data-export:" + place))
+        self.arn = "arn:aws:bcm-data-exports:us-east-1:%s:export/%s-%s" % (
+            ACCOUNT_ID, cfg["export_name"], self.export_id)
+        self.runs = 0
+        self.columns = []
+        self.periods = collections.OrderedDict()   # "YYYY-MM" -> what GET shows
+        self.sums = {}                             # "YYYY-MM" -> {bedrock_only: sums}
+
+    def same_place(self, cfg):
+        return all(self.cfg[k] == cfg[k] for k in ("bucket", "prefix", "export_name"))
+
+    @property
+    def base(self):
+        p = self.cfg["prefix"]
+        return "%s/%s" % (p, self.cfg["export_name"]) if p else self.cfg["export_name"]
+
+    def data_prefix(self, period):
+        return "%s/data/BILLING_PERIOD=%s/" % (self.base, period)
+
+    def metadata_prefix(self, period):
+        return "%s/metadata/BILLING_PERIOD=%s/" % (self.base, period)
+
+    def to_json(self):
+        return collections.OrderedDict([
+            ("enabled", True), ("config", dict(self.cfg)), ("export_arn", self.arn),
+            ("runs", self.runs),
+            ("columns", [{"name": n, "type": t} for n, t in self.columns]),
+            ("data_prefix", "%s/data/" % self.base),
+            ("metadata_prefix", "%s/metadata/" % self.base),
+            ("periods", copy.deepcopy(self.periods))])
+
+
+def dx_run(app, export):
+    """Runs the export once from the current ledger: the previous and the current
+    billing period of the fake's today, each its data files, then its manifest (overwrite
+    mode). Caller holds app.dx_lock, not app.lock."""
+    cfg = export.cfg
+    with app.lock:
+        ledger, today = app.ledger, app.today()
+    form, name, bucket = cfg["form"], cfg["export_name"], cfg["bucket"]
+    rows = [r for r in ledger if form == "map" or is_bedrock_service(r["service"])]
+    tag_cols = dx_tag_columns(rows) if form == "aliased" else []
+    columns = list(DX_ALIASED_COLUMNS) + [(c, "string") for c, _ in tag_cols] \
+        if form == "aliased" else list(DX_MAP_COLUMNS)
+    header = [c for c, _ in columns]
+    empty_chunk = dx_gzip(dx_csv(header, []))
+    current = today.replace(day=1)
+    export.runs += 1
+    export.columns = columns
+    for start in (first_of_previous_month(today), current):
+        period = start.strftime("%Y-%m")
+        lines = dx_lines(rows, start, form, cfg["principals"])
+        cache = {}
+        fields = [dx_line_fields(ln, form, header, tag_cols, start, cache) for ln in lines]
+        fault = cfg["fault"] if start == current else None
+        n = cfg["chunk_lines"]
+        chunks = [(lines[i:i + n], fields[i:i + n]) for i in range(0, len(lines), n)] or \
+            [([], [])]
+        dprefix = export.data_prefix(period)
+        ext = "snappy.parquet" if fault == "parquet" else "csv.gz"
+        fault_info = None
+        if fault is not None:
+            fault_info = collections.OrderedDict([("kind", fault), ("applied", True)])
+        files = []
+        for i, (clines, cfields) in enumerate(chunks):
+            key = "%s%s-%05d.%s" % (dprefix, name, i + 1, ext)
+            raw = None
+            if i == 0 and fault in ("bad_columns", "huge_field", "hostile_quotes"):
+                j = min(DX_FAULT_LINE, len(cfields)) - 1
+                if j < 0:
+                    fault_info["applied"] = False
+                    fault_info["why"] = "the first data file has no line"
+                else:
+                    cfields = list(cfields)
+                    row = list(cfields[j])
+                    pi = header.index("line_item_iam_principal")
+                    if fault == "bad_columns":
+                        cfields[j] = row[:-1]
+                    elif fault == "huge_field":
+                        head = "arn:aws:iam::%s:role/" % clines[j]["account"]
+                        row[pi] = head + "x" * (DX_HUGE_FIELD_BYTES - len(head))
+                        cfields[j] = row
+                    else:
+                        raw = {j: ",".join(DX_HOSTILE_VALUE if k == pi else _dx_csv_cell(f)
+                                           for k, f in enumerate(row)) + "\n"}
+                    fault_info.update([("key", key), ("line", j + 1)])
+            csv_bytes = dx_csv(header, cfields, raw)
+            if ext == "csv.gz":
+                body = dx_gzip(csv_bytes)
+                ctype = "application/x-gzip"
+            else:
+                body = dx_parquet_bytes(csv_bytes)
+                ctype = S3_DEFAULT_CONTENT_TYPE
+            if i == 0 and fault == "truncated_gzip":
+                body = body[:len(body) // 2]
+                fault_info["key"] = key
+            files.append({"key": key, "uri": "s3://%s/%s" % (bucket, key), "body": body,
+                          "ctype": ctype, "lines": len(clines), "bytes": len(body)})
+        manifest_uris = [f["uri"] for f in files]
+        missing_key = None
+        if fault == "missing_chunk":
+            missing_key = "%s%s-%05d.csv.gz" % (dprefix, name, len(files) + 1)
+            manifest_uris.append("s3://%s/%s" % (bucket, missing_key))
+            fault_info["key"] = missing_key
+        elif fault == "parquet":
+            fault_info["keys"] = [f["key"] for f in files]
+        execution_id = str(uuid.uuid4())
+        manifest = collections.OrderedDict([
+            ("executionId", execution_id), ("exportArn", export.arn), ("exportName", name),
+            ("billingPeriod", period), ("bucket", bucket),
+            ("columns", [{"name": c, "type": t} for c, t in columns]),
+            ("dataFiles", manifest_uris), ("additionalOutputFiles", [])])
+        manifest_body = json.dumps(manifest, indent=2).encode("utf-8") + b"\n"
+        manifest_key = "%s%s-Manifest.json" % (export.metadata_prefix(period), name)
+        own = re.compile(re.escape(dprefix + name) + r"-(\d{5})\.(csv\.gz|snappy\.parquet)$")
+        new_keys = {f["key"] for f in files}
+        emptied, deleted = [], []
+        now = int(time.time())
+        with app.lock:
+            # the extra chunks of an earlier run: a .csv.gz gets a header-only file (as
+            # AWS overwrites it), other leftovers (.snappy.parquet) go; the missing chunk
+            # really is missing
+            for bk in sorted(app.s3_objects):
+                if bk[0] != bucket or bk[1] in new_keys:
+                    continue
+                m = own.match(bk[1])
+                if not m:
+                    continue
+                if m.group(2) == "csv.gz" and bk[1] != missing_key:
+                    obj = S3Object(empty_chunk, s3_etag(empty_chunk), now, "application/x-gzip")
+                    app.s3_objects[bk] = obj
+                    emptied.append({"key": bk[1], "etag": obj.etag})
+                else:
+                    del app.s3_objects[bk]
+                    deleted.append(bk[1])
+            for f in files:
+                f["etag"] = s3_etag(f["body"])
+                app.s3_objects[(bucket, f["key"])] = S3Object(f["body"], f["etag"], now,
+                                                              f["ctype"])
+            mobj = S3Object(manifest_body, s3_etag(manifest_body), now, "application/json")
+            app.s3_objects[(bucket, manifest_key)] = mobj     # after the data files
+            export.periods[period] = collections.OrderedDict([
+                ("billing_period", period), ("run", export.runs),
+                ("execution_id", execution_id), ("manifest_key", manifest_key),
+                ("manifest_uri", "s3://%s/%s" % (bucket, manifest_key)),
+                ("manifest_etag", mobj.etag), ("lines", len(lines)),
+                ("bedrock_lines", sum(1 for ln in lines if ln["bedrock"])),
+                ("data_files", [collections.OrderedDict(
+                    (k, f[k]) for k in ("key", "uri", "etag", "lines", "bytes"))
+                    for f in files]),
+                ("manifest_data_files", manifest_uris),
+                ("emptied_files", emptied), ("deleted_files", deleted),
+                ("fault", fault_info)])
+            export.periods.move_to_end(period)
+        export.sums[period] = {False: dx_sums(lines, False), True: dx_sums(lines, True)}
+    return export.to_json()
+
+
+def dx_delete_objects(app, export):
+    """Removes every object under the export's data/ and metadata/ prefixes. Caller holds
+    app.lock."""
+    heads = ("%s/data/" % export.base, "%s/metadata/" % export.base)
+    gone = [bk for bk in app.s3_objects
+            if bk[0] == export.cfg["bucket"] and bk[1].startswith(heads)]
+    for bk in gone:
+        del app.s3_objects[bk]
+    return len(gone)
 
 
 # Surfaces served by the fake, each a Surface subclass; the dispatch table maps
@@ -4608,6 +5503,8 @@ class ControlAPI:
             return self.cloudwatch(ctx)
         if path.startswith("/_fake/s3/"):
             return self.s3(ctx)
+        if path == "/_fake/data_exports" or path.startswith("/_fake/data_exports/"):
+            return self.data_exports(ctx)
         if path == "/_fake/credentials":
             if method != "GET":
                 return self.err(405, "method not allowed")
@@ -4641,6 +5538,7 @@ class ControlAPI:
                 "imds_role": cfg.imds_role, "model_validation": cfg.model_validation,
                 "management_account": ACCOUNT_ID,
                 "organization_members": len(app.org.accounts),
+                "s3_list_page_size": app.s3_list_page_size,
                 "cloudwatch_now": round(app.cw_now(), 3),
                 "surfaces": {name: list(sf.prefixes) for name, sf in app.surfaces.items()}},
                 indent=2)
@@ -4649,24 +5547,36 @@ class ControlAPI:
     def put_config(self, ctx):
         """PUT /_fake/config {"today": "YYYY-MM-DD"}: moves the fake's "today" (Estimated,
         forecasts, LastUsedDate), e.g. for a run on a simulated clock; null follows the real
-        UTC date again. The ledger and every other setting stay. Returns None, or the error."""
+        UTC date again. The ledger and every other setting stay. {"s3_list_page_size": N}
+        (1..1000) sets the ListObjectsV2 page size (as --s3-list-page-size; /_fake/reset
+        restores the command line's). Either or both. Returns None, or the error."""
         data = self.body_json(ctx)
         if isinstance(data, Response):
             return data
-        if not isinstance(data, dict) or set(data) != {"today"}:
-            return self.err(400, 'expected {"today": "YYYY-MM-DD"} (or null)')
-        val = data["today"]
-        if val is None:
-            today = None
-        else:
-            try:
-                if not isinstance(val, str) or not _DATE_RE.match(val):
-                    raise ValueError(val)
-                today = datetime.date.fromisoformat(val)
-            except ValueError:
-                return self.err(400, "today must be YYYY-MM-DD or null")
+        if not isinstance(data, dict) or not data or \
+                set(data) - {"today", "s3_list_page_size"}:
+            return self.err(400, 'expected {"today": "YYYY-MM-DD" (or null), '
+                            '"s3_list_page_size": N} (either or both)')
+        today = page = None
+        if "today" in data:
+            val = data["today"]
+            if val is not None:
+                try:
+                    if not isinstance(val, str) or not _DATE_RE.match(val):
+                        raise ValueError(val)
+                    today = datetime.date.fromisoformat(val)
+                except ValueError:
+                    return self.err(400, "today must be YYYY-MM-DD or null")
+        if "s3_list_page_size" in data:
+            page = data["s3_list_page_size"]
+            if not _is_int(page) or not 1 <= page <= S3_LIST_MAX_KEYS:
+                return self.err(400, "s3_list_page_size must be an integer 1..%d"
+                                % S3_LIST_MAX_KEYS)
         with self.app.lock:
-            self.app.config.today = today
+            if "today" in data:
+                self.app.config.today = today
+            if page is not None:
+                self.app.s3_list_page_size = page
         return None
 
     def cloudwatch(self, ctx):
@@ -4791,6 +5701,77 @@ class ControlAPI:
             return Response.json_obj(200, {"deleted": gone is not None})
         return self.err(405, "method not allowed")
 
+    def data_exports(self, ctx):
+        """/_fake/data_exports (GET, PUT, DELETE), /_fake/data_exports/run (POST) and
+        /_fake/data_exports/sums?period=YYYY-MM[&bedrock_only=1] (GET): the AWS Data
+        Exports (CUR 2.0) export the fake writes into its S3 from the ledger."""
+        app, path, method = self.app, ctx.path, ctx.method
+        if path == "/_fake/data_exports":
+            if method == "GET":
+                with app.lock:
+                    ex = app.data_export
+                    doc = ex.to_json() if ex is not None else \
+                        {"enabled": False, "config": None, "periods": {}}
+                return Response.json_obj(200, doc, indent=2)
+            if method == "PUT":
+                data = self.body_json(ctx)
+                if isinstance(data, Response):
+                    return data
+                try:
+                    cfg = dx_config_from_json(data)
+                except DxError as exc:
+                    return self.err(400, str(exc))
+                with app.dx_lock:
+                    with app.lock:
+                        ex = app.data_export
+                        if ex is not None and ex.same_place(cfg):
+                            ex.cfg = cfg
+                        else:                 # a new place: the old one's objects stay
+                            ex = app.data_export = DataExport(cfg)
+                    doc = dx_run(app, ex)
+                return Response.json_obj(200, doc, indent=2)
+            if method == "DELETE":
+                with app.dx_lock, app.lock:
+                    ex = app.data_export
+                    n = dx_delete_objects(app, ex) if ex is not None else 0
+                    app.data_export = None
+                return Response.json_obj(200, {"enabled": False, "deleted_objects": n})
+            return self.err(405, "method not allowed")
+        if path == "/_fake/data_exports/run":
+            if method != "POST":
+                return self.err(405, "method not allowed")
+            with app.dx_lock:
+                with app.lock:
+                    ex = app.data_export
+                if ex is None:
+                    return self.err(409, "no export is configured (PUT /_fake/data_exports)")
+                doc = dx_run(app, ex)
+            return Response.json_obj(200, doc, indent=2)
+        if path == "/_fake/data_exports/sums":
+            if method != "GET":
+                return self.err(405, "method not allowed")
+            period = ctx.param("period")
+            if period is None or not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
+                return self.err(400, "period must be YYYY-MM")
+            flag = ctx.param("bedrock_only") or "0"
+            if flag not in ("0", "1", "true", "false"):
+                return self.err(400, "bedrock_only must be 0, 1, true or false")
+            bedrock_only = flag in ("1", "true")
+            with app.lock:
+                ex = app.data_export
+                if ex is None:
+                    return self.err(409, "no export is configured (PUT /_fake/data_exports)")
+                sums, info = ex.sums.get(period), ex.periods.get(period)
+                form = ex.cfg["form"]
+            if sums is None:
+                return self.err(404, "the export has not written billing period %s" % period)
+            out = collections.OrderedDict([
+                ("period", period), ("bedrock_only", bedrock_only), ("form", form),
+                ("execution_id", info["execution_id"])])
+            out.update(sums[bedrock_only])
+            return Response.json_obj(200, out, indent=2)
+        return self.err(404, "unknown control path %s" % path)
+
     def ledger(self, ctx):
         app = self.app
         if ctx.method == "GET":
@@ -4827,7 +5808,7 @@ class ControlAPI:
         return self.err(405, "method not allowed")
 
     def reset(self):
-        with self.app.lock:
+        with self.app.dx_lock, self.app.lock:
             self.app.reset_all()
         return Response.json_obj(200, {"ok": True})
 
@@ -4882,7 +5863,7 @@ class Config:
                  imds_role=DEFAULT_IMDS_ROLE, model_validation=True,
                  org_accounts=0, org_regions=DEFAULT_ORG_REGIONS,
                  org_projects=DEFAULT_ORG_PROJECTS, org_role_name=DEFAULT_ORG_ROLE_NAME,
-                 org_external_id=None):
+                 org_external_id=None, s3_list_page_size=S3_LIST_MAX_KEYS):
         self.api_key = api_key
         self.access_key_id = access_key_id
         self.secret_access_key = secret_access_key
@@ -4905,6 +5886,7 @@ class Config:
         self.org_projects = org_projects
         self.org_role_name = org_role_name
         self.org_external_id = org_external_id or None
+        self.s3_list_page_size = s3_list_page_size  # ListObjectsV2 keys per page (at most)
 
     def organization(self):
         """The command-line organization (what /_fake/reset restores)."""
@@ -4940,6 +5922,7 @@ class FakeAWS:
         self.projects_version = 0
         self.cw_cache = None                 # (ledger, projects, projects_version, CwIndex)
         self.cw_build_lock = threading.Lock()
+        self.dx_lock = threading.Lock()      # one Data Exports run at a time
         self.seed_ledger = None
         if self.config.ledger_file:
             self.seed_ledger = load_ledger_file(self.config.ledger_file)
@@ -4971,6 +5954,8 @@ class FakeAWS:
             self.cw_next_spike = 1
             self.cw_pager = CwPager()
             self.s3_objects = {}             # (bucket, key) -> S3Object
+            self.s3_list_page_size = self.config.s3_list_page_size
+            self.data_export = None          # DataExport, or None (off)
             self.reset_counters()
 
     def today(self):
@@ -5244,7 +6229,8 @@ class FakeAWS:
         their expiry are rejected as expired (also when the signature is bad)."""
         with self.lock:
             creds = dict(self.credentials)
-        result = verify_sigv4(ctx.method, ctx.url(), ctx.header_items(), ctx.body,
+        url = getattr(ctx, "sigv4_url", None) or ctx.url()
+        result = verify_sigv4(ctx.method, url, ctx.header_items(), ctx.body,
                               service, region, creds)
         ctx.sigv4_akid = result.akid
         expired = result.akid is not None and self.credential_expired(result.akid)
@@ -6546,8 +7532,11 @@ def _self_test_s3(check):
         check("s3: slow fault delays HeadObject", st == 200 and time.time() - t0 >= 0.3)
         st, _, data = fault({"kind": "throttle", "operation": "ListObjects"})
         check("s3: a fault for an unknown operation -> 400", st == 400, "%r" % data)
-        st, _, data = fault({"kind": "loop"})
+        st, _, data = fault({"kind": "wrong_types"})
         check("s3: a fault kind S3 does not serve -> 400", st == 400, "%r" % data)
+        st, _, data = fault({"kind": "loop", "operation": "GetObject"})
+        check("s3: loop for an operation other than ListObjectsV2 -> 400", st == 400,
+              "%r" % data)
         st, _, data = ctl("GET", "/_fake/faults?surface=s3")
         check("s3: every fault used up", st == 200 and json.loads(data)["faults"] == [],
               "%r" % data)
@@ -6644,6 +7633,782 @@ def _self_test_s3_curl(check, port, bucket):
         check("s3: curl 7.88 --aws-sigv4 adds no x-amz-content-sha256 itself -> 400 "
               "InvalidRequest", st == "400" and _s3_xml(data)[0] == "InvalidRequest",
               "%r %r %r" % (st, data, err))
+
+
+def _s3_call(port, method, path, host=None, creds=None, region="us-east-1", headers=None,
+             body=b"", sign_path=None):
+    """A request signed by botocore's S3SigV4Auth (sign_path: sign this path+query instead
+    of the one sent). Returns (status, {lower-case header: value}, body)."""
+    host = host or "127.0.0.1:%d" % port
+    creds = creds or (DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY, None)
+    h = {"Host": host}
+    h.update(headers or {})
+    req = AWSRequest(method=method, url="http://%s%s" % (host, sign_path or path), data=body,
+                     headers=h)
+    S3SigV4Auth(Credentials(*creds), "s3", region).add_auth(req)
+    st, rh, data = _http_call(port, method, path, dict(req.headers.items()),
+                              body if (body or method == "PUT") else None)
+    return st, {k.lower(): v for k, v in rh.items()}, data
+
+
+def _s3_list_query(prefix=None, token=None, extra=()):
+    """A ListObjectsV2 query as the exporter sends it: names sorted, every byte but
+    A-Z a-z 0-9 - _ . ~ percent-encoded."""
+    q = [("list-type", "2")] + list(extra)
+    if prefix is not None:
+        q.append(("prefix", prefix))
+    if token is not None:
+        q.append(("continuation-token", token))
+    return s3_canonical_query(sorted(q))
+
+
+def _s3_list_doc(data):
+    """{"Name",...,"Contents":[{Key,LastModified,ETag,Size,StorageClass}],"CommonPrefixes"}
+    of a ListBucketResult (ElementTree), or None."""
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError:
+        return None
+    ns = "{%s}" % S3_XMLNS
+    if root.tag != ns + "ListBucketResult":
+        return None
+    out = {"Contents": [], "CommonPrefixes": []}
+    for el in root:
+        tag = el.tag[len(ns):]
+        if tag == "Contents":
+            out["Contents"].append({c.tag[len(ns):]: c.text or "" for c in el})
+        elif tag == "CommonPrefixes":
+            out["CommonPrefixes"].append(el.find(ns + "Prefix").text)
+        else:
+            out[tag] = el.text or ""
+    return out
+
+
+def _s3_list_all(port, base, prefix, host=None, extra=(), max_pages=100):
+    """Follows ListObjectsV2 pages from base ("/s3/bucket" or "/s3vh"): (keys, pages
+    [(status, doc)], tokens sent)."""
+    keys, pages, tokens, token = [], [], [], None
+    for _ in range(max_pages):
+        st, _, data = _s3_call(port, "GET", base + "/?" + _s3_list_query(prefix, token, extra),
+                               host=host)
+        doc = _s3_list_doc(data) if st == 200 else None
+        pages.append((st, doc))
+        if doc is None:
+            break
+        keys += [c["Key"] for c in doc["Contents"]]
+        if doc.get("IsTruncated") != "true":
+            break
+        token = doc.get("NextContinuationToken")
+        tokens.append(token)
+    return keys, pages, tokens
+
+
+def _self_test_s3_list(check):
+    """ListObjectsV2 checks (run by self_test): botocore's own client and paginator,
+    signed raw requests in both addressing styles, pagination by the page size option,
+    the XML against botocore's parser, errors and faults."""
+    app = FakeAWS(Config(quiet=True, s3_list_page_size=3))
+    server, thread = start_server(app)
+    port = server.server_address[1]
+    bucket = "list-bucket"
+    vhost = "%s.localhost:%d" % (bucket, port)
+    try:
+        def ctl(method, path, body=None):
+            st, _, data = _http_call(port, method, path, body=body)
+            return st, data
+
+        keys = ["a/b c+d=e/%02d.json" % i for i in range(7)] + \
+            ["a/x/y.json", "a/x/z.json", "a/\u00e9t\u00e9.txt", "b/one", "top"]
+        for k in keys:
+            ctl("PUT", "/_fake/s3/object?" + urllib.parse.urlencode({"bucket": bucket,
+                                                                       "key": k}),
+                k.encode("utf-8"))
+        want = sorted(keys, key=lambda k: k.encode("utf-8"))
+        want_a = [k for k in want if k.startswith("a/")]
+
+        # botocore's own client (path-style, encoding-type=url, its paginator)
+        client = botocore.session.get_session().create_client(
+            "s3", region_name="us-east-1", endpoint_url="http://127.0.0.1:%d/s3" % port,
+            aws_access_key_id=DEFAULT_ACCESS_KEY_ID,
+            aws_secret_access_key=DEFAULT_SECRET_ACCESS_KEY,
+            config=BotocoreConfig(s3={"addressing_style": "path"},
+                                  retries={"max_attempts": 1}))
+        got, sizes = [], []
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                                      Prefix="a/"):
+            got += [c["Key"] for c in page.get("Contents", [])]
+            sizes.append(page["KeyCount"])
+        check("s3 list: botocore's client and paginator (path-style, encoding-type=url) "
+              "list every key once, in order, 3 per page (--s3-list-page-size 3)",
+              got == want_a and max(sizes) == 3 and len(sizes) == 4, "%r %r" % (got, sizes))
+        r = client.list_objects_v2(Bucket=bucket, Delimiter="/", Prefix="a/")
+        check("s3 list: botocore Delimiter -> CommonPrefixes",
+              [c["Prefix"] for c in r.get("CommonPrefixes", [])] == ["a/b c+d=e/", "a/x/"] and
+              [c["Key"] for c in r.get("Contents", [])] == ["a/\u00e9t\u00e9.txt"],
+              "%r" % r)
+
+        # signed raw requests, as the exporter sends them
+        for style, base, host in (("path-style", "/s3/%s" % bucket, None),
+                                  ("virtual-hosted", "/s3vh", vhost)):
+            got, pages, tokens = _s3_list_all(port, base, "a/", host=host)
+            docs = [d for _, d in pages]
+            check("s3 list: %s, sorted encoded query: every key once in order, pages of 3"
+                  % style, got == want_a and len(pages) == 4 and
+                  all(st == 200 for st, _ in pages) and
+                  [d["KeyCount"] for d in docs] == ["3", "3", "3", "1"], "%r %r" % (got, pages))
+            d0, dl = docs[0], docs[-1]
+            check("s3 list: %s page fields (Name, Prefix, MaxKeys 1000, IsTruncated, "
+                  "NextContinuationToken only when truncated, ContinuationToken echoed)" % style,
+                  d0["Name"] == bucket and d0["Prefix"] == "a/" and d0["MaxKeys"] == "1000" and
+                  d0["IsTruncated"] == "true" and d0.get("NextContinuationToken") and
+                  "ContinuationToken" not in d0 and dl["IsTruncated"] == "false" and
+                  "NextContinuationToken" not in dl and
+                  dl.get("ContinuationToken") == tokens[-1], "%r %r" % (d0, dl))
+            c = d0["Contents"][0]
+            obj = app.s3_objects[(bucket, c["Key"])]
+            check("s3 list: %s <Contents>: Key, LastModified (…T…000Z), ETag with quotes, "
+                  "Size, StorageClass" % style,
+                  re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z", c["LastModified"])
+                  and c["ETag"] == obj.etag and c["Size"] == str(len(obj.body)) and
+                  c["StorageClass"] == "STANDARD", "%r" % c)
+            check("s3 list: %s tokens hold '+', '/' and '=' (sent URI-encoded)" % style,
+                  all(set("+/=") <= set(t) for t in tokens), "%r" % tokens)
+        st, h, data = _s3_call(port, "GET", "/s3/%s?%s" % (bucket, _s3_list_query("a/")))
+        check("s3 list: /s3/{bucket}?list-type=2 (no slash) is ListObjectsV2 too",
+              st == 200 and h.get("content-type") == "application/xml" and
+              _s3_list_doc(data)["KeyCount"] == "3", "%r %r" % (st, data[:200]))
+        parsed = RestXMLParser().parse(
+            {"body": data, "headers": h, "status_code": 200},
+            botocore_operation_model("s3", "ListObjectsV2").output_shape)
+        check("s3 list: botocore's RestXMLParser reads the page (output shape)",
+              parsed.get("Name") == bucket and parsed.get("KeyCount") == 3 and
+              parsed.get("IsTruncated") is True and len(parsed.get("Contents", [])) == 3 and
+              parsed["Contents"][0]["ETag"] == app.s3_objects[(bucket, want_a[0])].etag,
+              "%r" % parsed)
+        check("s3 list: the XML is namespaced and escapes the ETag quotes",
+              data.startswith(b'<?xml version="1.0" encoding="UTF-8"?>') and
+              ('<ListBucketResult xmlns="%s">' % S3_XMLNS).encode() in data and
+              b"<ETag>&quot;" in data, "%r" % data[:300])
+
+        # the page size: PUT /_fake/config, max-keys
+        st, data = ctl("PUT", "/_fake/config", b'{"s3_list_page_size": 2}')
+        cfg = json.loads(data)
+        got, pages, _ = _s3_list_all(port, "/s3/" + bucket, "")
+        check("s3 list: PUT /_fake/config s3_list_page_size 2 -> pages of 2",
+              st == 200 and cfg["s3_list_page_size"] == 2 and got == want and
+              len(pages) == (len(want) + 1) // 2, "%r %r" % (st, len(pages)))
+        got, pages, _ = _s3_list_all(port, "/s3/" + bucket, "a/",
+                                     extra=[("max-keys", "1")])
+        check("s3 list: max-keys=1 -> pages of 1, MaxKeys 1",
+              got == want_a and len(pages) == len(want_a) and
+              pages[0][1]["MaxKeys"] == "1", "%r" % len(pages))
+        st, _, data = _s3_call(port, "GET", "/s3/%s/?%s" % (
+            bucket, _s3_list_query("", extra=[("max-keys", "5000")])))
+        d = _s3_list_doc(data)
+        check("s3 list: max-keys=5000 -> MaxKeys 1000 (S3's cap), the page size still 2",
+              st == 200 and d["MaxKeys"] == "1000" and d["KeyCount"] == "2", "%r" % d)
+        st, _, data = _s3_call(port, "GET", "/s3/%s/?%s" % (
+            bucket, _s3_list_query("", extra=[("max-keys", "0")])))
+        d = _s3_list_doc(data)
+        check("s3 list: max-keys=0 -> no key, not truncated",
+              st == 200 and d["KeyCount"] == "0" and d["IsTruncated"] == "false", "%r" % d)
+        ctl("PUT", "/_fake/config", b'{"s3_list_page_size": 1000}')
+        st, _, data = _s3_call(port, "GET", "/s3/%s/?%s" % (
+            bucket, _s3_list_query("a/", extra=[("start-after", "a/x/y.json")])))
+        d = _s3_list_doc(data)
+        check("s3 list: start-after", st == 200 and
+              [c["Key"] for c in d["Contents"]] == ["a/x/z.json", "a/\u00e9t\u00e9.txt"],
+              "%r" % d)
+        st, _, data = _s3_call(port, "GET", "/s3/%s/?%s" % (
+            bucket, _s3_list_query("zzz/")))
+        d = _s3_list_doc(data)
+        check("s3 list: a prefix with no key -> 200, KeyCount 0", st == 200 and
+              d["KeyCount"] == "0" and d["Contents"] == [], "%r %r" % (st, data))
+        st, _, data = _s3_call(port, "GET", "/s3/no-such-bucket/?" + _s3_list_query("a/"))
+        code, f = _s3_xml(data)
+        check("s3 list: a bucket with no object -> 404 NoSuchBucket with BucketName",
+              st == 404 and code == "NoSuchBucket" and f.get("BucketName") == "no-such-bucket",
+              "%r %r" % (st, data))
+
+        # the query: canonical form, model, errors
+        raw = "/s3/%s/?list-type=2&prefix=a/x/" % bucket
+        st, _, data = _s3_call(port, "GET", raw)
+        check("s3 list: a query signed with '/' unencoded -> 403 SignatureDoesNotMatch (S3 "
+              "signs the canonical, encoded form)",
+              st == 403 and _s3_xml(data)[0] == "SignatureDoesNotMatch", "%r %r" % (st, data))
+        st, _, data = _s3_call(port, "GET", raw, sign_path="/s3/%s/?list-type=2&prefix=a%%2Fx%%2F"
+                               % bucket)
+        check("s3 list: the same query signed in its canonical form -> 200 (S3 decodes and "
+              "re-encodes it)", st == 200 and len(_s3_list_doc(data)["Contents"]) == 2,
+              "%r %r" % (st, data))
+        good = "/s3/%s/?%s" % (bucket, _s3_list_query("a/"))
+        st, _, data = _s3_call(port, "GET", good.replace("prefix=a", "prefix=b"),
+                               sign_path=good)
+        check("s3 list: the prefix changed after signing -> 403 SignatureDoesNotMatch",
+              st == 403 and _s3_xml(data)[0] == "SignatureDoesNotMatch", "%r" % st)
+        st, _, data = _s3_call(port, "GET", "/s3/%s/?list-type=2&prefix=a+b" % bucket,
+                               sign_path="/s3/%s/?list-type=2&prefix=a%%20b" % bucket)
+        check("s3 list: '+' in the query is a space (signed as %20)", st == 200, "%r" % st)
+        for query, arg in (("list-type=2&marker=x", "marker"),
+                           ("list-type=2&prefix=a&prefix=b", "prefix"),
+                           ("list-type=2&max-keys=ten", "max-keys"),
+                           ("list-type=2&max-keys=-1", "maxKeys"),
+                           ("list-type=2&encoding-type=xml", "encoding-type"),
+                           ("list-type=2&fetch-owner=yes", "fetch-owner"),
+                           ("list-type=1", "list-type"),
+                           ("continuation-token=bm90LWEtdG9rZW4%3D&list-type=2",
+                            "continuation-token")):
+            st, _, data = _s3_call(port, "GET", "/s3/%s/?%s" % (bucket, query))
+            code, f = _s3_xml(data)
+            check("s3 list: ?%s -> 400 InvalidArgument (%s)" % (query, arg),
+                  st == 400 and code == "InvalidArgument" and f.get("ArgumentName") == arg,
+                  "%r %r" % (st, data))
+        st, _, data = _s3_call(port, "GET", "/s3/%s/" % bucket)
+        check("s3 list: GET on the bucket without list-type -> 400 InvalidRequest",
+              st == 400 and _s3_xml(data)[0] == "InvalidRequest", "%r" % st)
+        st, _, data = _s3_call(port, "GET", "/s3/%s/?%s" % (
+            bucket, _s3_list_query("a/", extra=[("fetch-owner", "true"), ("x-id",
+                                                                          "ListObjectsV2")])))
+        check("s3 list: fetch-owner=true adds <Owner>; x-id=ListObjectsV2 accepted",
+              st == 200 and b"<Owner><ID>" in data, "%r %r" % (st, data[:200]))
+        st, _, data = _http_call(port, "GET", "/s3/%s/?%s" % (bucket, _s3_list_query("a/")),
+                                 {"x-amz-content-sha256": EMPTY_SHA256})
+        check("s3 list: unsigned -> 403 AccessDenied", st == 403 and
+              _s3_xml(data)[0] == "AccessDenied", "%r" % st)
+
+        # faults
+        def fault(spec):
+            return ctl("POST", "/_fake/faults",
+                       json.dumps(dict(spec, surface="s3")).encode())[0]
+        path = "/s3/%s/?%s" % (bucket, _s3_list_query("a/"))
+        fault({"kind": "throttle", "operation": "ListObjectsV2"})
+        st_get, _, _ = _s3_call(port, "GET", "/s3/%s/top" % bucket)
+        st, _, data = _s3_call(port, "GET", path)
+        check("s3 list: throttle (operation ListObjectsV2) -> 503 SlowDown, GetObject not "
+              "hit", st_get == 200 and st == 503 and _s3_xml(data)[0] == "SlowDown",
+              "%r %r" % (st_get, st))
+        ctl("PUT", "/_fake/config", b'{"s3_list_page_size": 3}')
+        fault({"kind": "loop", "count": 2})
+        st1, _, d1 = _s3_call(port, "GET", "/s3/%s/top" % bucket)
+        st1, _, d1 = _s3_call(port, "GET", path)
+        t1 = _s3_list_doc(d1).get("NextContinuationToken")
+        st2, _, d2 = _s3_call(port, "GET", "/s3/%s/?%s" % (bucket, _s3_list_query("a/", t1)))
+        doc2 = _s3_list_doc(d2)
+        check("s3 list: loop -> the first page again, truncated, with the same "
+              "NextContinuationToken (GetObject passes it by)",
+              st1 == st2 == 200 and t1 and doc2.get("NextContinuationToken") == t1 and
+              doc2["IsTruncated"] == "true" and doc2["Contents"][0]["Key"] == want_a[0],
+              "%r %r" % (t1, doc2))
+        fault({"kind": "malformed", "operation": "ListObjectsV2"})
+        st, h, data = _s3_call(port, "GET", path)
+        check("s3 list: malformed -> 200 with cut-off XML",
+              st == 200 and _s3_list_doc(data) is None and data.startswith(b"<?xml") and
+              h.get("content-type") == "application/xml", "%r %r" % (st, data))
+        fault({"kind": "huge", "operation": "ListObjectsV2", "bytes": 20000})
+        st, h, data = _s3_call(port, "GET", path)
+        d = _s3_list_doc(data)
+        check("s3 list: huge -> a valid ListBucketResult of `bytes` bytes",
+              st == 200 and len(data) == 20000 and d is not None and
+              len(d["Contents"]) > 50, "%r %r" % (st, len(data)))
+        fault({"kind": "access_denied", "operation": "ListObjectsV2"})
+        st, _, data = _s3_call(port, "GET", path)
+        check("s3 list: access_denied -> 403 AccessDenied",
+              st == 403 and _s3_xml(data)[0] == "AccessDenied", "%r" % st)
+
+        ctl("POST", "/_fake/requests/reset")
+        _s3_list_all(port, "/s3/" + bucket, "a/")
+        _s3_call(port, "GET", "/s3/%s/top" % bucket)
+        _s3_call(port, "GET", "/s3/%s/top" % bucket,
+                 headers={"If-None-Match": app.s3_objects[(bucket, "top")].etag})
+        c = json.loads(ctl("GET", "/_fake/requests?surface=s3")[1])["s3"]
+        check("s3 list: counters: by_operation ListObjectsV2, list_by_prefix, get_by_key "
+              "{key: {status: n}}",
+              c["by_operation"] == {"ListObjectsV2": 4, "GetObject": 2} and
+              c["list_by_prefix"] == {"a/": 4} and
+              c["get_by_key"] == {"top": {"200": 1, "304": 1}} and
+              c["not_modified"] == {"GetObject": 1, "HeadObject": 0, "PutObject": 0}, "%r" % c)
+        log_e = json.loads(ctl("GET", "/_fake/requests/log?surface=s3")[1])["requests"]
+        e = log_e[1] if len(log_e) > 1 else {}
+        check("s3 list: log entries carry operation, prefix, continuation_token, keys",
+              e.get("operation") == "ListObjectsV2" and e.get("prefix") == "a/" and
+              e.get("continuation_token") and e.get("keys") == 3 and
+              e.get("truncated") is True, "%r" % e)
+    finally:
+        stop_server(app, server, thread)
+
+
+def _dx_read_csv(body):
+    """(header, rows) of a gzip CSV data file (raises on a bad gzip)."""
+    text = gzip.decompress(body).decode("utf-8")
+    csv.field_size_limit(max(csv.field_size_limit(), 4 * DX_HUGE_FIELD_BYTES))
+    rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    return rows[0], rows[1:]
+
+
+def _self_test_data_exports(check):
+    """Data Exports (CUR 2.0) checks (run by self_test): the layout, the manifest, the
+    CSV of every chunk against the ledger, determinism, shrinking, the faults."""
+    today = SELF_TEST_TODAY
+    app = FakeAWS(Config(quiet=True, today=today, org_accounts=2, s3_list_page_size=2))
+    server, thread = start_server(app)
+    port = server.server_address[1]
+    bucket = "cur-bucket"
+    D = Decimal
+    try:
+        def ctl(method, path, body=None):
+            raw = json.dumps(body).encode() if body is not None else None
+            st, _, data = _http_call(port, method, path, body=raw, timeout=60)
+            return st, (json.loads(data) if data[:1] in (b"{", b"[") else data)
+
+        # a ledger with credits, tax, hostile tag values, 12 decimals, another Marketplace
+        # model
+        yday = (today - ONE_DAY).isoformat()
+        prev_day = first_of_previous_month(today).replace(day=3).isoformat()
+        hostile = {"Application": 'Chat, "Bot"\nv2\r', "Environment": "Prod"}
+        extra = [
+            {"date": yday, "service": BEDROCK_SERVICE, "cost": "-1.25",
+             "usage_type": "USE1-openai.gpt-oss-120b-mantle-input-tokens-standard",
+             "tags": {"Application": "CustomerChatbot", "Environment": "Production"},
+             "record_type": "Credit"},
+            {"date": yday, "service": BEDROCK_SERVICE, "cost": "-0.5",
+             "usage_type": "USE1-openai.gpt-oss-120b-mantle-output-tokens-standard",
+             "tags": {"Application": "CustomerChatbot", "Environment": "Production"},
+             "record_type": "Refund"},
+            {"date": yday, "service": CLAUDE_SERVICE, "usage_type": "USE1-MP:USE1_Tax",
+             "cost": "0.37", "record_type": "Tax"},
+            {"date": yday, "service": BEDROCK_SERVICE, "cost": "1.234567890123",
+             "usage_type": "USE1-amazon.nova-pro-v1:0-mantle-output-tokens-standard",
+             "tags": hostile},
+            {"date": prev_day, "service": "Claude Haiku 4.5 (Amazon Bedrock Edition)",
+             "usage_type": "USE1-MP:USE1_InputTokens-Units", "cost": "2.5",
+             "tags": {"Application": "Haiku", "Team": "Platform"}},
+        ]
+        ctl("POST", "/_fake/ledger/rows", extra)
+        periods = [first_of_previous_month(today), today.replace(day=1)]
+        names = [p.strftime("%Y-%m") for p in periods]
+        cur = names[1]
+
+        def ledger_rows(period_start):
+            end = (period_start + datetime.timedelta(days=32)).replace(day=1)
+            return ctl("GET", "/_fake/ledger?start=%s&end=%s" % (period_start.isoformat(),
+                                                                 end.isoformat()))[1]["rows"]
+
+        def get(key, headers=None):
+            return _s3_call(port, "GET", "/s3/%s/%s" % (bucket, urllib.parse.quote(key)),
+                            headers=headers)
+
+        def read_period(doc, period):
+            """(manifest, [(key, header, rows)]) of a period, read through S3."""
+            info = doc["periods"][period]
+            st, _, data = get(info["manifest_key"])
+            manifest = json.loads(data)
+            files = []
+            for uri in manifest["dataFiles"]:
+                key = uri.split("/", 3)[3]
+                st, _, body = get(key)
+                header, rows = _dx_read_csv(body)
+                files.append((key, header, rows))
+            return manifest, files
+
+        def line_sums(files, cost_col="line_item_unblended_cost"):
+            total, by_row, by_type, by_hour = D(0), {}, {}, {}
+            for _, header, rows in files:
+                ix = {c: i for i, c in enumerate(header)}
+                for r in rows:
+                    c = D(r[ix[cost_col]])
+                    total += c
+                    t = r[ix["line_item_line_item_type"]]
+                    by_type[t] = by_type.get(t, 0) + c
+                    st = r[ix["line_item_usage_start_date"]]
+                    k = (r[ix["line_item_usage_account_id"]], st[:10],
+                         r[ix["line_item_usage_type"]], t)
+                    by_row[k] = by_row.get(k, 0) + c
+                    a = r[ix["line_item_usage_account_id"]]
+                    hk = st[:13] + ":00:00Z"
+                    by_hour.setdefault(a, {})
+                    by_hour[a][hk] = by_hour[a].get(hk, 0) + c
+            return total, by_row, by_type, by_hour
+
+        def ledger_sums(rows, bedrock_only=True):
+            total, by_row = D(0), {}
+            for r in rows:
+                if bedrock_only and not is_bedrock_service(r["service"]):
+                    continue
+                c = D(r["cost"])
+                total += c
+                k = (r["linked_account"], r["date"], r["usage_type"],
+                     r.get("record_type") or "Usage")
+                by_row[k] = by_row.get(k, 0) + c
+            return total, by_row
+
+        st, doc = ctl("GET", "/_fake/data_exports")
+        check("dx: GET before any PUT -> enabled false",
+              st == 200 and doc == {"enabled": False, "config": None, "periods": {}}, "%r" % doc)
+        st, data = ctl("POST", "/_fake/data_exports/run")
+        check("dx: POST run without an export -> 409", st == 409, "%r" % st)
+        for bad in ({"form": "csv"}, {"chunk_lines": 0}, {"fault": "nope"}, {"bucket": "B"},
+                    {"export_name": "a/b"}, {"principals": "yes"}, {"colour": 1}):
+            st, data = ctl("PUT", "/_fake/data_exports", bad)
+            check("dx: PUT %s -> 400" % json.dumps(bad), st == 400, "%r" % data)
+
+        st, doc = ctl("PUT", "/_fake/data_exports", {"chunk_lines": 4000})
+        check("dx: PUT (defaults, chunk_lines 4000) -> 200, both billing periods written",
+              st == 200 and doc["enabled"] and sorted(doc["periods"]) == names and
+              doc["config"] == {"bucket": bucket, "prefix": "cur", "export_name": "bedrock",
+                                "form": "aliased", "chunk_lines": 4000, "fault": None,
+                                "principals": True}, "%r" % {k: v for k, v in doc.items()
+                                                            if k != "periods"})
+        key_re = re.compile(r"^cur/bedrock/data/BILLING_PERIOD=(\d{4}-\d\d)/bedrock-(\d{5})"
+                            r"\.csv\.gz$")
+        layout_ok = True
+        for period in names:
+            info = doc["periods"][period]
+            layout_ok &= info["manifest_key"] == \
+                "cur/bedrock/metadata/BILLING_PERIOD=%s/bedrock-Manifest.json" % period
+            for i, f in enumerate(info["data_files"]):
+                m = key_re.match(f["key"])
+                layout_ok &= bool(m) and m.group(1) == period and int(m.group(2)) == i + 1
+                layout_ok &= f["etag"] == app.s3_objects[(bucket, f["key"])].etag
+                layout_ok &= 0 < f["lines"] <= 4000
+        check("dx: layout <prefix>/<export>/data/BILLING_PERIOD=YYYY-MM/<export>-NNNNN.csv.gz "
+              "and metadata/.../<export>-Manifest.json; ETags as stored",
+              layout_ok and len(doc["periods"][cur]["data_files"]) >= 2, "%r" % doc["periods"])
+
+        # ListObjectsV2 as the exporter does it
+        got, pages, _ = _s3_list_all(port, "/s3/" + bucket,
+                                     "cur/bedrock/metadata/BILLING_PERIOD=%s/" % cur)
+        check("dx: ListObjectsV2 of the metadata prefix finds the manifest only",
+              got == [doc["periods"][cur]["manifest_key"]], "%r %r" % (got, pages))
+        got, pages, _ = _s3_list_all(port, "/s3vh", "cur/bedrock/data/BILLING_PERIOD=%s/"
+                                     % names[0], host="%s.localhost:%d" % (bucket, port))
+        check("dx: ListObjectsV2 (virtual-hosted, pages of 2) of the data prefix lists the "
+              "data files", got == [f["key"] for f in doc["periods"][names[0]]["data_files"]]
+              and len(pages) > 1, "%r" % got)
+
+        # the manifest and every chunk against the ledger
+        first = {}
+        for period, pstart in zip(names, periods):
+            info = doc["periods"][period]
+            manifest, files = read_period(doc, period)
+            cols = [c["name"] for c in manifest["columns"]]
+            check("dx: %s manifest fields (executionId, exportArn, exportName, billingPeriod, "
+                  "bucket, columns, dataFiles, additionalOutputFiles)" % period,
+                  list(manifest) == ["executionId", "exportArn", "exportName", "billingPeriod",
+                                     "bucket", "columns", "dataFiles",
+                                     "additionalOutputFiles"] and
+                  str(uuid.UUID(manifest["executionId"])) == manifest["executionId"] ==
+                  info["execution_id"] and
+                  re.fullmatch(r"arn:aws:bcm-data-exports:us-east-1:%s:export/bedrock-"
+                               r"[0-9a-f-]{36}" % ACCOUNT_ID, manifest["exportArn"]) and
+                  manifest["exportName"] == "bedrock" and manifest["billingPeriod"] == period
+                  and manifest["bucket"] == bucket and manifest["additionalOutputFiles"] == []
+                  and manifest["dataFiles"] == [f["uri"] for f in info["data_files"]] and
+                  all(u == "s3://%s/%s" % (bucket, f["key"])
+                      for u, f in zip(manifest["dataFiles"], info["data_files"])),
+                  "%r" % manifest)
+            mobj = app.s3_objects[(bucket, info["manifest_key"])]
+            check("dx: %s manifest written after the data files (Last-Modified, insertion "
+                  "order)" % period,
+                  list(app.s3_objects).index((bucket, info["manifest_key"])) >
+                  max(list(app.s3_objects).index((bucket, f["key"]))
+                      for f in info["data_files"]) and
+                  all(mobj.last_modified >= app.s3_objects[(bucket, f["key"])].last_modified
+                      for f in info["data_files"]), "")
+            check("dx: %s every chunk parses (gzip + csv), its header is the manifest's "
+                  "columns, at most chunk_lines lines" % period,
+                  all(h == cols and 0 < len(r) <= 4000 for _, h, r in files) and
+                  [len(r) for _, _, r in files] == [f["lines"] for f in info["data_files"]],
+                  "%r" % [(k, len(r)) for k, _, r in files])
+            lrows = ledger_rows(pstart)
+            total, by_row, by_type, by_hour = line_sums(files)
+            ltotal, lby_row = ledger_sums(lrows)
+            check("dx: %s the lines sum to the ledger's Bedrock rows exactly (total and per "
+                  "account, day, usage type, line item type)" % period,
+                  total == ltotal and by_row == lby_row,
+                  "%s %s %r" % (total, ltotal, set(by_row.items()) ^ set(lby_row.items())))
+            sums = ctl("GET", "/_fake/data_exports/sums?period=%s&bedrock_only=1" % period)[1]
+            sums0 = ctl("GET", "/_fake/data_exports/sums?period=%s" % period)[1]
+            check("dx: %s GET /_fake/data_exports/sums equals the lines (total, by line item "
+                  "type, by hour per account); bedrock_only changes nothing in form aliased"
+                  % period,
+                  D(sums["total"]) == total and
+                  {k: D(v) for k, v in sums["by_line_item_type"].items()} == by_type and
+                  {a: {h: D(v) for h, v in hs.items()} for a, hs in sums["by_hour"].items()}
+                  == by_hour and sums["lines"] == sum(len(r) for _, _, r in files) and
+                  sums0["total"] == sums["total"] and
+                  sum(D(x["cost"]) for x in sums["by_account_tags"]) == total and
+                  sum(D(x["cost"]) for x in sums["by_principal"]) == total and
+                  sum(D(x["cost"]) for x in sums["by_usage_type"]) == total and
+                  sums["execution_id"] == info["execution_id"], "%r" % sums["total"])
+            first[period] = (info, files, sums)
+
+        info, files, sums = first[cur]
+        header = files[0][1]
+        ix = {c: i for i, c in enumerate(header)}
+        rows = [r for _, _, fr in files for r in fr]
+        check("dx: aliased columns: the 13 line item columns, then one per tag key "
+              "(application, environment, team, costcenter)",
+              header == [c for c, _ in DX_ALIASED_COLUMNS] +
+              ["application", "environment", "team", "costcenter"], "%r" % header)
+        hours_ok = True
+        per_row = {}
+        for r in rows:
+            s_, e_ = r[ix["line_item_usage_start_date"]], r[ix["line_item_usage_end_date"]]
+            t0 = datetime.datetime.strptime(s_, "%Y-%m-%dT%H:%M:%SZ")
+            t1 = datetime.datetime.strptime(e_, "%Y-%m-%dT%H:%M:%SZ")
+            hours_ok &= t1 - t0 == datetime.timedelta(hours=1) and \
+                r[ix["bill_billing_period_start_date"]] == "%s-01T00:00:00Z" % cur
+            k = (r[ix["line_item_usage_account_id"]], s_[:10], r[ix["line_item_usage_type"]],
+                 r[ix["line_item_line_item_type"]], r[ix["application"]],
+                 r[ix["environment"]])
+            per_row.setdefault(k, []).append(t0.hour)
+        check("dx: each ledger row is 24 lines, hours 0..23, end = start + 1 h, timestamps "
+              "2026-05-01T05:00:00Z", hours_ok and
+              all(sorted(v) == sorted(list(range(24)) * (len(v) // 24)) and len(v) % 24 == 0
+                  for v in per_row.values()), "")
+        places_ok = all(len(r[ix["line_item_unblended_cost"]].partition(".")[2]) <= 10
+                        for r in rows if r[ix["application"]] != hostile["Application"])
+        hrows = [r for r in rows if r[ix["application"]] == hostile["Application"]]
+        check("dx: hourly parts have at most 10 decimals; a 12-decimal cost splits into "
+              "parts of up to 12 that sum to it exactly; hostile tag values round-trip",
+              places_ok and len(hrows) == 24 and
+              sum(D(r[ix["line_item_unblended_cost"]]) for r in hrows) == D("1.234567890123")
+              and all(r[ix["environment"]] == "Prod" for r in hrows), "%r" % hrows[:1])
+        tok_ok, n_tok = True, 0
+        for r in rows:
+            if r[ix["pricing_unit"]] != "tokens" or r[ix["line_item_line_item_type"]] != "Usage":
+                continue
+            service, ut = r[ix["product_product_name"]], r[ix["line_item_usage_type"]]
+            rate = cw_rate(cw_model_of(service, ut), cw_direction_of(ut))
+            n_tok += 1
+            tok_ok &= abs(D(r[ix["line_item_usage_amount"]]) * rate / 1000000 -
+                          D(r[ix["line_item_unblended_cost"]])) <= D("1e-12")
+        check("dx: token lines: usage amount = cost / the CloudWatch rate * 1e6 (pricing_unit "
+              "tokens)", tok_ok and n_tok > 1000, "%d" % n_tok)
+        credit = [r for r in rows if r[ix["line_item_line_item_type"]] in
+                  ("Credit", "Refund", "Tax")]
+        check("dx: Credit, Refund and Tax lines: 24 each, negative or positive as the ledger, "
+              "usage 0, no principal",
+              len(credit) == 72 and all(r[ix["line_item_usage_amount"]] == "0" and
+                                        r[ix["line_item_iam_principal"]] == "" for r in credit)
+              and sum(D(r[ix["line_item_unblended_cost"]]) for r in credit) == D("-1.38"),
+              "%r" % credit[:1])
+        prin = {}
+        prin_re = re.compile(r"arn:aws:iam::\d{12}:role/[\w+=,.@-]+-svc-[1-4]")
+        for r in rows:
+            if r[ix["line_item_line_item_type"]] == "Usage":
+                prin.setdefault((r[ix["line_item_usage_account_id"]], r[ix["application"]],
+                                 r[ix["environment"]]), set()).add(
+                    r[ix["line_item_iam_principal"]])
+        check("dx: principals: 1..4 roles per project, some project with 3 or more, "
+              "arn:aws:iam::<account>:role/<Application>-svc-<i>",
+              all(1 <= len(v) <= 4 and all(prin_re.fullmatch(p) for p in v)
+                  for v in prin.values()) and any(len(v) >= 3 for v in prin.values()),
+              "%r" % {k: len(v) for k, v in prin.items()})
+        codes = {(r[ix["product_product_name"]], r[ix["line_item_product_code"]],
+                  r[ix["bill_billing_entity"]]) for r in rows}
+        check("dx: product codes and billing entities (AmazonBedrock / AWS, prod-… / AWS "
+              "Marketplace); only Bedrock services in form aliased",
+              (BEDROCK_SERVICE, "AmazonBedrock", "AWS") in codes and
+              any(s == CLAUDE_SERVICE and re.fullmatch(r"prod-[a-z0-9]{10}", c) and
+                  e == "AWS Marketplace" for s, c, e in codes) and
+              all(is_bedrock_service(s) for s, _, _ in codes) and
+              {r[ix["line_item_usage_account_id"]] for r in rows} ==
+              {ACCOUNT_ID, org_member_id(1), org_member_id(2)}, "%r" % codes)
+
+        # determinism: a new execution of the same ledger
+        etags = {p: [f["etag"] for f in first[p][0]["data_files"]] for p in names}
+        st, doc2 = ctl("POST", "/_fake/data_exports/run")
+        check("dx: POST run: a new executionId per period, the same data file ETags, a new "
+              "manifest",
+              st == 200 and all(doc2["periods"][p]["execution_id"] !=
+                                first[p][0]["execution_id"] and
+                                [f["etag"] for f in doc2["periods"][p]["data_files"]] ==
+                                etags[p] and doc2["periods"][p]["manifest_etag"] !=
+                                first[p][0]["manifest_etag"] for p in names) and
+              doc2["runs"] == 2, "%r" % st)
+        k0 = doc2["periods"][cur]["data_files"][0]["key"]
+        ctl("POST", "/_fake/requests/reset")
+        st304, _, _ = get(k0, {"If-None-Match": etags[cur][0]})
+        st200, _, _ = get(k0)
+        c = ctl("GET", "/_fake/requests?surface=s3")[1]["s3"]
+        check("dx: If-None-Match with the old ETag -> 304; get_by_key counts it",
+              st304 == 304 and st200 == 200 and
+              c["get_by_key"].get(k0) == {"304": 1, "200": 1}, "%r" % c.get("get_by_key"))
+
+        # shrinking: fewer chunks
+        ctl("PUT", "/_fake/data_exports", {"chunk_lines": 1000})
+        many = ctl("GET", "/_fake/data_exports")[1]["periods"][cur]["data_files"]
+        st, doc3 = ctl("PUT", "/_fake/data_exports", {"chunk_lines": 100000})
+        info3 = doc3["periods"][cur]
+        extra_keys = [f["key"] for f in many[1:]]
+        emptied_ok = True
+        for k in extra_keys:
+            h_, r_ = _dx_read_csv(app.s3_objects[(bucket, k)].body)
+            emptied_ok &= h_ == header and r_ == []
+        check("dx: fewer chunks: the extra ones hold a header-only gzip CSV, are listed in "
+              "emptied_files and not in dataFiles",
+              len(many) >= 4 and len(info3["data_files"]) == 1 and emptied_ok and
+              [e["key"] for e in info3["emptied_files"]] == extra_keys and
+              info3["manifest_data_files"] == [info3["data_files"][0]["uri"]],
+              "%r" % info3["emptied_files"][:2])
+        got, _, _ = _s3_list_all(port, "/s3/" + bucket, "cur/bedrock/data/BILLING_PERIOD=%s/"
+                                 % cur)
+        check("dx: ListObjectsV2 still lists the emptied chunks (overwrite mode)",
+              got == [info3["data_files"][0]["key"]] + extra_keys, "%r" % got)
+
+        # form map
+        st, docm = ctl("PUT", "/_fake/data_exports", {"form": "map", "chunk_lines": 6000,
+                                                      "prefix": "cur/"})
+        manifest, mfiles = read_period(docm, cur)
+        mh = mfiles[0][1]
+        mix = {c: i for i, c in enumerate(mh)}
+        mrows = [r for _, _, fr in mfiles for r in fr]
+        check("dx: form map: the CUR 2.0 columns (identity_line_item_id, bill_payer_account_id, "
+              "line_item_currency_code, product, resource_tags, ...), map types in the manifest",
+              mh == [c for c, _ in DX_MAP_COLUMNS] and
+              {c["name"]: c["type"] for c in manifest["columns"]}["resource_tags"] ==
+              "map<string,string>" and docm["config"]["prefix"] == "cur", "%r" % mh)
+        tags_ok = True
+        for r in mrows:
+            rt = json.loads(r[mix["resource_tags"]])
+            pr = json.loads(r[mix["product"]])
+            tags_ok &= all(k.startswith("user_") and re.fullmatch(r"user_[a-z0-9_]+", k)
+                           for k in rt) and pr["product_name"] == r[mix["product_product_name"]]
+        untagged = [r for r in mrows if r[mix["resource_tags"]] == "{}"]
+        hostile_m = [json.loads(r[mix["resource_tags"]]) for r in mrows
+                     if "user_application" in r[mix["resource_tags"]] and
+                     json.loads(r[mix["resource_tags"]])["user_application"] ==
+                     hostile["Application"]]
+        check("dx: form map: resource_tags is a JSON object of user_<key> (\"{}\" untagged, "
+              "hostile values intact), product a JSON object with product_name and region",
+              tags_ok and untagged and len(hostile_m) == 24 and
+              hostile_m[0] == {"user_application": hostile["Application"],
+                               "user_environment": "Prod"}, "%r" % mrows[:1])
+        check("dx: form map: timestamps 2026-05-01T05:00:00.000Z, currency USD, payer the "
+              "management account, 52-character line item ids (distinct)",
+              all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:00:00\.000Z",
+                               r[mix["line_item_usage_start_date"]]) and
+                  r[mix["line_item_currency_code"]] == "USD" and
+                  r[mix["bill_payer_account_id"]] == ACCOUNT_ID for r in mrows) and
+              len({r[mix["identity_line_item_id"]] for r in mrows}) == len(mrows) and
+              all(len(r[mix["identity_line_item_id"]]) == 52 for r in mrows), "")
+        total, by_row, _, _ = line_sums(mfiles)
+        ltotal, lby_row = ledger_sums(ledger_rows(periods[1]), bedrock_only=False)
+        s_all = ctl("GET", "/_fake/data_exports/sums?period=%s&bedrock_only=0" % cur)[1]
+        s_b = ctl("GET", "/_fake/data_exports/sums?period=%s&bedrock_only=1" % cur)[1]
+        services = {r[mix["product_product_name"]] for r in mrows}
+        check("dx: form map holds every service (EC2, Lambda, ...) and sums to the whole "
+              "ledger; sums bedrock_only=1 to its Bedrock rows",
+              EC2_SERVICE in services and LAMBDA_SERVICE in services and total == ltotal and
+              by_row == lby_row and D(s_all["total"]) == total and
+              D(s_b["total"]) == ledger_sums(ledger_rows(periods[1]))[0] and
+              D(s_b["total"]) < total, "%s %s" % (total, ltotal))
+        product_codes = {(r[mix["product_product_name"]], r[mix["line_item_product_code"]])
+                         for r in mrows}
+        check("dx: form map product codes: AmazonEC2, AWSLambda",
+              (EC2_SERVICE, "AmazonEC2") in product_codes and
+              (LAMBDA_SERVICE, "AWSLambda") in product_codes, "%r" % product_codes)
+
+        st, docp = ctl("PUT", "/_fake/data_exports", {"principals": False})
+        _, pfiles = read_period(docp, cur)
+        pix = pfiles[0][1].index("line_item_iam_principal")
+        check("dx: principals false: line_item_iam_principal is empty",
+              all(r[pix] == "" for _, _, fr in pfiles for r in fr), "")
+
+        # faults (chunk_lines 1000: several files)
+        base = {"chunk_lines": 1000}
+        st, good = ctl("PUT", "/_fake/data_exports", base)
+        good_etags = {p: [f["etag"] for f in good["periods"][p]["data_files"]] for p in names}
+        prev_ok_all = True
+        for fault in DX_FAULTS:
+            st, fd = ctl("PUT", "/_fake/data_exports", dict(base, fault=fault))
+            info = fd["periods"][cur]
+            st_m, _, mdata = get(info["manifest_key"])
+            manifest = json.loads(mdata)
+            first_key = manifest["dataFiles"][0].split("/", 3)[3]
+            body0 = app.s3_objects[(bucket, first_key)].body
+            if fault == "truncated_gzip":
+                try:
+                    gzip.decompress(body0)
+                    ok = False
+                except (EOFError, OSError, zlib_error()):
+                    ok = True
+                ok = ok and info["fault"]["key"] == first_key and \
+                    all(_dx_read_csv(app.s3_objects[(bucket, u.split("/", 3)[3])].body)
+                        for u in manifest["dataFiles"][1:])
+            elif fault == "missing_chunk":
+                last = manifest["dataFiles"][-1].split("/", 3)[3]
+                st404, _, d404 = get(last)
+                ok = len(manifest["dataFiles"]) == len(info["data_files"]) + 1 >= 3 and \
+                    st404 == 404 and _s3_xml(d404)[0] == "NoSuchKey" and \
+                    info["fault"]["key"] == last
+            elif fault == "parquet":
+                ok = all(u.endswith(".snappy.parquet") for u in manifest["dataFiles"]) and \
+                    body0.startswith(b"PAR1") and body0.endswith(b"PAR1") and \
+                    body0[:2] != b"\x1f\x8b" and \
+                    list(manifest) == ["executionId", "exportArn", "exportName",
+                                       "billingPeriod", "bucket", "columns", "dataFiles",
+                                       "additionalOutputFiles"]
+            else:
+                text = gzip.decompress(body0).decode("utf-8")
+                h_, r_ = _dx_read_csv(body0)
+                if fault == "bad_columns":
+                    ok = sum(1 for r in r_ if len(r) == len(h_) - 1) == 1 and \
+                        len(r_[DX_FAULT_LINE - 1]) == len(h_) - 1
+                elif fault == "huge_field":
+                    ok = max(len(f) for r in r_ for f in r) == DX_HUGE_FIELD_BYTES
+                else:
+                    ok = (",%s," % DX_HOSTILE_VALUE) in text
+                ok = ok and info["fault"]["line"] == DX_FAULT_LINE
+            check("dx: fault %s (current month): %s" % (fault, {
+                "truncated_gzip": "the first data file is cut in half (gzip fails), the others "
+                                  "read",
+                "missing_chunk": "the manifest names one more file, GetObject 404 NoSuchKey",
+                "parquet": ".snappy.parquet data files of PAR1 bytes, the same manifest fields",
+                "bad_columns": "one line has one field fewer than the header",
+                "huge_field": "one line has a 1.5 MiB line_item_iam_principal",
+                "hostile_quotes": 'one line has ab"c unquoted'}[fault]),
+                st == 200 and ok and info["fault"]["kind"] == fault, "%r" % info["fault"])
+            manifest_p, files_p = read_period(fd, names[0])
+            prev_ok_all &= line_sums(files_p)[0] == ledger_sums(ledger_rows(periods[0]))[0] \
+                and fd["periods"][names[0]]["fault"] is None
+        check("dx: every fault leaves the previous month valid (its lines sum to the ledger)",
+              prev_ok_all, "")
+        st, cleared = ctl("PUT", "/_fake/data_exports", base)
+        manifest, files = read_period(cleared, cur)
+        check("dx: PUT without fault: the current month is whole again, with the ETags it had "
+              "before the faults; the parquet leftovers are deleted",
+              cleared["periods"][cur]["fault"] is None and
+              [f["etag"] for f in cleared["periods"][cur]["data_files"]] == good_etags[cur] and
+              line_sums(files)[0] == ledger_sums(ledger_rows(periods[1]))[0] and
+              not any(k.endswith(".parquet") for b, k in app.s3_objects), "")
+
+        # sums errors, DELETE, reset
+        st1, _ = ctl("GET", "/_fake/data_exports/sums")
+        st2, _ = ctl("GET", "/_fake/data_exports/sums?period=2020-01")
+        st3, _ = ctl("GET", "/_fake/data_exports/sums?period=%s&bedrock_only=maybe" % cur)
+        check("dx: sums without a period -> 400, of a period not written -> 404, bad "
+              "bedrock_only -> 400", (st1, st2, st3) == (400, 404, 400), "%r" % ((st1, st2, st3),))
+        app.s3_objects[(bucket, "other/object")] = S3Object(b"x", s3_etag(b"x"), 0, "a")
+        st, out = ctl("DELETE", "/_fake/data_exports")
+        st_g, g = ctl("GET", "/_fake/data_exports")
+        left = [k for b, k in app.s3_objects if b == bucket]
+        check("dx: DELETE removes the export's objects (only) and turns it off",
+              st == 200 and out["deleted_objects"] > 4 and left == ["other/object"] and
+              g["enabled"] is False, "%r %r" % (out, left))
+        ctl("PUT", "/_fake/data_exports", {"bucket": "other-bucket"})
+        ctl("POST", "/_fake/reset")
+        st, g = ctl("GET", "/_fake/data_exports")
+        check("dx: /_fake/reset turns the export off (and empties S3)",
+              g["enabled"] is False and not app.s3_objects, "%r" % g)
+    finally:
+        stop_server(app, server, thread)
+
+
+def zlib_error():
+    import zlib
+    return zlib.error
 
 
 def _self_test_org(check):
@@ -7209,6 +8974,16 @@ def self_test():
     except Exception:
         check("s3 self-test ran without an exception", False, traceback.format_exc())
     try:
+        _self_test_s3_list(check)
+    except Exception:
+        check("s3 ListObjectsV2 self-test ran without an exception", False,
+              traceback.format_exc())
+    try:
+        _self_test_data_exports(check)
+    except Exception:
+        check("Data Exports self-test ran without an exception", False,
+              traceback.format_exc())
+    try:
         _self_test_org(check)
     except Exception:
         check("organization self-test ran without an exception", False,
@@ -7276,6 +9051,9 @@ def parse_args(argv):
                    help="the role AssumeRole accepts in a member (default %(default)s)")
     p.add_argument("--org-external-id", default=None, metavar="X",
                    help="AssumeRole into a member must carry ExternalId=X (default: none)")
+    p.add_argument("--s3-list-page-size", type=int, default=S3_LIST_MAX_KEYS, metavar="N",
+                   help="at most N keys per ListObjectsV2 page, whatever max-keys asks "
+                   "(default %(default)s, S3's own cap), to force pagination")
     p.add_argument("--quiet", action="store_true", help="no access log")
     p.add_argument("--self-test", action="store_true", help="run the self-test and exit")
     args = p.parse_args(argv)
@@ -7306,6 +9084,8 @@ def parse_args(argv):
         p.error("--org-regions must be a comma-separated list of distinct region names")
     if not 0 <= args.org_projects <= ORG_MAX_PROJECTS:
         p.error("--org-projects must be 0..%d" % ORG_MAX_PROJECTS)
+    if not 1 <= args.s3_list_page_size <= S3_LIST_MAX_KEYS:
+        p.error("--s3-list-page-size must be 1..%d" % S3_LIST_MAX_KEYS)
     if not _ROLE_NAME_RE.match(args.org_role_name):
         p.error("--org-role-name must be an IAM role name ([\\w+=,.@-]{1,64})")
     if args.org_external_id is not None and not _EXTERNAL_ID_RE.match(args.org_external_id):
@@ -7335,7 +9115,8 @@ def main(argv=None):
                              org_accounts=args.org_accounts, org_regions=args.org_regions,
                              org_projects=args.org_projects,
                              org_role_name=args.org_role_name,
-                             org_external_id=args.org_external_id))
+                             org_external_id=args.org_external_id,
+                             s3_list_page_size=args.s3_list_page_size))
     except LedgerError as exc:
         log(str(exc))
         return 2
