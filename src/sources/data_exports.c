@@ -221,7 +221,8 @@ static void build_series(const struct state *s, enum cur_tab tab, const char *ac
 			it[n++] = (struct item){ atol(f[0]), f[2], f[3], t->v[i].cost, copy };
 		}
 	}
-	qsort(it, n, sizeof(*it), cmp_item);
+	if (n)
+		qsort(it, n, sizeof(*it), cmp_item);
 	memset(out, 0, sizeof(*out));
 	size_t ndays = 0;
 	for (int p = 0; p < 2; p++)
@@ -497,7 +498,7 @@ static int read_file(struct refresh_ctx *rx, const char *uri, const struct dx_fi
 	snprintf(f->etag, sizeof(f->etag), "%s", resp.etag);
 	f->agg = r.agg;
 	memset(&r.agg, 0, sizeof(r.agg));
-	log_debug("data export file read", "file", uri, "bytes", (double)resp.streamed);
+	log_debug("data export file read", "file", uri, "bytes", LOG_INT(resp.streamed));
 out:
 	reading_end(&r);
 	cur_agg_free(&r.agg);
@@ -551,6 +552,10 @@ static int refresh_period(struct refresh_ctx *rx, struct period *p, char *err, s
 			if (rc != -ECANCELED)
 				rx->failed = R_S3;
 			return rc;
+		}
+		if (resp.status != 200) { /* 304 and 404 carry no manifest */
+			free(resp.body);
+			resp.body = NULL;
 		}
 		if (resp.status != 404 || attempt)
 			break;
@@ -623,7 +628,7 @@ static int refresh_period(struct refresh_ctx *rx, struct period *p, char *err, s
 	char mn[16];
 	month_name(p->month, mn);
 	log_info("data export read", "billing_period", mn, "execution_id", p->execution_id,
-		 "files", (double)n, "bedrock_lines", (double)p->sum.bedrock_lines);
+		 "files", LOG_INT(n), "bedrock_lines", LOG_INT(p->sum.bedrock_lines));
 	cur_manifest_clear(&m);
 	rx->x->state_changed = true;
 	return 0;

@@ -2329,6 +2329,7 @@ import cloudwatch  # noqa: E402
 import shared_state  # noqa: E402
 import organization  # noqa: E402
 import costs  # noqa: E402
+import data_exports  # noqa: E402
 import full_account  # noqa: E402
 
 costs.register(sys.modules[__name__])
@@ -2336,6 +2337,7 @@ full_account.register(sys.modules[__name__])
 cloudwatch.register(sys.modules[__name__])
 shared_state.register(sys.modules[__name__])
 organization.register(sys.modules[__name__])
+data_exports.register(sys.modules[__name__])
 
 
 # ---------------------------------------------------------------------------
