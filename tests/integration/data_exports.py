@@ -279,6 +279,33 @@ def _restart_and_rewrite(ctx):
     eq(gcu(fake), 0, "GetCostAndUsage requests")
 
 
+def test_dx_organization_every_account(ctx):
+    costs.guard_utc_midnight(ctx, lambda: _organization(ctx))
+
+
+def _organization(ctx):
+    """The management account's export holds every member's lines: each account's series
+    equal its own ledger, with no GetCostAndUsage."""
+    import organization as org
+    fake = org.org_fake(ctx)
+    truth = org.Truth(fake)
+    export(fake)
+    e = org.OrgExporter(ctx, fake, "dx-org-%d" % len(ctx.fakes), org=org.discover(fake))
+    e.groups["data_exports"] = {"enabled": True, "bucket": BUCKET, "prefix": PREFIX,
+                                "export_name": EXPORT, "endpoint": fake.endpoint("/s3"),
+                                "region": "us-east-1"}
+    e.write()
+    e.start()
+    m = org.wait_org_ready(e)
+    eq(costs.up(m, "data_exports"), 1.0, "source_up{source=\"data_exports\"}")
+    for a in truth.active:
+        org.assert_account_costs(m, truth, a)
+    prin = {s.labels["account_id"]
+            for s in m.find("bedrock_cost_project_principal_month_to_date_usd")}
+    check(prin >= set(truth.members), "principal series only for accounts %r" % sorted(prin))
+    eq(gcu(fake), 0, "GetCostAndUsage requests in an organization with data_exports")
+
+
 FAULTS = {
     # fault: (reason counted, words the error says)
     "truncated_gzip": ("gzip", "truncated"),
@@ -325,5 +352,5 @@ def register(run):
     R = run
     check, eq, wait_for, TestFailure = run.check, run.eq, run.wait_for, run.TestFailure
     for fn in (test_dx_costs_equal_the_ledger, test_dx_restart_and_previous_month_rewrite,
-               test_dx_faults_keep_the_last_good_data):
+               test_dx_faults_keep_the_last_good_data, test_dx_organization_every_account):
         run.test()(fn)
