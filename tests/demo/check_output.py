@@ -12,6 +12,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -24,9 +25,10 @@ def main():
     args = ap.parse_args()
     env = dict(os.environ)
     env.pop("PYTHONUNBUFFERED", None)   # as on a fresh machine: Python's own buffering
+    errlog = tempfile.TemporaryFile()  # shown when a check fails
     proc = subprocess.Popen([sys.executable, os.path.join(HERE, "demo.py"), "--binary",
                              args.binary, "--listen-port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+                            stdout=subprocess.PIPE, stderr=errlog, env=env)
     seen, buf = set(), b""
     want = {"Exporter metrics:", "Press Ctrl-C"}
     deadline = time.monotonic() + args.timeout
@@ -55,6 +57,10 @@ def main():
     failed = [n for n, ok in checks if not ok]
     for n, ok in checks:
         print(("ok   - " if ok else "FAIL - ") + n)
+    if failed:
+        errlog.seek(0)
+        print("demo exit status %s; its stderr ends:\n%s"
+              % (rc, errlog.read().decode(errors="replace")[-3000:]))
     print("%d passed, %d failed" % (len(checks) - len(failed), len(failed)))
     return 1 if failed else 0
 
