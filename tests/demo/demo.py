@@ -124,6 +124,9 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Ctrl-C stops the demo even when it was started with SIGINT ignored (a background job
+    # of a non-interactive shell inherits SIG_IGN, and Python then installs no handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         port_file = os.path.join(tmp, "fake.port")
         procs.append(subprocess.Popen(
